@@ -1,0 +1,283 @@
+// Compiling and dispatching a WGSL kernel. Every kernel entry in src/kernels
+// validates its inputs, then calls `dispatchKernel` with its resources *by the
+// names the shader declares*: the bind group layout, binding order and uniform
+// struct layout are all read from the shader with wgsl_reflect, never restated
+// in TypeScript. Pipelines are cached per (shader, entry point, override
+// constants) on each device.
+
+import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import type { Gpu } from '../device.js';
+import { BufferUsage, Tensor, shapeString } from '../tensor.js';
+import { shaderSources } from './shaders.gen.js';
+
+export type OverrideValue = number | boolean;
+
+export interface KernelSource {
+  /** File name in shaders/ without `.wgsl`. */
+  shader: string;
+  /** Compute entry point; defaults to the shader's only one. */
+  entry?: string;
+  /** Values for the shader's `override` declarations (specialization constants). */
+  constants?: Record<string, OverrideValue>;
+}
+
+interface UniformMember {
+  name: string;
+  offset: number;
+  /** Scalar type of the member or of its vector elements. */
+  scalar: 'f32' | 'i32' | 'u32';
+  /** 1 for scalars, N for vecN. */
+  count: number;
+}
+
+interface BindingInfo {
+  name: string;
+  group: number;
+  binding: number;
+  kind: 'storage' | 'uniform';
+  readOnly: boolean;
+  uniformSize: number;
+  members: UniformMember[];
+}
+
+interface ShaderInfo {
+  code: string;
+  module: GPUShaderModule;
+  bindings: BindingInfo[];
+  entries: string[];
+  overrides: Set<string>;
+}
+
+interface CompiledKernel {
+  pipeline: GPUComputePipeline;
+  layouts: GPUBindGroupLayout[];
+  info: ShaderInfo;
+}
+
+/** Uniform values by struct member name; vectors as arrays. */
+export type UniformValues = Record<string, number | readonly number[]>;
+export type KernelResource = Tensor | GPUBuffer | UniformValues;
+
+const shaderCache = new WeakMap<Gpu, Map<string, ShaderInfo>>();
+const pipelineCache = new WeakMap<Gpu, Map<string, CompiledKernel>>();
+const reflectCache = new Map<string, Omit<ShaderInfo, 'module'>>();
+
+function reflect(shader: string): Omit<ShaderInfo, 'module'> {
+  const cached = reflectCache.get(shader);
+  if (cached) return cached;
+  const code = shaderSources[shader];
+  if (code === undefined) throw new Error(`kernel: no shader named '${shader}' in shaders/ (known: ${Object.keys(shaderSources).join(', ')})`);
+  const r = new WgslReflect(code);
+  const bindings: BindingInfo[] = [];
+  for (const group of r.getBindGroups()) {
+    for (const b of group) {
+      if (!b) continue;
+      const isUniform = b.resourceType === 0;
+      const members: UniformMember[] = [];
+      if (isUniform) {
+        for (const m of b.members ?? []) {
+          const t = m.type as unknown as { name: string; format?: { name: string } };
+          const scalarName = (t.format?.name ?? t.name) as string;
+          if (scalarName !== 'f32' && scalarName !== 'i32' && scalarName !== 'u32') {
+            throw new Error(`kernel ${shader}: uniform member ${b.name}.${m.name} has type ${t.name}; only 32-bit scalars and vectors are supported`);
+          }
+          const count = t.name.startsWith('vec') ? Number(t.name[3]) : 1;
+          members.push({ name: m.name, offset: m.offset, scalar: scalarName, count });
+        }
+      }
+      bindings.push({
+        name: b.name,
+        group: b.group,
+        binding: b.binding,
+        kind: isUniform ? 'uniform' : 'storage',
+        readOnly: isUniform || b.access === 'read',
+        uniformSize: isUniform ? b.size : 0,
+        members,
+      });
+    }
+  }
+  const info = { code, bindings, entries: r.entry.compute.map((e) => e.name), overrides: new Set(r.overrides.map((o) => o.name)) };
+  reflectCache.set(shader, info);
+  return info;
+}
+
+function shaderInfo(gpu: Gpu, shader: string): ShaderInfo {
+  let map = shaderCache.get(gpu);
+  if (!map) shaderCache.set(gpu, (map = new Map()));
+  let info = map.get(shader);
+  if (!info) {
+    const r = reflect(shader);
+    const module = gpu.device.createShaderModule({ code: r.code, label: shader });
+    info = { ...r, module };
+    map.set(shader, info);
+  }
+  return info;
+}
+
+/** The cached pipeline for a kernel specialization, compiled on first use. */
+export function compileKernel(gpu: Gpu, src: KernelSource): CompiledKernel {
+  const constants = src.constants ?? {};
+  const key = `${src.shader}|${src.entry ?? ''}|${Object.keys(constants).sort().map((k) => `${k}=${Number(constants[k])}`).join(',')}`;
+  let map = pipelineCache.get(gpu);
+  if (!map) pipelineCache.set(gpu, (map = new Map()));
+  const hit = map.get(key);
+  if (hit) return hit;
+  const info = shaderInfo(gpu, src.shader);
+  const entry = src.entry ?? info.entries[0];
+  if (!info.entries.includes(entry)) throw new Error(`kernel ${src.shader}: no compute entry point '${entry}' (has ${info.entries.join(', ')})`);
+  for (const name of Object.keys(constants)) {
+    if (!info.overrides.has(name)) throw new Error(`kernel ${src.shader}: no override constant '${name}' (has ${[...info.overrides].join(', ') || 'none'})`);
+  }
+  const groups = Math.max(0, ...info.bindings.map((b) => b.group + 1));
+  const layouts: GPUBindGroupLayout[] = [];
+  for (let g = 0; g < groups; g++) {
+    layouts.push(
+      gpu.device.createBindGroupLayout({
+        label: `${src.shader}/group${g}`,
+        entries: info.bindings
+          .filter((b) => b.group === g)
+          .map((b) => ({
+            binding: b.binding,
+            visibility: 0x4 /* GPUShaderStage.COMPUTE */,
+            buffer: { type: b.kind === 'uniform' ? 'uniform' : b.readOnly ? 'read-only-storage' : 'storage' },
+          })),
+      }),
+    );
+  }
+  const numeric: Record<string, number> = {};
+  for (const [k, v] of Object.entries(constants)) numeric[k] = Number(v);
+  gpu.device.pushErrorScope('validation');
+  const pipeline = gpu.device.createComputePipeline({
+    label: key,
+    layout: gpu.device.createPipelineLayout({ bindGroupLayouts: layouts }),
+    compute: { module: info.module, entryPoint: entry, constants: numeric },
+  });
+  gpu.device.popErrorScope().then((err) => {
+    if (err) gpu.reportError(new Error(`kernel ${key}: pipeline creation failed: ${err.message}`));
+  });
+  const compiled = { pipeline, layouts, info };
+  map.set(key, compiled);
+  return compiled;
+}
+
+function isTensor(r: KernelResource): r is Tensor {
+  return r instanceof Tensor;
+}
+
+function isBuffer(r: KernelResource): r is GPUBuffer {
+  return typeof (r as GPUBuffer).mapAsync === 'function';
+}
+
+function packUniform(op: string, b: BindingInfo, values: UniformValues): ArrayBuffer {
+  const host = new ArrayBuffer(Math.max(16, Math.ceil(b.uniformSize / 16) * 16));
+  const view = new DataView(host);
+  for (const m of b.members) {
+    const v = values[m.name];
+    if (v === undefined) throw new Error(`${op}: uniform ${b.name}.${m.name} not supplied`);
+    const arr = typeof v === 'number' ? [v] : v;
+    if (arr.length !== m.count) throw new Error(`${op}: uniform ${b.name}.${m.name} needs ${m.count} value(s), got ${arr.length}`);
+    for (let i = 0; i < m.count; i++) {
+      const x = arr[i];
+      const at = m.offset + 4 * i;
+      if (m.scalar === 'f32') view.setFloat32(at, x, true);
+      else {
+        if (!Number.isInteger(x)) throw new Error(`${op}: uniform ${b.name}.${m.name} is ${m.scalar}, got ${x}`);
+        if (m.scalar === 'u32') {
+          if (x < 0 || x > 0xffffffff) throw new Error(`${op}: uniform ${b.name}.${m.name} = ${x} does not fit u32`);
+          view.setUint32(at, x, true);
+        } else view.setInt32(at, x, true);
+      }
+    }
+  }
+  for (const name of Object.keys(values)) {
+    if (!b.members.some((m) => m.name === name)) throw new Error(`${op}: uniform ${b.name} has no member '${name}'`);
+  }
+  return host;
+}
+
+/**
+ * Records one dispatch into the device's open command encoder.
+ * `resources` maps each binding name of the shader to a Tensor, a raw buffer,
+ * or (for a uniform struct) its member values.
+ */
+export function dispatchKernel(
+  gpu: Gpu,
+  op: string,
+  src: KernelSource,
+  resources: Record<string, KernelResource>,
+  workgroups: readonly [number, number?, number?],
+): void {
+  gpu.assertAlive(op);
+  const kernel = compileKernel(gpu, src);
+  const maxBinding = gpu.limits.maxStorageBufferBindingSize;
+  const maxGroups = gpu.limits.maxComputeWorkgroupsPerDimension;
+  const [x, y = 1, z = 1] = workgroups;
+  for (const d of [x, y, z]) {
+    if (!Number.isInteger(d) || d < 0 || d > maxGroups) {
+      throw new Error(`${op}: dispatch of ${shapeString([x, y, z])} workgroups exceeds the device's maxComputeWorkgroupsPerDimension ${maxGroups}`);
+    }
+  }
+  for (const name of Object.keys(resources)) {
+    if (!kernel.info.bindings.some((b) => b.name === name)) throw new Error(`${op}: shader ${src.shader} has no binding '${name}'`);
+  }
+  const temporaries: GPUBuffer[] = [];
+  const entriesByGroup: GPUBindGroupEntry[][] = kernel.layouts.map(() => []);
+  for (const b of kernel.info.bindings) {
+    const r = resources[b.name];
+    if (r === undefined) throw new Error(`${op}: shader ${src.shader} binding '${b.name}' was not supplied`);
+    let buffer: GPUBuffer;
+    let size: number;
+    if (b.kind === 'uniform') {
+      if (isTensor(r) || isBuffer(r)) throw new Error(`${op}: binding '${b.name}' is a uniform struct; pass its member values`);
+      const host = packUniform(op, b, r);
+      buffer = gpu.pool.acquire(host.byteLength, BufferUsage.UNIFORM | BufferUsage.COPY_DST, `${op}.${b.name}`);
+      gpu.device.queue.writeBuffer(buffer, 0, host);
+      temporaries.push(buffer);
+      size = host.byteLength;
+    } else if (isTensor(r)) {
+      buffer = r.buffer;
+      size = Math.max(4, Math.ceil(r.byteLength / 4) * 4);
+      if (r.byteLength > maxBinding) {
+        throw new Error(`${op}: input '${b.name}' ${shapeString(r.shape)} ${r.dtype} is ${r.byteLength} bytes, over the device's maxStorageBufferBindingSize of ${maxBinding} bytes`);
+      }
+    } else if (isBuffer(r)) {
+      buffer = r;
+      size = Math.min(r.size, maxBinding);
+    } else {
+      throw new Error(`${op}: binding '${b.name}' is a storage buffer; pass a Tensor`);
+    }
+    entriesByGroup[b.group].push({ binding: b.binding, resource: { buffer, offset: 0, size } });
+  }
+  const pass = gpu.commandEncoder().beginComputePass({ label: op });
+  pass.setPipeline(kernel.pipeline);
+  kernel.layouts.forEach((layout, g) => pass.setBindGroup(g, gpu.device.createBindGroup({ layout, entries: entriesByGroup[g], label: `${op}/group${g}` })));
+  if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+  pass.end();
+  for (const t of temporaries) gpu.pool.release(t);
+}
+
+/**
+ * A 2-D grid for `n` invocations of `workgroupSize` threads, since one
+ * dimension holds at most 65535 workgroups. Shaders recover the linear index
+ * as `gid.x + gid.y * nwg.x * WORKGROUP_SIZE` (nwg = num_workgroups) and
+ * return when it is >= n.
+ */
+export function linearGrid(gpu: Gpu, n: number, workgroupSize: number): [number, number] {
+  const groups = Math.ceil(n / workgroupSize);
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+const placeholders = new WeakMap<Gpu, Tensor>();
+
+/** A 4-element tensor bound where a shader declares an optional input the caller did not give. */
+export function placeholder(gpu: Gpu): Tensor {
+  let t = placeholders.get(gpu);
+  if (!t || t.disposed) {
+    t = Tensor.fromArray(gpu, [0, 0, 0, 0], [4]);
+    placeholders.set(gpu, t);
+  }
+  return t;
+}
