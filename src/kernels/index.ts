@@ -2,3 +2,4 @@
 export { dispatchKernel, compileKernel, linearGrid, placeholder } from './program.js';
 export type { KernelSource, KernelResource, UniformValues } from './program.js';
 export * from './unary.js';
+export * from './tune.js';
