@@ -7,3 +7,5 @@ export type { DType, Shape, TensorData } from './tensor.js';
 export { BufferPool, sizeClass } from './pool.js';
 export type { PoolStats } from './pool.js';
 export * from './kernels/index.js';
+export * from './io/safetensors.js';
+export * from './models/clip/tokenizer.js';

@@ -13,3 +13,5 @@ let instance: GPU | undefined;
 setGpuProvider(() => (instance ??= create([]) as unknown as GPU));
 
 export * from './index.js';
+export * from './io/node-files.js';
+export * from './models/clip/tokenizer-node.js';
