@@ -3,3 +3,7 @@ export { dispatchKernel, compileKernel, linearGrid, placeholder } from './progra
 export type { KernelSource, KernelResource, UniformValues } from './program.js';
 export * from './unary.js';
 export * from './tune.js';
+export * from './binary.js';
+export * from './transform.js';
+export * from './gather.js';
+export * from './resize.js';

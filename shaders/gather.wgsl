@@ -1,0 +1,38 @@
+// Row gather (embedding lookup): y[k, j] = table[indices[k], j] for a table
+// viewed as [vocab, row] (row = product of the trailing axes) and the indices
+// flattened to k. Words are copied as u32, so f32/i32/u32 tables all work.
+// Out-of-range indices (< 0 or >= vocab; no negative wrap-around) write
+// zero words: the indices live on the GPU, so the host cannot check them, and
+// an unguarded read would be undefined.
+// Layout: one invocation per output word, i = k·row + j, so a row is read and
+// written by consecutive invocations (coalesced). The grid is 2-D (65535
+// workgroups per dimension): i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+struct Params {
+  n: u32,
+  row: u32,
+  vocab: u32,
+}
+
+@group(0) @binding(0) var<storage, read> table: array<u32>;
+@group(0) @binding(1) var<storage, read> indices: array<i32>;
+@group(0) @binding(2) var<storage, read_write> y: array<u32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+  if (i >= params.n) {
+    return;
+  }
+  let k = i / params.row;
+  let j = i - k * params.row;
+  let index = indices[k];
+  if (index < 0 || u32(index) >= params.vocab) {
+    y[i] = 0u;
+  } else {
+    y[i] = table[u32(index) * params.row + j];
+  }
+}

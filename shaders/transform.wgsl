@@ -1,0 +1,80 @@
+// Strided copy of 32-bit words: the one kernel behind permute, slice, pad and
+// concat (f32, i32 and u32 alike, since it moves bits).
+// The host describes a walk over an iteration shape (at most 8 axes, as vec4
+// pairs lo = axes 0–3, hi = axes 4–7, outermost first) and, per axis, an
+// element stride into src and into dst:
+//   dst[dst_offset + Σ c_d·dst_stride_d] = src[src_offset + Σ (c_d − start_d)·src_stride_d]
+// permute: the walk is dst's shape, src strides permuted; slice: src strides
+// times the step, src_offset at the starts; concat: the walk is one input,
+// dst strides those of the output, dst_offset where that input begins;
+// pad (PADDED): the walk is dst's shape and, where some c_d falls outside
+// the axis window [start_d, end_d), dst gets `fill` (the pad value's bits).
+// The host merges axes that both sides walk contiguously, so rank is small.
+// One invocation per walked element; with dense dst strides (permute, slice,
+// pad) consecutive invocations store consecutive words. Grid is 2-D (65535
+// workgroups per dimension): i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+// The last-two-axes swap of permute uses the tiled kernel in transpose_tiled.wgsl.
+
+override PADDED: bool = false;
+override WORKGROUP_SIZE: u32 = 256u;
+
+struct Params {
+  shape_lo: vec4<u32>,
+  shape_hi: vec4<u32>,
+  src_stride_lo: vec4<u32>,
+  src_stride_hi: vec4<u32>,
+  dst_stride_lo: vec4<u32>,
+  dst_stride_hi: vec4<u32>,
+  window_start_lo: vec4<u32>,
+  window_start_hi: vec4<u32>,
+  window_end_lo: vec4<u32>,
+  window_end_hi: vec4<u32>,
+  src_offset: u32,
+  dst_offset: u32,
+  n: u32,
+  rank: u32,
+  fill: u32,
+}
+
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+// Axis d (0..7) of a vec4 pair.
+fn axis_value(lo: vec4<u32>, hi: vec4<u32>, d: u32) -> u32 {
+  let v = select(hi, lo, d < 4u);
+  return v[d & 3u];
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+  if (i >= params.n) {
+    return;
+  }
+  var rest = i;
+  var si = params.src_offset;
+  var di = params.dst_offset;
+  var inside = true;
+  for (var k = 0u; k < params.rank; k++) {
+    let d = params.rank - 1u - k;
+    let len = axis_value(params.shape_lo, params.shape_hi, d);
+    let c = rest % len;
+    rest = rest / len;
+    di += c * axis_value(params.dst_stride_lo, params.dst_stride_hi, d);
+    if (PADDED) {
+      let start = axis_value(params.window_start_lo, params.window_start_hi, d);
+      let end = axis_value(params.window_end_lo, params.window_end_hi, d);
+      inside = inside && c >= start && c < end;
+      // Outside the window the wrapped value is never used as an index.
+      si += (c - start) * axis_value(params.src_stride_lo, params.src_stride_hi, d);
+    } else {
+      si += c * axis_value(params.src_stride_lo, params.src_stride_hi, d);
+    }
+  }
+  if (PADDED && !inside) {
+    dst[di] = params.fill;
+  } else {
+    dst[di] = src[si];
+  }
+}
