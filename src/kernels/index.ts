@@ -7,3 +7,7 @@ export * from './binary.js';
 export * from './transform.js';
 export * from './gather.js';
 export * from './resize.js';
+export * from './layernorm.js';
+export * from './softmax.js';
+export * from './reduce.js';
+export * from './topk.js';

@@ -1,0 +1,107 @@
+// Softmax along one axis of a dense f32 tensor viewed as [outer, axis, inner]:
+// each (outer, inner) pair is a "column" of `axis` elements (inner = 1 for
+// the last axis) and y = exp(x − max) / Σ exp(x − max) over the column.
+//
+// Tiling: a workgroup of WORKGROUP_SIZE threads owns COLS = WORKGROUP_SIZE /
+// LANES consecutive columns. The LANES threads of a column stride along the
+// axis, then combine their partials by a tree in workgroup memory.
+//   LANES_FASTEST (inner = 1): neighbouring threads are neighbouring lanes of
+//     one row and read neighbouring addresses; several short rows share a
+//     workgroup when the row is shorter than WORKGROUP_SIZE.
+//   otherwise (inner > 1): neighbouring threads are neighbouring columns,
+//     which are neighbouring addresses along `inner`.
+// The grid is 2-D (65535 workgroups per dimension at most):
+// workgroup = wid.x + wid.y · nwg.x.
+//
+// Two passes over the data ("online softmax", Milakov & Gimelshein 2018):
+// pass 1 keeps a running (max m, Σ exp(x − m)) per thread, rescaling the sum
+// whenever m grows, and the tree merges those pairs; pass 2 writes.
+// Infinities: −inf elements contribute exp(−inf) = 0, and a column whose
+// every element is −inf (a fully masked row) is written as zeros. A +inf or
+// NaN in a column makes that column NaN, as in PyTorch. −inf is recognised
+// by its bit pattern so the test survives compilers that assume finite math.
+
+override WORKGROUP_SIZE: u32 = 256u;
+override LANES: u32 = 256u; // threads per column, a power of two dividing WORKGROUP_SIZE
+override LANES_FASTEST: bool = true;
+
+struct Params {
+  columns: u32,
+  axis: u32,
+  inner: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+// (running max, Σ exp(x − running max)) per thread.
+var<workgroup> partial: array<vec2<f32>, WORKGROUP_SIZE>;
+
+fn is_neg_inf(v: f32) -> bool {
+  return bitcast<u32>(v) == 0xff800000u;
+}
+
+// Merges two (max, sum) pairs; a pair whose max is −inf holds no mass.
+fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  let m = max(a.x, b.x);
+  if (is_neg_inf(m)) {
+    return a;
+  }
+  let sa = select(a.y * exp(a.x - m), 0.0, is_neg_inf(a.x));
+  let sb = select(b.y * exp(b.x - m), 0.0, is_neg_inf(b.x));
+  return vec2(m, sa + sb);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let cols = WORKGROUP_SIZE / LANES;
+  let lane = select(lid / cols, lid % LANES, LANES_FASTEST);
+  let col = select(lid % cols, lid / LANES, LANES_FASTEST);
+  let step = select(cols, 1u, LANES_FASTEST);
+  let g = (wid.x + wid.y * nwg.x) * cols + col;
+  let in_range = g < params.columns;
+  let n = params.axis;
+  let inner = params.inner;
+  let base = (g / inner) * n * inner + g % inner;
+  // Threads past the last column loop zero times but still reach every barrier.
+  let count = select(0u, n, in_range);
+
+  // Start from (first element, no mass) rather than (−inf, 0): WGSL rejects a
+  // constant −inf, and merge() treats either the same way.
+  var run = vec2(0.0);
+  if (in_range) {
+    run.x = x[base];
+  }
+  for (var r = lane; r < count; r += LANES) {
+    let v = x[base + r * inner];
+    if (is_neg_inf(v)) {
+      continue;
+    }
+    if (v > run.x) {
+      run = vec2(v, select(run.y * exp(run.x - v), 0.0, is_neg_inf(run.x)) + 1.0);
+    } else {
+      run.y += exp(v - run.x);
+    }
+  }
+  partial[lid] = run;
+  workgroupBarrier();
+  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
+    if (lane < stride) {
+      partial[lid] = merge(partial[lid], partial[lid + stride * step]);
+    }
+    workgroupBarrier();
+  }
+  let total = partial[lid - lane * step];
+  let masked = is_neg_inf(total.x);
+  let inv_sum = 1.0 / total.y;
+
+  for (var r = lane; r < count; r += LANES) {
+    let i = base + r * inner;
+    y[i] = select(exp(x[i] - total.x) * inv_sum, 0.0, masked);
+  }
+}

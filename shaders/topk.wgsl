@@ -1,0 +1,139 @@
+// Top-k (and argmax = top-1) along one axis of a dense f32 tensor viewed as
+// [outer, axis, inner]: each (outer, inner) pair is a "column" of `axis`
+// elements. Outputs are [outer, k, inner]: the k largest values in
+// descending order and their positions along the axis (i32).
+//
+// Order: every value maps to a u32 key that sorts like the float (−0 = +0,
+// NaN above +inf, as numpy/PyTorch argmax), and equal keys sort by lower
+// index first — a strict total order, so the result is unique.
+//
+// Selection: k rounds; round t finds, by a tree in workgroup memory, the
+// first element in that order among those after the one chosen in round
+// t − 1. It needs no per-element state, costs k · axis / LANES reads per
+// thread, and suits small k (classification top-5, k ≤ 64); the TypeScript
+// side caps k. With CACHE_LEN > 1 round 0 also stores each key in workgroup
+// memory (COLS · axis ≤ CACHE_LEN), so later rounds never touch global
+// memory; each thread rereads only the keys it stored itself.
+//
+// Tiling: a workgroup of WORKGROUP_SIZE threads owns COLS = WORKGROUP_SIZE /
+// LANES consecutive columns. The LANES threads of a column stride along the
+// axis, then combine their candidates by a tree in workgroup memory.
+//   LANES_FASTEST (inner = 1): neighbouring threads are neighbouring lanes of
+//     one row and read neighbouring addresses; several short rows share a
+//     workgroup when the row is shorter than WORKGROUP_SIZE.
+//   otherwise (inner > 1): neighbouring threads are neighbouring columns,
+//     which are neighbouring addresses along `inner`.
+// The grid is 2-D (65535 workgroups per dimension at most):
+// workgroup = wid.x + wid.y · nwg.x.
+
+override WORKGROUP_SIZE: u32 = 256u;
+override LANES: u32 = 256u; // threads per column, a power of two dividing WORKGROUP_SIZE
+override LANES_FASTEST: bool = true;
+override WRITE_VALUES: bool = true; // argmax binds a placeholder and wants only indices
+override CACHE_LEN: u32 = 1u;
+
+struct Params {
+  columns: u32,
+  axis: u32,
+  inner: u32,
+  k: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> values: array<f32>;
+@group(0) @binding(2) var<storage, read_write> indices: array<i32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+var<workgroup> cand_key: array<u32, WORKGROUP_SIZE>;
+var<workgroup> cand_index: array<u32, WORKGROUP_SIZE>;
+var<workgroup> key_cache: array<u32, CACHE_LEN>;
+
+// An index after every real one: a thread with no candidate loses every comparison.
+const NONE: u32 = 0xffffffffu;
+
+fn order_key(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  let magnitude = b & 0x7fffffffu;
+  if (magnitude > 0x7f800000u) {
+    return 0xffffffffu; // NaN: above +inf (0xff800000)
+  }
+  if (magnitude == 0u) {
+    return 0x80000000u; // −0 sorts with +0
+  }
+  // Positive floats sort like their bits; negative ones reversed, below all positives.
+  return select(b | 0x80000000u, ~b, b != magnitude);
+}
+
+// Whether (key a, index ia) comes before (key b, index ib): larger key first, then lower index.
+fn before(a: u32, ia: u32, b: u32, ib: u32) -> bool {
+  return a > b || (a == b && ia < ib);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let cols = WORKGROUP_SIZE / LANES;
+  let lane = select(lid / cols, lid % LANES, LANES_FASTEST);
+  let col = select(lid % cols, lid / LANES, LANES_FASTEST);
+  let step = select(cols, 1u, LANES_FASTEST);
+  let head = lid - lane * step;
+  let g = (wid.x + wid.y * nwg.x) * cols + col;
+  let in_range = g < params.columns;
+  let n = params.axis;
+  let inner = params.inner;
+  let o = g / inner;
+  let i = g % inner;
+  let base = o * n * inner + i;
+  // Threads past the last column loop zero times but still reach every barrier.
+  let count = select(0u, n, in_range);
+  let cached = CACHE_LEN > 1u;
+
+  var prev_key = 0u;
+  var prev_index = NONE;
+  for (var t = 0u; t < params.k; t++) {
+    var best_key = 0u;
+    var best_index = NONE;
+    for (var r = lane; r < count; r += LANES) {
+      var key: u32;
+      if (cached && t > 0u) {
+        key = key_cache[col * n + r];
+      } else {
+        key = order_key(x[base + r * inner]);
+        if (cached) {
+          key_cache[col * n + r] = key;
+        }
+      }
+      if ((t == 0u || before(prev_key, prev_index, key, r)) && before(key, r, best_key, best_index)) {
+        best_key = key;
+        best_index = r;
+      }
+    }
+    cand_key[lid] = best_key;
+    cand_index[lid] = best_index;
+    workgroupBarrier();
+    for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
+      if (lane < stride) {
+        let other = lid + stride * step;
+        if (before(cand_key[other], cand_index[other], cand_key[lid], cand_index[lid])) {
+          cand_key[lid] = cand_key[other];
+          cand_index[lid] = cand_index[other];
+        }
+      }
+      workgroupBarrier();
+    }
+    prev_key = cand_key[head];
+    prev_index = cand_index[head];
+    // The next round overwrites the candidates; everyone must have read them first.
+    workgroupBarrier();
+    if (in_range && lane == 0u) {
+      let at = (o * params.k + t) * inner + i;
+      indices[at] = i32(prev_index);
+      if (WRITE_VALUES) {
+        values[at] = x[base + prev_index * inner];
+      }
+    }
+  }
+}
