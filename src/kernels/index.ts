@@ -11,3 +11,4 @@ export * from './layernorm.js';
 export * from './softmax.js';
 export * from './reduce.js';
 export * from './topk.js';
+export * from './conv.js';

@@ -1,0 +1,215 @@
+// 2-D convolution, NCHW input x [N, C, H, W], PyTorch weights
+// w [O, C/groups, KH, KW], output y [N, O, Ho, Wo], optional bias [O] and a
+// fused activation. Two entry points:
+//
+// `gemm` — implicit GEMM per group g: Y_g[m, o] = Σ_k A[m, k] · B[k, o] with
+//   rows m = (n, oh, ow) over N·Ho·Wo output pixels, columns o over the
+//   group's Og output channels, and the reduction k = (c, kh, kw) over
+//   Cg·KH·KW. A is the im2col view of x, never materialised: each element is
+//   gathered (zero in the padding) while a BK×BM tile is copied into
+//   workgroup memory. B[k, o] = w[g·Og + o, k] is contiguous in k.
+//   Tiling: 16×16 threads compute a BM×BN = (16·TM)×(16·TN) output tile,
+//   thread (tx, ty) owning rows tx + 16i and columns ty + 16j, so adjacent
+//   threads load and store adjacent output pixels (coalesced along ow) and
+//   read distinct workgroup-memory words. The reduction walks BK = 16 at a
+//   time. Grid: x (and z, when there are more than 65535 row tiles) = row
+//   tile, y = group · column tiles + column tile.
+//
+// `depthwise` — one input channel per group (depthwise, with an optional
+//   channel multiplier O = m·C): one invocation per output element,
+//   summing its KH×KW window directly; the reduction is too short for a
+//   GEMM tile to pay. Linear index with ow fastest, so loads and stores are
+//   coalesced; 2-D grid i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+//
+// Kernel geometry is fixed per pipeline (override constants), so the
+// (c, kh, kw) decomposition divides by constants and the window loops unroll.
+
+override KH: u32;
+override KW: u32;
+override SH: u32;
+override SW: u32;
+override PH: u32;
+override PW: u32;
+override DH: u32;
+override DW: u32;
+// Per-thread micro-tile of the `gemm` entry: TM rows × TN columns (each 1, 2 or 4).
+override TM: u32 = 4u;
+override TN: u32 = 4u;
+override HAS_BIAS: bool = false;
+override ACTIVATION: u32 = 0u; // 0 none, 1 relu, 2 gelu (erf)
+override WORKGROUP_SIZE: u32 = 256u; // `depthwise` entry
+
+const WG: u32 = 16u; // `gemm` workgroup is WG × WG threads
+const THREADS: u32 = WG * WG;
+const BK: u32 = 16u;
+override BM: u32 = WG * TM;
+override BN: u32 = WG * TN;
+
+struct Params {
+  C: u32,      // input channels, all groups
+  H: u32,
+  W: u32,
+  O: u32,      // output channels, all groups
+  Ho: u32,
+  Wo: u32,
+  Cg: u32,     // input channels per group
+  Og: u32,     // output channels per group
+  M: u32,      // N·Ho·Wo, GEMM rows
+  K: u32,      // Cg·KH·KW, GEMM reduction
+  tilesN: u32, // ceil(Og / BN)
+  total: u32,  // N·O·Ho·Wo, `depthwise` invocations
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
+var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), as WGSL has none.
+fn erf_approx(v: f32) -> f32 {
+  let s = sign(v);
+  let a = abs(v);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  return s * (1.0 - poly * exp(-a * a));
+}
+
+fn epilogue(v: f32, oc: u32) -> f32 {
+  var r = v;
+  if (HAS_BIAS) {
+    r += bias[oc];
+  }
+  switch ACTIVATION {
+    case 1u: { return max(r, 0.0); }
+    case 2u: { return 0.5 * r * (1.0 + erf_approx(r * 0.7071067811865476)); }
+    default: { return r; }
+  }
+}
+
+@compute @workgroup_size(WG, WG)
+fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let tx = lid.x;
+  let ty = lid.y;
+  let tid = ty * WG + tx;
+  let m0 = (wid.x + wid.z * nwg.x) * BM;
+  let g = wid.y / params.tilesN;
+  let n0 = (wid.y % params.tilesN) * BN;
+  // Uniform per workgroup, so returning keeps the barriers below uniform.
+  if (m0 >= params.M) {
+    return;
+  }
+  let HoWo = params.Ho * params.Wo;
+  let HW = params.H * params.W;
+
+  // BM divides THREADS, so every A element this thread loads is in row aRow:
+  // its pixel's window origin is computed once.
+  let aRow = tid % BM;
+  let am = m0 + aRow;
+  let aValid = am < params.M;
+  let an = am / HoWo;
+  let ap = am % HoWo;
+  let ih0 = i32((ap / params.Wo) * SH) - i32(PH);
+  let iw0 = i32((ap % params.Wo) * SW) - i32(PW);
+  let xBase = (an * params.C + g * params.Cg) * HW;
+  let wBase = (g * params.Og + n0) * params.K;
+
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < params.K; k0 += BK) {
+    for (var e = tid; e < BK * BM; e += THREADS) {
+      let k = k0 + e / BM;
+      var v = 0.0;
+      if (aValid && k < params.K) {
+        let c = k / (KH * KW);
+        let r = k % (KH * KW);
+        let ih = ih0 + i32((r / KW) * DH);
+        let iw = iw0 + i32((r % KW) * DW);
+        if (ih >= 0 && ih < i32(params.H) && iw >= 0 && iw < i32(params.W)) {
+          v = x[xBase + c * HW + u32(ih) * params.W + u32(iw)];
+        }
+      }
+      tileA[e] = v;
+    }
+    // k fastest: consecutive threads read consecutive weights of one channel.
+    for (var e = tid; e < BK * BN; e += THREADS) {
+      let kk = e % BK;
+      let oo = e / BK;
+      var v = 0.0;
+      if (k0 + kk < params.K && n0 + oo < params.Og) {
+        v = w[wBase + oo * params.K + k0 + kk];
+      }
+      tileB[kk * BN + oo] = v;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < TM; i++) {
+        a[i] = tileA[kk * BM + tx + i * WG];
+      }
+      for (var j = 0u; j < TN; j++) {
+        b[j] = tileB[kk * BN + ty + j * WG];
+      }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) {
+          acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + tx + i * WG;
+    if (m >= params.M) {
+      break;
+    }
+    let n = m / HoWo;
+    let p = m % HoWo;
+    for (var j = 0u; j < TN; j++) {
+      let o = n0 + ty + j * WG;
+      if (o >= params.Og) {
+        break;
+      }
+      let oc = g * params.Og + o;
+      y[(n * params.O + oc) * HoWo + p] = epilogue(acc[i][j], oc);
+    }
+  }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+  if (idx >= params.total) {
+    return;
+  }
+  let ow = idx % params.Wo;
+  let oh = (idx / params.Wo) % params.Ho;
+  let nc = idx / (params.Wo * params.Ho);
+  let oc = nc % params.O;
+  let n = nc / params.O;
+  // One input channel per group: the group index is the input channel.
+  let c = oc / params.Og;
+  let xBase = (n * params.C + c) * params.H * params.W;
+  let wBase = oc * KH * KW;
+  let ih0 = i32(oh * SH) - i32(PH);
+  let iw0 = i32(ow * SW) - i32(PW);
+  var sum = 0.0;
+  for (var kh = 0u; kh < KH; kh++) {
+    let ih = ih0 + i32(kh * DH);
+    if (ih < 0 || ih >= i32(params.H)) {
+      continue;
+    }
+    let row = xBase + u32(ih) * params.W;
+    for (var kw = 0u; kw < KW; kw++) {
+      let iw = iw0 + i32(kw * DW);
+      if (iw >= 0 && iw < i32(params.W)) {
+        sum = fma(x[row + u32(iw)], w[wBase + kh * KW + kw], sum);
+      }
+    }
+  }
+  y[idx] = epilogue(sum, oc);
+}

@@ -1,0 +1,73 @@
+// 2-D max pooling (PyTorch MaxPool2d), NCHW: x [N, C, H, W] → y [N, C, Ho, Wo].
+// Padding counts as −inf (it never wins); NaN propagates as in PyTorch.
+// Layout: one invocation per output element, linear index with ow fastest so
+// loads and stores are coalesced; adjacent windows overlap, so the cache
+// serves the reuse. 2-D grid: i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// Window geometry is fixed per pipeline (override constants), so the window
+// loops unroll.
+
+override KH: u32;
+override KW: u32;
+override SH: u32;
+override SW: u32;
+override PH: u32;
+override PW: u32;
+override DH: u32;
+override DW: u32;
+override WORKGROUP_SIZE: u32 = 256u;
+
+struct Params {
+  H: u32,
+  W: u32,
+  Ho: u32,
+  Wo: u32,
+  total: u32, // N·C·Ho·Wo
+  lowest: f32, // −inf (a uniform: WGSL constant expressions cannot hold infinities)
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+fn is_nan(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+  if (idx >= params.total) {
+    return;
+  }
+  let ow = idx % params.Wo;
+  let oh = (idx / params.Wo) % params.Ho;
+  let plane = idx / (params.Wo * params.Ho);
+  let xBase = plane * params.H * params.W;
+  let ih0 = i32(oh * SH) - i32(PH);
+  let iw0 = i32(ow * SW) - i32(PW);
+  var best = params.lowest;
+  // A NaN is tracked apart from `best`: compilers may assume no NaNs in
+  // float comparisons and max(), but not in the integer test of is_nan.
+  var nan = false;
+  var nanValue = 0.0;
+  for (var kh = 0u; kh < KH; kh++) {
+    let ih = ih0 + i32(kh * DH);
+    if (ih < 0 || ih >= i32(params.H)) {
+      continue;
+    }
+    let row = xBase + u32(ih) * params.W;
+    for (var kw = 0u; kw < KW; kw++) {
+      let iw = iw0 + i32(kw * DW);
+      if (iw >= 0 && iw < i32(params.W)) {
+        let v = x[row + u32(iw)];
+        if (is_nan(v)) {
+          nan = true;
+          nanValue = v;
+        } else {
+          best = max(best, v);
+        }
+      }
+    }
+  }
+  y[idx] = select(best, nanValue, nan);
+}

@@ -1,0 +1,338 @@
+// Convolution family, NCHW f32 with PyTorch weight layouts and output-size
+// rules: conv2d (implicit GEMM, or a direct kernel when each group has one
+// input channel), convTranspose2d (phase-decomposed gather GEMM) and
+// maxPool2d. Kernel geometry (size, stride, padding, dilation) specialises
+// the pipelines through override constants; tensor sizes go in uniforms.
+
+import type { Gpu } from '../device.js';
+import { Tensor, shapeString, type Shape } from '../tensor.js';
+import { dispatchKernel, linearGrid, placeholder } from './program.js';
+import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
+
+export type ConvPair = number | readonly [number, number];
+
+export const CONV_ACTIVATIONS = { none: 0, relu: 1, gelu: 2 } as const;
+export type ConvActivation = keyof typeof CONV_ACTIVATIONS;
+
+/**
+ * GEMM output tile per 16×16-thread workgroup, rows (output pixels) × columns
+ * (output channels): TM × TN outputs per thread.
+ */
+export const CONV_TILE_VARIANTS = {
+  '64x64': { TM: 4, TN: 4 },
+  '64x32': { TM: 4, TN: 2 },
+  '32x32': { TM: 2, TN: 2 },
+  '64x16': { TM: 4, TN: 1 },
+} as const;
+export type ConvTileVariant = keyof typeof CONV_TILE_VARIANTS;
+
+export interface Conv2dOptions {
+  /** [O] */
+  bias?: Tensor;
+  stride?: ConvPair;
+  padding?: ConvPair;
+  dilation?: ConvPair;
+  groups?: number;
+  activation?: ConvActivation;
+  out?: Tensor;
+  /** Forces a GEMM tile (otherwise the tuned or heuristic choice); ignored on the direct one-channel-per-group path. */
+  variant?: ConvTileVariant;
+}
+
+export interface ConvTranspose2dOptions {
+  /** [O] */
+  bias?: Tensor;
+  stride?: ConvPair;
+  padding?: ConvPair;
+  /** Extra rows/columns on the bottom/right of the output; each below max(stride, dilation). */
+  outputPadding?: ConvPair;
+  dilation?: ConvPair;
+  groups?: number;
+  out?: Tensor;
+}
+
+export interface MaxPool2dOptions {
+  kernel: ConvPair;
+  /** Defaults to the kernel size. */
+  stride?: ConvPair;
+  /** Implicit −inf border; at most half the kernel size. */
+  padding?: ConvPair;
+  dilation?: ConvPair;
+  /** Round the output size up, keeping the last window starting inside the input or its left padding. */
+  ceilMode?: boolean;
+}
+
+const WORKGROUP_SIZE = 256;
+const GEMM_WG = 16;
+
+/** A positive (or, with min 0, non-negative) integer pair from a number or a 2-tuple. */
+function pair(op: string, name: string, value: ConvPair | undefined, fallback: readonly [number, number], min: 0 | 1): [number, number] {
+  if (value === undefined) return [fallback[0], fallback[1]];
+  const p: number[] = typeof value === 'number' ? [value, value] : Array.isArray(value) ? [...value] : [];
+  const what = min === 1 ? 'positive integers' : 'non-negative integers';
+  if (p.length !== 2 || p.some((v) => !Number.isInteger(v) || v < min)) {
+    throw new Error(`${op}: ${name} must be ${what} (a number or [h, w]), got ${JSON.stringify(value)}`);
+  }
+  return [p[0], p[1]];
+}
+
+function checkGroups(op: string, groups: number | undefined): number {
+  const g = groups ?? 1;
+  if (!Number.isInteger(g) || g < 1) throw new Error(`${op}: groups must be a positive integer, got ${groups}`);
+  return g;
+}
+
+function checkF32Rank4(op: string, name: string, t: Tensor, layout: string): void {
+  if (t.dtype !== 'f32') throw new Error(`${op}: ${name} must be f32, got ${t.dtype}`);
+  if (t.rank !== 4) throw new Error(`${op}: ${name} must be rank 4 ${layout}, got ${shapeString(t.shape)} (rank ${t.rank})`);
+}
+
+function checkBias(op: string, bias: Tensor | undefined, O: number): void {
+  if (!bias) return;
+  if (bias.dtype !== 'f32' || bias.rank !== 1 || bias.shape[0] !== O) {
+    throw new Error(`${op}: bias must be f32 [${O}] (one per output channel), got ${bias.dtype} ${shapeString(bias.shape)}`);
+  }
+}
+
+/** Fails before allocating anything when a binding would exceed the device limit. */
+function checkBindingSize(gpu: Gpu, op: string, name: string, shape: Shape): void {
+  const bytes = shape.reduce((a, b) => a * b, 4);
+  const max = gpu.limits.maxStorageBufferBindingSize;
+  if (bytes > max) {
+    throw new Error(`${op}: ${name} ${shapeString(shape)} f32 would be ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${max} bytes`);
+  }
+}
+
+function outputTensor(gpu: Gpu, op: string, shape: Shape, out: Tensor | undefined): Tensor {
+  checkBindingSize(gpu, op, 'output', shape);
+  if (!out) return Tensor.empty(gpu, shape);
+  if (out.dtype !== 'f32' || shapeString(out.shape) !== shapeString(shape)) {
+    throw new Error(`${op}: out must be f32 ${shapeString(shape)}, got ${out.dtype} ${shapeString(out.shape)}`);
+  }
+  return out;
+}
+
+function checkOutputSize(op: string, Ho: number, Wo: number, inputs: string): void {
+  if (Ho <= 0 || Wo <= 0) throw new Error(`${op}: output size Ho=${Ho}, Wo=${Wo} is not positive (${inputs})`);
+}
+
+/** Tile for a GEMM with `M` rows and `Og` columns per group: narrow columns for few channels, short rows when there would be few workgroups. */
+function heuristicTile(M: number, Og: number, groups: number): ConvTileVariant {
+  if (Og <= 16) return '64x16';
+  if (Og <= 32) return '64x32';
+  const workgroups = Math.ceil(M / 64) * Math.ceil(Og / 64) * groups;
+  return workgroups < 32 ? '32x32' : '64x64';
+}
+
+/** Problem class for tuning: the column-tile need and whether the row count is small. */
+function tuneKey(M: number, Og: number): string {
+  const cols = Og <= 16 ? 'o16' : Og <= 32 ? 'o32' : 'o64';
+  return `conv2d.gemm|${cols}|${M < 4096 ? 'm-small' : 'm-large'}`;
+}
+
+interface Conv2dPlan {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  KH: number;
+  KW: number;
+  Ho: number;
+  Wo: number;
+  groups: number;
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  activation: ConvActivation;
+}
+
+function planConv2d(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Conv2dPlan {
+  checkF32Rank4(op, 'input', x, '[N, C, H, W]');
+  checkF32Rank4(op, 'weight', w, '[O, C/groups, kH, kW]');
+  const [N, C, H, W] = x.shape;
+  const [O, Cw, KH, KW] = w.shape;
+  const groups = checkGroups(op, opts.groups);
+  const stride = pair(op, 'stride', opts.stride, [1, 1], 1);
+  const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
+  const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
+  const activation = opts.activation ?? 'none';
+  if (!(activation in CONV_ACTIVATIONS)) throw new Error(`${op}: unknown activation '${activation}' (known: ${Object.keys(CONV_ACTIVATIONS).join(', ')})`);
+  if (C % groups !== 0) throw new Error(`${op}: input channels C=${C} of input ${shapeString(x.shape)} are not divisible by groups=${groups}`);
+  if (O % groups !== 0) throw new Error(`${op}: output channels O=${O} of weight ${shapeString(w.shape)} are not divisible by groups=${groups}`);
+  if (Cw !== C / groups) {
+    throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} input channels per group, but input ${shapeString(x.shape)} with groups=${groups} needs C/groups=${C / groups}`);
+  }
+  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
+  checkBias(op, opts.bias, O);
+  const Ho = Math.floor((H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) / stride[0]) + 1;
+  const Wo = Math.floor((W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) / stride[1]) + 1;
+  checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${KH}×${KW}, stride ${stride}, padding ${padding}, dilation ${dilation}`);
+  return { N, C, H, W, O, KH, KW, Ho, Wo, groups, stride, padding, dilation, activation };
+}
+
+/**
+ * PyTorch Conv2d: y[n, o] = bias[o] + Σ w[o, c, kh, kw] · x[n, g·Cg + c, oh·s − p + kh·d, ...]
+ * over the group's channels, then the activation. Ho = ⌊(H + 2p − d(kH − 1) − 1)/s⌋ + 1.
+ */
+export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  const p = planConv2d(op, x, w, opts);
+  if (opts.variant !== undefined && !(opts.variant in CONV_TILE_VARIANTS)) {
+    throw new Error(`${op}: unknown variant '${opts.variant}' (known: ${Object.keys(CONV_TILE_VARIANTS).join(', ')})`);
+  }
+  checkBindingSize(gpu, op, 'input', x.shape);
+  checkBindingSize(gpu, op, 'weight', w.shape);
+  const y = outputTensor(gpu, op, [p.N, p.O, p.Ho, p.Wo], opts.out);
+  const Cg = p.C / p.groups;
+  const Og = p.O / p.groups;
+  const M = p.N * p.Ho * p.Wo;
+  const geometry = {
+    KH: p.KH,
+    KW: p.KW,
+    SH: p.stride[0],
+    SW: p.stride[1],
+    PH: p.padding[0],
+    PW: p.padding[1],
+    DH: p.dilation[0],
+    DW: p.dilation[1],
+    HAS_BIAS: opts.bias !== undefined,
+    ACTIVATION: CONV_ACTIVATIONS[p.activation],
+  };
+  const sizes = { C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og, M, K: Cg * p.KH * p.KW, total: y.size };
+  const bias = opts.bias ?? placeholder(gpu);
+  if (Cg === 1) {
+    const constants = { ...geometry, WORKGROUP_SIZE };
+    dispatchKernel(gpu, op, { shader: 'conv2d', entry: 'depthwise', constants }, { x, w, bias, y, params: { ...sizes, tilesN: 0 } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
+    return y;
+  }
+  // A tuned choice from an older build may name a variant that no longer exists.
+  const tuned = tunedVariant(gpu, tuneKey(M, Og));
+  const variant = opts.variant ?? (tuned !== undefined && tuned in CONV_TILE_VARIANTS ? (tuned as ConvTileVariant) : heuristicTile(M, Og, p.groups));
+  const tile = CONV_TILE_VARIANTS[variant];
+  const tilesN = Math.ceil(Og / (GEMM_WG * tile.TN));
+  const [gx, gz] = linearGrid(gpu, M, GEMM_WG * tile.TM);
+  dispatchKernel(gpu, op, { shader: 'conv2d', entry: 'gemm', constants: { ...geometry, ...tile } }, { x, w, bias, y, params: { ...sizes, tilesN } }, [gx, p.groups * tilesN, gz]);
+  return y;
+}
+
+/**
+ * Times every GEMM tile variant on this problem and remembers the fastest for
+ * its problem class on this device (conv2d then uses it when no variant is forced).
+ */
+export async function tuneConv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Omit<Conv2dOptions, 'variant' | 'out'> = {}): Promise<SweepResult> {
+  const op = 'tuneConv2d';
+  const p = planConv2d(op, x, w, opts);
+  const Cg = p.C / p.groups;
+  if (Cg === 1) throw new Error(`${op}: one input channel per group takes the direct kernel, which has no variants`);
+  const key = tuneKey(p.N * p.Ho * p.Wo, p.O / p.groups);
+  return sweepVariants(gpu, key, Object.keys(CONV_TILE_VARIANTS), (variant) => {
+    conv2d(gpu, x, w, { ...opts, variant: variant as ConvTileVariant }).dispose();
+  });
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * PyTorch ConvTranspose2d with weights [C, O/groups, kH, kW]:
+ * Ho = (H − 1)·s − 2p + d(kH − 1) + outputPadding + 1.
+ */
+export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTranspose2dOptions = {}): Tensor {
+  const op = 'convTranspose2d';
+  checkF32Rank4(op, 'input', x, '[N, C, H, W]');
+  checkF32Rank4(op, 'weight', w, '[C, O/groups, kH, kW]');
+  const [N, C, H, W] = x.shape;
+  const [Cw, Og, KH, KW] = w.shape;
+  const groups = checkGroups(op, opts.groups);
+  const stride = pair(op, 'stride', opts.stride, [1, 1], 1);
+  const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
+  const outputPadding = pair(op, 'outputPadding', opts.outputPadding, [0, 0], 0);
+  const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
+  if (C % groups !== 0) throw new Error(`${op}: input channels C=${C} of input ${shapeString(x.shape)} are not divisible by groups=${groups}`);
+  if (Cw !== C) throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} input channels, but input ${shapeString(x.shape)} has C=${C}`);
+  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
+  for (const d of [0, 1]) {
+    if (outputPadding[d] >= Math.max(stride[d], dilation[d])) {
+      throw new Error(`${op}: outputPadding ${outputPadding} must be below max(stride, dilation) = ${Math.max(stride[d], dilation[d])} in each dimension`);
+    }
+  }
+  const O = Og * groups;
+  checkBias(op, opts.bias, O);
+  const Ho = (H - 1) * stride[0] - 2 * padding[0] + dilation[0] * (KH - 1) + outputPadding[0] + 1;
+  const Wo = (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (KW - 1) + outputPadding[1] + 1;
+  checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${KH}×${KW}, stride ${stride}, padding ${padding}, outputPadding ${outputPadding}, dilation ${dilation}`);
+  checkBindingSize(gpu, op, 'input', x.shape);
+  checkBindingSize(gpu, op, 'weight', w.shape);
+  const y = outputTensor(gpu, op, [N, O, Ho, Wo], opts.out);
+
+  // The largest phase has ⌈Ho/s⌉ × ⌈Wo/s⌉ pixels per image.
+  const rows = N * Math.ceil(Ho / stride[0]) * Math.ceil(Wo / stride[1]);
+  const tile = CONV_TILE_VARIANTS[heuristicTile(rows, Og, groups)];
+  const tilesN = Math.ceil(Og / (GEMM_WG * tile.TN));
+  const [gx, gz] = linearGrid(gpu, rows, GEMM_WG * tile.TM);
+  const constants = {
+    KH,
+    KW,
+    SH: stride[0],
+    SW: stride[1],
+    PH: padding[0],
+    PW: padding[1],
+    DH: dilation[0],
+    DW: dilation[1],
+    STEP_H: stride[0] / gcd(stride[0], dilation[0]),
+    STEP_W: stride[1] / gcd(stride[1], dilation[1]),
+    HAS_BIAS: opts.bias !== undefined,
+    ...tile,
+  };
+  dispatchKernel(
+    gpu,
+    op,
+    { shader: 'conv_transpose2d', constants },
+    { x, w, bias: opts.bias ?? placeholder(gpu), y, params: { N, C, H, W, O, Ho, Wo, Cg: C / groups, Og, tilesN } },
+    [gx, groups * tilesN, gz * stride[0] * stride[1]],
+  );
+  return y;
+}
+
+/** PyTorch's pooling output size: floor (or ceil) division, then ceil mode may not start a window in the right padding. */
+function poolOutputSize(size: number, k: number, s: number, p: number, d: number, ceilMode: boolean): number {
+  let out = Math.floor((size + 2 * p - d * (k - 1) - 1 + (ceilMode ? s - 1 : 0)) / s) + 1;
+  if (ceilMode && (out - 1) * s >= size + p) out--;
+  return out;
+}
+
+/** PyTorch MaxPool2d over NCHW; padding counts as −inf and NaN propagates. */
+export function maxPool2d(gpu: Gpu, x: Tensor, opts: MaxPool2dOptions): Tensor {
+  const op = 'maxPool2d';
+  checkF32Rank4(op, 'input', x, '[N, C, H, W]');
+  if (opts?.kernel === undefined) throw new Error(`${op}: options.kernel is required`);
+  const kernel = pair(op, 'kernel', opts.kernel, [0, 0], 1);
+  const stride = pair(op, 'stride', opts.stride, kernel, 1);
+  const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
+  const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
+  const ceilMode = opts.ceilMode ?? false;
+  if (padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2) {
+    throw new Error(`${op}: padding ${padding} must be at most half the kernel size ${kernel}`);
+  }
+  const [N, C, H, W] = x.shape;
+  const Ho = poolOutputSize(H, kernel[0], stride[0], padding[0], dilation[0], ceilMode);
+  const Wo = poolOutputSize(W, kernel[1], stride[1], padding[1], dilation[1], ceilMode);
+  checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${kernel}, stride ${stride}, padding ${padding}, dilation ${dilation}, ceilMode ${ceilMode}`);
+  checkBindingSize(gpu, op, 'input', x.shape);
+  const y = outputTensor(gpu, op, [N, C, Ho, Wo], undefined);
+  const constants = {
+    KH: kernel[0],
+    KW: kernel[1],
+    SH: stride[0],
+    SW: stride[1],
+    PH: padding[0],
+    PW: padding[1],
+    DH: dilation[0],
+    DW: dilation[1],
+    WORKGROUP_SIZE,
+  };
+  dispatchKernel(gpu, op, { shader: 'maxpool2d', constants }, { x, y, params: { H, W, Ho, Wo, total: y.size, lowest: -Infinity } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
+  return y;
+}
