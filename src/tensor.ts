@@ -152,6 +152,19 @@ export class Tensor {
     return new Tensor(this.gpu, resolved, this.dtype, this.buffer, false);
   }
 
+  /**
+   * A view of this tensor's buffer with any shape and dtype that fits in it
+   * (the graph runtime places many values in one planned buffer this way).
+   */
+  viewAs(shape: Shape, dtype: DType = this.dtype): Tensor {
+    checkShape('Tensor.viewAs', shape);
+    const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
+    if (bytes > this.buffer.size) {
+      throw new Error(`Tensor.viewAs: ${dtype} ${shapeString(shape)} needs ${bytes} bytes, the buffer holds ${this.buffer.size}`);
+    }
+    return new Tensor(this.gpu, shape, dtype, this.buffer, false);
+  }
+
   /** Returns the buffer to the pool (views only drop their reference); reused only after the queue is done with it. */
   dispose(): void {
     if (!this.buf) return;
