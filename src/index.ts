@@ -9,3 +9,4 @@ export type { PoolStats } from './pool.js';
 export * from './kernels/index.js';
 export * from './io/safetensors.js';
 export * from './models/clip/tokenizer.js';
+export * from './io/onnx.js';
