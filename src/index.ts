@@ -10,3 +10,4 @@ export * from './kernels/index.js';
 export * from './io/safetensors.js';
 export * from './models/clip/tokenizer.js';
 export * from './io/onnx.js';
+export * from './io/image.js';

@@ -12,3 +12,4 @@ export * from './softmax.js';
 export * from './reduce.js';
 export * from './topk.js';
 export * from './conv.js';
+export * from './preprocess.js';
