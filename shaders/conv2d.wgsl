@@ -36,7 +36,7 @@ override DW: u32;
 override TM: u32 = 4u;
 override TN: u32 = 4u;
 override HAS_BIAS: bool = false;
-override ACTIVATION: u32 = 0u; // 0 none, 1 relu, 2 gelu (erf)
+override ACTIVATION: u32 = 0u; // a code of shaders/lib/activation.wgsl
 override WORKGROUP_SIZE: u32 = 256u; // `depthwise` entry
 
 const WG: u32 = 16u; // `gemm` workgroup is WG × WG threads
@@ -69,25 +69,14 @@ struct Params {
 var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
 var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
-// erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), as WGSL has none.
-fn erf_approx(v: f32) -> f32 {
-  let s = sign(v);
-  let a = abs(v);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-  return s * (1.0 - poly * exp(-a * a));
-}
+//! include activation
 
 fn epilogue(v: f32, oc: u32) -> f32 {
   var r = v;
   if (HAS_BIAS) {
     r += bias[oc];
   }
-  switch ACTIVATION {
-    case 1u: { return max(r, 0.0); }
-    case 2u: { return 0.5 * r * (1.0 + erf_approx(r * 0.7071067811865476)); }
-    default: { return r; }
-  }
+  return activate(r, ACTIVATION);
 }
 
 @compute @workgroup_size(WG, WG)

@@ -6,13 +6,13 @@
 
 import type { Gpu } from '../device.js';
 import { Tensor, shapeString, type Shape } from '../tensor.js';
+import { ACTIVATIONS, activationCode, type Activation } from './activation.js';
 import { dispatchKernel, linearGrid, placeholder } from './program.js';
 import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
 
 export type ConvPair = number | readonly [number, number];
 
-export const CONV_ACTIVATIONS = { none: 0, relu: 1, gelu: 2 } as const;
-export type ConvActivation = keyof typeof CONV_ACTIVATIONS;
+export type ConvActivation = Activation;
 
 /**
  * GEMM output tile per 16×16-thread workgroup, rows (output pixels) × columns
@@ -157,7 +157,7 @@ function planConv2d(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Conv
   const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
   const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
   const activation = opts.activation ?? 'none';
-  if (!(activation in CONV_ACTIVATIONS)) throw new Error(`${op}: unknown activation '${activation}' (known: ${Object.keys(CONV_ACTIVATIONS).join(', ')})`);
+  activationCode(op, activation);
   if (C % groups !== 0) throw new Error(`${op}: input channels C=${C} of input ${shapeString(x.shape)} are not divisible by groups=${groups}`);
   if (O % groups !== 0) throw new Error(`${op}: output channels O=${O} of weight ${shapeString(w.shape)} are not divisible by groups=${groups}`);
   if (Cw !== C / groups) {
@@ -197,7 +197,7 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
     DH: p.dilation[0],
     DW: p.dilation[1],
     HAS_BIAS: opts.bias !== undefined,
-    ACTIVATION: CONV_ACTIVATIONS[p.activation],
+    ACTIVATION: ACTIVATIONS[p.activation],
   };
   const sizes = { C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og, M, K: Cg * p.KH * p.KW, total: y.size };
   const bias = opts.bias ?? placeholder(gpu);

@@ -13,3 +13,4 @@ export * from './reduce.js';
 export * from './topk.js';
 export * from './conv.js';
 export * from './preprocess.js';
+export * from './activation.js';

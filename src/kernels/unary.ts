@@ -1,19 +1,20 @@
 // Elementwise activations: relu, gelu (erf), gelu (tanh), quickGelu (CLIP's
-// x·σ(1.702x)), sigmoid. One kernel, specialised by the OP override.
+// x·σ(1.702x)), sigmoid. One kernel, specialised by the ACTIVATION override.
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
+import { ACTIVATIONS, activationCode, type Activation } from './activation.js';
 import { dispatchKernel, linearGrid } from './program.js';
 
-export const UNARY_OPS = { relu: 0, gelu: 1, geluTanh: 2, quickGelu: 3, sigmoid: 4 } as const;
-export type UnaryOp = keyof typeof UNARY_OPS;
+export type UnaryOp = Exclude<Activation, 'none'>;
+export const UNARY_OPS = (Object.keys(ACTIVATIONS) as Activation[]).filter((a): a is UnaryOp => a !== 'none');
 
 const WORKGROUP_SIZE = 256;
 
-/** y = op(x), elementwise, into `out` if given (same shape) else a new tensor. */
+/** y = op(x), elementwise, into `out` if given (same element count) else a new tensor. */
 export function unary(gpu: Gpu, op: UnaryOp, x: Tensor, out?: Tensor): Tensor {
   const name = `unary.${op}`;
-  if (!(op in UNARY_OPS)) throw new Error(`unary: unknown op '${op}' (known: ${Object.keys(UNARY_OPS).join(', ')})`);
+  const code = activationCode('unary', op, UNARY_OPS);
   if (x.dtype !== 'f32') throw new Error(`${name}: expected an f32 tensor, got ${x.dtype}`);
   if (out && (out.size !== x.size || out.dtype !== 'f32')) {
     throw new Error(`${name}: output must be f32 with ${x.size} elements, got ${out.dtype} with ${out.size}`);
@@ -22,7 +23,7 @@ export function unary(gpu: Gpu, op: UnaryOp, x: Tensor, out?: Tensor): Tensor {
   dispatchKernel(
     gpu,
     name,
-    { shader: 'unary', constants: { OP: UNARY_OPS[op], WORKGROUP_SIZE } },
+    { shader: 'unary', constants: { ACTIVATION: code, WORKGROUP_SIZE } },
     { x, y, params: { n: x.size } },
     linearGrid(gpu, x.size, WORKGROUP_SIZE),
   );
