@@ -14,3 +14,4 @@ export * from './topk.js';
 export * from './conv.js';
 export * from './preprocess.js';
 export * from './activation.js';
+export * from './matmul.js';

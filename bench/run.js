@@ -1,0 +1,250 @@
+#!/usr/bin/env node
+// Benchmark runner. Runs every bench/cases/*.js on one device, prints a
+// table and writes bench/results/<adapter>-<YYYY-MM-DD>.json.
+//
+//   npm run build && node bench/run.js [--quick] [--filter NAME] [--json] [--compare OLD.json]
+//
+//   --quick          fewer runs and the cases' small sizes (a few minutes on lavapipe)
+//   --filter NAME    only benchmarks whose case file or name contains NAME
+//   --json           print the results as JSON instead of the table
+//   --compare FILE   list benchmarks that got more than 10% slower than in FILE
+//
+// A case is a module whose default export receives the context below and
+// calls ctx.bench() once per benchmark (see bench/README.md):
+//
+//   ctx.gpu          the library's Gpu (import the library from ../../dist/node.js)
+//   ctx.device       its GPUDevice, for peers that take an existing device
+//   ctx.quick        true under --quick: use small sizes
+//   ctx.once(key, init)   memoised async init shared by all cases (e.g. a peer backend)
+//   ctx.note(text)   a line printed under the table
+//   ctx.wants(name)  false if --filter excludes that benchmark (skip its setup too)
+//   await ctx.bench({ name, shape, flops, ours, peers, runs, warmup })
+//     name     unique benchmark name, e.g. 'matmul 1024x1024x1024'
+//     shape    what ran, printed as is (string)
+//     flops    floating-point operations of one run (for GFLOP/s)
+//     ours     () => void | cleanup: records our work into ctx.gpu; the runner submits
+//     peers    { label: () => void | cleanup | Promise<...> }: the same work by another library
+//     runs, warmup   override the timed and warm-up run counts
+//   A timed function may return a cleanup function (e.g. disposing an output);
+//   it runs after the timing.
+//
+// Timing: wall clock from the call until device.queue.onSubmittedWorkDone()
+// resolves, per run; the median and min–max of the timed runs after warm-up.
+// Every implementation runs on the same device and queue, measured the same way.
+// Each result also records the process's CPU time per run (all threads): on a
+// CPU adapter (lavapipe) that is the work itself, and it moves less than wall
+// clock when other processes share the cores.
+
+import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join, basename, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { getDevice } from '../dist/node.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const SLOWER_THRESHOLD = 1.1;
+
+function parseArgs(argv) {
+  const args = { quick: false, json: false, filter: undefined, compare: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') args.quick = true;
+    else if (a === '--json') args.json = true;
+    else if (a === '--filter' || a === '--compare') {
+      const value = argv[++i];
+      if (value === undefined) throw new Error(`bench: ${a} needs a value`);
+      args[a.slice(2)] = value;
+    } else throw new Error(`bench: unknown argument '${a}' (use --quick, --filter NAME, --json, --compare OLD.json)`);
+  }
+  return args;
+}
+
+/** fp32 FMA peak of this machine from /proc/cpuinfo: logical cores × clock × SIMD lanes × 2. */
+function cpuPeak() {
+  let info;
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim();
+  const flags = new Set((field('flags') ?? '').split(/\s+/));
+  const cores = (info.match(/^processor\s*:/gm) ?? []).length || cpus().length;
+  const ghz = Number(field('cpu MHz') ?? 0) / 1000;
+  const [lanes, isa] = flags.has('avx512f') ? [16, 'avx512f'] : flags.has('avx2') ? [8, 'avx2'] : [4, 'sse'];
+  return { model: field('model name') ?? 'unknown CPU', cores, ghz, lanes, isa, fma: flags.has('fma'), gflops: cores * ghz * lanes * 2 };
+}
+
+const median = (sorted) => (sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2);
+
+async function timeRuns(gpu, fn, warmup, runs) {
+  const once = async () => {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const cleanup = await fn();
+    gpu.flush();
+    await gpu.device.queue.onSubmittedWorkDone();
+    const ms = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    if (typeof cleanup === 'function') await cleanup();
+    gpu.checkErrors();
+    return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const samples = [];
+  for (let i = 0; i < runs; i++) samples.push(await once());
+  const wall = samples.map((s) => s.ms).sort((x, y) => x - y);
+  const cpu = samples.map((s) => s.cpuMs).sort((x, y) => x - y);
+  return { median_ms: median(wall), min_ms: wall[0], max_ms: wall[wall.length - 1], samples_ms: wall, cpu_ms: median(cpu) };
+}
+
+const pad = (s, n) => String(s).padEnd(n);
+const lpad = (s, n) => String(s).padStart(n);
+
+function printTable(results) {
+  const rows = results.map((r) => [
+    r.name,
+    r.impl,
+    r.shape,
+    r.median_ms.toFixed(2),
+    `${r.min_ms.toFixed(2)}–${r.max_ms.toFixed(2)}`,
+    r.gflops.toFixed(2),
+    r.cpu_ms.toFixed(1),
+    Object.entries(r.speedup ?? {})
+      .map(([peer, x]) => `${x.toFixed(2)}× ${peer}`)
+      .join(', '),
+  ]);
+  const head = ['benchmark', 'impl', 'shape', 'median ms', 'min–max ms', 'GFLOP/s', 'cpu ms', 'ours vs peer (speed)'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i >= 3 && i <= 6 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ');
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+function compare(results, oldPath) {
+  const old = JSON.parse(readFileSync(oldPath, 'utf8'));
+  const before = new Map(old.results.map((r) => [`${r.name}|${r.impl}`, r]));
+  let compared = 0;
+  const slower = [];
+  for (const r of results) {
+    const o = before.get(`${r.name}|${r.impl}`);
+    if (!o) continue;
+    compared++;
+    if (r.median_ms > o.median_ms * SLOWER_THRESHOLD) slower.push({ r, o });
+  }
+  console.log(`\ncompare with ${oldPath} (${old.adapter?.description ?? old.adapter?.name ?? 'unknown adapter'}, ${old.date}): ${compared} benchmark(s) in both`);
+  for (const { r, o } of slower) {
+    console.log(`  slower: ${r.name} [${r.impl}] ${o.median_ms.toFixed(2)} -> ${r.median_ms.toFixed(2)} ms (+${((r.median_ms / o.median_ms - 1) * 100).toFixed(0)}%)`);
+  }
+  if (slower.length === 0) console.log(`  none more than ${Math.round((SLOWER_THRESHOLD - 1) * 100)}% slower`);
+}
+
+/** Merges into today's file for this adapter (a filtered run keeps the other entries), written atomically. */
+function writeResults(report) {
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${report.adapter.name}-${report.date}.json`);
+  let merged = report.results;
+  if (existsSync(file)) {
+    const fresh = new Set(report.results.map((r) => `${r.name}|${r.impl}`));
+    const kept = JSON.parse(readFileSync(file, 'utf8')).results.filter((r) => !fresh.has(`${r.name}|${r.impl}`));
+    merged = [...kept, ...report.results];
+  }
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify({ ...report, results: merged }, null, 2)}\n`);
+  renameSync(tmp, file);
+  return file;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const gpu = await getDevice();
+  const results = [];
+  const notes = [];
+  const memo = new Map();
+  const defaults = args.quick ? { warmup: 1, runs: 3 } : { warmup: 2, runs: 7 };
+  const log = args.json ? () => undefined : (s) => console.log(s);
+
+  const caseFiles = readdirSync(join(here, 'cases'))
+    .filter((f) => f.endsWith('.js'))
+    .sort();
+  try {
+    for (const file of caseFiles) {
+      const caseName = basename(file, '.js');
+      const ctx = {
+        gpu,
+        device: gpu.device,
+        quick: args.quick,
+        once(key, init) {
+          if (!memo.has(key)) memo.set(key, init());
+          return memo.get(key);
+        },
+        note(text) {
+          notes.push(`${caseName}: ${text}`);
+        },
+        wants(name) {
+          return !args.filter || caseName.includes(args.filter) || name.includes(args.filter);
+        },
+        async bench({ name, shape, flops, ours, peers = {}, runs = defaults.runs, warmup = defaults.warmup }) {
+          if (!ctx.wants(name)) return;
+          const impls = [['ours', ours], ...Object.entries(peers)];
+          const timed = [];
+          for (const [impl, fn] of impls) {
+            log(`  running ${name} [${impl}] ...`);
+            const t = await timeRuns(gpu, fn, warmup, runs);
+            timed.push({ case: caseName, name, impl, shape, flops, warmup, runs, ...t, gflops: flops / t.median_ms / 1e6 });
+          }
+          const [mine, ...others] = timed;
+          mine.speedup = Object.fromEntries(others.map((p) => [p.impl, p.median_ms / mine.median_ms]));
+          results.push(...timed);
+        },
+      };
+      const mod = await import(pathToFileURL(join(here, 'cases', file)).href);
+      await mod.default(ctx);
+    }
+  } finally {
+    gpu.destroy();
+  }
+
+  const peak = cpuPeak();
+  const report = {
+    date: new Date().toISOString().slice(0, 10),
+    adapter: gpu.adapter,
+    cpu: peak,
+    quick: args.quick,
+    timing: 'wall clock from recording to queue.onSubmittedWorkDone(), median of timed runs after warm-up',
+    notes,
+    results,
+  };
+  if (results.length === 0) {
+    console.error(`bench: no benchmark matched${args.filter ? ` --filter ${args.filter}` : ''}; nothing written`);
+    process.exitCode = 1;
+    return;
+  }
+  const file = writeResults(report);
+  if (args.json) {
+    console.log(JSON.stringify(report, null, 2));
+  } else {
+    console.log(`\nadapter: ${gpu.adapter.description || gpu.adapter.name} (${gpu.adapter.vendor}${gpu.adapter.isFallbackAdapter ? ', fallback/CPU' : ''})`);
+    console.log(`timing: ${report.timing} (${defaults.warmup} warm-up, ${defaults.runs} timed unless a case says otherwise); timestamp queries not used`);
+    console.log('cpu ms: median CPU time of this process per run (all threads): on a CPU adapter the work itself, less sensitive to other load than wall clock');
+    if (peak) {
+      const lavapipeBits = /(\d+)[- ]bits/.exec(gpu.adapter.device)?.[1];
+      const shaderPeak = lavapipeBits ? ` (llvmpipe compiles ${lavapipeBits}-bit vectors: ${(peak.cores * peak.ghz * (Number(lavapipeBits) / 32) * 2).toFixed(0)} GFLOP/s for shaders)` : '';
+      console.log(
+        `cpu: ${peak.model}: fp32 FMA peak ${peak.cores} cores × ${peak.ghz.toFixed(2)} GHz × ${peak.lanes} lanes (${peak.isa}) × 2 = ${peak.gflops.toFixed(0)} GFLOP/s${shaderPeak}; ×2 more if each core has two FMA units`,
+      );
+    }
+    console.log('');
+    printTable(results);
+    for (const n of notes) console.log(n);
+    console.log(`\nwrote ${file}`);
+  }
+  if (args.compare) compare(results, resolve(args.compare));
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});
