@@ -14,4 +14,5 @@ setGpuProvider(() => (instance ??= create([]) as unknown as GPU));
 
 export * from './index.js';
 export * from './io/node-files.js';
+export * from './io/tuning-file.js';
 export * from './models/clip/tokenizer-node.js';
