@@ -11,3 +11,7 @@ export * from './io/safetensors.js';
 export * from './models/clip/tokenizer.js';
 export * from './io/onnx.js';
 export * from './io/image.js';
+export { Graph } from './graph/graph.js';
+export type { Value, GraphStats, OpKernel, ValueKind } from './graph/graph.js';
+export * as graphOps from './graph/ops.js';
+export * from './train/optimizer.js';

@@ -15,3 +15,4 @@ export * from './conv.js';
 export * from './preprocess.js';
 export * from './activation.js';
 export * from './matmul.js';
+export * from './attention.js';

@@ -1,0 +1,74 @@
+// Fused attention (one kernel, online softmax) vs tfjs-backend-webgpu's
+// composed matMul + softmax + matMul on the same device: the ViT-B/16 shape
+// (12 heads, 197 tokens, d 64) and SAM2's global attention at 1024² input
+// (one head of 64×64 = 4096 tokens, d 96).
+import { Tensor, attention, tuneAttention } from '../../dist/node.js';
+import { tfjsPeer } from '../peers/tfjs.js';
+
+/** [B, H, L, D] */
+const QUICK_SHAPES = [
+  [1, 12, 197, 64],
+  [1, 1, 1024, 96],
+];
+const FULL_SHAPES = [
+  [1, 12, 197, 64],
+  [1, 1, 4096, 96],
+];
+
+function values(n, seed) {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+const benchName = ([B, H, L, D]) => `attention B${B} H${H} L${L} d${D}`;
+
+export default async function (ctx) {
+  const { gpu } = ctx;
+  const shapes = (ctx.quick ? QUICK_SHAPES : FULL_SHAPES).filter((s) => ctx.wants(benchName(s)));
+  if (shapes.length === 0) return;
+  const tf = await tfjsPeer(ctx);
+  const tuned = await ctx.once('tuneAttention', () => tuneAttention(gpu));
+  ctx.note(`attention variants: ${Object.entries(tuned).map(([key, r]) => `${key} → ${r.best}`).join('; ')}`);
+
+  for (const [B, H, L, D] of shapes) {
+    const n = B * H * L * D;
+    const [qd, kd, vd] = [values(n, 1), values(n, 2), values(n, 3)];
+    const [q, k, v] = [qd, kd, vd].map((d) => Tensor.fromArray(gpu, d, [B, H, L, D]));
+    const y = Tensor.empty(gpu, [B, H, L, D]);
+    const [tq, tk, tv] = [qd, kd, vd].map((d) => tf.tensor4d(d, [B, H, L, D]));
+    const scale = 1 / Math.sqrt(D);
+    // The composed form a tfjs user writes: the full [B, H, L, L] scores go through memory.
+    const composed = () => tf.tidy(() => tf.matMul(tf.softmax(tf.mul(tf.matMul(tq, tk, false, true), scale)), tv));
+
+    const ours = await attention(gpu, q, k, v, { out: y }).read();
+    const tc = composed();
+    const theirs = await tc.data();
+    tc.dispose();
+    let diff = 0;
+    for (let i = 0; i < ours.length; i++) diff = Math.max(diff, Math.abs(ours[i] - theirs[i]));
+    ctx.note(`${benchName([B, H, L, D])}: max |ours - tfjs| = ${diff.toExponential(2)}`);
+    if (!(diff < 1e-3)) throw new Error(`bench attention: results differ from tfjs by ${diff} at ${benchName([B, H, L, D])}`);
+
+    await ctx.bench({
+      name: benchName([B, H, L, D]),
+      shape: `q,k,v [${B},${H},${L},${D}] f32`,
+      flops: 4 * B * H * L * L * D,
+      ours: () => {
+        attention(gpu, q, k, v, { out: y });
+      },
+      peers: {
+        tfjs: () => {
+          const c = composed();
+          return () => c.dispose();
+        },
+      },
+    });
+    for (const t of [q, k, v, y]) t.dispose();
+    tf.dispose([tq, tk, tv]);
+  }
+}

@@ -1,0 +1,279 @@
+// A small graph runtime. A model is written as plain code against symbolic
+// values; each op's output shape is inferred when it is added (a shape error
+// names the op and the shapes then, not at run time). `compile()` plans
+// memory from value lifetimes: intermediates share a few GPU buffers
+// ("slots") whenever their lifetimes do not overlap, so the peak is known
+// before anything runs. `run()` records the whole forward into the device's
+// one open command encoder and submits once; weights stay resident; nothing
+// is read back mid-graph.
+
+import type { Gpu } from '../device.js';
+import { BYTES_PER_ELEMENT, Tensor, numel, shapeString, type DType, type Shape } from '../tensor.js';
+
+export type ValueKind = 'input' | 'weight' | 'intermediate';
+
+/** A symbolic tensor: known shape and dtype, no data until the graph runs. */
+export interface Value {
+  readonly id: number;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly kind: ValueKind;
+  readonly name: string;
+}
+
+/** Records the op's dispatches; writes into `output` (never one of `inputs`). */
+export type OpKernel = (gpu: Gpu, inputs: Tensor[], output: Tensor) => void;
+
+interface OpNode {
+  op: string;
+  inputs: Value[];
+  output: Value;
+  /** undefined for views (reshape): no dispatch, the output aliases its input's memory. */
+  kernel?: OpKernel;
+  dispatches: number;
+}
+
+export interface GraphStats {
+  ops: number;
+  dispatches: number;
+  /** Bytes of the planned intermediate slots (weights, inputs and outputs excluded). */
+  plannedPeakBytes: number;
+  /** Bytes the intermediates would take if each had its own buffer. */
+  unplannedBytes: number;
+  weightBytes: number;
+  slots: number;
+}
+
+interface Plan {
+  slotOf: Map<number, number>;
+  slotBytes: number[];
+}
+
+function bytesOf(v: Value): number {
+  return Math.max(4, Math.ceil((numel(v.shape) * BYTES_PER_ELEMENT[v.dtype]) / 4) * 4);
+}
+
+export class Graph {
+  private readonly values: Value[] = [];
+  private readonly nodes: OpNode[] = [];
+  private readonly producer = new Map<number, OpNode>();
+  private readonly weights = new Map<number, Tensor>();
+  private readonly inputs = new Map<string, Value>();
+  private readonly outputs = new Map<string, Value>();
+  private plan: Plan | undefined;
+  private slots: Tensor[] = [];
+
+  constructor(readonly gpu: Gpu, readonly name = 'graph') {}
+
+  private newValue(shape: Shape, dtype: DType, kind: ValueKind, name: string): Value {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new Error(`${this.name}: ${name} has invalid shape ${shapeString(shape)}`);
+    }
+    const v: Value = Object.freeze({ id: this.values.length, shape: Object.freeze([...shape]), dtype, kind, name });
+    this.values.push(v);
+    this.plan = undefined;
+    return v;
+  }
+
+  /** A value fed at every run. */
+  input(name: string, shape: Shape, dtype: DType = 'f32'): Value {
+    if (this.inputs.has(name)) throw new Error(`${this.name}: input '${name}' declared twice`);
+    const v = this.newValue(shape, dtype, 'input', name);
+    this.inputs.set(name, v);
+    return v;
+  }
+
+  /** A resident tensor (weights, constants). The graph does not own it. */
+  weight(name: string, tensor: Tensor): Value {
+    const v = this.newValue(tensor.shape, tensor.dtype, 'weight', name);
+    this.weights.set(v.id, tensor);
+    return v;
+  }
+
+  /** Adds an op whose output shape the caller inferred (op builders in ops.ts do this). */
+  apply(op: string, inputs: readonly Value[], shape: Shape, dtype: DType, kernel: OpKernel, dispatches = 1): Value {
+    for (const x of inputs) this.checkOwn(op, x);
+    const output = this.newValue(shape, dtype, 'intermediate', `${op}#${this.nodes.length}`);
+    const node: OpNode = { op, inputs: [...inputs], output, kernel, dispatches };
+    this.nodes.push(node);
+    this.producer.set(output.id, node);
+    return output;
+  }
+
+  /** Same data, new shape (one -1 allowed): no dispatch, no copy. */
+  reshape(x: Value, shape: Shape): Value {
+    this.checkOwn('reshape', x);
+    const n = numel(x.shape);
+    const out = [...shape];
+    const unknown = out.indexOf(-1);
+    if (unknown >= 0) {
+      const rest = numel(out.filter((_, i) => i !== unknown));
+      if (rest === 0 || n % rest !== 0) throw new Error(`reshape: cannot infer -1 in ${shapeString(shape)} from ${shapeString(x.shape)}`);
+      out[unknown] = n / rest;
+    }
+    if (numel(out) !== n) throw new Error(`reshape: ${shapeString(x.shape)} (${n} elements) cannot become ${shapeString(shape)}`);
+    const output = this.newValue(out, x.dtype, 'intermediate', `reshape#${this.nodes.length}`);
+    const node: OpNode = { op: 'reshape', inputs: [x], output, dispatches: 0 };
+    this.nodes.push(node);
+    this.producer.set(output.id, node);
+    return output;
+  }
+
+  /** Marks a value as a graph output; run() returns it as a fresh tensor the caller owns. */
+  output(name: string, v: Value): void {
+    this.checkOwn('output', v);
+    if (this.outputs.has(name)) throw new Error(`${this.name}: output '${name}' declared twice`);
+    this.outputs.set(name, v);
+    this.plan = undefined;
+  }
+
+  private checkOwn(op: string, v: Value): void {
+    if (this.values[v.id] !== v) throw new Error(`${op}: value ${v.name} ${shapeString(v.shape)} belongs to another graph`);
+  }
+
+  /** The value a view ultimately reads: views share their source's memory. */
+  private storageOf(v: Value): Value {
+    let cur = v;
+    for (let node = this.producer.get(cur.id); node && !node.kernel; node = this.producer.get(cur.id)) cur = node.inputs[0];
+    return cur;
+  }
+
+  /**
+   * Plans memory. Each intermediate lives from the op that writes it to the
+   * last op that reads it (through views too). Ops run in build order; a slot
+   * becomes free after its last reader ran, and an op's output never shares a
+   * slot with its own inputs (WebGPU cannot read and write one buffer in one
+   * dispatch). Best fit among free slots, growing the largest free slot when
+   * none is big enough.
+   */
+  compile(): GraphStats {
+    const outputsStorage = new Set([...this.outputs.values()].map((v) => this.storageOf(v).id));
+    const lastUse = new Map<number, number>();
+    this.nodes.forEach((node, i) => {
+      for (const x of node.inputs) lastUse.set(this.storageOf(x).id, i);
+    });
+    const slotOf = new Map<number, number>();
+    const slotBytes: number[] = [];
+    const free: number[] = [];
+    const liveUntil: Array<{ slot: number; until: number }> = [];
+    this.nodes.forEach((node, i) => {
+      // Free the slots whose last reader ran before this op.
+      for (let k = liveUntil.length - 1; k >= 0; k--) {
+        if (liveUntil[k].until < i) {
+          free.push(liveUntil[k].slot);
+          liveUntil.splice(k, 1);
+        }
+      }
+      if (!node.kernel || outputsStorage.has(node.output.id)) return;
+      const need = bytesOf(node.output);
+      let best = -1;
+      for (const s of free) if (slotBytes[s] >= need && (best < 0 || slotBytes[s] < slotBytes[best])) best = s;
+      if (best < 0 && free.length > 0) best = free.reduce((a, b) => (slotBytes[b] > slotBytes[a] ? b : a));
+      if (best < 0) {
+        best = slotBytes.length;
+        slotBytes.push(0);
+      } else free.splice(free.indexOf(best), 1);
+      slotBytes[best] = Math.max(slotBytes[best], need);
+      slotOf.set(node.output.id, best);
+      liveUntil.push({ slot: best, until: lastUse.get(node.output.id) ?? i });
+    });
+    this.plan = { slotOf, slotBytes };
+    for (const s of this.slots) s.dispose();
+    this.slots = [];
+    return this.stats();
+  }
+
+  stats(): GraphStats {
+    const plan = this.plan ?? (this.compile(), this.plan!);
+    let unplanned = 0;
+    for (const id of plan.slotOf.keys()) unplanned += bytesOf(this.values[id]);
+    let weightBytes = 0;
+    for (const t of this.weights.values()) weightBytes += t.byteLength;
+    return {
+      ops: this.nodes.filter((n) => n.kernel).length,
+      dispatches: this.nodes.reduce((s, n) => s + n.dispatches, 0),
+      plannedPeakBytes: plan.slotBytes.reduce((a, b) => a + b, 0),
+      unplannedBytes: unplanned,
+      weightBytes,
+      slots: plan.slotBytes.length,
+    };
+  }
+
+  /**
+   * Runs the graph on the given inputs (tensors, or host arrays uploaded
+   * here). Returns the outputs as new tensors owned by the caller. All work
+   * is recorded into one command encoder and submitted once.
+   */
+  run(feeds: Record<string, Tensor | ArrayLike<number>>): Record<string, Tensor> {
+    const gpu = this.gpu;
+    if (!this.plan) this.compile();
+    const plan = this.plan!;
+    if (this.slots.length === 0) {
+      this.slots = plan.slotBytes.map((b, i) => Tensor.empty(gpu, [b / 4], 'f32', `${this.name}.slot${i}`));
+    }
+    for (const name of Object.keys(feeds)) {
+      if (!this.inputs.has(name)) throw new Error(`${this.name}.run: unknown input '${name}' (inputs: ${[...this.inputs.keys()].join(', ')})`);
+    }
+    const live = new Map<number, Tensor>();
+    const uploaded: Tensor[] = [];
+    for (const [name, v] of this.inputs) {
+      const feed = feeds[name];
+      if (feed === undefined) throw new Error(`${this.name}.run: input '${name}' ${shapeString(v.shape)} was not given`);
+      let t: Tensor;
+      if (feed instanceof Tensor) {
+        if (feed.dtype !== v.dtype || feed.size !== numel(v.shape)) {
+          throw new Error(`${this.name}.run: input '${name}' expects ${v.dtype} ${shapeString(v.shape)}, got ${feed.dtype} ${shapeString(feed.shape)}`);
+        }
+        t = feed.shape.length === v.shape.length && feed.shape.every((d, i) => d === v.shape[i]) ? feed : feed.reshape(v.shape);
+      } else {
+        if (feed.length !== numel(v.shape)) throw new Error(`${this.name}.run: input '${name}' expects ${numel(v.shape)} values ${shapeString(v.shape)}, got ${feed.length}`);
+        for (let i = 0; i < feed.length; i++) {
+          if (!Number.isFinite(feed[i])) throw new Error(`${this.name}.run: input '${name}' holds a non-finite value (${feed[i]}) at index ${i}`);
+        }
+        t = Tensor.fromArray(gpu, feed, v.shape, v.dtype);
+        uploaded.push(t);
+      }
+      live.set(v.id, t);
+    }
+    for (const [id, t] of this.weights) live.set(id, t);
+    const outputsById = new Map<number, string[]>();
+    for (const [name, v] of this.outputs) outputsById.set(v.id, [...(outputsById.get(v.id) ?? []), name]);
+    const results: Record<string, Tensor> = {};
+    const owned: Tensor[] = [];
+    for (const node of this.nodes) {
+      const ins = node.inputs.map((x) => live.get(x.id)!);
+      let out: Tensor;
+      if (!node.kernel) {
+        out = ins[0].reshape(node.output.shape);
+      } else {
+        const slot = plan.slotOf.get(node.output.id);
+        out = slot === undefined ? Tensor.empty(gpu, node.output.shape, node.output.dtype) : this.slots[slot].viewAs(node.output.shape, node.output.dtype);
+        if (slot === undefined) owned.push(out);
+        node.kernel(gpu, ins, out);
+      }
+      live.set(node.output.id, out);
+    }
+    for (const [name, v] of this.outputs) {
+      const t = live.get(v.id)!;
+      results[name] = owned.includes(t) && outputsById.get(v.id)![0] === name ? t : copyOf(gpu, t);
+    }
+    gpu.flush();
+    const returned = new Set(Object.values(results));
+    for (const t of owned) if (!returned.has(t)) t.dispose();
+    for (const t of uploaded) t.dispose();
+    return results;
+  }
+
+  /** Frees the planned slots (weights belong to the caller). */
+  dispose(): void {
+    for (const s of this.slots) s.dispose();
+    this.slots = [];
+  }
+}
+
+function copyOf(gpu: Gpu, t: Tensor): Tensor {
+  const c = Tensor.empty(gpu, t.shape, t.dtype);
+  const bytes = Math.ceil(t.byteLength / 4) * 4;
+  if (bytes > 0) gpu.commandEncoder().copyBufferToBuffer(t.buffer, 0, c.buffer, 0, bytes);
+  return c;
+}

@@ -1,0 +1,303 @@
+// Fused scaled-dot-product attention: softmax(scale·q·kᵀ + bias, masked)·v in
+// one kernel with an online softmax (shaders/attention.wgsl), so the Lq × Lk
+// score matrix never goes to global memory.
+//
+// Conventions (also in the shader header):
+// - keyPaddingMask [B, Lk] (u32, i32 or f32): NONZERO = padded key, ignored
+//   (PyTorch's key_padding_mask=True). For f32, -0 counts as zero.
+// - causal: key j > query i is masked, top-left aligned as PyTorch's
+//   is_causal also when Lq ≠ Lk.
+// - A key whose biased score is ≤ -1e30 (e.g. -inf bias) counts as masked.
+// - A query whose keys are all masked gets an output row of zeros and
+//   lse = -Infinity, never NaN.
+
+import type { Gpu } from '../device.js';
+import { Tensor, shapeString, type Shape } from '../tensor.js';
+import { dispatchKernel, placeholder } from './program.js';
+import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
+
+export interface AttentionOptions {
+  /** Multiplies q·kᵀ; defaults to 1/sqrt(D). */
+  scale?: number;
+  /** Additive f32 scores, rank 4, broadcastable to [B, H, Lq, Lk] (dims of 1 broadcast). */
+  bias?: Tensor;
+  /** Mask key j > query i (top-left aligned, as PyTorch's is_causal). */
+  causal?: boolean;
+  /** [B, Lk] u32/i32/f32; nonzero marks a padded key, which is ignored. */
+  keyPaddingMask?: Tensor;
+  /** 'bhld' (default): q [B, H, Lq, D]; 'blhd': q [B, Lq, H, D] (a fused QKV projection's layout). Output follows. */
+  layout?: 'bhld' | 'blhd';
+  /** Receives the row log-sum-exp of the scaled, biased, masked scores: f32 [B, H, Lq]. */
+  lse?: Tensor;
+  /** Receives the output: f32 [B, H, Lq, Dv] ('bhld') or [B, Lq, H, Dv] ('blhd'). */
+  out?: Tensor;
+  /** A kernel variant such as 'w16r8k32s8', overriding the tuned choice (tests and benchmarks). */
+  variant?: string;
+}
+
+const OP = 'attention';
+const MAX_HEAD_DIM = 128;
+/** The shader's MAX_ROWS and MAX_KEY_STEP. */
+const MAX_ROWS = 8;
+const KEY_STEPS = [4, 8, 16];
+
+/**
+ * A tuning variant: invocations per workgroup, queries per invocation, keys
+ * per K/V tile in workgroup memory, keys per online-softmax step.
+ */
+interface Variant {
+  workgroupSize: number;
+  rows: number;
+  keyTile: number;
+  keyStep: number;
+}
+
+/**
+ * Used until tuneAttention picks per adapter. GPUs: one query per invocation
+ * (q and the accumulator in registers). CPU drivers (lavapipe, SwiftShader),
+ * where every read at a computed index is a per-lane load and FMAs are cheap:
+ * eight queries per invocation and sixteen keys per softmax step, so each
+ * K/V read feeds eight rows and each q / accumulator read sixteen keys.
+ */
+const GPU_DEFAULT: Variant = { workgroupSize: 64, rows: 1, keyTile: 32, keyStep: 4 };
+const CPU_DEFAULT: Variant = { workgroupSize: 16, rows: 8, keyTile: 32, keyStep: 16 };
+/** What tuneAttention times by default: GPU-style, then CPU-style shapes. */
+const TUNING_CANDIDATES = ['w64r1k32s4', 'w64r2k32s8', 'w16r8k32s8', 'w16r8k32s16', 'w32r8k32s16'];
+
+const variantName = (v: Variant) => `w${v.workgroupSize}r${v.rows}k${v.keyTile}s${v.keyStep}`;
+
+function parseVariant(name: string): Variant | undefined {
+  const m = /^w(\d+)r(\d+)k(\d+)s(\d+)$/.exec(name);
+  return m ? { workgroupSize: Number(m[1]), rows: Number(m[2]), keyTile: Number(m[3]), keyStep: Number(m[4]) } : undefined;
+}
+
+/**
+ * Workgroup-memory row capacity in vec4s for a head dim: rounded up to a
+ * multiple of 8 vec4s (32 elements), so head dims 1–32, 33–64, 65–96 and
+ * 97–128 each share one pipeline.
+ */
+const tileCapacity = (dim: number) => 8 * Math.ceil(Math.ceil(dim / 4) / 8);
+
+/** Tuning problem class: the larger tile capacity. */
+const tuningKey = (capD: number, capDv: number) => `${OP}|cap${Math.max(capD, capDv)}`;
+
+function fits(gpu: Gpu, v: Variant, capD: number, capDv: number): boolean {
+  const workgroupBytes = v.keyTile * (capD + capDv) * 16 + v.keyTile * 4;
+  return (
+    v.rows >= 1 &&
+    v.rows <= MAX_ROWS &&
+    KEY_STEPS.includes(v.keyStep) &&
+    v.keyTile > 0 &&
+    v.keyTile % v.keyStep === 0 &&
+    workgroupBytes <= gpu.limits.maxComputeWorkgroupStorageSize &&
+    v.workgroupSize >= 1 &&
+    v.workgroupSize <= gpu.limits.maxComputeInvocationsPerWorkgroup &&
+    v.workgroupSize <= gpu.limits.maxComputeWorkgroupSizeX
+  );
+}
+
+/** The variant with its key tile halved until its workgroup memory fits (wide heads need smaller tiles). */
+function shrinkToFit(gpu: Gpu, v: Variant, capD: number, capDv: number): Variant {
+  const out = { ...v };
+  while (!fits(gpu, out, capD, capDv) && out.keyTile > out.keyStep) out.keyTile /= 2;
+  return out;
+}
+
+const isCpuAdapter = (gpu: Gpu) => gpu.adapter.isFallbackAdapter || gpu.adapter.name === 'llvmpipe' || gpu.adapter.name === 'swiftshader';
+
+/** The requested, else tuned, else default variant. */
+function chooseVariant(gpu: Gpu, capD: number, capDv: number, requested?: string): Variant {
+  if (requested !== undefined) {
+    const v = parseVariant(requested);
+    if (!v || !fits(gpu, v, capD, capDv)) {
+      throw new Error(
+        `${OP}: variant '${requested}' is malformed or does not fit this device and head dim (expected w<workgroup>r<rows ≤ ${MAX_ROWS}>k<key tile>s<key step ${KEY_STEPS.join('|')}>, e.g. '${variantName(CPU_DEFAULT)}')`,
+      );
+    }
+    return v;
+  }
+  const tuned = tunedVariant(gpu, tuningKey(capD, capDv));
+  const parsed = tuned === undefined ? undefined : parseVariant(tuned);
+  if (parsed && fits(gpu, parsed, capD, capDv)) return parsed;
+  return shrinkToFit(gpu, isCpuAdapter(gpu) ? CPU_DEFAULT : GPU_DEFAULT, capD, capDv);
+}
+
+interface Dims {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  D: number;
+  Dv: number;
+}
+
+/** Element strides for (batch, head, token) of a dense tensor in the given layout. */
+function tokenStrides(layout: 'bhld' | 'blhd', H: number, L: number, width: number): [number, number, number] {
+  return layout === 'bhld' ? [H * L * width, L * width, width] : [L * H * width, width, H * width];
+}
+
+function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Dims {
+  const layout = opts.layout ?? 'bhld';
+  if (layout !== 'bhld' && layout !== 'blhd') throw new Error(`${OP}: layout must be 'bhld' or 'blhd', got '${String(layout)}'`);
+  const names = layout === 'bhld' ? '[B, H, L, D]' : '[B, L, H, D]';
+  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.dtype !== 'f32') throw new Error(`${OP}: ${name} must be f32, got ${t.dtype}`);
+    if (t.rank !== 4) throw new Error(`${OP}: ${name} must have rank 4 ${names}, got ${shapeString(t.shape)}`);
+  }
+  const dims = (t: Tensor) => (layout === 'bhld' ? { B: t.shape[0], H: t.shape[1], L: t.shape[2], D: t.shape[3] } : { B: t.shape[0], H: t.shape[2], L: t.shape[1], D: t.shape[3] });
+  const dq = dims(q);
+  const dk = dims(k);
+  const dv = dims(v);
+  const all = `q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)} (layout '${layout}')`;
+  if (dk.B !== dq.B || dv.B !== dq.B) throw new Error(`${OP}: batch sizes differ: B=${dq.B}, ${dk.B}, ${dv.B} for ${all}`);
+  if (dk.H !== dq.H || dv.H !== dq.H) throw new Error(`${OP}: head counts differ: H=${dq.H}, ${dk.H}, ${dv.H} for ${all}`);
+  if (dk.D !== dq.D) throw new Error(`${OP}: head dims of q and k differ: D=${dq.D} vs ${dk.D} for ${all}`);
+  if (dv.L !== dk.L) throw new Error(`${OP}: key lengths of k and v differ: Lk=${dk.L} vs ${dv.L} for ${all}`);
+  if (dq.D > MAX_HEAD_DIM || dv.D > MAX_HEAD_DIM) {
+    throw new Error(`${OP}: head dims up to ${MAX_HEAD_DIM} are supported, got D=${dq.D}, Dv=${dv.D} for ${all}`);
+  }
+  const d: Dims = { B: dq.B, H: dq.H, Lq: dq.L, Lk: dk.L, D: dq.D, Dv: dv.D };
+  const full = [d.B, d.H, d.Lq, d.Lk];
+  if (opts.scale !== undefined && !Number.isFinite(opts.scale)) throw new Error(`${OP}: scale must be a finite number, got ${opts.scale}`);
+  if (opts.bias) {
+    const bias = opts.bias;
+    if (bias.dtype !== 'f32') throw new Error(`${OP}: bias must be f32, got ${bias.dtype}`);
+    if (bias.rank !== 4 || bias.shape.some((n, i) => n !== 1 && n !== full[i])) {
+      throw new Error(`${OP}: bias ${shapeString(bias.shape)} is not broadcastable to [B, H, Lq, Lk] = ${shapeString(full)} (rank 4, each dim equal or 1)`);
+    }
+  }
+  if (opts.keyPaddingMask) {
+    const mask = opts.keyPaddingMask;
+    if (mask.dtype === 'f16') throw new Error(`${OP}: keyPaddingMask must be u32, i32 or f32, got ${mask.dtype}`);
+    if (mask.rank !== 2 || mask.shape[0] !== d.B || mask.shape[1] !== d.Lk) {
+      throw new Error(`${OP}: keyPaddingMask must be [B, Lk] = ${shapeString([d.B, d.Lk])}, got ${shapeString(mask.shape)}`);
+    }
+  }
+  if (opts.lse) {
+    const want = [d.B, d.H, d.Lq];
+    if (opts.lse.dtype !== 'f32' || !sameShape(opts.lse.shape, want)) {
+      throw new Error(`${OP}: lse must be f32 [B, H, Lq] = ${shapeString(want)}, got ${opts.lse.dtype} ${shapeString(opts.lse.shape)}`);
+    }
+  }
+  if (opts.out) {
+    const want = outShape(layout, d);
+    if (opts.out.dtype !== 'f32' || !sameShape(opts.out.shape, want)) {
+      throw new Error(`${OP}: out must be f32 ${shapeString(want)}, got ${opts.out.dtype} ${shapeString(opts.out.shape)}`);
+    }
+  }
+  return d;
+}
+
+const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((n, i) => n === b[i]);
+
+const outShape = (layout: 'bhld' | 'blhd', d: Dims) => (layout === 'bhld' ? [d.B, d.H, d.Lq, d.Dv] : [d.B, d.Lq, d.H, d.Dv]);
+
+function run(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, d: Dims, variant: Variant): Tensor {
+  const layout = opts.layout ?? 'bhld';
+  const out = opts.out ?? Tensor.empty(gpu, outShape(layout, d));
+  const bias = opts.bias;
+  // Strides of the broadcast bias: 0 where its dim is 1.
+  const biasStrides = [0, 0, 0, 0];
+  if (bias) {
+    let stride = 1;
+    for (let i = 3; i >= 0; i--) {
+      biasStrides[i] = bias.shape[i] === 1 ? 0 : stride;
+      stride *= bias.shape[i];
+    }
+  }
+  // The shared placeholder is bound read-only elsewhere in this dispatch, so an
+  // unused writable binding gets its own scratch buffer.
+  const lse = opts.lse ?? Tensor.empty(gpu, [1]);
+  dispatchKernel(
+    gpu,
+    OP,
+    {
+      shader: 'attention',
+      constants: {
+        WORKGROUP_SIZE: variant.workgroupSize,
+        ROWS: variant.rows,
+        KEY_TILE: variant.keyTile,
+        KEY_STEP: variant.keyStep,
+        TILE_D_VEC4: tileCapacity(d.D),
+        TILE_DV_VEC4: tileCapacity(d.Dv),
+        HAS_BIAS: bias !== undefined,
+        HAS_MASK: opts.keyPaddingMask !== undefined,
+        MASK_IS_F32: opts.keyPaddingMask?.dtype === 'f32',
+        CAUSAL: opts.causal === true,
+        WRITE_LSE: opts.lse !== undefined,
+      },
+    },
+    {
+      q,
+      k,
+      v,
+      bias: bias ?? placeholder(gpu),
+      key_mask: opts.keyPaddingMask ?? placeholder(gpu),
+      out,
+      lse,
+      params: {
+        lq: d.Lq,
+        lk: d.Lk,
+        d: d.D,
+        dv: d.Dv,
+        d_vec4: Math.ceil(d.D / 4),
+        dv_vec4: Math.ceil(d.Dv / 4),
+        scale: opts.scale ?? 1 / Math.sqrt(d.D),
+        q_strides: tokenStrides(layout, d.H, d.Lq, d.D),
+        k_strides: tokenStrides(layout, d.H, d.Lk, d.D),
+        v_strides: tokenStrides(layout, d.H, d.Lk, d.Dv),
+        out_strides: tokenStrides(layout, d.H, d.Lq, d.Dv),
+        bias_strides: biasStrides,
+      },
+    },
+    [Math.ceil(d.Lq / (variant.workgroupSize * variant.rows)), d.H, d.B],
+  );
+  if (lse !== opts.lse) lse.dispose();
+  return out;
+}
+
+/**
+ * softmax(scale·q·kᵀ + bias, masked)·v per (batch, head), fused. See
+ * AttentionOptions for shapes; the conventions for masks and fully masked
+ * rows are in this file's header.
+ */
+export function attention(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const d = validate(q, k, v, opts);
+  return run(gpu, q, k, v, opts, d, chooseVariant(gpu, tileCapacity(d.D), tileCapacity(d.Dv), opts.variant));
+}
+
+/**
+ * Times kernel variants on this adapter for each head-dim class (shape
+ * B=1, H=2, L=256) and remembers the fastest per class for attention().
+ * `headDims`: one representative per class (default 32, 64, 96, 128);
+ * `variants`: names to time (default: a mix of GPU- and CPU-style shapes).
+ * Takes minutes on CPU drivers, where every variant compiles its own pipeline.
+ */
+export async function tuneAttention(gpu: Gpu, opts: { headDims?: number[]; variants?: string[] } = {}): Promise<Record<string, SweepResult>> {
+  const results: Record<string, SweepResult> = {};
+  for (const D of opts.headDims ?? [32, 64, 96, 128]) {
+    if (!Number.isInteger(D) || D < 1 || D > MAX_HEAD_DIM) throw new Error(`tuneAttention: head dims must be integers in 1..${MAX_HEAD_DIM}, got ${D}`);
+    const cap = tileCapacity(D);
+    const variants = new Map<string, Variant>();
+    for (const name of opts.variants ?? TUNING_CANDIDATES) {
+      const parsed = parseVariant(name);
+      if (!parsed) throw new Error(`tuneAttention: malformed variant '${name}' (expected like '${variantName(CPU_DEFAULT)}')`);
+      const v = shrinkToFit(gpu, parsed, cap, cap);
+      if (fits(gpu, v, cap, cap)) variants.set(variantName(v), v);
+    }
+    const shape = [1, 2, 256, D];
+    const d: Dims = { B: 1, H: 2, Lq: 256, Lk: 256, D, Dv: D };
+    const x = Tensor.fromArray(gpu, Float32Array.from({ length: 2 * 256 * D }, (_, i) => Math.sin(i * 0.37)), shape);
+    const out = Tensor.empty(gpu, shape);
+    const key = tuningKey(cap, cap);
+    try {
+      results[key] = await sweepVariants(gpu, key, [...variants.keys()], (name) => {
+        run(gpu, x, x, x, { out }, d, variants.get(name) as Variant);
+      });
+    } finally {
+      x.dispose();
+      out.dispose();
+    }
+  }
+  return results;
+}
