@@ -16,3 +16,7 @@ export * from './preprocess.js';
 export * from './activation.js';
 export * from './matmul.js';
 export * from './attention.js';
+export * from './activation-backward.js';
+export * from './layernorm-backward.js';
+export * from './cross-entropy.js';
+export * from './l2norm.js';
