@@ -69,6 +69,8 @@ struct Params {
 var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
 var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
+//! include conv_gemm_tile
+
 //! include activation
 
 fn epilogue(v: f32, oc: u32) -> f32 {
@@ -133,21 +135,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       tileB[kk * BN + oo] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var a: array<f32, 4>;
-      var b: array<f32, 4>;
-      for (var i = 0u; i < TM; i++) {
-        a[i] = tileA[kk * BM + tx + i * WG];
-      }
-      for (var j = 0u; j < TN; j++) {
-        b[j] = tileB[kk * BN + ty + j * WG];
-      }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-          acc[i][j] = fma(a[i], b[j], acc[i][j]);
-        }
-      }
-    }
+    accumulate_tile(&acc, tx, ty);
     workgroupBarrier();
   }
 

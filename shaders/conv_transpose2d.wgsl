@@ -68,6 +68,8 @@ struct Params {
 var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
 var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
+//! include conv_gemm_tile
+
 // The first tap of residue `r` along one axis: the smallest kh < min(K, STEP)
 // with (r − kh·D) ≡ 0 (mod S), or K when the phase has none.
 fn first_tap(r: u32, K: u32, S: u32, D: u32, STEP: u32) -> u32 {
@@ -153,21 +155,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       tileB[e] = v;
     }
     workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      var a: array<f32, 4>;
-      var b: array<f32, 4>;
-      for (var i = 0u; i < TM; i++) {
-        a[i] = tileA[kk * BM + tx + i * WG];
-      }
-      for (var j = 0u; j < TN; j++) {
-        b[j] = tileB[kk * BN + ty + j * WG];
-      }
-      for (var i = 0u; i < TM; i++) {
-        for (var j = 0u; j < TN; j++) {
-          acc[i][j] = fma(a[i], b[j], acc[i][j]);
-        }
-      }
-    }
+    accumulate_tile(&acc, tx, ty);
     workgroupBarrier();
   }
 

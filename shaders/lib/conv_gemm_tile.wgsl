@@ -1,0 +1,25 @@
+// The register-tile step of the implicit-GEMM convolutions (conv2d,
+// conv_transpose2d): after a BK-deep slice of A ([k][m], BM wide) and B
+// ([k][n], BN wide) is staged in the includer's workgroup arrays `tileA` and
+// `tileB`, thread (tx, ty) accumulates its TM × TN outputs — rows tx + i·WG,
+// columns ty + j·WG, so neighbouring threads read neighbouring words.
+// The includer declares WG, BK, BM, BN, TM, TN, tileA and tileB.
+alias AccumulatorTile = array<array<f32, 4>, 4>; // TM, TN <= 4
+
+fn accumulate_tile(acc: ptr<function, AccumulatorTile>, tx: u32, ty: u32) {
+  for (var kk = 0u; kk < BK; kk++) {
+    var a: array<f32, 4>;
+    var b: array<f32, 4>;
+    for (var i = 0u; i < TM; i++) {
+      a[i] = tileA[kk * BM + tx + i * WG];
+    }
+    for (var j = 0u; j < TN; j++) {
+      b[j] = tileB[kk * BN + ty + j * WG];
+    }
+    for (var i = 0u; i < TM; i++) {
+      for (var j = 0u; j < TN; j++) {
+        (*acc)[i][j] = fma(a[i], b[j], (*acc)[i][j]);
+      }
+    }
+  }
+}
