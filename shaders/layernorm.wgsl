@@ -64,17 +64,19 @@ fn column_sum(lid: u32, lane: u32, step: u32, v: vec2<f32>) -> vec2<f32> {
   return total;
 }
 
+//! include axis_column
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
   @builtin(local_invocation_index) lid: u32,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let cols = WORKGROUP_SIZE / LANES;
-  let lane = select(lid / cols, lid % LANES, LANES_FASTEST);
-  let col = select(lid % cols, lid / LANES, LANES_FASTEST);
-  let step = select(cols, 1u, LANES_FASTEST);
-  let g = (wid.x + wid.y * nwg.x) * cols + col;
+  let column = axis_column(lid, wid, nwg);
+  let lane = column.lane;
+  let col = column.local;
+  let step = column.step;
+  let g = column.index;
   let in_range = g < params.columns;
   let n = params.axis;
   let inner = params.inner;

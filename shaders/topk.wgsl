@@ -69,18 +69,20 @@ fn before(a: u32, ia: u32, b: u32, ib: u32) -> bool {
   return a > b || (a == b && ia < ib);
 }
 
+//! include axis_column
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
   @builtin(local_invocation_index) lid: u32,
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let cols = WORKGROUP_SIZE / LANES;
-  let lane = select(lid / cols, lid % LANES, LANES_FASTEST);
-  let col = select(lid % cols, lid / LANES, LANES_FASTEST);
-  let step = select(cols, 1u, LANES_FASTEST);
+  let column = axis_column(lid, wid, nwg);
+  let lane = column.lane;
+  let col = column.local;
+  let step = column.step;
   let head = lid - lane * step;
-  let g = (wid.x + wid.y * nwg.x) * cols + col;
+  let g = column.index;
   let in_range = g < params.columns;
   let n = params.axis;
   let inner = params.inner;
