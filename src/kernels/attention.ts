@@ -12,8 +12,9 @@
 //   lse = -Infinity, never NaN.
 
 import type { Gpu } from '../device.js';
-import { Tensor, shapeString, type Shape } from '../tensor.js';
+import { Tensor, shapeString } from '../tensor.js';
 import { dispatchKernel, placeholder } from './program.js';
+import { MAX_HEAD_DIM, attentionOutputShape, sameShape, tileCapacity, tokenStrides, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
 import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
 
 export interface AttentionOptions {
@@ -36,7 +37,6 @@ export interface AttentionOptions {
 }
 
 const OP = 'attention';
-const MAX_HEAD_DIM = 128;
 /** The shader's MAX_ROWS and MAX_KEY_STEP. */
 const MAX_ROWS = 8;
 const KEY_STEPS = [4, 8, 16];
@@ -76,7 +76,6 @@ function parseVariant(name: string): Variant | undefined {
  * multiple of 8 vec4s (32 elements), so head dims 1–32, 33–64, 65–96 and
  * 97–128 each share one pipeline.
  */
-const tileCapacity = (dim: number) => 8 * Math.ceil(Math.ceil(dim / 4) / 8);
 
 /** Tuning problem class: the larger tile capacity. */
 const tuningKey = (capD: number, capDv: number) => `${OP}|cap${Math.max(capD, capDv)}`;
@@ -122,57 +121,8 @@ function chooseVariant(gpu: Gpu, capD: number, capDv: number, requested?: string
   return shrinkToFit(gpu, isCpuAdapter(gpu) ? CPU_DEFAULT : GPU_DEFAULT, capD, capDv);
 }
 
-interface Dims {
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  D: number;
-  Dv: number;
-}
-
-/** Element strides for (batch, head, token) of a dense tensor in the given layout. */
-function tokenStrides(layout: 'bhld' | 'blhd', H: number, L: number, width: number): [number, number, number] {
-  return layout === 'bhld' ? [H * L * width, L * width, width] : [L * H * width, width, H * width];
-}
-
-function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Dims {
-  const layout = opts.layout ?? 'bhld';
-  if (layout !== 'bhld' && layout !== 'blhd') throw new Error(`${OP}: layout must be 'bhld' or 'blhd', got '${String(layout)}'`);
-  const names = layout === 'bhld' ? '[B, H, L, D]' : '[B, L, H, D]';
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (t.dtype !== 'f32') throw new Error(`${OP}: ${name} must be f32, got ${t.dtype}`);
-    if (t.rank !== 4) throw new Error(`${OP}: ${name} must have rank 4 ${names}, got ${shapeString(t.shape)}`);
-  }
-  const dims = (t: Tensor) => (layout === 'bhld' ? { B: t.shape[0], H: t.shape[1], L: t.shape[2], D: t.shape[3] } : { B: t.shape[0], H: t.shape[2], L: t.shape[1], D: t.shape[3] });
-  const dq = dims(q);
-  const dk = dims(k);
-  const dv = dims(v);
-  const all = `q ${shapeString(q.shape)}, k ${shapeString(k.shape)}, v ${shapeString(v.shape)} (layout '${layout}')`;
-  if (dk.B !== dq.B || dv.B !== dq.B) throw new Error(`${OP}: batch sizes differ: B=${dq.B}, ${dk.B}, ${dv.B} for ${all}`);
-  if (dk.H !== dq.H || dv.H !== dq.H) throw new Error(`${OP}: head counts differ: H=${dq.H}, ${dk.H}, ${dv.H} for ${all}`);
-  if (dk.D !== dq.D) throw new Error(`${OP}: head dims of q and k differ: D=${dq.D} vs ${dk.D} for ${all}`);
-  if (dv.L !== dk.L) throw new Error(`${OP}: key lengths of k and v differ: Lk=${dk.L} vs ${dv.L} for ${all}`);
-  if (dq.D > MAX_HEAD_DIM || dv.D > MAX_HEAD_DIM) {
-    throw new Error(`${OP}: head dims up to ${MAX_HEAD_DIM} are supported, got D=${dq.D}, Dv=${dv.D} for ${all}`);
-  }
-  const d: Dims = { B: dq.B, H: dq.H, Lq: dq.L, Lk: dk.L, D: dq.D, Dv: dv.D };
-  const full = [d.B, d.H, d.Lq, d.Lk];
-  if (opts.scale !== undefined && !Number.isFinite(opts.scale)) throw new Error(`${OP}: scale must be a finite number, got ${opts.scale}`);
-  if (opts.bias) {
-    const bias = opts.bias;
-    if (bias.dtype !== 'f32') throw new Error(`${OP}: bias must be f32, got ${bias.dtype}`);
-    if (bias.rank !== 4 || bias.shape.some((n, i) => n !== 1 && n !== full[i])) {
-      throw new Error(`${OP}: bias ${shapeString(bias.shape)} is not broadcastable to [B, H, Lq, Lk] = ${shapeString(full)} (rank 4, each dim equal or 1)`);
-    }
-  }
-  if (opts.keyPaddingMask) {
-    const mask = opts.keyPaddingMask;
-    if (mask.dtype === 'f16') throw new Error(`${OP}: keyPaddingMask must be u32, i32 or f32, got ${mask.dtype}`);
-    if (mask.rank !== 2 || mask.shape[0] !== d.B || mask.shape[1] !== d.Lk) {
-      throw new Error(`${OP}: keyPaddingMask must be [B, Lk] = ${shapeString([d.B, d.Lk])}, got ${shapeString(mask.shape)}`);
-    }
-  }
+function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): AttentionDims {
+  const d = validateAttentionInputs(OP, q, k, v, opts);
   if (opts.lse) {
     const want = [d.B, d.H, d.Lq];
     if (opts.lse.dtype !== 'f32' || !sameShape(opts.lse.shape, want)) {
@@ -180,7 +130,7 @@ function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Dims
     }
   }
   if (opts.out) {
-    const want = outShape(layout, d);
+    const want = attentionOutputShape(opts.layout ?? 'bhld', d);
     if (opts.out.dtype !== 'f32' || !sameShape(opts.out.shape, want)) {
       throw new Error(`${OP}: out must be f32 ${shapeString(want)}, got ${opts.out.dtype} ${shapeString(opts.out.shape)}`);
     }
@@ -188,13 +138,9 @@ function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): Dims
   return d;
 }
 
-const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((n, i) => n === b[i]);
-
-const outShape = (layout: 'bhld' | 'blhd', d: Dims) => (layout === 'bhld' ? [d.B, d.H, d.Lq, d.Dv] : [d.B, d.Lq, d.H, d.Dv]);
-
-function run(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, d: Dims, variant: Variant): Tensor {
+function run(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, d: AttentionDims, variant: Variant): Tensor {
   const layout = opts.layout ?? 'bhld';
-  const out = opts.out ?? Tensor.empty(gpu, outShape(layout, d));
+  const out = opts.out ?? Tensor.empty(gpu, attentionOutputShape(layout, d));
   const bias = opts.bias;
   // Strides of the broadcast bias: 0 where its dim is 1.
   const biasStrides = [0, 0, 0, 0];
@@ -286,7 +232,7 @@ export async function tuneAttention(gpu: Gpu, opts: { headDims?: number[]; varia
       if (fits(gpu, v, cap, cap)) variants.set(variantName(v), v);
     }
     const shape = [1, 2, 256, D];
-    const d: Dims = { B: 1, H: 2, Lq: 256, Lk: 256, D, Dv: D };
+    const d: AttentionDims = { B: 1, H: 2, Lq: 256, Lk: 256, D, Dv: D };
     const x = Tensor.fromArray(gpu, Float32Array.from({ length: 2 * 256 * D }, (_, i) => Math.sin(i * 0.37)), shape);
     const out = Tensor.empty(gpu, shape);
     const key = tuningKey(cap, cap);

@@ -20,3 +20,4 @@ export * from './activation-backward.js';
 export * from './layernorm-backward.js';
 export * from './cross-entropy.js';
 export * from './l2norm.js';
+export * from './attention-backward.js';
