@@ -14,6 +14,8 @@ export interface AdapterSummary {
   /** Short, file-name-safe adapter name, e.g. "llvmpipe" or "swiftshader". */
   name: string;
   isFallbackAdapter: boolean;
+  /** A software adapter running on the CPU (lavapipe, SwiftShader): kernels pick CPU-friendly variants until tuned. */
+  isCpu: boolean;
 }
 
 export interface GetDeviceOptions {
@@ -79,7 +81,8 @@ function summarize(adapter: GPUAdapter): AdapterSummary {
   const raw = (description || device || architecture || vendor || 'unknown').toLowerCase();
   const name = raw.includes('llvmpipe') ? 'llvmpipe' : raw.includes('swiftshader') ? 'swiftshader' : raw.replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'unknown';
   const isFallbackAdapter = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
-  return { vendor, architecture, device, description, name, isFallbackAdapter };
+  const isCpu = isFallbackAdapter || name === 'llvmpipe' || name === 'swiftshader' || architecture === 'software';
+  return { vendor, architecture, device, description, name, isFallbackAdapter, isCpu };
 }
 
 /** A WebGPU device with the project's queue discipline. Create with `getDevice()`. */

@@ -15,3 +15,5 @@ export { Graph } from './graph/graph.js';
 export type { Value, GraphStats, OpKernel, ValueKind } from './graph/graph.js';
 export * as graphOps from './graph/ops.js';
 export * from './train/optimizer.js';
+export { backward } from './graph/autograd.js';
+export type { BackwardRule, GradContext, GraphNode, MultiOpKernel } from './graph/graph.js';

@@ -4,6 +4,7 @@
 // (one head of 64×64 = 4096 tokens, d 96).
 import { Tensor, attention, tuneAttention } from '../../dist/node.js';
 import { tfjsPeer } from '../peers/tfjs.js';
+import { maxAbsDiff, values } from '../values.js';
 
 /** [B, H, L, D] */
 const QUICK_SHAPES = [
@@ -15,15 +16,6 @@ const FULL_SHAPES = [
   [1, 1, 4096, 96],
 ];
 
-function values(n, seed) {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 const benchName = ([B, H, L, D]) => `attention B${B} H${H} L${L} d${D}`;
 
@@ -49,8 +41,7 @@ export default async function (ctx) {
     const tc = composed();
     const theirs = await tc.data();
     tc.dispose();
-    let diff = 0;
-    for (let i = 0; i < ours.length; i++) diff = Math.max(diff, Math.abs(ours[i] - theirs[i]));
+    const diff = maxAbsDiff(ours, theirs);
     ctx.note(`${benchName([B, H, L, D])}: max |ours - tfjs| = ${diff.toExponential(2)}`);
     if (!(diff < 1e-3)) throw new Error(`bench attention: results differ from tfjs by ${diff} at ${benchName([B, H, L, D])}`);
 

@@ -1,6 +1,7 @@
 // fp32 matmul, ours (tuned variant) vs tfjs-backend-webgpu's tf.matMul on the same device.
 import { Tensor, matmul, tuneMatmul } from '../../dist/node.js';
 import { tfjsPeer } from '../peers/tfjs.js';
+import { maxAbsDiff, values } from '../values.js';
 
 /** [M, K, N]: a ViT-B/16 projection (197 tokens), its MLP expansion, a square product. */
 const QUICK_SHAPES = [
@@ -13,16 +14,6 @@ const FULL_SHAPES = [
   [1024, 1024, 1024],
 ];
 
-/** Deterministic values in [-0.5, 0.5), identical for both libraries. */
-function values(n, seed) {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 const benchName = ([M, K, N]) => `matmul ${M}x${K}x${N}`;
 
@@ -48,8 +39,7 @@ export default async function (ctx) {
     const tc = tf.matMul(ta, tb);
     const theirs = await tc.data();
     tc.dispose();
-    let diff = 0;
-    for (let i = 0; i < ours.length; i++) diff = Math.max(diff, Math.abs(ours[i] - theirs[i]));
+    const diff = maxAbsDiff(ours, theirs);
     ctx.note(`${M}x${K}x${N}: max |ours - tfjs| = ${diff.toExponential(2)}`);
     if (!(diff < 1e-3)) throw new Error(`bench matmul: results differ from tfjs by ${diff} at ${M}x${K}x${N}`);
 

@@ -6,6 +6,11 @@
 // before anything runs. `run()` records the whole forward into the device's
 // one open command encoder and submits once; weights stay resident; nothing
 // is read back mid-graph.
+//
+// Ops may have several outputs (a layer norm that also saves its row
+// statistics) and may carry a backward rule: autograd.ts differentiates a
+// graph by calling those rules, which add more ops to the same graph, so a
+// backward pass is planned and recorded exactly like the forward.
 
 import type { Gpu } from '../device.js';
 import { BYTES_PER_ELEMENT, Tensor, numel, shapeString, type DType, type Shape } from '../tensor.js';
@@ -24,12 +29,36 @@ export interface Value {
 /** Records the op's dispatches; writes into `output` (never one of `inputs`). */
 export type OpKernel = (gpu: Gpu, inputs: Tensor[], output: Tensor) => void;
 
-interface OpNode {
-  op: string;
-  inputs: Value[];
-  output: Value;
+/** Records an op with several outputs; writes every one of `outputs`. */
+export type MultiOpKernel = (gpu: Gpu, inputs: Tensor[], outputs: Tensor[]) => void;
+
+/** What a backward rule sees of its node. */
+export interface GradContext {
+  inputs: readonly Value[];
+  outputs: readonly Value[];
+  /** Gradient of the loss w.r.t. each output; undefined where the output does not lead to the loss. */
+  dOutputs: ReadonlyArray<Value | undefined>;
+  /** needs[i]: input i leads to a value a gradient was asked for; other entries may be left undefined. */
+  needs: readonly boolean[];
+}
+
+/**
+ * Adds ops to `g` that compute the gradients of the node's inputs from the
+ * gradients of its outputs; returns one entry per input (undefined: none).
+ */
+export type BackwardRule = (g: Graph, ctx: GradContext) => Array<Value | undefined>;
+
+/** A node as autograd reads it. */
+export interface GraphNode {
+  readonly op: string;
+  readonly inputs: readonly Value[];
+  readonly outputs: readonly Value[];
+  readonly backward?: BackwardRule;
+}
+
+interface OpNode extends GraphNode {
   /** undefined for views (reshape): no dispatch, the output aliases its input's memory. */
-  kernel?: OpKernel;
+  kernel?: MultiOpKernel;
   dispatches: number;
 }
 
@@ -60,6 +89,8 @@ export class Graph {
   private readonly weights = new Map<number, Tensor>();
   private readonly inputs = new Map<string, Value>();
   private readonly outputs = new Map<string, Value>();
+  /** Tensors the graph uploaded itself (constant()); freed by dispose(). */
+  private readonly ownedConstants: Tensor[] = [];
   private plan: Plan | undefined;
   private slots: Tensor[] = [];
 
@@ -90,14 +121,44 @@ export class Graph {
     return v;
   }
 
+  /** A constant uploaded once and owned by the graph (autograd's seeds and signs). */
+  constant(name: string, data: ArrayLike<number>, shape: Shape, dtype: DType = 'f32'): Value {
+    const t = Tensor.fromArray(this.gpu, data, shape, dtype);
+    this.ownedConstants.push(t);
+    return this.weight(name, t);
+  }
+
   /** Adds an op whose output shape the caller inferred (op builders in ops.ts do this). */
-  apply(op: string, inputs: readonly Value[], shape: Shape, dtype: DType, kernel: OpKernel, dispatches = 1): Value {
+  apply(op: string, inputs: readonly Value[], shape: Shape, dtype: DType, kernel: OpKernel, dispatches = 1, backward?: BackwardRule): Value {
+    return this.applyMulti(op, inputs, [{ shape, dtype }], (gpu, ins, [out]) => kernel(gpu, ins, out), dispatches, backward)[0];
+  }
+
+  /** Adds an op with several outputs (shapes inferred by the caller). */
+  applyMulti(
+    op: string,
+    inputs: readonly Value[],
+    outputs: ReadonlyArray<{ shape: Shape; dtype: DType }>,
+    kernel: MultiOpKernel,
+    dispatches = 1,
+    backward?: BackwardRule,
+  ): Value[] {
     for (const x of inputs) this.checkOwn(op, x);
-    const output = this.newValue(shape, dtype, 'intermediate', `${op}#${this.nodes.length}`);
-    const node: OpNode = { op, inputs: [...inputs], output, kernel, dispatches };
+    const outs = outputs.map((o, k) => this.newValue(o.shape, o.dtype, 'intermediate', `${op}#${this.nodes.length}${outputs.length > 1 ? `.${k}` : ''}`));
+    const node: OpNode = { op, inputs: [...inputs], outputs: outs, kernel, dispatches, backward };
     this.nodes.push(node);
-    this.producer.set(output.id, node);
-    return output;
+    for (const o of outs) this.producer.set(o.id, node);
+    return outs;
+  }
+
+  /** The nodes in build (= run) order. */
+  get nodeList(): readonly GraphNode[] {
+    return this.nodes;
+  }
+
+  /** The node that computes `v`; undefined for inputs and weights. */
+  producerOf(v: Value): GraphNode | undefined {
+    this.checkOwn('producerOf', v);
+    return this.producer.get(v.id);
   }
 
   /** Same data, new shape (one -1 allowed): no dispatch, no copy. */
@@ -113,7 +174,8 @@ export class Graph {
     }
     if (numel(out) !== n) throw new Error(`reshape: ${shapeString(x.shape)} (${n} elements) cannot become ${shapeString(shape)}`);
     const output = this.newValue(out, x.dtype, 'intermediate', `reshape#${this.nodes.length}`);
-    const node: OpNode = { op: 'reshape', inputs: [x], output, dispatches: 0 };
+    const backward: BackwardRule = (g, { inputs, dOutputs }) => [g.reshape(dOutputs[0]!, inputs[0].shape)];
+    const node: OpNode = { op: 'reshape', inputs: [x], outputs: [output], dispatches: 0, backward };
     this.nodes.push(node);
     this.producer.set(output.id, node);
     return output;
@@ -164,18 +226,21 @@ export class Graph {
           liveUntil.splice(k, 1);
         }
       }
-      if (!node.kernel || outputsStorage.has(node.output.id)) return;
-      const need = bytesOf(node.output);
-      let best = -1;
-      for (const s of free) if (slotBytes[s] >= need && (best < 0 || slotBytes[s] < slotBytes[best])) best = s;
-      if (best < 0 && free.length > 0) best = free.reduce((a, b) => (slotBytes[b] > slotBytes[a] ? b : a));
-      if (best < 0) {
-        best = slotBytes.length;
-        slotBytes.push(0);
-      } else free.splice(free.indexOf(best), 1);
-      slotBytes[best] = Math.max(slotBytes[best], need);
-      slotOf.set(node.output.id, best);
-      liveUntil.push({ slot: best, until: lastUse.get(node.output.id) ?? i });
+      if (!node.kernel) return;
+      for (const output of node.outputs) {
+        if (outputsStorage.has(output.id)) continue;
+        const need = bytesOf(output);
+        let best = -1;
+        for (const s of free) if (slotBytes[s] >= need && (best < 0 || slotBytes[s] < slotBytes[best])) best = s;
+        if (best < 0 && free.length > 0) best = free.reduce((a, b) => (slotBytes[b] > slotBytes[a] ? b : a));
+        if (best < 0) {
+          best = slotBytes.length;
+          slotBytes.push(0);
+        } else free.splice(free.indexOf(best), 1);
+        slotBytes[best] = Math.max(slotBytes[best], need);
+        slotOf.set(output.id, best);
+        liveUntil.push({ slot: best, until: lastUse.get(output.id) ?? i });
+      }
     });
     this.plan = { slotOf, slotBytes };
     for (const s of this.slots) s.dispose();
@@ -242,16 +307,18 @@ export class Graph {
     const owned: Tensor[] = [];
     for (const node of this.nodes) {
       const ins = node.inputs.map((x) => live.get(x.id)!);
-      let out: Tensor;
       if (!node.kernel) {
-        out = ins[0].reshape(node.output.shape);
-      } else {
-        const slot = plan.slotOf.get(node.output.id);
-        out = slot === undefined ? Tensor.empty(gpu, node.output.shape, node.output.dtype) : this.slots[slot].viewAs(node.output.shape, node.output.dtype);
-        if (slot === undefined) owned.push(out);
-        node.kernel(gpu, ins, out);
+        live.set(node.outputs[0].id, ins[0].reshape(node.outputs[0].shape));
+        continue;
       }
-      live.set(node.output.id, out);
+      const outs = node.outputs.map((v) => {
+        const slot = plan.slotOf.get(v.id);
+        const out = slot === undefined ? Tensor.empty(gpu, v.shape, v.dtype) : this.slots[slot].viewAs(v.shape, v.dtype);
+        if (slot === undefined) owned.push(out);
+        live.set(v.id, out);
+        return out;
+      });
+      node.kernel(gpu, ins, outs);
     }
     for (const [name, v] of this.outputs) {
       const t = live.get(v.id)!;
@@ -264,10 +331,12 @@ export class Graph {
     return results;
   }
 
-  /** Frees the planned slots (weights belong to the caller). */
+  /** Frees the planned slots and the graph's own constants (weights belong to the caller). */
   dispose(): void {
     for (const s of this.slots) s.dispose();
     this.slots = [];
+    for (const t of this.ownedConstants) t.dispose();
+    this.ownedConstants.length = 0;
   }
 }
 

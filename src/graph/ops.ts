@@ -1,18 +1,74 @@
 // Op builders for the graph runtime: each infers its output shape when added
-// (errors name the op and the shapes involved) and binds the kernel that
-// runs it, writing into the buffer the memory planner chose.
+// (errors name the op and the shapes involved), binds the kernel that runs
+// it, writing into the buffer the memory planner chose, and registers the
+// backward rule autograd.ts calls: a rule adds ops (built here too) that
+// compute its inputs' gradients, only for the inputs that need one.
 
-import { shapeString, type Shape } from '../tensor.js';
+import type { Gpu } from '../device.js';
+import { numel, shapeString, type Shape, type Tensor } from '../tensor.js';
+import { activationBackward } from '../kernels/activation-backward.js';
 import { attention as attentionKernel, type AttentionOptions } from '../kernels/attention.js';
 import { add as addKernel, broadcastShapes, mul as mulKernel, sub as subKernel } from '../kernels/binary.js';
 import { conv2d as conv2dKernel, type Conv2dOptions } from '../kernels/conv.js';
+import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
 import { gather as gatherKernel } from '../kernels/gather.js';
 import { layerNorm as layerNormKernel } from '../kernels/layernorm.js';
+import { layerNormBackward } from '../kernels/layernorm-backward.js';
 import { matmul as matmulKernel, type MatmulActivation } from '../kernels/matmul.js';
+import { reduceMean as reduceMeanKernel, reduceSum as reduceSumKernel } from '../kernels/reduce.js';
 import { softmax as softmaxKernel } from '../kernels/softmax.js';
-import { concat as concatKernel, permute as permuteKernel, slice as sliceKernel } from '../kernels/transform.js';
+import { concat as concatKernel, pad as padKernel, permute as permuteKernel, slice as sliceKernel } from '../kernels/transform.js';
 import { unary, type UnaryOp } from '../kernels/unary.js';
-import type { Graph, Value } from './graph.js';
+import type { BackwardRule, Graph, Value } from './graph.js';
+
+/** Copies a kernel's freshly allocated result into the planned output and releases it (for kernels without an `out` option). */
+function moveInto(gpu: Gpu, result: Tensor, out: Tensor): void {
+  const bytes = Math.ceil(result.byteLength / 4) * 4;
+  if (bytes > 0) gpu.commandEncoder().copyBufferToBuffer(result.buffer, 0, out.buffer, 0, bytes);
+  result.dispose();
+}
+
+function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A zero-filled value (one clearBuffer, planned memory like any op). */
+export function zeros(g: Graph, shape: Shape): Value {
+  return g.apply('zeros', [], shape, 'f32', (gpu, _, out) => {
+    if (out.byteLength > 0) gpu.commandEncoder().clearBuffer(out.buffer, 0, Math.ceil(out.byteLength / 4) * 4);
+  });
+}
+
+/** x broadcast (numpy rules) to `shape`. */
+export function broadcastTo(g: Graph, x: Value, shape: Shape): Value {
+  if (sameShape(x.shape, shape)) return x;
+  if (!sameShape(broadcast('broadcastTo', x.shape, shape), shape)) throw new Error(`broadcastTo: ${shapeString(x.shape)} does not broadcast to ${shapeString(shape)}`);
+  return add(g, zeros(g, shape), x);
+}
+
+/**
+ * The gradient of a value broadcast from `shape` up to dy's shape: dy summed
+ * over the broadcast axes (leading extra axes and axes of length 1 in `shape`).
+ */
+export function sumToShape(g: Graph, dy: Value, shape: Shape): Value {
+  if (sameShape(dy.shape, shape)) return dy;
+  const lead = dy.shape.length - shape.length;
+  if (lead < 0) throw new Error(`sumToShape: ${shapeString(dy.shape)} has fewer axes than ${shapeString(shape)}`);
+  const axes = dy.shape.map((_, i) => i).filter((i) => i < lead || (shape[i - lead] === 1 && dy.shape[i] !== 1));
+  const summed = axes.length > 0 ? reduceSum(g, dy, axes) : dy;
+  return g.reshape(summed, shape);
+}
+
+const constantCache = new WeakMap<Graph, Map<number, Value>>();
+
+/** A graph-owned f32 [1] constant, one per graph and value. */
+export function scalar(g: Graph, value: number): Value {
+  let cache = constantCache.get(g);
+  if (!cache) constantCache.set(g, (cache = new Map()));
+  let v = cache.get(value);
+  if (!v) cache.set(value, (v = g.constant(`scalar(${value})`, [value], [1])));
+  return v;
+}
 
 function broadcast(op: string, a: Shape, b: Shape): number[] {
   try {
@@ -48,14 +104,70 @@ export function matmul(g: Graph, a: Value, b: Value, opts: GraphMatmulOptions = 
     const bias = opts.bias ? rest.shift() : undefined;
     const residual = opts.residual ? rest.shift() : undefined;
     matmulKernel(gpu, ta, tb, { transA, transB, activation, alpha, bias, residual, out });
-  });
+  }, 1, matmulBackward(opts));
 }
+
+/**
+ * Y = act(alpha·op(A)·op(B) + bias) + residual. A fused activation's
+ * derivative needs the pre-activation, which the forward does not keep: the
+ * rule recomputes it (one more matmul without activation, only when a
+ * gradient flows through this node), so the forward stays one fused dispatch.
+ */
+function matmulBackward(opts: GraphMatmulOptions): BackwardRule {
+  const { transA = false, transB = false, bias, residual, activation = 'none' } = opts;
+  const alpha = opts.alpha ?? 1;
+  return (g, { inputs, dOutputs, needs }) => {
+    const [a, b] = inputs;
+    const dY = dOutputs[0]!;
+    const grads: Array<Value | undefined> = [];
+    let dZ = dY;
+    if (activation !== 'none' && (needs[0] || needs[1] || (bias && needs[2]))) {
+      const pre = matmul(g, a, b, { transA, transB, bias, alpha });
+      dZ = activationGrad(g, activation, pre, dY);
+    }
+    if (needs[0]) {
+      let dA: Value;
+      if (!transA) dA = matmul(g, dZ, b, { transB: !transB, alpha });
+      else dA = matmul(g, b, dZ, { transA: transB, transB: true, alpha });
+      grads[0] = sumToShape(g, dA, a.shape);
+    }
+    if (needs[1]) {
+      // A batched activation times a shared weight: fold the batch into rows so dB is one matmul, not a per-batch product summed after.
+      const fold = b.shape.length === 2 && a.shape.length > 2 && !transA;
+      const a2 = fold ? g.reshape(a, [-1, a.shape.at(-1)!]) : a;
+      const dZ2 = fold ? g.reshape(dZ, [-1, dZ.shape.at(-1)!]) : dZ;
+      let dB: Value;
+      if (!transB) dB = matmul(g, a2, dZ2, { transA: !transA, alpha });
+      else dB = matmul(g, dZ2, a2, { transA: true, transB: transA, alpha });
+      grads[1] = sumToShape(g, dB, b.shape);
+    }
+    let k = 2;
+    if (bias) {
+      if (needs[k]) grads[k] = sumToShape(g, dZ, bias.shape);
+      k++;
+    }
+    if (residual && needs[k]) grads[k] = sumToShape(g, dY, residual.shape);
+    return grads;
+  };
+}
+
+const binaryBackward: Record<'add' | 'sub' | 'mul', BackwardRule> = {
+  add: (g, { inputs: [a, b], dOutputs: [dY], needs }) => [needs[0] ? sumToShape(g, dY!, a.shape) : undefined, needs[1] ? sumToShape(g, dY!, b.shape) : undefined],
+  sub: (g, { inputs: [a, b], dOutputs: [dY], needs }) => [
+    needs[0] ? sumToShape(g, dY!, a.shape) : undefined,
+    needs[1] ? sumToShape(g, mul(g, dY!, scalar(g, -1)), b.shape) : undefined,
+  ],
+  mul: (g, { inputs: [a, b], dOutputs: [dY], needs }) => [
+    needs[0] ? sumToShape(g, mul(g, dY!, b), a.shape) : undefined,
+    needs[1] ? sumToShape(g, mul(g, dY!, a), b.shape) : undefined,
+  ],
+};
 
 function binary(op: 'add' | 'sub' | 'mul', g: Graph, a: Value, b: Value): Value {
   const kernel = { add: addKernel, sub: subKernel, mul: mulKernel }[op];
   return g.apply(op, [a, b], broadcast(op, a.shape, b.shape), 'f32', (gpu, [ta, tb], out) => {
     kernel(gpu, ta, tb, out);
-  });
+  }, 1, binaryBackward[op]);
 }
 
 export const add = (g: Graph, a: Value, b: Value) => binary('add', g, a, b);
@@ -65,8 +177,45 @@ export const mul = (g: Graph, a: Value, b: Value) => binary('mul', g, a, b);
 export function activation(g: Graph, op: UnaryOp, x: Value): Value {
   return g.apply(op, [x], x.shape, 'f32', (gpu, [t], out) => {
     unary(gpu, op, t, out);
+  }, 1, (gr, { inputs: [xv], dOutputs: [dY] }) => [activationGrad(gr, op, xv, dY!)]);
+}
+
+/** dy · op'(x): the activation's backward as an op (first-order only: it has no backward itself). */
+export function activationGrad(g: Graph, op: UnaryOp, x: Value, dy: Value): Value {
+  if (!sameShape(x.shape, dy.shape)) throw new Error(`activationGrad: dy ${shapeString(dy.shape)} must have the shape of x ${shapeString(x.shape)}`);
+  return g.apply(`activationBackward.${op}`, [x, dy], x.shape, 'f32', (gpu, [tx, tdy], out) => {
+    activationBackward(gpu, op, tx, tdy, { out });
   });
 }
+
+function reduceAxes(op: string, x: Value, axes: number | readonly number[]): number[] {
+  const r = x.shape.length;
+  const list = (typeof axes === 'number' ? [axes] : [...axes]).map((a) => (a < 0 ? a + r : a));
+  if (list.length === 0 || list.some((a) => a < 0 || a >= r) || new Set(list).size !== list.length) {
+    throw new Error(`${op}: axes [${typeof axes === 'number' ? axes : axes.join(', ')}] must be distinct axes of ${shapeString(x.shape)}`);
+  }
+  return list.sort((a, b) => a - b);
+}
+
+function reduction(kind: 'sum' | 'mean', g: Graph, x: Value, axes: number | readonly number[], keepDims: boolean): Value {
+  const op = kind === 'sum' ? 'reduceSum' : 'reduceMean';
+  const list = reduceAxes(op, x, axes);
+  const kept = x.shape.map((d, i) => (list.includes(i) ? 1 : d));
+  const shape = keepDims ? kept : x.shape.filter((_, i) => !list.includes(i));
+  const count = list.reduce((n, a) => n * x.shape[a], 1);
+  const kernel = kind === 'sum' ? reduceSumKernel : reduceMeanKernel;
+  return g.apply(op, [x], shape, 'f32', (gpu, [t], out) => {
+    moveInto(gpu, kernel(gpu, t, list, { keepDims }), out);
+  }, 1, (gr, { inputs: [xv], dOutputs: [dY] }) => {
+    const spread = broadcastTo(gr, gr.reshape(dY!, kept), xv.shape);
+    return [kind === 'sum' ? spread : mul(gr, spread, scalar(gr, 1 / count))];
+  });
+}
+
+/** Sum over `axes`. */
+export const reduceSum = (g: Graph, x: Value, axes: number | readonly number[], keepDims = false) => reduction('sum', g, x, axes, keepDims);
+/** Mean over `axes`. */
+export const reduceMean = (g: Graph, x: Value, axes: number | readonly number[], keepDims = false) => reduction('mean', g, x, axes, keepDims);
 
 export function layerNorm(g: Graph, x: Value, gamma?: Value, beta?: Value, eps = 1e-5): Value {
   const c = x.shape.at(-1);
@@ -74,17 +223,56 @@ export function layerNorm(g: Graph, x: Value, gamma?: Value, beta?: Value, eps =
     if (p && (p.shape.length !== 1 || p.shape[0] !== c)) throw new Error(`layerNorm: ${name} must be [${c}] for input ${shapeString(x.shape)}, got ${shapeString(p.shape)}`);
   }
   const params = [gamma, beta].filter((v): v is Value => v !== undefined);
-  return g.apply('layerNorm', [x, ...params], x.shape, 'f32', (gpu, [t, ...rest], out) => {
+  // The row statistics are written in the same pass (they are small); they live on only if a backward reads them.
+  const rows = numel(x.shape) / (c ?? 1);
+  const [y] = g.applyMulti('layerNorm', [x, ...params], [{ shape: x.shape, dtype: 'f32' }, { shape: [rows], dtype: 'f32' }, { shape: [rows], dtype: 'f32' }], (gpu, [t, ...rest], [out, mean, rstd]) => {
     const gm = gamma ? rest.shift() : undefined;
     const bt = beta ? rest.shift() : undefined;
-    layerNormKernel(gpu, t, gm, bt, { eps, out });
-  });
+    layerNormKernel(gpu, t, gm, bt, { eps, out, mean, rstd });
+  }, 1, layerNormBackwardRule(gamma !== undefined, beta !== undefined));
+  return y;
+}
+
+function layerNormBackwardRule(hasGamma: boolean, hasBeta: boolean): BackwardRule {
+  return (g, { inputs, outputs: [, mean, rstd], dOutputs: [dY], needs }) => {
+    const [x, ...params] = inputs;
+    const gamma = hasGamma ? params[0] : undefined;
+    const iBeta = hasGamma ? 2 : 1;
+    const wantDx = needs[0];
+    const wantDgamma = hasGamma && needs[1];
+    const wantDbeta = hasBeta && needs[iBeta];
+    const grads: Array<Value | undefined> = [];
+    // Without γ the kernel returns dx only; dβ is then the plain row sum of dy.
+    if (hasBeta && !hasGamma && wantDbeta) grads[iBeta] = sumToShape(g, dY!, [x.shape.at(-1)!]);
+    const wanted: Array<'dx' | 'dgamma' | 'dbeta'> = [];
+    if (wantDx) wanted.push('dx');
+    if (wantDgamma) wanted.push('dgamma');
+    if (hasGamma && wantDbeta) wanted.push('dbeta');
+    if (wanted.length === 0) return grads;
+    const c = x.shape.at(-1)!;
+    const ins = gamma ? [dY!, x, mean, rstd, gamma] : [dY!, x, mean, rstd];
+    const outs = g.applyMulti('layerNormBackward', ins, wanted.map((w) => ({ shape: w === 'dx' ? x.shape : [c], dtype: 'f32' as const })), (gpu, [tdy, tx, tm, tr, tg], outTensors) => {
+      const r = layerNormBackward(gpu, tdy, tx, tm, tr, tg, { needInputGrad: wantDx });
+      wanted.forEach((w, k) => moveInto(gpu, r[w]!, outTensors[k]));
+      for (const t of [r.dx, r.dgamma, r.dbeta]) if (t && !t.disposed) t.dispose();
+    }, 3);
+    wanted.forEach((w, k) => {
+      grads[w === 'dx' ? 0 : w === 'dgamma' ? 1 : iBeta] = outs[k];
+    });
+    return grads;
+  };
 }
 
 export function softmax(g: Graph, x: Value, axis = -1): Value {
   return g.apply('softmax', [x], x.shape, 'f32', (gpu, [t], out) => {
     softmaxKernel(gpu, t, { axis, out });
-  });
+  }, 1, (gr, { outputs: [y], dOutputs: [dY] }) => [softmaxGrad(gr, y, dY!, axis)]);
+}
+
+/** dX = Y ∘ (dY − Σ_axis dY∘Y), the softmax backward from its output. */
+function softmaxGrad(g: Graph, y: Value, dY: Value, axis: number): Value {
+  const dot = reduceSum(g, mul(g, dY, y), axis, true);
+  return mul(g, y, sub(g, dY, dot));
 }
 
 export interface GraphAttentionOptions {
@@ -111,7 +299,41 @@ export function attention(g: Graph, q: Value, k: Value, v: Value, opts: GraphAtt
   const inputs = opts.bias ? [q, k, v, opts.bias] : [q, k, v];
   return g.apply('attention', inputs, shape, 'f32', (gpu, [tq, tk, tv, bias], out) => {
     attentionKernel(gpu, tq, tk, tv, { scale, causal, layout, bias, out });
-  });
+  }, 1, attentionBackwardRule(opts));
+}
+
+/**
+ * The fused kernel keeps no probabilities, so the rule recomputes them from
+ * matmul + softmax in [B, H, L, D] layout (materializing the [B, H, Lq, Lk]
+ * scores, only in the backward) and applies the chain rule:
+ * dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − Σ dP∘P), dQ = s·dS·K, dK = s·dSᵀ·Q.
+ */
+function attentionBackwardRule(opts: GraphAttentionOptions): BackwardRule {
+  const blhd = opts.layout === 'blhd';
+  return (g, { inputs, dOutputs: [dOut], needs }) => {
+    const [q0, k0, v0, bias] = inputs;
+    const toBhld = (t: Value) => (blhd ? permute(g, t, [0, 2, 1, 3]) : t);
+    const [q, k, v, dO] = [q0, k0, v0, dOut!].map(toBhld);
+    const s = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
+    let scores = matmul(g, q, k, { transB: true, alpha: s });
+    if (bias) scores = add(g, scores, bias);
+    if (opts.causal) {
+      const [lq, lk] = [q.shape[2], k.shape[2]];
+      const mask = new Float32Array(lq * lk);
+      for (let i = 0; i < lq; i++) for (let j = i + 1; j < lk; j++) mask[i * lk + j] = -1e30;
+      scores = add(g, scores, g.constant('attention.causalMask', mask, [lq, lk]));
+    }
+    const p = softmax(g, scores, -1);
+    const grads: Array<Value | undefined> = [];
+    if (needs[2]) grads[2] = toBhld(matmul(g, p, dO, { transA: true }));
+    if (needs[0] || needs[1] || (bias && needs[3])) {
+      const dS = softmaxGrad(g, p, matmul(g, dO, v, { transB: true }), -1);
+      if (needs[0]) grads[0] = toBhld(matmul(g, dS, k, { alpha: s }));
+      if (needs[1]) grads[1] = toBhld(matmul(g, dS, q, { transA: true, alpha: s }));
+      if (bias && needs[3]) grads[3] = sumToShape(g, dS, bias.shape);
+    }
+    return grads;
+  };
 }
 
 export function permute(g: Graph, x: Value, dims: readonly number[]): Value {
@@ -120,9 +342,11 @@ export function permute(g: Graph, x: Value, dims: readonly number[]): Value {
   if (norm.length !== r || [...norm].sort((a, b) => a - b).some((d, i) => d !== i)) {
     throw new Error(`permute: dims [${dims.join(', ')}] are not a permutation of the axes of ${shapeString(x.shape)}`);
   }
+  const inverse: number[] = [];
+  norm.forEach((d, i) => (inverse[d] = i));
   return g.apply('permute', [x], norm.map((d) => x.shape[d]), x.dtype, (gpu, [t], out) => {
     permuteKernel(gpu, t, norm, out);
-  });
+  }, 1, (gr, { dOutputs: [dY] }) => [permute(gr, dY!, inverse)]);
 }
 
 /** Python-style slice on each axis (steps >= 1). */
@@ -131,15 +355,31 @@ export function slice(g: Graph, x: Value, starts: readonly number[], ends: reado
   if (starts.length !== r || ends.length !== r || (steps && steps.length !== r)) {
     throw new Error(`slice: starts/ends/steps need ${r} entries for ${shapeString(x.shape)}, got ${starts.length}/${ends.length}/${steps?.length ?? r}`);
   }
+  const begin: number[] = [];
   const shape = x.shape.map((n, i) => {
     const step = steps?.[i] ?? 1;
     const clamp = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+    begin.push(clamp(starts[i]));
     const len = Math.ceil((clamp(ends[i]) - clamp(starts[i])) / step);
     return Math.max(0, len);
   });
   return g.apply('slice', [x], shape, x.dtype, (gpu, [t], out) => {
     sliceKernel(gpu, t, starts, ends, steps, out);
+  }, 1, (gr, { inputs: [xv], dOutputs: [dY] }) => {
+    if (steps?.some((s) => s !== 1)) throw new Error(`slice: backward supports step 1 only, got steps [${steps.join(', ')}]`);
+    return [pad(gr, dY!, xv.shape.map((n, i) => [begin[i], n - begin[i] - shape[i]] as const))];
   });
+}
+
+/** Zero padding: pads[d] = [before, after] on axis d. */
+export function pad(g: Graph, x: Value, pads: ReadonlyArray<readonly [number, number]>): Value {
+  if (pads.length !== x.shape.length || pads.some((p) => p.length !== 2 || p.some((v) => !Number.isInteger(v) || v < 0))) {
+    throw new Error(`pad: pads ${JSON.stringify(pads)} needs [before, after] >= 0 for each axis of ${shapeString(x.shape)}`);
+  }
+  const shape = x.shape.map((n, d) => pads[d][0] + n + pads[d][1]);
+  return g.apply('pad', [x], shape, x.dtype, (gpu, [t], out) => {
+    padKernel(gpu, t, pads, { out });
+  }, 1, (gr, { dOutputs: [dY] }) => [slice(gr, dY!, pads.map((p) => p[0]), x.shape.map((n, d) => pads[d][0] + n))]);
 }
 
 export function concat(g: Graph, xs: readonly Value[], axis: number): Value {
@@ -156,7 +396,15 @@ export function concat(g: Graph, xs: readonly Value[], axis: number): Value {
   shape[ax] = xs.reduce((s, x) => s + x.shape[ax], 0);
   return g.apply('concat', xs, shape, xs[0].dtype, (gpu, ts, out) => {
     concatKernel(gpu, ts, ax, out);
-  }, xs.length);
+  }, xs.length, (gr, { inputs, dOutputs: [dY], needs }) => {
+    let offset = 0;
+    return inputs.map((x, i) => {
+      const start = offset;
+      offset += x.shape[ax];
+      if (!needs[i]) return undefined;
+      return slice(gr, dY!, x.shape.map((_, d) => (d === ax ? start : 0)), x.shape.map((n, d) => (d === ax ? start + n : n)));
+    });
+  });
 }
 
 /** Embedding lookup: table [V, ...rest] at i32 indices → [...indices, ...rest]. */
@@ -164,6 +412,8 @@ export function gather(g: Graph, table: Value, indices: Value): Value {
   if (indices.dtype !== 'i32') throw new Error(`gather: indices must be i32, got ${indices.dtype}`);
   return g.apply('gather', [table, indices], [...indices.shape, ...table.shape.slice(1)], table.dtype, (gpu, [t, i], out) => {
     gatherKernel(gpu, t, i, { out });
+  }, 1, () => {
+    throw new Error(`gather: no backward for the table ${table.name} ${shapeString(table.shape)} (needs a scatter-add kernel); keep it frozen`);
   });
 }
 
@@ -186,5 +436,33 @@ export function conv2d(g: Graph, x: Value, w: Value, opts: GraphConv2dOptions = 
   const inputs = bias ? [x, w, bias] : [x, w];
   return g.apply('conv2d', inputs, [n, o, ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
     conv2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
+  }, 1, () => {
+    throw new Error(`conv2d: no backward yet for x ${shapeString(x.shape)}, w ${shapeString(w.shape)}; keep it frozen (patch embedding)`);
   });
+}
+
+export interface GraphCrossEntropyOptions {
+  /** ε in [0, 1] (torch's label_smoothing). */
+  labelSmoothing?: number;
+}
+
+/**
+ * Mean softmax cross-entropy of logits [N, K] against i32 labels [N]: a [1]
+ * loss. The kernel writes d loss / d logits in the same pass; the backward
+ * only scales that saved gradient by the incoming one.
+ */
+export function crossEntropy(g: Graph, logits: Value, labels: Value, opts: GraphCrossEntropyOptions = {}): Value {
+  if (logits.shape.length !== 2) throw new Error(`crossEntropy: logits must be [N, K], got ${shapeString(logits.shape)}`);
+  if (labels.dtype !== 'i32' || labels.shape.length !== 1 || labels.shape[0] !== logits.shape[0]) {
+    throw new Error(`crossEntropy: labels must be i32 [${logits.shape[0]}] for logits ${shapeString(logits.shape)}, got ${labels.dtype} ${shapeString(labels.shape)}`);
+  }
+  const [loss] = g.applyMulti('crossEntropy', [logits, labels], [{ shape: [1], dtype: 'f32' }, { shape: logits.shape, dtype: 'f32' }], (gpu, [tl, ty], [outLoss, outGrad]) => {
+    const r = softmaxCrossEntropy(gpu, tl, ty, { labelSmoothing: opts.labelSmoothing });
+    moveInto(gpu, r.loss, outLoss);
+    moveInto(gpu, r.dlogits, outGrad);
+  }, 2, (gr, { outputs: [, dLogits], dOutputs: [dLoss], needs }) => {
+    if (needs[1]) throw new Error('crossEntropy: labels have no gradient');
+    return [mul(gr, dLogits, dLoss!)];
+  });
+  return loss;
 }

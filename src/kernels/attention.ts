@@ -102,8 +102,6 @@ function shrinkToFit(gpu: Gpu, v: Variant, capD: number, capDv: number): Variant
   return out;
 }
 
-const isCpuAdapter = (gpu: Gpu) => gpu.adapter.isFallbackAdapter || gpu.adapter.name === 'llvmpipe' || gpu.adapter.name === 'swiftshader';
-
 /** The requested, else tuned, else default variant. */
 function chooseVariant(gpu: Gpu, capD: number, capDv: number, requested?: string): Variant {
   if (requested !== undefined) {
@@ -118,7 +116,7 @@ function chooseVariant(gpu: Gpu, capD: number, capDv: number, requested?: string
   const tuned = tunedVariant(gpu, tuningKey(capD, capDv));
   const parsed = tuned === undefined ? undefined : parseVariant(tuned);
   if (parsed && fits(gpu, parsed, capD, capDv)) return parsed;
-  return shrinkToFit(gpu, isCpuAdapter(gpu) ? CPU_DEFAULT : GPU_DEFAULT, capD, capDv);
+  return shrinkToFit(gpu, gpu.adapter.isCpu ? CPU_DEFAULT : GPU_DEFAULT, capD, capDv);
 }
 
 function validate(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions): AttentionDims {

@@ -71,7 +71,7 @@ export function softmaxCrossEntropy(gpu: Gpu, logits: Tensor, labels: Tensor | A
     loss: lossBinding,
     params: { rows, classes, smoothing, grad_scale: scale, loss_scale: scale },
   };
-  const tiling = axisTiling({ outer: rows, axis: classes, inner: 1 });
+  const tiling = axisTiling(gpu, { outer: rows, axis: classes, inner: 1 });
   dispatchKernel(gpu, `${op}.per_row`, { shader: 'cross_entropy', entry: 'per_row', constants: { WORKGROUP_SIZE: tiling.WORKGROUP_SIZE, LANES: tiling.LANES } }, resources, axisGrid(gpu, rows, tiling));
   if (reduction !== 'none') {
     dispatchKernel(gpu, `${op}.reduce_rows`, { shader: 'cross_entropy', entry: 'reduce_rows', constants: { WORKGROUP_SIZE: REDUCE_WORKGROUP_SIZE } }, resources, [1]);

@@ -22,7 +22,7 @@ function checkRows(op: string, x: Tensor, eps: number): { rows: number; channels
 }
 
 function dispatch(gpu: Gpu, op: string, entry: 'forward' | 'backward', x: Tensor, dy: Tensor, out: Tensor, rows: number, channels: number, eps: number): void {
-  const tiling = axisTiling({ outer: rows, axis: channels, inner: 1 });
+  const tiling = axisTiling(gpu, { outer: rows, axis: channels, inner: 1 });
   dispatchKernel(
     gpu,
     op,

@@ -76,7 +76,7 @@ export function layerNormBackward(gpu: Gpu, dy: Tensor, x: Tensor, mean: Tensor,
 
   if (needInputGrad) {
     const view = { outer: rows, axis: channels, inner: 1 };
-    const tiling = axisTiling(view);
+    const tiling = axisTiling(gpu, view);
     dispatchKernel(
       gpu,
       `${op}.input_grad`,

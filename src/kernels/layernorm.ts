@@ -51,7 +51,7 @@ interface NormalizeArgs {
 function normalize(gpu: Gpu, op: string, x: Tensor, a: NormalizeArgs): void {
   const columns = a.view.outer * a.view.inner;
   if (columns === 0) return;
-  const tiling = axisTiling(a.view);
+  const tiling = axisTiling(gpu, a.view);
   const storeStats = a.mean !== undefined || a.rstd !== undefined;
   // Writable bindings may not alias, so each stat the caller skipped gets its own scratch buffer.
   const scratch = (given: Tensor | undefined) => given ?? Tensor.empty(gpu, [storeStats ? columns : 1]);

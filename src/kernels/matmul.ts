@@ -105,7 +105,7 @@ function tileProblem(gpu: Gpu, tile: MatmulTile): string | undefined {
 
 /** Before tuning: the register-blocked kernel on CPU drivers, the usual GPU tile elsewhere. */
 function defaultVariant(gpu: Gpu): string {
-  return gpu.adapter.isFallbackAdapter ? 'direct-wg8x1-r8x16' : 'tiled-wg16x16-r4x4-k16';
+  return gpu.adapter.isCpu ? 'direct-wg8x1-r8x16' : 'tiled-wg16x16-r4x4-k16';
 }
 
 /** Numpy broadcast of two batch shapes, or undefined if they do not broadcast. */
@@ -296,7 +296,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
 export async function tuneMatmul(
   gpu: Gpu,
   shapes: readonly (readonly [number, number, number])[] = MATMUL_TUNING_SHAPES,
-  variants: readonly string[] = MATMUL_VARIANTS.filter((v) => !gpu.adapter.isFallbackAdapter || v.startsWith('direct-')),
+  variants: readonly string[] = MATMUL_VARIANTS.filter((v) => !gpu.adapter.isCpu || v.startsWith('direct-')),
 ): Promise<SweepResult> {
   const candidates = variants.filter((v) => tileProblem(gpu, parseVariant(v)) === undefined);
   if (candidates.length === 0) throw new Error(`tuneMatmul: none of the variants ${variants.join(', ')} fits this device`);

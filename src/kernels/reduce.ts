@@ -54,7 +54,7 @@ function planPasses(gpu: Gpu, shape: Shape, axes: number[]): Pass[] {
   const addPass = (view: AxisView) => {
     let axis = view.axis;
     for (;;) {
-      const tiling = axisTiling({ ...view, axis });
+      const tiling = axisTiling(gpu, { ...view, axis });
       const [gx, gy] = axisGrid(gpu, view.outer * view.inner, tiling);
       if (axis <= CHUNK || gx * gy >= MIN_WORKGROUPS) break;
       const chunks = Math.ceil(axis / CHUNK);
@@ -92,7 +92,7 @@ function reduce(gpu: Gpu, kind: ReduceKind, x: Tensor, axes: number | readonly n
     const last = n === passes.length - 1;
     const columns = p.outer * p.chunks * p.inner;
     const output = last ? y : Tensor.empty(gpu, [columns]);
-    const tiling = axisTiling(p);
+    const tiling = axisTiling(gpu, p);
     dispatchKernel(
       gpu,
       op,

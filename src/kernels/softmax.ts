@@ -25,7 +25,7 @@ export function softmax(gpu: Gpu, x: Tensor, opts: SoftmaxOptions = {}): Tensor 
   const view = axisView(x.shape, axis);
   const columns = view.outer * view.inner;
   if (x.size === 0) return y;
-  const tiling = axisTiling(view);
+  const tiling = axisTiling(gpu, view);
   dispatchKernel(
     gpu,
     op,

@@ -23,7 +23,7 @@ export interface TopKResult {
 function select(gpu: Gpu, op: string, x: Tensor, view: AxisView, k: number, values: Tensor | undefined, indices: Tensor): void {
   const columns = view.outer * view.inner;
   if (columns === 0) return;
-  const tiling = axisTiling(view);
+  const tiling = axisTiling(gpu, view);
   const cols = tiling.WORKGROUP_SIZE / tiling.LANES;
   const cached = k > 1 && cols * view.axis <= KEY_CACHE_LEN;
   dispatchKernel(

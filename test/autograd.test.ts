@@ -1,0 +1,328 @@
+import * as assert from 'uvu/assert';
+import { AdamW, Graph, Tensor, graphOps as G, numel, type Gpu, type Value } from '../src/node.js';
+import { backward } from '../src/graph/autograd.js';
+import * as act from './ref/activations.js';
+import { attentionRef } from './ref/attention.js';
+import { centralDifference, crossEntropyRows, dot } from './ref/backward.js';
+import { matmulRef, type RefMatmulOptions } from './ref/matmul.js';
+import { layerNorm as layerNormRef, reduce as reduceRef, softmax as softmaxRef } from './ref/norm.js';
+import { broadcastBinary, concat as concatRef, pad as padRef, permute as permuteRef, slice as sliceRef } from './ref/tensor-ops.js';
+import { assertClose, assertThrows, gpuSuite, randn, type Tolerance } from './util.js';
+
+const test = gpuSuite('autograd');
+
+// The GPU gradient is f32 (errors ~1e-6 relative per op, a few ops deep, on
+// O(1)–O(10) gradients); the float64 central differences are accurate to ~1e-9.
+const TOL: Tolerance = { atol: 3e-4, rtol: 2e-3 };
+
+type Feed = { shape: number[]; data?: ArrayLike<number>; dtype?: 'i32'; grad?: boolean; scale?: number };
+
+interface GradCase {
+  inputs: Record<string, Feed>;
+  build: (g: Graph, v: Record<string, Value>) => Value;
+  /** The same function in float64. */
+  ref: (x: Record<string, ArrayLike<number>>) => ArrayLike<number>;
+  tol?: Tolerance;
+}
+
+/**
+ * Checks backward(y, wrt, seed R) — the gradient of Σ y∘R — against central
+ * differences of the float64 reference, for every input marked `grad`.
+ */
+async function checkGrads(gpu: Gpu, label: string, c: GradCase): Promise<void> {
+  const data: Record<string, ArrayLike<number>> = {};
+  let seed = 1;
+  for (const [name, f] of Object.entries(c.inputs)) data[name] = f.data ?? randn(numel(f.shape), 1000 + seed++, f.scale ?? 1);
+  const g = new Graph(gpu, label);
+  const vals: Record<string, Value> = {};
+  for (const [name, f] of Object.entries(c.inputs)) vals[name] = g.input(name, f.shape, f.dtype ?? 'f32');
+  const y = c.build(g, vals);
+  const r = randn(numel(y.shape), 77);
+  const wrt = Object.keys(c.inputs).filter((n) => c.inputs[n].grad);
+  const grads = backward(g, y, wrt.map((n) => vals[n]), { seed: g.constant('R', r, y.shape) });
+  g.output('y', y);
+  for (const n of wrt) g.output(`d${n}`, grads.get(vals[n])!);
+  const out = g.run(data);
+  const tol = c.tol ?? TOL;
+  assertClose(await out.y.read(), c.ref(data), tol, `${label}: forward`);
+  for (const n of wrt) {
+    const loss = (x: Float64Array) => dot(c.ref({ ...data, [n]: x }), r);
+    assertClose(await out[`d${n}`].read(), centralDifference(loss, data[n]), tol, `${label}: d${n}`);
+  }
+  for (const t of Object.values(out)) t.dispose();
+  g.dispose();
+}
+
+test('matmul: dA, dB, dbias, dresidual through a fused activation, batch broadcast and transposes', async ({ gpu }) => {
+  const cases: Array<{ a: number[]; b: number[]; o: RefMatmulOptions; bias?: number; residual?: number[] }> = [
+    { a: [5, 7], b: [7, 3], o: {} },
+    { a: [2, 5, 7], b: [7, 3], o: { activation: 'quickGelu', alpha: 0.7 }, bias: 3, residual: [2, 5, 3] },
+    { a: [2, 7, 5], b: [2, 3, 7], o: { transA: true, transB: true, activation: 'gelu' }, bias: 3 },
+    { a: [1, 4, 6], b: [3, 5, 6], o: { transB: true, activation: 'relu' }, residual: [5] },
+    { a: [3, 6, 4], b: [6, 2], o: { transA: true, activation: 'geluTanh' } },
+  ];
+  for (const [i, m] of cases.entries()) {
+    const inputs: Record<string, Feed> = { a: { shape: m.a, grad: true }, b: { shape: m.b, grad: true } };
+    if (m.bias) inputs.bias = { shape: [m.bias], grad: true };
+    if (m.residual) inputs.residual = { shape: m.residual, grad: true };
+    await checkGrads(gpu, `matmul case ${i}`, {
+      inputs,
+      build: (g, v) => G.matmul(g, v.a, v.b, { ...m.o, activation: m.o.activation, bias: v.bias, residual: v.residual }),
+      ref: (x) => matmulRef(x.a, m.a, x.b, m.b, { ...m.o, bias: x.bias, residual: x.residual, residualShape: m.residual }).data,
+    });
+  }
+});
+
+test('add, sub, mul with broadcasting; a value used twice accumulates', async ({ gpu }) => {
+  const sa = [2, 3, 4];
+  await checkGrads(gpu, 'binary', {
+    inputs: { a: { shape: sa, grad: true }, b: { shape: [3, 1], grad: true }, c: { shape: [4], grad: true } },
+    build: (g, v) => G.mul(g, G.sub(g, v.a, v.b), G.add(g, v.a, v.c)),
+    ref: (x) => {
+      const d = broadcastBinary(x.a, sa, x.b, [3, 1], (u, w) => u - w).data;
+      const s = broadcastBinary(x.a, sa, x.c, [4], (u, w) => u + w).data;
+      return d.map((u, i) => u * s[i]);
+    },
+  });
+});
+
+test('activations, softmax, reductions', async ({ gpu }) => {
+  for (const op of ['relu', 'gelu', 'geluTanh', 'quickGelu', 'sigmoid'] as const) {
+    await checkGrads(gpu, op, {
+      inputs: { x: { shape: [3, 7], grad: true, scale: 2 } },
+      build: (g, v) => G.activation(g, op, v.x),
+      ref: (x) => Array.from(x.x, act[op]),
+    });
+  }
+  await checkGrads(gpu, 'softmax', {
+    inputs: { x: { shape: [2, 5, 3], grad: true, scale: 2 } },
+    build: (g, v) => G.softmax(g, v.x, 1),
+    ref: (x) => softmaxRef(x.x, [2, 5, 3], 1),
+  });
+  await checkGrads(gpu, 'reduceSum + reduceMean', {
+    inputs: { x: { shape: [3, 4, 5], grad: true } },
+    // keepDims mean [3, 1, 5] broadcast back against x exercises both rules and broadcasting.
+    build: (g, v) => G.reduceSum(g, G.mul(g, v.x, G.reduceMean(g, v.x, 1, true)), [0, 2]),
+    ref: (x) => {
+      const m = reduceRef(x.x, [3, 4, 5], [1], 'mean').y;
+      const p = broadcastBinary(x.x, [3, 4, 5], m, [3, 1, 5], (u, w) => u * w).data;
+      return reduceRef(p, [3, 4, 5], [0, 2], 'sum').y;
+    },
+  });
+});
+
+test('layerNorm with and without affine parameters', async ({ gpu }) => {
+  await checkGrads(gpu, 'layerNorm affine', {
+    inputs: { x: { shape: [2, 3, 8], grad: true, scale: 2 }, gamma: { shape: [8], grad: true }, beta: { shape: [8], grad: true } },
+    build: (g, v) => G.layerNorm(g, v.x, v.gamma, v.beta),
+    ref: (x) => layerNormRef(x.x, 6, 8, x.gamma, x.beta, 1e-5).y,
+  });
+  await checkGrads(gpu, 'layerNorm plain', {
+    inputs: { x: { shape: [5, 6], grad: true } },
+    build: (g, v) => G.layerNorm(g, v.x),
+    ref: (x) => layerNormRef(x.x, 5, 6, undefined, undefined, 1e-5).y,
+  });
+});
+
+test('permute, slice, pad, concat, reshape', async ({ gpu }) => {
+  const s = [2, 3, 4];
+  await checkGrads(gpu, 'permute+reshape', {
+    inputs: { x: { shape: s, grad: true } },
+    build: (g, v) => g.reshape(G.permute(g, v.x, [2, 0, 1]), [4, 6]),
+    ref: (x) => permuteRef(x.x, s, [2, 0, 1]).data,
+  });
+  await checkGrads(gpu, 'slice+pad', {
+    inputs: { x: { shape: s, grad: true } },
+    build: (g, v) => G.pad(g, G.slice(g, v.x, [1, 0, 1], [2, -1, 4]), [[0, 1], [2, 0], [1, 1]]),
+    ref: (x) => {
+      const sl = sliceRef(x.x, s, [1, 0, 1], [2, -1, 4], [1, 1, 1]);
+      return padRef(sl.data, sl.shape, [[0, 1], [2, 0], [1, 1]], 0).data;
+    },
+  });
+  await checkGrads(gpu, 'concat', {
+    inputs: { a: { shape: [2, 1, 3], grad: true }, b: { shape: [2, 4, 3] }, c: { shape: [2, 2, 3], grad: true } },
+    build: (g, v) => G.concat(g, [v.a, v.b, v.c], 1),
+    ref: (x) => concatRef([{ data: x.a, shape: [2, 1, 3] }, { data: x.b, shape: [2, 4, 3] }, { data: x.c, shape: [2, 2, 3] }], 1).data,
+  });
+});
+
+test('attention: dq, dk, dv, dbias in both layouts, causal', async ({ gpu }) => {
+  const [B, H, L, D] = [2, 2, 5, 4];
+  for (const layout of ['bhld', 'blhd'] as const) {
+    const shape = layout === 'bhld' ? [B, H, L, D] : [B, L, H, D];
+    for (const causal of [false, true]) {
+      await checkGrads(gpu, `attention ${layout}${causal ? ' causal' : ''}`, {
+        inputs: { q: { shape, grad: true }, k: { shape, grad: true }, v: { shape, grad: true }, bias: { shape: [1, H, L, L], grad: true } },
+        build: (g, v) => G.attention(g, v.q, v.k, v.v, { layout, causal, bias: v.bias, scale: 0.6 }),
+        ref: (x) => attentionRef({ q: x.q, k: x.k, v: x.v, B, H, Lq: L, Lk: L, D, Dv: D, layout, causal, scale: 0.6, bias: { data: x.bias, shape: [1, H, L, L] } }).out,
+      });
+    }
+  }
+});
+
+test('crossEntropy: loss and dlogits', async ({ gpu }) => {
+  const labels = [2, 0, 4, 1];
+  await checkGrads(gpu, 'crossEntropy', {
+    inputs: { logits: { shape: [4, 5], grad: true, scale: 2 }, labels: { shape: [4], data: labels, dtype: 'i32' } },
+    build: (g, v) => G.crossEntropy(g, v.logits, v.labels),
+    ref: (x) => [crossEntropyRows(x.logits, labels, 4, 5, 0).reduce((a, b) => a + b, 0) / 4],
+  });
+});
+
+test('backward reports what it cannot do; unreachable values get zeros; frozen inputs get no ops', async ({ gpu }) => {
+  const g = new Graph(gpu);
+  const table = g.input('table', [5, 3]);
+  const ids = g.input('ids', [2], 'i32');
+  const image = g.input('image', [1, 1, 4, 4]);
+  const kernel = g.input('kernel', [2, 1, 2, 2]);
+  const emb = G.gather(g, table, ids);
+  await assertThrows(() => backward(g, emb, [table]), /gather/, /table/, /\[5, 3\]/);
+  await assertThrows(() => backward(g, G.conv2d(g, image, kernel), [kernel]), /conv2d/, /\[2, 1, 2, 2\]/);
+  await assertThrows(() => backward(g, emb, [table], { seed: g.constant('seed', [1, 1, 1], [3]) }), /seed \[3\]/, /loss \[2, 3\]/);
+  // Nothing that leads to `table` needs a rule: gradients w.r.t. a value added after the gather are fine.
+  const w = g.input('w', [3, 4]);
+  const y = G.matmul(g, emb, w);
+  const before = g.nodeList.length;
+  const grads = backward(g, y, [w, kernel]);
+  assert.equal(g.nodeList.slice(before).map((node) => node.op), ['matmul', 'zeros']); // dW = embᵀ·ones; kernel is unreachable
+  g.output('dw', grads.get(w)!);
+  g.output('dkernel', grads.get(kernel)!);
+  const table0 = randn(15, 3);
+  const out = g.run({ table: table0, ids: [4, 1], image: new Float32Array(16), kernel: new Float32Array(8), w: new Float32Array(12) });
+  const colSums = [0, 1, 2].flatMap((j) => Array(4).fill(table0[4 * 3 + j] + table0[1 * 3 + j]));
+  assertClose(await out.dw.read(), colSums, { atol: 1e-6, rtol: 1e-6 }, 'dW with the implicit ones seed');
+  assert.equal(Array.from(await out.dkernel.read()), new Array(8).fill(0));
+  g.dispose();
+});
+
+/** CLIP's pre-norm residual attention block (as in graph.test.ts), weights keyed as there. */
+function block(g: Graph, x: Value, w: Record<string, Value>, heads: number): Value {
+  const [b, l, c] = x.shape;
+  const d = c / heads;
+  const h = G.layerNorm(g, x, w.ln1g, w.ln1b);
+  const split = g.reshape(G.matmul(g, h, w.wqkv, { bias: w.bqkv }), [b, l, 3, heads, d]);
+  const part = (i: number) => g.reshape(G.slice(g, split, [0, 0, i, 0, 0], [b, l, i + 1, heads, d]), [b, l, heads, d]);
+  const att = G.attention(g, part(0), part(1), part(2), { layout: 'blhd' });
+  const x1 = G.matmul(g, g.reshape(att, [b, l, c]), w.wo, { bias: w.bo, residual: x });
+  const f = G.matmul(g, G.layerNorm(g, x1, w.ln2g, w.ln2b), w.w1, { bias: w.b1, activation: 'quickGelu' });
+  return G.matmul(g, f, w.w2, { bias: w.b2, residual: x1 });
+}
+
+function blockRef(x: ArrayLike<number>, [b, l, c]: number[], w: Record<string, ArrayLike<number>>, heads: number): Float64Array {
+  const d = c / heads;
+  const h = layerNormRef(x, b * l, c, w.ln1g, w.ln1b, 1e-5).y;
+  const qkv = permuteRef(matmulRef(h, [b * l, c], w.wqkv, [c, 3 * c], { bias: w.bqkv }).data, [b, l, 3, heads, d], [2, 0, 1, 3, 4]).data;
+  const per = b * l * c;
+  const [q, k, v] = [0, 1, 2].map((i) => qkv.slice(i * per, (i + 1) * per));
+  const att = attentionRef({ q, k, v, B: b, H: heads, Lq: l, Lk: l, D: d, Dv: d, layout: 'blhd' }).out;
+  const x1 = matmulRef(att, [b * l, c], w.wo, [c, c], { bias: w.bo, residual: x }).data;
+  const h2 = layerNormRef(x1, b * l, c, w.ln2g, w.ln2b, 1e-5).y;
+  const f = matmulRef(h2, [b * l, c], w.w1, [c, 4 * c], { bias: w.b1, activation: 'quickGelu' }).data;
+  return matmulRef(f, [b * l, 4 * c], w.w2, [4 * c, c], { bias: w.b2, residual: x1 }).data;
+}
+
+function blockFeeds(c: number, grad: readonly string[]): Record<string, Feed> {
+  const shapes: Record<string, number[]> = {
+    ln1g: [c], ln1b: [c], wqkv: [c, 3 * c], bqkv: [3 * c], wo: [c, c], bo: [c],
+    ln2g: [c], ln2b: [c], w1: [c, 4 * c], b1: [4 * c], w2: [4 * c, c], b2: [c],
+  };
+  const feeds: Record<string, Feed> = {};
+  for (const [name, shape] of Object.entries(shapes)) {
+    const isGain = name.startsWith('ln') && name.endsWith('g');
+    const data = randn(numel(shape), 500 + Object.keys(feeds).length, shape.length === 2 ? 1 / Math.sqrt(shape[0]) : 0.1);
+    if (isGain) for (let i = 0; i < data.length; i++) data[i] += 1;
+    feeds[name] = { shape, data, grad: grad.includes(name) };
+  }
+  return feeds;
+}
+
+test('a whole transformer block: gradients w.r.t. its input and weights', async ({ gpu }) => {
+  const [b, l, c, heads] = [2, 3, 8, 2];
+  const w = blockFeeds(c, ['ln1g', 'wqkv', 'bo', 'ln2b', 'w1', 'b2']);
+  await checkGrads(gpu, 'block', {
+    inputs: { x: { shape: [b, l, c], grad: true }, ...w },
+    build: (g, v) => block(g, v.x, v, heads),
+    ref: (x) => blockRef(x.x, [b, l, c], x, heads),
+  });
+});
+
+test('frozen backbone, 4 prompt tokens and a linear head learn a separable task with AdamW', async ({ gpu }) => {
+  const [n, patches, c, heads, prompts, classes] = [24, 6, 16, 2, 4, 3];
+  const l = 1 + patches + prompts;
+  // Each sample's patch tokens are noise around its class prototype.
+  const proto = randn(classes * c, 11);
+  const labels = Array.from({ length: n }, (_, i) => i % classes);
+  const tokens = randn(n * patches * c, 12, 0.7);
+  labels.forEach((y, i) => {
+    for (let p = 0; p < patches; p++) for (let j = 0; j < c; j++) tokens[(i * patches + p) * c + j] += proto[y * c + j];
+  });
+
+  const owned: Tensor[] = [];
+  const weight = (g: Graph, name: string, data: Float32Array, shape: number[]) => {
+    const t = Tensor.fromArray(gpu, data, shape);
+    owned.push(t);
+    return { value: g.weight(name, t), tensor: t };
+  };
+  const g = new Graph(gpu, 'prompt-vit');
+  const frozen: Record<string, Value> = {};
+  for (const [name, f] of Object.entries(blockFeeds(c, []))) frozen[name] = weight(g, name, Float32Array.from(f.data!), f.shape).value;
+  const cls = weight(g, 'cls', randn(c, 13, 0.1), [1, 1, c]).value;
+  const prompt = weight(g, 'prompt', randn(prompts * c, 14, 0.02), [1, prompts, c]);
+  const headW = weight(g, 'headW', randn(c * classes, 15, 0.02), [c, classes]);
+  const headB = weight(g, 'headB', new Float32Array(classes), [classes]);
+  const x = g.input('x', [n, patches, c]);
+  const y = g.input('labels', [n], 'i32');
+  const seq = G.concat(g, [G.broadcastTo(g, cls, [n, 1, c]), x, G.broadcastTo(g, prompt.value, [n, prompts, c])], 1);
+  const feats = g.reshape(G.slice(g, block(g, seq, frozen, heads), [0, 0, 0], [n, 1, c]), [n, c]);
+  const logits = G.matmul(g, G.layerNorm(g, feats), headW.value, { bias: headB.value });
+  const loss = G.crossEntropy(g, logits, y);
+
+  // Gradients for the head alone touch nothing of the backbone.
+  const forwardNodes = g.nodeList.length;
+  backward(g, loss, [headW.value, headB.value]);
+  const headOps = g.nodeList.slice(forwardNodes).map((node) => node.op);
+  assert.ok(headOps.length <= 6, `head-only backward added ${headOps.join(', ')}`);
+  // Prompts need the path back through the block, but no frozen weight gets a gradient.
+  const beforePrompt = g.nodeList.length;
+  const grads = backward(g, loss, [prompt.value, headW.value, headB.value]);
+  const added = g.nodeList.slice(beforePrompt);
+  // A weight gradient is a 2-D matmul not over the n samples' rows: only the head's may appear.
+  const weightGrads = added.filter((node) => node.op === 'matmul' && node.outputs[0].shape.length === 2 && node.outputs[0].shape[0] !== n);
+  assert.equal(weightGrads.map((node) => node.outputs[0].shape), [[c, classes]]);
+  assert.ok(added.every((node) => node.op !== 'layerNormBackward' || node.outputs.length === 1), 'no dγ/dβ for frozen layer norms');
+  assert.ok(added.some((node) => node.op === 'layerNormBackward'), 'the prompt gradient goes back through the block');
+  g.output('loss', loss);
+  g.output('logits', logits);
+  g.output('dPrompt', grads.get(prompt.value)!);
+  g.output('dHeadW', grads.get(headW.value)!);
+  g.output('dHeadB', grads.get(headB.value)!);
+
+  const stats = g.compile();
+  assert.ok(stats.plannedPeakBytes < stats.unplannedBytes / 2, `forward + backward planned ${stats.plannedPeakBytes} of ${stats.unplannedBytes} bytes`);
+
+  const opt = new AdamW(gpu, [{ name: 'prompt', param: prompt.tensor }, { name: 'headW', param: headW.tensor }, { name: 'headB', param: headB.tensor }], { lr: 0.05, weightDecay: 0 });
+  const losses: number[] = [];
+  let accuracy = 0;
+  const steps = 60;
+  for (let step = 0; step <= steps; step++) {
+    const out = g.run({ x: tokens, labels });
+    if (step < steps) opt.step({ prompt: out.dPrompt, headW: out.dHeadW, headB: out.dHeadB });
+    losses.push((await out.loss.read())[0]);
+    if (step === steps) {
+      const z = await out.logits.read();
+      accuracy = labels.filter((lab, i) => {
+        const row = Array.from(z.slice(i * classes, (i + 1) * classes));
+        return row.indexOf(Math.max(...row)) === lab;
+      }).length / n;
+    }
+    for (const t of Object.values(out)) t.dispose();
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  assert.ok(mean(losses.slice(-5)) < 0.5 * mean(losses.slice(0, 5)), `smoothed loss fell: ${losses.map((v) => v.toFixed(3)).join(' ')}`);
+  assert.is(accuracy, 1, `train accuracy ${accuracy}; losses ${losses.map((v) => v.toFixed(3)).join(' ')}`);
+  opt.dispose();
+  g.dispose();
+  for (const t of owned) t.dispose();
+});
+
+test.run();
