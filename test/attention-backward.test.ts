@@ -1,7 +1,7 @@
 import * as assert from 'uvu/assert';
 import { Tensor, attention, attentionBackward, type AttentionBackwardOptions, type DType, type Gpu } from '../src/node.js';
 import { attentionBackwardRef, attentionFiniteDifferences, type AttentionGradsRef } from './ref/attention-backward.js';
-import type { AttentionRefInput } from './ref/attention.js';
+import { bhldCase, blhdCase, caseShape, type AttentionCase, type AttentionRefInput } from './ref/attention.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
 const test = gpuSuite('attentionBackward');
@@ -25,16 +25,6 @@ function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<number>,
   assertClose(actual, expected, { atol: atolScale * Math.max(max, 1), rtol: GRAD_RTOL }, label);
 }
 
-interface Case {
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  D: number;
-  Dv: number;
-  layout: 'bhld' | 'blhd';
-}
-
 interface RunOptions {
   scale?: number;
   bias?: { data: Float32Array; shape: number[] };
@@ -43,9 +33,8 @@ interface RunOptions {
   needBiasGrad?: boolean;
 }
 
-const shapeOf = (c: Case, len: number, width: number) => (c.layout === 'bhld' ? [c.B, c.H, len, width] : [c.B, len, c.H, width]);
-const bhld = (B: number, H: number, Lq: number, Lk: number, D: number, Dv = D): Case => ({ B, H, Lq, Lk, D, Dv, layout: 'bhld' });
-const blhd = (B: number, H: number, Lq: number, Lk: number, D: number, Dv = D): Case => ({ B, H, Lq, Lk, D, Dv, layout: 'blhd' });
+const bhld = bhldCase;
+const blhd = blhdCase;
 
 interface GpuGrads {
   dq: Float32Array;
@@ -55,15 +44,15 @@ interface GpuGrads {
 }
 
 /** Random inputs, the GPU forward (out, lse) and backward; returns the reference input, dOut and the GPU's gradients. */
-async function runGpu(gpu: Gpu, c: Case, seed: number, o: RunOptions): Promise<{ input: AttentionRefInput; dOut: Float32Array; grads: GpuGrads }> {
+async function runGpu(gpu: Gpu, c: AttentionCase, seed: number, o: RunOptions): Promise<{ input: AttentionRefInput; dOut: Float32Array; grads: GpuGrads }> {
   const qData = randn(c.B * c.H * c.Lq * c.D, seed);
   const kData = randn(c.B * c.H * c.Lk * c.D, seed + 1);
   const vData = randn(c.B * c.H * c.Lk * c.Dv, seed + 2);
   const dOutData = randn(c.B * c.H * c.Lq * c.Dv, seed + 3);
-  const q = Tensor.fromArray(gpu, qData, shapeOf(c, c.Lq, c.D));
-  const k = Tensor.fromArray(gpu, kData, shapeOf(c, c.Lk, c.D));
-  const v = Tensor.fromArray(gpu, vData, shapeOf(c, c.Lk, c.Dv));
-  const dOut = Tensor.fromArray(gpu, dOutData, shapeOf(c, c.Lq, c.Dv));
+  const q = Tensor.fromArray(gpu, qData, caseShape(c, c.Lq, c.D));
+  const k = Tensor.fromArray(gpu, kData, caseShape(c, c.Lk, c.D));
+  const v = Tensor.fromArray(gpu, vData, caseShape(c, c.Lk, c.Dv));
+  const dOut = Tensor.fromArray(gpu, dOutData, caseShape(c, c.Lq, c.Dv));
   const opts: AttentionBackwardOptions = { layout: c.layout, scale: o.scale, causal: o.causal, needBiasGrad: o.needBiasGrad };
   if (o.bias) opts.bias = Tensor.fromArray(gpu, o.bias.data, o.bias.shape);
   if (o.mask) opts.keyPaddingMask = Tensor.fromArray(gpu, o.mask.data, [c.B, c.Lk], o.mask.dtype);
@@ -95,7 +84,7 @@ function compare(got: GpuGrads, want: AttentionGradsRef, label: string, atolScal
 }
 
 /** GPU gradients against the analytic float64 reference; returns what the GPU gave. */
-async function check(gpu: Gpu, c: Case, seed: number, o: RunOptions, label: string): Promise<GpuGrads> {
+async function check(gpu: Gpu, c: AttentionCase, seed: number, o: RunOptions, label: string): Promise<GpuGrads> {
   const { input, dOut, grads } = await runGpu(gpu, c, seed, o);
   assert.is(grads.dbias !== undefined, o.needBiasGrad === true, `${label}: dbias returned iff needBiasGrad`);
   compare(grads, attentionBackwardRef(input, dOut), label);

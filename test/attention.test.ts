@@ -1,6 +1,6 @@
 import * as assert from 'uvu/assert';
 import { Tensor, attention, tuneAttention, tunedVariant, type AttentionOptions, type DType, type Gpu } from '../src/node.js';
-import { attentionRef } from './ref/attention.js';
+import { attentionRef, bhldCase, blhdCase, caseShape, type AttentionCase } from './ref/attention.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
 const test = gpuSuite('attention');
@@ -17,16 +17,6 @@ const LSE_TOL = { atol: 5e-5, rtol: 1e-5 };
 // become relative errors of the softmax weights (the reference adds exactly).
 const EXTREME_TOL = { atol: 1e-3, rtol: 1e-3 };
 
-interface Case {
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  D: number;
-  Dv: number;
-  layout: 'bhld' | 'blhd';
-}
-
 interface RunOptions {
   scale?: number;
   bias?: { data: Float32Array; shape: number[] };
@@ -41,10 +31,9 @@ interface RunOptions {
   tol?: { atol: number; rtol: number };
 }
 
-const shapeOf = (c: Case, len: number, width: number) => (c.layout === 'bhld' ? [c.B, c.H, len, width] : [c.B, len, c.H, width]);
 
 /** Rows `queries` of an output in the case's layout. */
-function pickRows(c: Case, data: ArrayLike<number>, queries: number[], width: number): Float32Array {
+function pickRows(c: AttentionCase, data: ArrayLike<number>, queries: number[], width: number): Float32Array {
   const picked = new Float32Array(c.B * c.H * queries.length * width);
   for (let b = 0; b < c.B; b++) {
     for (let h = 0; h < c.H; h++) {
@@ -61,13 +50,13 @@ function pickRows(c: Case, data: ArrayLike<number>, queries: number[], width: nu
 }
 
 /** Runs attention on random data and compares with the float64 reference; returns what the GPU gave. */
-async function check(gpu: Gpu, c: Case, seed: number, o: RunOptions, label: string): Promise<{ out: Float32Array; lse?: Float32Array }> {
+async function check(gpu: Gpu, c: AttentionCase, seed: number, o: RunOptions, label: string): Promise<{ out: Float32Array; lse?: Float32Array }> {
   const qData = randn(c.B * c.H * c.Lq * c.D, seed, o.qScale ?? 1);
   const kData = randn(c.B * c.H * c.Lk * c.D, seed + 1);
   const vData = randn(c.B * c.H * c.Lk * c.Dv, seed + 2);
-  const q = Tensor.fromArray(gpu, qData, shapeOf(c, c.Lq, c.D));
-  const k = Tensor.fromArray(gpu, kData, shapeOf(c, c.Lk, c.D));
-  const v = Tensor.fromArray(gpu, vData, shapeOf(c, c.Lk, c.Dv));
+  const q = Tensor.fromArray(gpu, qData, caseShape(c, c.Lq, c.D));
+  const k = Tensor.fromArray(gpu, kData, caseShape(c, c.Lk, c.D));
+  const v = Tensor.fromArray(gpu, vData, caseShape(c, c.Lk, c.Dv));
   const opts: AttentionOptions = { layout: c.layout, scale: o.scale, causal: o.causal, variant: o.variant };
   if (o.bias) opts.bias = Tensor.fromArray(gpu, o.bias.data, o.bias.shape);
   if (o.mask) opts.keyPaddingMask = Tensor.fromArray(gpu, o.mask.data, [c.B, c.Lk], o.mask.dtype);
@@ -90,8 +79,8 @@ async function check(gpu: Gpu, c: Case, seed: number, o: RunOptions, label: stri
   return { out, lse };
 }
 
-const bhld = (B: number, H: number, Lq: number, Lk: number, D: number, Dv = D): Case => ({ B, H, Lq, Lk, D, Dv, layout: 'bhld' });
-const blhd = (B: number, H: number, Lq: number, Lk: number, D: number, Dv = D): Case => ({ B, H, Lq, Lk, D, Dv, layout: 'blhd' });
+const bhld = bhldCase;
+const blhd = blhdCase;
 
 test('head dims up to 32: L = 1, small odd dims, Dv ≠ D, explicit scale and out', async ({ gpu }) => {
   await check(gpu, bhld(1, 1, 1, 1, 8), 1, {}, 'B=H=L=1 D=8');

@@ -78,3 +78,19 @@ export function attentionRef(x: AttentionRefInput): AttentionRefOutput {
   }
   return { out, lse };
 }
+
+/** A test problem: sizes and layout (the tensors' shapes follow from them). */
+export interface AttentionCase {
+  B: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  D: number;
+  Dv: number;
+  layout: 'bhld' | 'blhd';
+}
+
+/** The shape of a q/k/v/out tensor of `len` tokens and `width` features in the case's layout. */
+export const caseShape = (c: AttentionCase, len: number, width: number) => (c.layout === 'bhld' ? [c.B, c.H, len, width] : [c.B, len, c.H, width]);
+export const bhldCase = (B: number, H: number, Lq: number, Lk: number, D: number, Dv = D): AttentionCase => ({ B, H, Lq, Lk, D, Dv, layout: 'bhld' });
+export const blhdCase = (B: number, H: number, Lq: number, Lk: number, D: number, Dv = D): AttentionCase => ({ B, H, Lq, Lk, D, Dv, layout: 'blhd' });
