@@ -3,6 +3,7 @@ import { AdamW, Graph, Tensor, graphOps as G, numel, type Gpu, type Value } from
 import { backward } from '../src/graph/autograd.js';
 import * as act from './ref/activations.js';
 import { attentionRef } from './ref/attention.js';
+import { attentionBackwardRef } from './ref/attention-backward.js';
 import { centralDifference, crossEntropyRows, dot } from './ref/backward.js';
 import { matmulRef, type RefMatmulOptions } from './ref/matmul.js';
 import { layerNorm as layerNormRef, reduce as reduceRef, softmax as softmaxRef } from './ref/norm.js';
@@ -23,6 +24,8 @@ interface GradCase {
   /** The same function in float64. */
   ref: (x: Record<string, ArrayLike<number>>) => ArrayLike<number>;
   tol?: Tolerance;
+  /** Checks the op names of the nodes backward() added. */
+  backwardOps?: (ops: string[]) => void;
 }
 
 /**
@@ -39,7 +42,9 @@ async function checkGrads(gpu: Gpu, label: string, c: GradCase): Promise<void> {
   const y = c.build(g, vals);
   const r = randn(numel(y.shape), 77);
   const wrt = Object.keys(c.inputs).filter((n) => c.inputs[n].grad);
+  const before = g.nodeList.length;
   const grads = backward(g, y, wrt.map((n) => vals[n]), { seed: g.constant('R', r, y.shape) });
+  c.backwardOps?.(g.nodeList.slice(before).map((node) => node.op));
   g.output('y', y);
   for (const n of wrt) g.output(`d${n}`, grads.get(vals[n])!);
   const out = g.run(data);
@@ -146,18 +151,73 @@ test('permute, slice, pad, concat, reshape', async ({ gpu }) => {
   });
 });
 
-test('attention: dq, dk, dv, dbias in both layouts, causal', async ({ gpu }) => {
+/** The attention backward is one fused op: no matmul/softmax recomputing the scores. */
+function expectFusedAttentionBackward(ops: string[]): void {
+  assert.equal(ops.filter((op) => op === 'attentionBackward').length, 1, `backward ops: ${ops.join(', ')}`);
+  assert.equal(ops.filter((op) => op === 'matmul' || op === 'softmax').length, 0, `backward ops: ${ops.join(', ')}`);
+}
+
+test('attention: dq, dk, dv, dbias in both layouts, causal, key padding (fused backward)', async ({ gpu }) => {
   const [B, H, L, D] = [2, 2, 5, 4];
+  const keyPaddingMask = [0, 0, 0, 1, 1, 0, 1, 0, 0, 0]; // [B, L]: two keys of batch 0, one of batch 1
   for (const layout of ['bhld', 'blhd'] as const) {
     const shape = layout === 'bhld' ? [B, H, L, D] : [B, L, H, D];
     for (const causal of [false, true]) {
-      await checkGrads(gpu, `attention ${layout}${causal ? ' causal' : ''}`, {
-        inputs: { q: { shape, grad: true }, k: { shape, grad: true }, v: { shape, grad: true }, bias: { shape: [1, H, L, L], grad: true } },
-        build: (g, v) => G.attention(g, v.q, v.k, v.v, { layout, causal, bias: v.bias, scale: 0.6 }),
-        ref: (x) => attentionRef({ q: x.q, k: x.k, v: x.v, B, H, Lq: L, Lk: L, D, Dv: D, layout, causal, scale: 0.6, bias: { data: x.bias, shape: [1, H, L, L] } }).out,
-      });
+      for (const masked of [false, true]) {
+        await checkGrads(gpu, `attention ${layout}${causal ? ' causal' : ''}${masked ? ' masked' : ''}`, {
+          inputs: {
+            q: { shape, grad: true },
+            k: { shape, grad: true },
+            v: { shape, grad: true },
+            bias: { shape: [1, H, L, L], grad: true },
+            mask: { shape: [B, L], data: masked ? keyPaddingMask : new Array(B * L).fill(0), dtype: 'i32' },
+          },
+          build: (g, v) => G.attention(g, v.q, v.k, v.v, { layout, causal, bias: v.bias, keyPaddingMask: v.mask, scale: 0.6 }),
+          ref: (x) =>
+            attentionRef({ q: x.q, k: x.k, v: x.v, B, H, Lq: L, Lk: L, D, Dv: D, layout, causal, scale: 0.6, bias: { data: x.bias, shape: [1, H, L, L] }, keyPaddingMask: x.mask }).out,
+          backwardOps: expectFusedAttentionBackward,
+        });
+      }
     }
   }
+  // Without a bias gradient (frozen bias, Lq ≠ Lk, Dv ≠ D) only dq, dk, dv are computed.
+  await checkGrads(gpu, 'attention frozen bias', {
+    inputs: { q: { shape: [1, 2, 3, 4], grad: true }, k: { shape: [1, 2, 6, 4], grad: true }, v: { shape: [1, 2, 6, 5], grad: true }, bias: { shape: [1, 1, 3, 6] } },
+    build: (g, v) => G.attention(g, v.q, v.k, v.v, { bias: v.bias }),
+    ref: (x) => attentionRef({ q: x.q, k: x.k, v: x.v, B: 1, H: 2, Lq: 3, Lk: 6, D: 4, Dv: 5, layout: 'bhld', bias: { data: x.bias, shape: [1, 1, 3, 6] } }).out,
+    backwardOps: expectFusedAttentionBackward,
+  });
+});
+
+// Sums over 512 keys in f32 against a float64 reference.
+const LONG_TOL: Tolerance = { atol: 2e-4, rtol: 2e-3 };
+
+test('attention backward on a long sequence (L=512, D=32) never builds the Lq×Lk matrix', async ({ gpu }) => {
+  const [B, H, L, D] = [1, 2, 512, 32];
+  const shape = [B, L, H, D];
+  const x = { q: randn(B * L * H * D, 11), k: randn(B * L * H * D, 12), v: randn(B * L * H * D, 13) };
+  const bias = randn(L, 14, 0.5); // a frozen per-key bias [1, 1, 1, L]
+  const keyPaddingMask = Array.from({ length: L }, (_, j) => (j >= L - 37 ? 1 : 0));
+  const dOut = randn(B * L * H * D, 15);
+  const g = new Graph(gpu, 'long attention');
+  const [q, k, v] = (['q', 'k', 'v'] as const).map((n) => g.input(n, shape));
+  const biasV = g.input('bias', [1, 1, 1, L]);
+  const mask = g.input('mask', [B, L], 'i32');
+  const y = G.attention(g, q, k, v, { layout: 'blhd', causal: true, bias: biasV, keyPaddingMask: mask });
+  const lse = g.producerOf(y)!.outputs[1];
+  assert.not.ok(g.isRead(lse), 'a forward-only graph does not write the lse');
+  const grads = backward(g, y, [q, k, v], { seed: g.constant('dOut', dOut, y.shape) });
+  for (const [name, w] of [['dq', q], ['dk', k], ['dv', v]] as const) g.output(name, grads.get(w)!);
+  assert.ok(g.isRead(lse), 'the backward reads the lse');
+  for (const node of g.nodeList) for (const o of node.outputs) assert.ok(numel(o.shape) < L * L, `${node.op} makes ${o.name} [${o.shape.join(', ')}]`);
+  assert.ok(g.compile().plannedPeakBytes < L * L * 4, 'planned memory holds no score matrix');
+  const out = g.run({ ...x, bias, mask: keyPaddingMask });
+  const ref = attentionBackwardRef({ ...x, B, H, Lq: L, Lk: L, D, Dv: D, layout: 'blhd', causal: true, bias: { data: bias, shape: [1, 1, 1, L] }, keyPaddingMask }, dOut);
+  assertClose(await out.dq.read(), ref.dq, LONG_TOL, 'dq');
+  assertClose(await out.dk.read(), ref.dk, LONG_TOL, 'dk');
+  assertClose(await out.dv.read(), ref.dv, LONG_TOL, 'dv');
+  for (const t of Object.values(out)) t.dispose();
+  g.dispose();
 });
 
 test('crossEntropy: loss and dlogits', async ({ gpu }) => {

@@ -76,6 +76,8 @@ export interface GraphStats {
 interface Plan {
   slotOf: Map<number, number>;
   slotBytes: number[];
+  /** Values some op reads (views included) or that are graph outputs. */
+  read: Set<number>;
 }
 
 function bytesOf(v: Value): number {
@@ -242,10 +244,22 @@ export class Graph {
         liveUntil.push({ slot: best, until: lastUse.get(output.id) ?? i });
       }
     });
-    this.plan = { slotOf, slotBytes };
+    const read = new Set([...this.outputs.values()].map((v) => v.id));
+    for (const node of this.nodes) for (const x of node.inputs) read.add(x.id);
+    this.plan = { slotOf, slotBytes, read };
     for (const s of this.slots) s.dispose();
     this.slots = [];
     return this.stats();
+  }
+
+  /**
+   * Whether any op reads `v` or it is a graph output. Kernels of ops with
+   * side outputs (attention's lse) ask this at run time to skip writing an
+   * output that only a backward pass would read when no backward was built.
+   */
+  isRead(v: Value): boolean {
+    this.checkOwn('isRead', v);
+    return (this.plan ?? (this.compile(), this.plan!)).read.has(v.id);
   }
 
   stats(): GraphStats {

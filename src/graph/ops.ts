@@ -8,6 +8,7 @@ import type { Gpu } from '../device.js';
 import { numel, shapeString, type Shape, type Tensor } from '../tensor.js';
 import { activationBackward } from '../kernels/activation-backward.js';
 import { attention as attentionKernel, type AttentionOptions } from '../kernels/attention.js';
+import { attentionBackward } from '../kernels/attention-backward.js';
 import { add as addKernel, broadcastShapes, mul as mulKernel, sub as subKernel } from '../kernels/binary.js';
 import { conv2d as conv2dKernel, type Conv2dOptions } from '../kernels/conv.js';
 import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
@@ -277,12 +278,22 @@ function softmaxGrad(g: Graph, y: Value, dY: Value, axis: number): Value {
 
 export interface GraphAttentionOptions {
   scale?: number;
+  /** Additive f32 scores, rank 4, broadcastable to [B, H, Lq, Lk]; differentiable. */
   bias?: Value;
   causal?: boolean;
+  /** [B, Lk] u32/i32/f32, nonzero = padded key (no gradient: it only selects). */
+  keyPaddingMask?: Value;
   layout?: AttentionOptions['layout'];
 }
 
-/** Fused softmax(scale·q·kᵀ + bias)·v; shapes as the attention kernel. */
+/**
+ * Fused softmax(scale·q·kᵀ + bias, masked)·v; shapes and masking as the
+ * attention kernel. The node has a second output, the row log-sum-exp
+ * [B, H, Lq] (1/Dv of the output's size), which the fused backward reads to
+ * recompute the probabilities. The kernel writes it only when something
+ * reads it (Graph.isRead), i.e. only when a backward was built through this
+ * node; otherwise it costs one small planned slot and no work.
+ */
 export function attention(g: Graph, q: Value, k: Value, v: Value, opts: GraphAttentionOptions = {}): Value {
   for (const t of [q, k, v]) if (t.shape.length !== 4) throw new Error(`attention: q, k, v must be rank 4, got ${shapeString(q.shape)}, ${shapeString(k.shape)}, ${shapeString(v.shape)}`);
   const blhd = opts.layout === 'blhd';
@@ -293,45 +304,60 @@ export function attention(g: Graph, q: Value, k: Value, v: Value, opts: GraphAtt
   }
   if (q.shape[3] !== k.shape[3]) throw new Error(`attention: head dims differ: q ${shapeString(q.shape)}, k ${shapeString(k.shape)}`);
   if (k.shape[lAxis] !== v.shape[lAxis]) throw new Error(`attention: k ${shapeString(k.shape)} and v ${shapeString(v.shape)} differ in key length`);
+  const [b, h, lq, lk] = [q.shape[0], q.shape[hAxis], q.shape[lAxis], k.shape[lAxis]];
+  const full = [b, h, lq, lk];
+  const { bias, keyPaddingMask: mask } = opts;
+  if (bias && (bias.shape.length !== 4 || bias.shape.some((n, i) => n !== 1 && n !== full[i]))) {
+    throw new Error(`attention: bias ${shapeString(bias.shape)} is not broadcastable to [B, H, Lq, Lk] = ${shapeString(full)} (rank 4, each dim equal or 1)`);
+  }
+  if (mask && (mask.shape.length !== 2 || mask.shape[0] !== b || mask.shape[1] !== lk)) {
+    throw new Error(`attention: keyPaddingMask must be [B, Lk] = ${shapeString([b, lk])}, got ${shapeString(mask.shape)}`);
+  }
   const shape = [...q.shape];
   shape[3] = v.shape[3];
   const { scale, causal, layout } = opts;
-  const inputs = opts.bias ? [q, k, v, opts.bias] : [q, k, v];
-  return g.apply('attention', inputs, shape, 'f32', (gpu, [tq, tk, tv, bias], out) => {
-    attentionKernel(gpu, tq, tk, tv, { scale, causal, layout, bias, out });
+  const inputs = [q, k, v, ...[bias, mask].filter((x): x is Value => x !== undefined)];
+  const outputs = g.applyMulti('attention', inputs, [{ shape, dtype: 'f32' }, { shape: [b, h, lq], dtype: 'f32' }], (gpu, [tq, tk, tv, ...rest], [out, lse]) => {
+    const tBias = bias ? rest.shift() : undefined;
+    const tMask = mask ? rest.shift() : undefined;
+    attentionKernel(gpu, tq, tk, tv, { scale, causal, layout, bias: tBias, keyPaddingMask: tMask, out, lse: g.isRead(outputs[1]) ? lse : undefined });
   }, 1, attentionBackwardRule(opts));
+  return outputs[0];
 }
 
 /**
- * The fused kernel keeps no probabilities, so the rule recomputes them from
- * matmul + softmax in [B, H, L, D] layout (materializing the [B, H, Lq, Lk]
- * scores, only in the backward) and applies the chain rule:
- * dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P∘(dP − Σ dP∘P), dQ = s·dS·K, dK = s·dSᵀ·Q.
+ * The fused FlashAttention-2 style backward: probabilities are recomputed per
+ * tile from q, k and the forward's lse, so no [B, H, Lq, Lk] matrix exists
+ * unless the bias needs a gradient (dbias is dS summed to the bias's shape).
+ * The kernel always computes dq, dk and dv (two dispatches); only the
+ * gradients asked for become outputs of the node.
  */
 function attentionBackwardRule(opts: GraphAttentionOptions): BackwardRule {
-  const blhd = opts.layout === 'blhd';
-  return (g, { inputs, dOutputs: [dOut], needs }) => {
-    const [q0, k0, v0, bias] = inputs;
-    const toBhld = (t: Value) => (blhd ? permute(g, t, [0, 2, 1, 3]) : t);
-    const [q, k, v, dO] = [q0, k0, v0, dOut!].map(toBhld);
-    const s = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
-    let scores = matmul(g, q, k, { transB: true, alpha: s });
-    if (bias) scores = add(g, scores, bias);
-    if (opts.causal) {
-      const [lq, lk] = [q.shape[2], k.shape[2]];
-      const mask = new Float32Array(lq * lk);
-      for (let i = 0; i < lq; i++) for (let j = i + 1; j < lk; j++) mask[i * lk + j] = -1e30;
-      scores = add(g, scores, g.constant('attention.causalMask', mask, [lq, lk]));
-    }
-    const p = softmax(g, scores, -1);
+  const { scale, causal, layout, bias, keyPaddingMask: mask } = opts;
+  return (g, { inputs, outputs: [out, lse], dOutputs: [dOut], needs }) => {
+    const [q, k, v] = inputs;
+    const biasIndex = bias ? 3 : -1;
+    const needBiasGrad = bias !== undefined && needs[biasIndex];
+    const wanted = (['dq', 'dk', 'dv'] as const).filter((_, i) => needs[i]);
+    const names: Array<'dq' | 'dk' | 'dv' | 'dbias'> = needBiasGrad ? [...wanted, 'dbias'] : [...wanted];
     const grads: Array<Value | undefined> = [];
-    if (needs[2]) grads[2] = toBhld(matmul(g, p, dO, { transA: true }));
-    if (needs[0] || needs[1] || (bias && needs[3])) {
-      const dS = softmaxGrad(g, p, matmul(g, dO, v, { transB: true }), -1);
-      if (needs[0]) grads[0] = toBhld(matmul(g, dS, k, { alpha: s }));
-      if (needs[1]) grads[1] = toBhld(matmul(g, dS, q, { transA: true, alpha: s }));
-      if (bias && needs[3]) grads[3] = sumToShape(g, dS, bias.shape);
-    }
+    if (names.length === 0 || !dOut) return grads;
+    const shapeOf = { dq: q.shape, dk: k.shape, dv: v.shape, dbias: bias?.shape ?? [] };
+    const extra = inputs.slice(3); // bias, mask: as the forward
+    // Summing dS over the bias's broadcast dims is one more dispatch.
+    const blhd = layout === 'blhd';
+    const full = [q.shape[0], q.shape[blhd ? 2 : 1], q.shape[blhd ? 1 : 2], k.shape[blhd ? 1 : 2]];
+    const dispatches = needBiasGrad && bias.shape.some((n, i) => n !== full[i]) ? 3 : 2;
+    const outs = g.applyMulti('attentionBackward', [q, k, v, out, dOut, lse, ...extra], names.map((n) => ({ shape: shapeOf[n], dtype: 'f32' as const })), (gpu, [tq, tk, tv, tOut, tdOut, tLse, ...rest], outTensors) => {
+      const tBias = bias ? rest.shift() : undefined;
+      const tMask = mask ? rest.shift() : undefined;
+      const r = attentionBackward(gpu, tq, tk, tv, tOut, tdOut, tLse, { scale, causal, layout, bias: tBias, keyPaddingMask: tMask, needBiasGrad });
+      names.forEach((n, i) => moveInto(gpu, r[n]!, outTensors[i]));
+      for (const t of [r.dq, r.dk, r.dv]) if (!t.disposed) t.dispose();
+    }, dispatches);
+    names.forEach((n, i) => {
+      grads[n === 'dbias' ? biasIndex : ['dq', 'dk', 'dv'].indexOf(n)] = outs[i];
+    });
     return grads;
   };
 }

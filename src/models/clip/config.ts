@@ -1,0 +1,290 @@
+// CLIP (ViT image tower + text transformer) architecture, inferred from the
+// tensor names and shapes of a checkpoint, plus the map from its key layout
+// onto one internal set of parameter names the model is built from.
+//
+// Two key layouts are recognised:
+// - 'openai': the official openai/CLIP (and OpenCLIP) state_dict —
+//   `visual.conv1.weight`, `visual.transformer.resblocks.N.attn.in_proj_weight`
+//   (q, k, v rows fused), `text_projection` / `visual.proj` as [in, out].
+// - 'hf': Hugging Face `CLIPModel` — `vision_model.encoder.layers.N.self_attn.q_proj.weight`,
+//   `visual_projection.weight` / `text_projection.weight` as Linear [out, in].
+//
+// Shapes give every size except the attention head counts (a head split does
+// not show in any tensor). Those come from a config (safetensors
+// `__metadata__.config`, or a config.json given by the caller); without one the
+// official `build_model()` rule width / 64 is used for both towers.
+
+export type ClipKeyLayout = 'openai' | 'hf';
+
+export interface ClipTowerConfig {
+  width: number;
+  layers: number;
+  heads: number;
+  /** MLP hidden size (4·width in every released CLIP). */
+  mlpHidden: number;
+}
+
+export interface ClipConfig {
+  layout: ClipKeyLayout;
+  embedDim: number;
+  vision: ClipTowerConfig & { patchSize: number; grid: number; imageResolution: number; tokens: number };
+  text: ClipTowerConfig & { contextLength: number; vocabSize: number };
+  /** LayerNorm epsilon of every norm (1e-5 in CLIP). */
+  layerNormEps: number;
+  /** Where the head counts came from: 'config' or the width/64 rule. */
+  headsFrom: { vision: 'config' | 'width/64'; text: 'config' | 'width/64' };
+}
+
+/** What the config inference reads of a checkpoint: tensor names and shapes. */
+export type TensorShapes = ReadonlyMap<string, readonly number[]>;
+
+/**
+ * One tensor of the checkpoint and the internal parameters made from it
+ * (most map one to one; OpenAI's fused in_proj splits into q, k, v; HF's
+ * Linear projections are transposed to [in, out]).
+ */
+export interface SourceTensor {
+  key: string;
+  shape: readonly number[];
+  /** Internal name → how to derive it from the stored data. */
+  targets: ReadonlyArray<{ name: string; shape: readonly number[]; from: 'copy' | 'transpose' | { rows: [number, number] } }>;
+}
+
+/** Stored tensors every layout may carry that the forward pass does not use. */
+const IGNORED_KEYS: Record<ClipKeyLayout, RegExp> = {
+  openai: /^$/,
+  hf: /^(text_model\.embeddings\.position_ids|vision_model\.embeddings\.position_ids)$/,
+};
+
+export function detectLayout(shapes: TensorShapes, fileName: string): ClipKeyLayout {
+  if (shapes.has('visual.conv1.weight')) return 'openai';
+  if (shapes.has('vision_model.embeddings.patch_embedding.weight')) return 'hf';
+  if ([...shapes.keys()].some((k) => k.startsWith('visual.layer1.'))) {
+    throw new Error(`${fileName}: a CLIP ResNet image tower (visual.layer1.*) is not supported; only ViT towers are`);
+  }
+  const listed = [...shapes.keys()].slice(0, 6).map((k) => `"${k}"`).join(', ');
+  throw new Error(`${fileName}: not a CLIP ViT checkpoint: neither "visual.conv1.weight" (OpenAI/OpenCLIP) nor "vision_model.embeddings.patch_embedding.weight" (Hugging Face) is present (first keys: ${listed})`);
+}
+
+/** The number of blocks: 1 + the largest N among keys `${prefix}N.`. */
+function countLayers(shapes: TensorShapes, prefix: string): number {
+  let layers = 0;
+  for (const key of shapes.keys()) {
+    if (!key.startsWith(prefix)) continue;
+    const n = Number(/^(\d+)\./.exec(key.slice(prefix.length))?.[1]);
+    if (Number.isInteger(n)) layers = Math.max(layers, n + 1);
+  }
+  return layers;
+}
+
+/** Head counts from any of the config forms CLIP checkpoints come with. */
+function headsFromConfig(config: Record<string, unknown> | undefined): { vision?: number; text?: number } {
+  if (!config) return {};
+  const obj = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+  const num = (...vs: unknown[]) => vs.find((v): v is number => Number.isInteger(v) && (v as number) > 0);
+  const args = obj(config.clip_constructor_args) ?? {};
+  const derived = obj(config.derived) ?? {};
+  const visionCfg = obj(config.vision_config) ?? obj(config.vision_cfg) ?? {};
+  const textCfg = obj(config.text_config) ?? obj(config.text_cfg) ?? {};
+  const visionWidth = num(visionCfg.width);
+  return {
+    vision: num(derived.vision_heads, config.vision_heads, args.vision_heads, visionCfg.num_attention_heads, visionCfg.heads,
+      // OpenCLIP's vision_cfg gives head_width (default 64), not a count.
+      visionWidth !== undefined && num(visionCfg.head_width) ? visionWidth / (visionCfg.head_width as number) : undefined),
+    text: num(args.transformer_heads, config.transformer_heads, textCfg.num_attention_heads, textCfg.heads),
+  };
+}
+
+/** Parses `__metadata__.config` (or a config.json text); undefined when absent or not JSON. */
+export function parseConfigJson(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The architecture of the checkpoint with these tensors. `config` is an
+ * optional parsed config (metadata or config.json) for the head counts.
+ * Throws naming the file and the tensor when a shape needed for inference
+ * is missing or inconsistent.
+ */
+export function inferClipConfig(shapes: TensorShapes, fileName: string, config?: Record<string, unknown>): ClipConfig {
+  const layout = detectLayout(shapes, fileName);
+  const k = KEYS[layout];
+  const need = (key: string, rank: number, what: string): readonly number[] => {
+    const s = shapes.get(key);
+    if (!s) throw new Error(`${fileName}: missing tensor "${key}" (needed to infer the ${what})`);
+    if (s.length !== rank) throw new Error(`${fileName}: tensor "${key}" has shape [${s.join(', ')}], expected rank ${rank} (${what})`);
+    return s;
+  };
+  const conv = need(k.conv, 4, 'vision width and patch size');
+  const [visionWidth, , patchSize] = conv;
+  const visionPositions = need(k.visionPos, 2, 'vision token count')[0];
+  const grid = Math.round(Math.sqrt(visionPositions - 1));
+  if (grid * grid + 1 !== visionPositions) {
+    throw new Error(`${fileName}: tensor "${k.visionPos}" has ${visionPositions} rows, expected grid² + 1 (a square patch grid plus the class token)`);
+  }
+  const tokenEmbedding = need(k.tokenEmbedding, 2, 'vocabulary size and text width');
+  const [vocabSize, textWidth] = tokenEmbedding;
+  const contextLength = need(k.textPos, 2, 'context length')[0];
+  const textProj = need(k.textProj, 2, 'embedding dimension');
+  const embedDim = layout === 'openai' ? textProj[1] : textProj[0];
+  const visionLayers = countLayers(shapes, k.visionBlocks);
+  const textLayers = countLayers(shapes, k.textBlocks);
+  if (visionLayers === 0) throw new Error(`${fileName}: no vision blocks ("${k.visionBlocks}N.*")`);
+  if (textLayers === 0) throw new Error(`${fileName}: no text blocks ("${k.textBlocks}N.*")`);
+  const visionMlp = need(`${k.visionBlocks}0.${k.fc}.weight`, 2, 'vision MLP size')[0];
+  const textMlp = need(`${k.textBlocks}0.${k.fc}.weight`, 2, 'text MLP size')[0];
+  const fromConfig = headsFromConfig(config);
+  const heads = (width: number, configured: number | undefined, tower: string): number => {
+    const h = configured ?? Math.max(1, Math.floor(width / 64));
+    if (width % h !== 0) throw new Error(`${fileName}: ${tower} width ${width} is not divisible by ${h} attention heads`);
+    return h;
+  };
+  return {
+    layout,
+    embedDim,
+    vision: {
+      width: visionWidth,
+      layers: visionLayers,
+      heads: heads(visionWidth, fromConfig.vision, 'vision'),
+      mlpHidden: visionMlp,
+      patchSize,
+      grid,
+      imageResolution: grid * patchSize,
+      tokens: visionPositions,
+    },
+    text: {
+      width: textWidth,
+      layers: textLayers,
+      heads: heads(textWidth, fromConfig.text, 'text'),
+      mlpHidden: textMlp,
+      contextLength,
+      vocabSize,
+    },
+    layerNormEps: 1e-5,
+    headsFrom: { vision: fromConfig.vision ? 'config' : 'width/64', text: fromConfig.text ? 'config' : 'width/64' },
+  };
+}
+
+const KEYS = {
+  openai: {
+    conv: 'visual.conv1.weight',
+    visionPos: 'visual.positional_embedding',
+    tokenEmbedding: 'token_embedding.weight',
+    textPos: 'positional_embedding',
+    textProj: 'text_projection',
+    visionBlocks: 'visual.transformer.resblocks.',
+    textBlocks: 'transformer.resblocks.',
+    fc: 'mlp.c_fc',
+  },
+  hf: {
+    conv: 'vision_model.embeddings.patch_embedding.weight',
+    visionPos: 'vision_model.embeddings.position_embedding.weight',
+    tokenEmbedding: 'text_model.embeddings.token_embedding.weight',
+    textPos: 'text_model.embeddings.position_embedding.weight',
+    textProj: 'text_projection.weight',
+    visionBlocks: 'vision_model.encoder.layers.',
+    textBlocks: 'text_model.encoder.layers.',
+    fc: 'mlp.fc1',
+  },
+} as const;
+
+/**
+ * Every tensor the checkpoint must hold, with its expected shape and the
+ * internal parameters made from it. Internal names:
+ *   visual.{conv, cls, pos, lnPre.{w,b}, lnPost.{w,b}, proj [W, E]}, text.{tokenEmbedding, pos, lnFinal.{w,b}, proj [W, E]},
+ *   {visual|text}.blocks.N.{ln1,ln2}.{w,b}, .{q,k,v,out,fc,proj}.{w [out, in], b}, logitScale.
+ */
+export function sourceTensors(c: ClipConfig): SourceTensor[] {
+  const list: SourceTensor[] = [];
+  const copy = (key: string, shape: readonly number[], name: string) => list.push({ key, shape, targets: [{ name, shape, from: 'copy' }] });
+  const transposed = (key: string, [rows, cols]: readonly number[], name: string) =>
+    list.push({ key, shape: [rows, cols], targets: [{ name, shape: [cols, rows], from: 'transpose' }] });
+  const v = c.vision;
+  const t = c.text;
+  const E = c.embedDim;
+  const blocks = (tower: 'visual' | 'text', prefix: string, { width: D, layers, mlpHidden: F }: ClipTowerConfig) => {
+    for (let i = 0; i < layers; i++) {
+      const p = `${prefix}${i}.`;
+      const n = `${tower}.blocks.${i}.`;
+      if (c.layout === 'openai') {
+        const split = (key: string, shape: readonly number[], kind: 'w' | 'b') =>
+          list.push({
+            key,
+            shape,
+            targets: (['q', 'k', 'v'] as const).map((part, j) => ({ name: `${n}${part}.${kind}`, shape: kind === 'w' ? [D, D] : [D], from: { rows: [j * D, (j + 1) * D] as [number, number] } })),
+          });
+        split(`${p}attn.in_proj_weight`, [3 * D, D], 'w');
+        split(`${p}attn.in_proj_bias`, [3 * D], 'b');
+        copy(`${p}attn.out_proj.weight`, [D, D], `${n}out.w`);
+        copy(`${p}attn.out_proj.bias`, [D], `${n}out.b`);
+        for (const ln of ['ln_1', 'ln_2'] as const) {
+          copy(`${p}${ln}.weight`, [D], `${n}${ln === 'ln_1' ? 'ln1' : 'ln2'}.w`);
+          copy(`${p}${ln}.bias`, [D], `${n}${ln === 'ln_1' ? 'ln1' : 'ln2'}.b`);
+        }
+        copy(`${p}mlp.c_fc.weight`, [F, D], `${n}fc.w`);
+        copy(`${p}mlp.c_fc.bias`, [F], `${n}fc.b`);
+        copy(`${p}mlp.c_proj.weight`, [D, F], `${n}proj.w`);
+        copy(`${p}mlp.c_proj.bias`, [D], `${n}proj.b`);
+      } else {
+        for (const part of ['q', 'k', 'v', 'out'] as const) {
+          const src = part === 'out' ? 'out_proj' : `${part}_proj`;
+          copy(`${p}self_attn.${src}.weight`, [D, D], `${n}${part}.w`);
+          copy(`${p}self_attn.${src}.bias`, [D], `${n}${part}.b`);
+        }
+        for (const [src, dst] of [['layer_norm1', 'ln1'], ['layer_norm2', 'ln2']] as const) {
+          copy(`${p}${src}.weight`, [D], `${n}${dst}.w`);
+          copy(`${p}${src}.bias`, [D], `${n}${dst}.b`);
+        }
+        copy(`${p}mlp.fc1.weight`, [F, D], `${n}fc.w`);
+        copy(`${p}mlp.fc1.bias`, [F], `${n}fc.b`);
+        copy(`${p}mlp.fc2.weight`, [D, F], `${n}proj.w`);
+        copy(`${p}mlp.fc2.bias`, [D], `${n}proj.b`);
+      }
+    }
+  };
+  if (c.layout === 'openai') {
+    copy('visual.conv1.weight', [v.width, 3, v.patchSize, v.patchSize], 'visual.conv');
+    copy('visual.class_embedding', [v.width], 'visual.cls');
+    copy('visual.positional_embedding', [v.tokens, v.width], 'visual.pos');
+    copy('visual.ln_pre.weight', [v.width], 'visual.lnPre.w');
+    copy('visual.ln_pre.bias', [v.width], 'visual.lnPre.b');
+    blocks('visual', 'visual.transformer.resblocks.', v);
+    copy('visual.ln_post.weight', [v.width], 'visual.lnPost.w');
+    copy('visual.ln_post.bias', [v.width], 'visual.lnPost.b');
+    copy('visual.proj', [v.width, E], 'visual.proj');
+    copy('token_embedding.weight', [t.vocabSize, t.width], 'text.tokenEmbedding');
+    copy('positional_embedding', [t.contextLength, t.width], 'text.pos');
+    blocks('text', 'transformer.resblocks.', t);
+    copy('ln_final.weight', [t.width], 'text.lnFinal.w');
+    copy('ln_final.bias', [t.width], 'text.lnFinal.b');
+    copy('text_projection', [t.width, E], 'text.proj');
+  } else {
+    copy('vision_model.embeddings.patch_embedding.weight', [v.width, 3, v.patchSize, v.patchSize], 'visual.conv');
+    copy('vision_model.embeddings.class_embedding', [v.width], 'visual.cls');
+    copy('vision_model.embeddings.position_embedding.weight', [v.tokens, v.width], 'visual.pos');
+    // "pre_layrnorm" is the Hugging Face spelling.
+    copy('vision_model.pre_layrnorm.weight', [v.width], 'visual.lnPre.w');
+    copy('vision_model.pre_layrnorm.bias', [v.width], 'visual.lnPre.b');
+    blocks('visual', 'vision_model.encoder.layers.', v);
+    copy('vision_model.post_layernorm.weight', [v.width], 'visual.lnPost.w');
+    copy('vision_model.post_layernorm.bias', [v.width], 'visual.lnPost.b');
+    transposed('visual_projection.weight', [E, v.width], 'visual.proj');
+    copy('text_model.embeddings.token_embedding.weight', [t.vocabSize, t.width], 'text.tokenEmbedding');
+    copy('text_model.embeddings.position_embedding.weight', [t.contextLength, t.width], 'text.pos');
+    blocks('text', 'text_model.encoder.layers.', t);
+    copy('text_model.final_layer_norm.weight', [t.width], 'text.lnFinal.w');
+    copy('text_model.final_layer_norm.bias', [t.width], 'text.lnFinal.b');
+    transposed('text_projection.weight', [E, t.width], 'text.proj');
+  }
+  copy('logit_scale', [], 'logitScale');
+  return list;
+}
+
+/** Whether a stored key is one the layout may carry without using it. */
+export const isIgnoredKey = (layout: ClipKeyLayout, key: string) => IGNORED_KEYS[layout].test(key);

@@ -1,0 +1,330 @@
+// CLIP ViT on the engine: the image and text towers as graphs (graph/graph.ts),
+// one compiled graph per (batch size, options) shape, cached and reused.
+//
+// Forward, as openai/CLIP model.py (see the fixture README for the facts):
+//   image: conv1 (stride = patch, no bias) → tokens row-major (1 + gy·G + gx),
+//          class token first → + positional → ln_pre → pre-LN blocks → ln_post(token 0) → @ proj
+//   text:  token_embedding[ids] + positional → causal pre-LN blocks → ln_final at argmax(ids) → @ text_projection
+//   block: x += out_proj(MHA(ln_1(x)));  x += c_proj(QuickGELU(c_fc(ln_2(x))))
+//   logits = exp(logit_scale) · normalize(img) · normalize(txt)ᵀ
+// Activations are [batch, tokens, width]; attention runs in the 'blhd' layout,
+// so q/k/v are the projections' outputs viewed as [N, T, heads, head_dim].
+//
+// MedFocus hooks on the image tower:
+// - attnBias: an additive attention bias (e.g. a -inf / 0 mask from a
+//   segmentation), rank 2–4, broadcastable to [N, heads|1, T, T] (T counts
+//   prompt tokens too), added to the scaled scores before the softmax in every
+//   block or in the blocks listed in attnBiasLayers.
+// - prompts: shallow VPT (Jia et al., "Visual Prompt Tuning", 2022): P learnable
+//   tokens [P, width] are inserted into the INPUT OF THE FIRST TRANSFORMER BLOCK,
+//   right after the class token: [cls, p_1..p_P, patch_1..patch_G²]. In CLIP
+//   that input is the output of ln_pre (ln_pre belongs to the embedding stage),
+//   so the prompts get no positional embedding and no ln_pre, as in VPT, where
+//   they are concatenated after the embeddings (positional included). The
+//   class token stays token 0, so ln_post / pooling are unchanged.
+
+import type { Gpu } from '../../device.js';
+import { Tensor, shapeString, type Shape } from '../../tensor.js';
+import { Graph, type Value } from '../../graph/graph.js';
+import * as ops from '../../graph/ops.js';
+import { argmax } from '../../kernels/topk.js';
+import { l2Normalize } from '../../kernels/l2norm.js';
+import { matmul } from '../../kernels/matmul.js';
+import type { SafetensorsFile } from '../../io/safetensors.js';
+import type { ClipConfig, ClipTowerConfig } from './config.js';
+import { loadClipWeights, type ClipWeights, type LoadClipWeightsOptions } from './weights.js';
+
+export interface ClipImageOptions {
+  /** Additive attention bias, broadcastable to [N, heads|1, T, T] (rank 2–4; missing leading dims are 1). */
+  attnBias?: Tensor;
+  /** Blocks that get attnBias (default: every block). */
+  attnBiasLayers?: readonly number[];
+  /** Shallow VPT prompt tokens [P, width], inserted after the class token at the first block's input. */
+  prompts?: Tensor;
+}
+
+/** The image tower's intermediates, named as the golden fixtures name them. */
+export interface ClipImageTrace {
+  image_features: Tensor;
+  /** conv → class token → + positional: the input of ln_pre [N, T, W]. */
+  vision_patch_embed: Tensor;
+  /** Output of block 0 [N, T(+P), W]. */
+  vision_block0_out: Tensor;
+  /** ln_post(token 0) [N, W], before the projection. */
+  vision_ln_post_out: Tensor;
+}
+
+/** The text tower's intermediates, named as the golden fixtures name them. */
+export interface ClipTextTrace {
+  text_features: Tensor;
+  /** token embedding + positional [N, C, W]. */
+  text_embed: Tensor;
+  text_block0_out: Tensor;
+  /** ln_final at the argmax(ids) position [N, W], before the projection. */
+  text_pooled: Tensor;
+}
+
+export interface ClipLogits {
+  /** [images, texts] */
+  logitsPerImage: Tensor;
+  /** [texts, images] */
+  logitsPerText: Tensor;
+}
+
+const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+export class ClipModel {
+  private readonly graphs = new Map<string, Graph>();
+  private disposed = false;
+
+  private constructor(readonly gpu: Gpu, private readonly weights: ClipWeights) {}
+
+  /** Builds the model from an open safetensors checkpoint (architecture from its keys, shapes and metadata). */
+  static async fromSafetensors(gpu: Gpu, file: SafetensorsFile, options: LoadClipWeightsOptions = {}): Promise<ClipModel> {
+    return new ClipModel(gpu, await loadClipWeights(gpu, file, options));
+  }
+
+  /** Wraps weights already loaded; the model then owns them. */
+  static fromWeights(gpu: Gpu, weights: ClipWeights): ClipModel {
+    return new ClipModel(gpu, weights);
+  }
+
+  get config(): ClipConfig {
+    return this.weights.config;
+  }
+
+  /** exp(logit_scale), the temperature the logits are multiplied by. */
+  get logitScale(): number {
+    return Math.exp(this.weights.logitScale);
+  }
+
+  /** images [N, 3, R, R] f32 (already normalised) → image features [N, E] (not normalised). */
+  encodeImage(images: Tensor, options: ClipImageOptions = {}): Tensor {
+    return this.runImage(images, options, false).image_features;
+  }
+
+  /** encodeImage plus the fixture intermediates (all owned by the caller). */
+  traceImage(images: Tensor, options: ClipImageOptions = {}): ClipImageTrace {
+    return this.runImage(images, options, true) as unknown as ClipImageTrace;
+  }
+
+  /** token ids [N, C] (Int32Array of N·C, or an i32 Tensor) → text features [N, E] (not normalised). */
+  encodeText(tokens: Int32Array | Tensor): Tensor {
+    return this.runText(tokens, false).text_features;
+  }
+
+  /** encodeText plus the fixture intermediates (all owned by the caller). */
+  traceText(tokens: Int32Array | Tensor): ClipTextTrace {
+    return this.runText(tokens, true) as unknown as ClipTextTrace;
+  }
+
+  /** logits_per_image = exp(logit_scale) · normalize(img) · normalize(txt)ᵀ, and its transpose. */
+  logits(imageFeatures: Tensor, textFeatures: Tensor): ClipLogits {
+    const E = this.config.embedDim;
+    for (const [name, t] of [['imageFeatures', imageFeatures], ['textFeatures', textFeatures]] as const) {
+      if (t.dtype !== 'f32' || t.rank !== 2 || t.shape[1] !== E) throw new Error(`ClipModel.logits: ${name} must be f32 [n, ${E}], got ${t.dtype} ${shapeString(t.shape)}`);
+    }
+    const img = l2Normalize(this.gpu, imageFeatures);
+    const txt = l2Normalize(this.gpu, textFeatures);
+    const alpha = this.logitScale;
+    const logitsPerImage = matmul(this.gpu, img, txt, { transB: true, alpha });
+    const logitsPerText = matmul(this.gpu, txt, img, { transB: true, alpha });
+    this.gpu.flush();
+    img.dispose();
+    txt.dispose();
+    return { logitsPerImage, logitsPerText };
+  }
+
+  /** Frees the weights and every cached graph. */
+  dispose(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+    this.weights.dispose();
+    this.disposed = true;
+  }
+
+  private checkAlive(op: string): void {
+    if (this.disposed) throw new Error(`ClipModel.${op}: the model was disposed`);
+  }
+
+  private runImage(images: Tensor, options: ClipImageOptions, trace: boolean): Record<string, Tensor> {
+    const op = trace ? 'traceImage' : 'encodeImage';
+    this.checkAlive(op);
+    const v = this.config.vision;
+    const R = v.imageResolution;
+    if (images.dtype !== 'f32' || images.rank !== 4 || images.shape[1] !== 3 || images.shape[2] !== R || images.shape[3] !== R) {
+      throw new Error(`ClipModel.${op}: images must be f32 [N, 3, ${R}, ${R}], got ${images.dtype} ${shapeString(images.shape)}`);
+    }
+    const N = images.shape[0];
+    const P = options.prompts ? checkPrompts(op, options.prompts, v.width) : 0;
+    const T = v.tokens + P;
+    const biasShape = options.attnBias ? checkBias(op, options.attnBias, N, v.heads, T) : undefined;
+    const layers = options.attnBiasLayers ? checkLayers(op, options.attnBiasLayers, v.layers) : undefined;
+    const key = `image|${N}|${P}|${biasShape ? shapeString(biasShape) : '-'}|${layers?.join(',') ?? 'all'}|${trace}`;
+    const g = this.graph(key, () => this.buildImageGraph(N, P, biasShape, layers, trace));
+    const feeds: Record<string, Tensor> = { images };
+    if (options.prompts) feeds.prompts = options.prompts;
+    if (options.attnBias) feeds.attnBias = options.attnBias;
+    return g.run(feeds);
+  }
+
+  private runText(tokens: Int32Array | Tensor, trace: boolean): Record<string, Tensor> {
+    const op = trace ? 'traceText' : 'encodeText';
+    this.checkAlive(op);
+    const C = this.config.text.contextLength;
+    let N: number;
+    if (tokens instanceof Tensor) {
+      if (tokens.dtype !== 'i32' || tokens.rank !== 2 || tokens.shape[1] !== C) throw new Error(`ClipModel.${op}: tokens must be i32 [N, ${C}], got ${tokens.dtype} ${shapeString(tokens.shape)}`);
+      N = tokens.shape[0];
+    } else {
+      if (!(tokens instanceof Int32Array) || tokens.length === 0 || tokens.length % C !== 0) {
+        throw new Error(`ClipModel.${op}: tokens must be an Int32Array of N·${C} ids (rows of ${C}), got ${tokens instanceof Int32Array ? `${tokens.length} ids` : typeof tokens}`);
+      }
+      N = tokens.length / C;
+      const V = this.config.text.vocabSize;
+      const bad = tokens.findIndex((id) => id < 0 || id >= V);
+      if (bad >= 0) throw new Error(`ClipModel.${op}: token id ${tokens[bad]} at row ${Math.floor(bad / C)}, column ${bad % C} is outside the vocabulary [0, ${V})`);
+    }
+    const g = this.graph(`text|${N}|${trace}`, () => this.buildTextGraph(N, trace));
+    return g.run({ tokens });
+  }
+
+  private graph(key: string, build: () => Graph): Graph {
+    let g = this.graphs.get(key);
+    if (!g) {
+      g = build();
+      g.compile();
+      this.graphs.set(key, g);
+    }
+    return g;
+  }
+
+  /** A graph whose weights are the model's parameters, bound on first use. */
+  private newGraph(name: string): { g: Graph; p: (name: string) => Value } {
+    const g = new Graph(this.gpu, name);
+    const bound = new Map<string, Value>();
+    const p = (param: string): Value => {
+      let value = bound.get(param);
+      if (!value) {
+        const t = this.weights.params.get(param);
+        if (!t) throw new Error(`ClipModel: no parameter "${param}"`);
+        bound.set(param, (value = g.weight(param, t)));
+      }
+      return value;
+    };
+    return { g, p };
+  }
+
+  private buildImageGraph(N: number, P: number, biasShape: number[] | undefined, layers: number[] | undefined, trace: boolean): Graph {
+    const v = this.config.vision;
+    const { g, p } = this.newGraph(`clip.image[N=${N}]`);
+    const images = g.input('images', [N, 3, v.imageResolution, v.imageResolution]);
+    const W = v.width;
+    const G2 = v.grid * v.grid;
+    const patches = ops.conv2d(g, images, p('visual.conv'), { stride: v.patchSize });
+    const patchTokens = ops.permute(g, g.reshape(patches, [N, W, G2]), [0, 2, 1]);
+    const cls = ops.broadcastTo(g, g.reshape(p('visual.cls'), [1, 1, W]), [N, 1, W]);
+    const embed = ops.add(g, ops.concat(g, [cls, patchTokens], 1), p('visual.pos'));
+    let x = ops.layerNorm(g, embed, p('visual.lnPre.w'), p('visual.lnPre.b'), this.config.layerNormEps);
+    if (P > 0) {
+      const prompts = ops.broadcastTo(g, g.reshape(g.input('prompts', [P, W]), [1, P, W]), [N, P, W]);
+      const T0 = v.tokens;
+      x = ops.concat(g, [ops.slice(g, x, [0, 0, 0], [N, 1, W]), prompts, ops.slice(g, x, [0, 1, 0], [N, T0, W])], 1);
+    }
+    const bias = biasShape ? g.input('attnBias', biasShape) : undefined;
+    let block0: Value | undefined;
+    for (let i = 0; i < v.layers; i++) {
+      const withBias = bias && (!layers || layers.includes(i)) ? bias : undefined;
+      x = this.block(g, p, x, `visual.blocks.${i}.`, v, { bias: withBias });
+      if (i === 0) block0 = x;
+    }
+    const cls0 = g.reshape(ops.slice(g, x, [0, 0, 0], [N, 1, W]), [N, W]);
+    const lnPost = ops.layerNorm(g, cls0, p('visual.lnPost.w'), p('visual.lnPost.b'), this.config.layerNormEps);
+    g.output('image_features', ops.matmul(g, lnPost, p('visual.proj')));
+    if (trace) {
+      g.output('vision_patch_embed', embed);
+      g.output('vision_block0_out', block0!);
+      g.output('vision_ln_post_out', lnPost);
+    }
+    return g;
+  }
+
+  private buildTextGraph(N: number, trace: boolean): Graph {
+    const t = this.config.text;
+    const C = t.contextLength;
+    const W = t.width;
+    const { g, p } = this.newGraph(`clip.text[N=${N}]`);
+    const tokens = g.input('tokens', [N, C], 'i32');
+    const embed = ops.add(g, ops.gather(g, p('text.tokenEmbedding'), tokens), p('text.pos'));
+    let x = embed;
+    let block0: Value | undefined;
+    for (let i = 0; i < t.layers; i++) {
+      x = this.block(g, p, x, `text.blocks.${i}.`, t, { causal: true });
+      if (i === 0) block0 = x;
+    }
+    // Pool at the FIRST largest id of each row (torch.argmax), all on the GPU:
+    // ids as f32 (a gather from an id → id table) → argmax → one-hot row → a
+    // [1, C] × [C, W] product per row, which copies that token exactly.
+    const idTable = new Float32Array(t.vocabSize);
+    for (let i = 0; i < idTable.length; i++) idTable[i] = i;
+    const ids = g.reshape(ops.gather(g, g.constant('text.idTable', idTable, [t.vocabSize, 1]), tokens), [N, C]);
+    const eotIndex = g.apply('argmax', [ids], [N], 'i32', (gpu, [tIds], out) => {
+      const r = argmax(gpu, tIds, { axis: -1 });
+      gpu.commandEncoder().copyBufferToBuffer(r.buffer, 0, out.buffer, 0, Math.ceil(r.byteLength / 4) * 4);
+      r.dispose();
+    });
+    const eye = new Float32Array(C * C);
+    for (let i = 0; i < C; i++) eye[i * C + i] = 1;
+    const oneHot = g.reshape(ops.gather(g, g.constant('text.eye', eye, [C, C]), eotIndex), [N, 1, C]);
+    const selected = g.reshape(ops.matmul(g, oneHot, x), [N, W]);
+    // ln_final is per token, so normalising only the pooled row equals pooling the normalised sequence.
+    const pooled = ops.layerNorm(g, selected, p('text.lnFinal.w'), p('text.lnFinal.b'), this.config.layerNormEps);
+    g.output('text_features', ops.matmul(g, pooled, p('text.proj')));
+    if (trace) {
+      g.output('text_embed', embed);
+      g.output('text_block0_out', block0!);
+      g.output('text_pooled', pooled);
+    }
+    return g;
+  }
+
+  /** Pre-LN residual block: x + out(MHA(ln1 x)), then + proj(QuickGELU(fc(ln2 x))). */
+  private block(g: Graph, p: (name: string) => Value, x: Value, n: string, tower: ClipTowerConfig, opts: { bias?: Value; causal?: boolean }): Value {
+    const [N, T, D] = x.shape;
+    const H = tower.heads;
+    const eps = this.config.layerNormEps;
+    const h = ops.layerNorm(g, x, p(`${n}ln1.w`), p(`${n}ln1.b`), eps);
+    const [q, k, v] = (['q', 'k', 'v'] as const).map((part) => g.reshape(ops.matmul(g, h, p(`${n}${part}.w`), { transB: true, bias: p(`${n}${part}.b`) }), [N, T, H, D / H]));
+    const a = g.reshape(ops.attention(g, q, k, v, { layout: 'blhd', bias: opts.bias, causal: opts.causal }), [N, T, D]);
+    x = ops.matmul(g, a, p(`${n}out.w`), { transB: true, bias: p(`${n}out.b`), residual: x });
+    const h2 = ops.layerNorm(g, x, p(`${n}ln2.w`), p(`${n}ln2.b`), eps);
+    const m = ops.matmul(g, h2, p(`${n}fc.w`), { transB: true, bias: p(`${n}fc.b`), activation: 'quickGelu' });
+    return ops.matmul(g, m, p(`${n}proj.w`), { transB: true, bias: p(`${n}proj.b`), residual: x });
+  }
+}
+
+function checkPrompts(op: string, prompts: Tensor, width: number): number {
+  if (prompts.dtype !== 'f32' || prompts.rank !== 2 || prompts.shape[1] !== width || prompts.shape[0] < 1) {
+    throw new Error(`ClipModel.${op}: prompts must be f32 [P, ${width}] with P >= 1, got ${prompts.dtype} ${shapeString(prompts.shape)}`);
+  }
+  return prompts.shape[0];
+}
+
+/** The bias as rank 4 (leading 1s added); throws unless it broadcasts to [N, heads, T, T]. */
+function checkBias(op: string, bias: Tensor, N: number, heads: number, T: number): number[] {
+  const full = [N, heads, T, T];
+  if (bias.dtype !== 'f32' || bias.rank < 2 || bias.rank > 4) {
+    throw new Error(`ClipModel.${op}: attnBias must be f32 of rank 2–4 broadcastable to [N, heads, T, T] = ${shapeString(full)}, got ${bias.dtype} ${shapeString(bias.shape)}`);
+  }
+  const shape = [...Array(4 - bias.rank).fill(1), ...bias.shape];
+  if (shape.some((d, i) => d !== 1 && d !== full[i]) || !sameShape(shape.slice(2), [T, T])) {
+    throw new Error(`ClipModel.${op}: attnBias ${shapeString(bias.shape)} does not broadcast to [N, heads, T, T] = ${shapeString(full)} (T counts the class token, the patches and any prompt tokens; the last two dims must be T)`);
+  }
+  return shape;
+}
+
+function checkLayers(op: string, layers: readonly number[], count: number): number[] {
+  const bad = layers.find((l) => !Number.isInteger(l) || l < 0 || l >= count);
+  if (bad !== undefined) throw new Error(`ClipModel.${op}: attnBiasLayers entry ${bad} is not a block index in [0, ${count})`);
+  return [...new Set(layers)].sort((a, b) => a - b);
+}

@@ -1,0 +1,108 @@
+// Loads a CLIP checkpoint (safetensors) onto the GPU, tensor by tensor.
+//
+// The whole key set is checked against the architecture inferred from it
+// (config.ts) before anything is uploaded: a missing, unexpected or wrongly
+// shaped tensor is an Error naming the file, the key, the expected and the
+// actual shape. Uploads then happen one tensor at a time (only one tensor's
+// bytes on the host at once); if a read fails midway, everything uploaded so
+// far is disposed, so the caller never holds a partly built model.
+
+import type { Gpu } from '../../device.js';
+import { Tensor } from '../../tensor.js';
+import { SAFETENSORS_FLOAT_DTYPES, type SafetensorsFile } from '../../io/safetensors.js';
+import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type ClipConfig, type SourceTensor } from './config.js';
+
+export interface ClipWeights {
+  readonly config: ClipConfig;
+  /** Internal name (see config.ts sourceTensors) → resident f32 tensor. */
+  readonly params: ReadonlyMap<string, Tensor>;
+  /** The stored log-space temperature; logits use exp(logitScale). */
+  readonly logitScale: number;
+  dispose(): void;
+}
+
+export interface LoadClipWeightsOptions {
+  /**
+   * A parsed config (e.g. a config.json next to the weights) for what shapes
+   * do not tell (attention head counts). Default: the file's
+   * `__metadata__.config`, else the width/64 rule of the official build_model().
+   */
+  config?: Record<string, unknown>;
+}
+
+const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Every problem of the key set, as lines; empty when the checkpoint matches the config exactly. */
+function keyProblems(file: SafetensorsFile, config: ClipConfig, expected: readonly SourceTensor[]): string[] {
+  const problems: string[] = [];
+  const wanted = new Set<string>();
+  for (const { key, shape } of expected) {
+    wanted.add(key);
+    const info = file.tensors.get(key);
+    if (!info) problems.push(`missing tensor "${key}" (expected shape ${fmt(shape)})`);
+    else if (!same(info.shape, shape)) problems.push(`tensor "${key}" has shape ${fmt(info.shape)}, expected ${fmt(shape)}`);
+    else if (!SAFETENSORS_FLOAT_DTYPES.includes(info.dtype)) problems.push(`tensor "${key}" is ${info.dtype}, expected a float dtype (${SAFETENSORS_FLOAT_DTYPES.join(', ')})`);
+  }
+  for (const [key, info] of file.tensors) {
+    if (!wanted.has(key) && !isIgnoredKey(config.layout, key)) problems.push(`unexpected tensor "${key}" ${fmt(info.shape)} (not part of a ${config.layout} CLIP ViT)`);
+  }
+  return problems;
+}
+
+function derive(data: Float32Array, src: SourceTensor, target: SourceTensor['targets'][number]): Float32Array {
+  if (target.from === 'copy') return data;
+  if (target.from === 'transpose') {
+    const [rows, cols] = src.shape;
+    const out = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
+    return out;
+  }
+  // A row range of a fused [3·D, ...] tensor: rows are contiguous.
+  const rowLength = src.shape.length > 1 ? src.shape[1] : 1;
+  const [begin, end] = target.from.rows;
+  return data.subarray(begin * rowLength, end * rowLength);
+}
+
+/**
+ * Reads a CLIP ViT checkpoint into GPU tensors. The file stays open (the
+ * caller closes it). Throws before uploading anything if the key set or a
+ * shape does not match the inferred architecture.
+ */
+export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: LoadClipWeightsOptions = {}): Promise<ClipWeights> {
+  const shapes = new Map([...file.tensors].map(([k, info]) => [k, info.shape] as const));
+  const config = inferClipConfig(shapes, file.name, options.config ?? parseConfigJson(file.metadata.config));
+  const expected = sourceTensors(config);
+  const problems = keyProblems(file, config, expected);
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length - 8} more)` : '');
+    throw new Error(`${file.name}: does not match the CLIP ViT inferred from it (${config.layout} layout, vision ${config.vision.layers}×${config.vision.width}, text ${config.text.layers}×${config.text.width}, embed ${config.embedDim}): ${shown}`);
+  }
+  const params = new Map<string, Tensor>();
+  let logitScale = NaN;
+  try {
+    for (const src of expected) {
+      const data = await file.read(src.key);
+      for (const target of src.targets) {
+        if (target.name === 'logitScale') logitScale = data[0];
+        else params.set(target.name, Tensor.fromArray(gpu, derive(data, src, target), target.shape));
+      }
+    }
+  } catch (e) {
+    for (const t of params.values()) t.dispose();
+    throw e;
+  }
+  if (!Number.isFinite(logitScale)) {
+    for (const t of params.values()) t.dispose();
+    throw new Error(`${file.name}: tensor "logit_scale" is ${logitScale}, expected a finite number`);
+  }
+  return {
+    config,
+    params,
+    logitScale,
+    dispose() {
+      for (const t of params.values()) t.dispose();
+      params.clear();
+    },
+  };
+}

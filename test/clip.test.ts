@@ -1,0 +1,305 @@
+// CLIP ViT on the engine against the golden fixtures (../shared/fixtures/clip/*,
+// made with the official openai/CLIP code): forward outputs and intermediates,
+// the masked-attention result, the MedFocus hooks (attention bias per block,
+// shallow VPT prompts), checkpoint key/shape errors, and the tokenizer + text
+// tower end to end from strings.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
+import { Tensor } from '../src/tensor.js';
+import type { Gpu } from '../src/device.js';
+import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsFile, type ByteSource, type WritableDType } from '../src/io/safetensors.js';
+import { openSafetensorsFile } from '../src/io/node-files.js';
+import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
+import { ClipModel } from '../src/models/clip/model.js';
+import { assertClose, assertThrows, gpuSuite } from './util.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const shared = join(repoRoot, '..', 'shared');
+const fixtureRoot = join(shared, 'fixtures', 'clip');
+const FIXTURES = ['clip-tiny-p16', 'clip-tiny-p32'];
+
+/**
+ * The fixtures' rule for an f32 implementation: max |ours − ref| ≤ 1e-4 · max(1, max|ref|).
+ * The f32 reference is within ~8e-6 of float64; a wrong LN, bias, GELU, head split or
+ * patch order gives ≥ 1e-2.
+ */
+const RELATIVE_TOLERANCE = 1e-4;
+
+interface Fixture {
+  name: string;
+  model: ClipModel;
+  io: SafetensorsFile;
+}
+
+const test = gpuSuite('clip');
+let fixtures: Fixture[] | null = null;
+
+/** The loaded fixtures, or null (after printing why) when ../shared is absent. */
+function loaded(): Fixture[] | null {
+  if (fixtures === null) console.log(`skip: ${shared} is absent (CLIP fixtures)`);
+  return fixtures;
+}
+
+test.before(async (ctx) => {
+  if (!existsSync(shared)) return;
+  fixtures = [];
+  for (const name of FIXTURES) {
+    const weights = await openSafetensorsFile(join(fixtureRoot, name, 'weights.safetensors'));
+    const model = await ClipModel.fromSafetensors(ctx.gpu, weights);
+    await weights.close();
+    fixtures.push({ name, model, io: await openSafetensorsFile(join(fixtureRoot, name, 'io.safetensors')) });
+  }
+});
+
+test.after(async () => {
+  for (const f of fixtures ?? []) {
+    f.model.dispose();
+    await f.io.close();
+  }
+});
+
+async function upload(gpu: Gpu, io: SafetensorsFile, name: string): Promise<Tensor> {
+  return Tensor.fromArray(gpu, await io.read(name), io.info(name).shape);
+}
+
+/** Compares (and disposes) `t` against io tensor `name` with the fixtures' tolerance. */
+async function expectFixture(f: Fixture, name: string, t: Tensor): Promise<void> {
+  const expected = await f.io.read(name);
+  assert.equal([...t.shape], [...f.io.info(name).shape], `${f.name} ${name}: shape`);
+  const got = (await t.read()) as Float32Array;
+  t.dispose();
+  const maxRef = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  assertClose(got, expected, { atol: RELATIVE_TOLERANCE * Math.max(1, maxRef), rtol: 0 }, `${f.name} ${name}`);
+}
+
+test('architecture is inferred from key names, shapes and metadata (heads from __metadata__.config)', () => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  const [p16, p32] = fixtures.map((f) => f.model.config);
+  assert.equal(
+    [p16.embedDim, p16.vision.width, p16.vision.layers, p16.vision.heads, p16.vision.patchSize, p16.vision.grid, p16.text.width, p16.text.layers, p16.text.heads],
+    [32, 64, 2, 1, 16, 4, 64, 2, 2],
+  );
+  assert.equal(
+    [p32.embedDim, p32.vision.width, p32.vision.layers, p32.vision.heads, p32.vision.imageResolution, p32.text.heads, p32.text.contextLength, p32.text.vocabSize],
+    [48, 96, 3, 1, 224, 4, 77, 49408],
+  );
+  // exp of the stored f32 3.3 (float64 exp(3.3) = 27.112638920657883 in config.json).
+  assert.ok(Math.abs(fixtures[0].model.logitScale / 27.112638920657883 - 1) < 1e-6);
+});
+
+test('image tower: features and intermediates match the official forward', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  for (const f of fixtures) {
+    const image = await upload(ctx.gpu, f.io, 'image');
+    const trace = f.model.traceImage(image);
+    for (const [name, t] of Object.entries(trace)) await expectFixture(f, name, t);
+    // A second call reuses the cached graph and gives the same features.
+    await expectFixture(f, 'image_features', f.model.encodeImage(image));
+    image.dispose();
+  }
+});
+
+test('text tower, logits and the 20 tricky rows (EOT at 76, at 1, literal <|endoftext|>) match', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  for (const f of fixtures) {
+    const image = await upload(ctx.gpu, f.io, 'image');
+    const imageFeatures = f.model.encodeImage(image);
+    const trace = f.model.traceText(await f.io.readInt32('text_tokens'));
+    const { logitsPerImage, logitsPerText } = f.model.logits(imageFeatures, trace.text_features);
+    await expectFixture(f, 'logits_per_image', logitsPerImage);
+    await expectFixture(f, 'logits_per_text', logitsPerText);
+    for (const [name, t] of Object.entries(trace)) await expectFixture(f, name, t);
+    // Token ids given as an i32 tensor.
+    const tricky = Tensor.fromArray(ctx.gpu, await f.io.readInt32('tricky_text_tokens'), f.io.info('tricky_text_tokens').shape, 'i32');
+    await expectFixture(f, 'tricky_text_features', f.model.encodeText(tricky));
+    for (const t of [image, imageFeatures, tricky]) t.dispose();
+  }
+});
+
+test('masked attention: attn_mask (-inf key columns) in every vision block gives image_features_masked', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  for (const f of fixtures) {
+    const image = await upload(ctx.gpu, f.io, 'image');
+    const mask = await upload(ctx.gpu, f.io, 'attn_mask');
+    await expectFixture(f, 'image_features_masked', f.model.encodeImage(image, { attnBias: mask }));
+    // Listing every block explicitly is the same; as a [1, 1, T, T] bias too.
+    const layers = [...Array(f.model.config.vision.layers).keys()];
+    await expectFixture(f, 'image_features_masked', f.model.encodeImage(image, { attnBias: mask.reshape([1, 1, ...mask.shape]), attnBiasLayers: layers }));
+    // In block 0 only: differs from both the masked and the unmasked result (the layer choice is honoured).
+    const partial = (await f.model.encodeImage(image, { attnBias: mask, attnBiasLayers: [0] }).read()) as Float32Array;
+    for (const name of ['image_features', 'image_features_masked']) {
+      const ref = await f.io.read(name);
+      assert.ok(partial.some((v, i) => Math.abs(v - ref[i]) > 1e-3), `${f.name}: mask in block 0 only must differ from ${name}`);
+    }
+    image.dispose();
+    mask.dispose();
+  }
+});
+
+test('VPT prompts: inserted after the class token; hidden by a -inf bias they leave the features unchanged', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  const f = fixtures[0];
+  const { width, tokens } = f.model.config.vision;
+  const P = 3;
+  const T = tokens + P;
+  const image = await upload(ctx.gpu, f.io, 'image');
+  const promptData = new Float32Array(P * width).map((_, i) => Math.sin(i * 0.37) * 2);
+  const prompts = Tensor.fromArray(ctx.gpu, promptData, [P, width]);
+  // Prompt tokens sit at positions 1..P: block their key columns.
+  const hide = new Float32Array(T * T);
+  for (let q = 0; q < T; q++) for (let k = 1; k <= P; k++) hide[q * T + k] = -Infinity;
+  const bias = Tensor.fromArray(ctx.gpu, hide, [T, T]);
+  await expectFixture(f, 'image_features', f.model.encodeImage(image, { prompts, attnBias: bias }));
+  // Visible prompts change the features.
+  const prompted = (await f.model.encodeImage(image, { prompts }).read()) as Float32Array;
+  const plain = await f.io.read('image_features');
+  assert.ok(prompted.some((v, i) => Math.abs(v - plain[i]) > 1e-3), 'visible prompts must change the image features');
+  // Trace: token 0 of block 0's output is the class token; prompts make the sequence P longer.
+  const trace = f.model.traceImage(image, { prompts });
+  assert.equal([...trace.vision_block0_out.shape], [2, T, width]);
+  for (const t of Object.values(trace)) t.dispose();
+  for (const t of [image, prompts, bias]) t.dispose();
+});
+
+test('input checks name the call and the shapes', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  const m = fixtures[0].model;
+  const wrong = Tensor.empty(ctx.gpu, [1, 3, 32, 32]);
+  await assertThrows(() => m.encodeImage(wrong), /encodeImage/, /\[N, 3, 64, 64\]/, /\[1, 3, 32, 32\]/);
+  const image = Tensor.empty(ctx.gpu, [1, 3, 64, 64]);
+  const badBias = Tensor.empty(ctx.gpu, [16, 16]);
+  await assertThrows(() => m.encodeImage(image, { attnBias: badBias }), /attnBias \[16, 16\]/, /\[1, 1, 17, 17\]/);
+  const badPrompts = Tensor.empty(ctx.gpu, [2, 63]);
+  await assertThrows(() => m.encodeImage(image, { prompts: badPrompts }), /prompts/, /\[P, 64\]/, /\[2, 63\]/);
+  await assertThrows(() => m.encodeImage(image, { attnBias: Tensor.empty(ctx.gpu, [17, 17]), attnBiasLayers: [2] }), /attnBiasLayers entry 2/, /\[0, 2\)/);
+  await assertThrows(() => m.encodeText(new Int32Array(76)), /encodeText/, /N·77/, /76 ids/);
+  await assertThrows(() => m.encodeText(new Int32Array(77).fill(49408)), /token id 49408/, /\[0, 49408\)/);
+  await assertThrows(() => m.logits(Tensor.empty(ctx.gpu, [2, 31]), Tensor.empty(ctx.gpu, [2, 32])), /logits/, /imageFeatures/, /\[n, 32\]/);
+  for (const t of [wrong, image, badBias, badPrompts]) t.dispose();
+});
+
+/** The p16 checkpoint as writable entries, so tests can damage it. */
+async function checkpointEntries(): Promise<{ entries: { name: string; dtype: WritableDType; shape: readonly number[]; data: Float32Array }[]; metadata: Record<string, string> }> {
+  const file = await openSafetensorsFile(join(fixtureRoot, 'clip-tiny-p16', 'weights.safetensors'));
+  const entries = [];
+  for (const [name, info] of file.tensors) entries.push({ name, dtype: 'F32' as const, shape: info.shape, data: await file.read(name) });
+  const metadata = { ...file.metadata };
+  await file.close();
+  return { entries, metadata };
+}
+
+const inUseBytes = (gpu: Gpu) => gpu.pool.stats().ownedBytes - gpu.pool.stats().freeBytes;
+
+test('checkpoint errors name the file, the key, expected and actual shape; nothing stays uploaded', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  const { entries, metadata } = await checkpointEntries();
+  const load = async (list: typeof entries, name: string) => ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(list, metadata)), name));
+  await ctx.gpu.sync();
+  const before = inUseBytes(ctx.gpu);
+
+  const missing = 'visual.transformer.resblocks.1.mlp.c_fc.bias';
+  await assertThrows(() => load(entries.filter((e) => e.name !== missing), 'missing.safetensors'), /missing\.safetensors/, new RegExp(`missing tensor "${missing.replace(/\./g, '\\.')}"`), /expected shape \[256\]/);
+
+  const reshaped = entries.map((e) => (e.name === 'visual.proj' ? { ...e, shape: [64, 31], data: e.data.subarray(0, 64 * 31) } : e));
+  await assertThrows(() => load(reshaped, 'shape.safetensors'), /shape\.safetensors/, /"visual\.proj" has shape \[64, 31\], expected \[64, 32\]/);
+
+  const extra = [...entries, { name: 'visual.extra_head.weight', dtype: 'F32' as const, shape: [2, 2], data: new Float32Array(4) }];
+  await assertThrows(() => load(extra, 'extra.safetensors'), /extra\.safetensors/, /unexpected tensor "visual\.extra_head\.weight" \[2, 2\]/);
+
+  const full = writeSafetensors(entries, metadata);
+  await assertThrows(async () => ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(full.subarray(0, full.length - 1000)), 'truncated.safetensors')), /truncated\.safetensors/, /truncated: tensor "[^"]+" needs bytes/);
+
+  // A read that fails midway (after many uploads): everything uploaded is released.
+  const source = bytesSource(full, 'flaky.safetensors');
+  let reads = 0;
+  const flaky: ByteSource = { ...source, read: (offset, length) => (++reads === 40 ? Promise.reject(new Error('flaky.safetensors: I/O error')) : source.read(offset, length)) };
+  await assertThrows(async () => ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(flaky)), /flaky\.safetensors: I\/O error/);
+
+  await ctx.gpu.sync();
+  assert.is(inUseBytes(ctx.gpu), before, 'no GPU buffer stays in use after a failed load');
+});
+
+/** The OpenAI-keyed entries renamed to Hugging Face CLIPModel keys (q/k/v split, projections as Linear [out, in]). */
+function toHuggingFace(entries: Awaited<ReturnType<typeof checkpointEntries>>['entries']) {
+  const out: typeof entries = [];
+  const put = (name: string, shape: readonly number[], data: Float32Array) => out.push({ name, dtype: 'F32', shape, data });
+  const transpose = ([r, c]: readonly number[], d: Float32Array) => {
+    const t = new Float32Array(r * c);
+    for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) t[j * r + i] = d[i * c + j];
+    return t;
+  };
+  const rename: [RegExp, string][] = [
+    [/^visual\.conv1\.weight$/, 'vision_model.embeddings.patch_embedding.weight'],
+    [/^visual\.class_embedding$/, 'vision_model.embeddings.class_embedding'],
+    [/^visual\.positional_embedding$/, 'vision_model.embeddings.position_embedding.weight'],
+    [/^visual\.ln_pre\./, 'vision_model.pre_layrnorm.'],
+    [/^visual\.ln_post\./, 'vision_model.post_layernorm.'],
+    [/^visual\.transformer\.resblocks\./, 'vision_model.encoder.layers.'],
+    [/^transformer\.resblocks\./, 'text_model.encoder.layers.'],
+    [/^token_embedding\.weight$/, 'text_model.embeddings.token_embedding.weight'],
+    [/^positional_embedding$/, 'text_model.embeddings.position_embedding.weight'],
+    [/^ln_final\./, 'text_model.final_layer_norm.'],
+    [/\.attn\.out_proj\./, '.self_attn.out_proj.'],
+    [/\.ln_1\./, '.layer_norm1.'],
+    [/\.ln_2\./, '.layer_norm2.'],
+    [/\.mlp\.c_fc\./, '.mlp.fc1.'],
+    [/\.mlp\.c_proj\./, '.mlp.fc2.'],
+  ];
+  for (const e of entries) {
+    if (e.name === 'visual.proj') put('visual_projection.weight', [e.shape[1], e.shape[0]], transpose(e.shape, e.data));
+    else if (e.name === 'text_projection') put('text_projection.weight', [e.shape[1], e.shape[0]], transpose(e.shape, e.data));
+    else if (/attn\.in_proj_(weight|bias)$/.test(e.name)) {
+      const kind = e.name.endsWith('weight') ? 'weight' : 'bias';
+      const D = e.shape[0] / 3;
+      const row = e.shape.length === 2 ? e.shape[1] : 1;
+      const base = rename.reduce((n, [re, to]) => n.replace(re, to), e.name.replace(/\.attn\.in_proj_(weight|bias)$/, ''));
+      ['q', 'k', 'v'].forEach((part, j) => put(`${base}.self_attn.${part}_proj.${kind}`, kind === 'weight' ? [D, row] : [D], e.data.slice(j * D * row, (j + 1) * D * row)));
+    } else put(rename.reduce((n, [re, to]) => n.replace(re, to), e.name), e.shape, e.data);
+  }
+  out.push({ name: 'text_model.embeddings.position_ids', dtype: 'F32', shape: [1, 77], data: new Float32Array(77).map((_, i) => i) });
+  return out;
+}
+
+test('Hugging Face key layout (vision_model.encoder.layers.N.self_attn.q_proj…) gives the same model', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  const f = fixtures[0];
+  const { entries, metadata } = await checkpointEntries();
+  const hf = ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(toHuggingFace(entries), metadata)), 'hf.safetensors'));
+  const model = await hf;
+  assert.is(model.config.layout, 'hf');
+  const image = await upload(ctx.gpu, f.io, 'image');
+  await expectFixture(f, 'image_features', model.encodeImage(image));
+  await expectFixture(f, 'text_features', model.encodeText(await f.io.readInt32('text_tokens')));
+  image.dispose();
+  model.dispose();
+});
+
+test('tokenizer + text tower from strings (tokens.json main strings)', async () => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  const vocab = join(shared, 'clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
+  if (!existsSync(vocab)) {
+    console.log(`skip: ${vocab} is absent`);
+    return;
+  }
+  const tokenizer = await loadClipTokenizer(vocab);
+  for (const f of fixtures) {
+    const oracle = JSON.parse(readFileSync(join(fixtureRoot, f.name, 'tokens.json'), 'utf8')) as { main_strings: { text: string }[] };
+    const ids = tokenizer.tokenize(oracle.main_strings.map((s) => s.text), { truncate: true });
+    assert.equal(Array.from(ids), Array.from(await f.io.readInt32('text_tokens')), `${f.name}: token ids`);
+    await expectFixture(f, 'text_features', f.model.encodeText(ids));
+  }
+});
+
+test.run();
