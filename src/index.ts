@@ -23,3 +23,4 @@ export { loadClipWeights } from './models/clip/weights.js';
 export type { ClipWeights, LoadClipWeightsOptions } from './models/clip/weights.js';
 export { inferClipConfig } from './models/clip/config.js';
 export type { ClipConfig, ClipTowerConfig, ClipKeyLayout } from './models/clip/config.js';
+export * from './models/vit.js';

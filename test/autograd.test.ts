@@ -1,6 +1,6 @@
 import * as assert from 'uvu/assert';
-import { AdamW, Graph, Tensor, graphOps as G, numel, type Gpu, type Value } from '../src/node.js';
-import { backward } from '../src/graph/autograd.js';
+import { AdamW, Graph, Tensor, graphOps as G, numel, preNormBlock, preNormBlockShapes, type Gpu, type PreNormBlockWeights, type Value } from '../src/node.js';
+import { backward } from '../src/node.js';
 import * as act from './ref/activations.js';
 import { attentionRef } from './ref/attention.js';
 import { attentionBackwardRef } from './ref/attention-backward.js';
@@ -8,6 +8,7 @@ import { centralDifference, crossEntropyRows, dot } from './ref/backward.js';
 import { matmulRef, type RefMatmulOptions } from './ref/matmul.js';
 import { layerNorm as layerNormRef, reduce as reduceRef, softmax as softmaxRef } from './ref/norm.js';
 import { broadcastBinary, concat as concatRef, pad as padRef, permute as permuteRef, slice as sliceRef } from './ref/tensor-ops.js';
+import { preNormBlockRef } from './ref/transformer.js';
 import { assertClose, assertThrows, gpuSuite, randn, type Tolerance } from './util.js';
 
 const test = gpuSuite('autograd');
@@ -256,36 +257,8 @@ test('backward reports what it cannot do; unreachable values get zeros; frozen i
 });
 
 /** CLIP's pre-norm residual attention block (as in graph.test.ts), weights keyed as there. */
-function block(g: Graph, x: Value, w: Record<string, Value>, heads: number): Value {
-  const [b, l, c] = x.shape;
-  const d = c / heads;
-  const h = G.layerNorm(g, x, w.ln1g, w.ln1b);
-  const split = g.reshape(G.matmul(g, h, w.wqkv, { bias: w.bqkv }), [b, l, 3, heads, d]);
-  const part = (i: number) => g.reshape(G.slice(g, split, [0, 0, i, 0, 0], [b, l, i + 1, heads, d]), [b, l, heads, d]);
-  const att = G.attention(g, part(0), part(1), part(2), { layout: 'blhd' });
-  const x1 = G.matmul(g, g.reshape(att, [b, l, c]), w.wo, { bias: w.bo, residual: x });
-  const f = G.matmul(g, G.layerNorm(g, x1, w.ln2g, w.ln2b), w.w1, { bias: w.b1, activation: 'quickGelu' });
-  return G.matmul(g, f, w.w2, { bias: w.b2, residual: x1 });
-}
-
-function blockRef(x: ArrayLike<number>, [b, l, c]: number[], w: Record<string, ArrayLike<number>>, heads: number): Float64Array {
-  const d = c / heads;
-  const h = layerNormRef(x, b * l, c, w.ln1g, w.ln1b, 1e-5).y;
-  const qkv = permuteRef(matmulRef(h, [b * l, c], w.wqkv, [c, 3 * c], { bias: w.bqkv }).data, [b, l, 3, heads, d], [2, 0, 1, 3, 4]).data;
-  const per = b * l * c;
-  const [q, k, v] = [0, 1, 2].map((i) => qkv.slice(i * per, (i + 1) * per));
-  const att = attentionRef({ q, k, v, B: b, H: heads, Lq: l, Lk: l, D: d, Dv: d, layout: 'blhd' }).out;
-  const x1 = matmulRef(att, [b * l, c], w.wo, [c, c], { bias: w.bo, residual: x }).data;
-  const h2 = layerNormRef(x1, b * l, c, w.ln2g, w.ln2b, 1e-5).y;
-  const f = matmulRef(h2, [b * l, c], w.w1, [c, 4 * c], { bias: w.b1, activation: 'quickGelu' }).data;
-  return matmulRef(f, [b * l, 4 * c], w.w2, [4 * c, c], { bias: w.b2, residual: x1 }).data;
-}
-
 function blockFeeds(c: number, grad: readonly string[]): Record<string, Feed> {
-  const shapes: Record<string, number[]> = {
-    ln1g: [c], ln1b: [c], wqkv: [c, 3 * c], bqkv: [3 * c], wo: [c, c], bo: [c],
-    ln2g: [c], ln2b: [c], w1: [c, 4 * c], b1: [4 * c], w2: [4 * c, c], b2: [c],
-  };
+  const shapes = preNormBlockShapes(c);
   const feeds: Record<string, Feed> = {};
   for (const [name, shape] of Object.entries(shapes)) {
     const isGain = name.startsWith('ln') && name.endsWith('g');
@@ -301,8 +274,8 @@ test('a whole transformer block: gradients w.r.t. its input and weights', async 
   const w = blockFeeds(c, ['ln1g', 'wqkv', 'bo', 'ln2b', 'w1', 'b2']);
   await checkGrads(gpu, 'block', {
     inputs: { x: { shape: [b, l, c], grad: true }, ...w },
-    build: (g, v) => block(g, v.x, v, heads),
-    ref: (x) => blockRef(x.x, [b, l, c], x, heads),
+    build: (g, v) => preNormBlock(g, v.x, v as unknown as PreNormBlockWeights, heads),
+    ref: (x) => preNormBlockRef(x.x, [b, l, c], x, heads),
   });
 });
 
@@ -333,7 +306,7 @@ test('frozen backbone, 4 prompt tokens and a linear head learn a separable task 
   const x = g.input('x', [n, patches, c]);
   const y = g.input('labels', [n], 'i32');
   const seq = G.concat(g, [G.broadcastTo(g, cls, [n, 1, c]), x, G.broadcastTo(g, prompt.value, [n, prompts, c])], 1);
-  const feats = g.reshape(G.slice(g, block(g, seq, frozen, heads), [0, 0, 0], [n, 1, c]), [n, c]);
+  const feats = g.reshape(G.slice(g, preNormBlock(g, seq, frozen as unknown as PreNormBlockWeights, heads), [0, 0, 0], [n, 1, c]), [n, c]);
   const logits = G.matmul(g, G.layerNorm(g, feats), headW.value, { bias: headB.value });
   const loss = G.crossEntropy(g, logits, y);
 

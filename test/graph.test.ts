@@ -1,60 +1,15 @@
 import * as assert from 'uvu/assert';
-import { Graph, Tensor, graphOps as G, type Value } from '../src/node.js';
-import { matmulRef } from './ref/matmul.js';
-import { layerNorm as layerNormRef, softmax as softmaxRef } from './ref/norm.js';
-import { permute as permuteRef, broadcastBinary } from './ref/tensor-ops.js';
+import { Graph, Tensor, graphOps as G, preNormBlock, preNormBlockShapes, type PreNormBlockWeights, type Value } from '../src/node.js';
+import { broadcastBinary } from './ref/tensor-ops.js';
+import { preNormBlockRef } from './ref/transformer.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
 const test = gpuSuite('graph');
 
-/** A pre-norm transformer block (CLIP's residual attention block) on the graph. */
-function block(g: Graph, x: Value, w: Record<string, Value>, heads: number): Value {
-  const [b, l, c] = x.shape;
-  const d = c / heads;
-  const h = G.layerNorm(g, x, w.ln1g, w.ln1b);
-  const qkv = G.matmul(g, h, w.wqkv, { bias: w.bqkv }); // [B, L, 3C]
-  const split = g.reshape(qkv, [b, l, 3, heads, d]);
-  const q = g.reshape(G.slice(g, split, [0, 0, 0, 0, 0], [b, l, 1, heads, d]), [b, l, heads, d]);
-  const k = g.reshape(G.slice(g, split, [0, 0, 1, 0, 0], [b, l, 2, heads, d]), [b, l, heads, d]);
-  const v = g.reshape(G.slice(g, split, [0, 0, 2, 0, 0], [b, l, 3, heads, d]), [b, l, heads, d]);
-  const att = G.attention(g, q, k, v, { layout: 'blhd' }); // [B, L, H, D]
-  const x1 = G.matmul(g, g.reshape(att, [b, l, c]), w.wo, { bias: w.bo, residual: x });
-  const h2 = G.layerNorm(g, x1, w.ln2g, w.ln2b);
-  const f = G.matmul(g, h2, w.w1, { bias: w.b1, activation: 'quickGelu' });
-  return G.matmul(g, f, w.w2, { bias: w.b2, residual: x1 });
-}
-
-/** The same block in float64 from the independent references. */
-function blockRef(x: Float32Array, shape: number[], w: Record<string, Float32Array>, heads: number): Float64Array {
-  const [b, l, c] = shape;
-  const d = c / heads;
-  const h = layerNormRef(x, b * l, c, w.ln1g, w.ln1b, 1e-5).y;
-  const qkv = matmulRef(h, [b * l, c], w.wqkv, [c, 3 * c], { bias: w.bqkv }).data;
-  // [B, L, 3, H, D] → [3, B, H, L, D]
-  const parts = permuteRef(qkv, [b, l, 3, heads, d], [2, 0, 3, 1, 4]).data;
-  const per = b * heads * l * d;
-  const [q, k, v] = [0, 1, 2].map((i) => parts.slice(i * per, (i + 1) * per));
-  const scores = matmulRef(q, [b, heads, l, d], k, [b, heads, l, d], { transB: true, alpha: 1 / Math.sqrt(d) }).data;
-  const probs = softmaxRef(scores, [b, heads, l, l], 3);
-  const o = matmulRef(probs, [b, heads, l, l], v, [b, heads, l, d]).data; // [B, H, L, D]
-  const merged = permuteRef(o, [b, heads, l, d], [0, 2, 1, 3]).data; // [B, L, H, D]
-  const x1 = matmulRef(merged, [b * l, c], w.wo, [c, c], { bias: w.bo, residual: x }).data;
-  const h2 = layerNormRef(x1, b * l, c, w.ln2g, w.ln2b, 1e-5).y;
-  const f = matmulRef(h2, [b * l, c], w.w1, [c, 4 * c], { bias: w.b1, activation: 'quickGelu' }).data;
-  return matmulRef(f, [b * l, 4 * c], w.w2, [4 * c, c], { bias: w.b2, residual: x1 }).data;
-}
-
-function blockShapes(c: number): Record<string, number[]> {
-  return {
-    ln1g: [c], ln1b: [c], wqkv: [c, 3 * c], bqkv: [3 * c], wo: [c, c], bo: [c],
-    ln2g: [c], ln2b: [c], w1: [c, 4 * c], b1: [4 * c], w2: [4 * c, c], b2: [c],
-  };
-}
-
 /** Random block weights: matrices scaled by 1/sqrt(fan-in), norm gains around 1, small biases. */
 function blockWeights(c: number, seed: number): Record<string, { data: Float32Array; shape: number[] }> {
   const out: Record<string, { data: Float32Array; shape: number[] }> = {};
-  Object.entries(blockShapes(c)).forEach(([name, shape], k) => {
+  Object.entries(preNormBlockShapes(c)).forEach(([name, shape], k) => {
     const scale = shape.length === 2 ? 1 / Math.sqrt(shape[0]) : 0.1;
     const data = randn(shape.reduce((a, b) => a * b, 1), seed + k, scale);
     if (name.startsWith('ln') && name.endsWith('g')) for (let i = 0; i < data.length; i++) data[i] += 1;
@@ -80,7 +35,7 @@ test('a two-block transformer on the graph matches the float64 reference', async
       owned.push(t);
       vals[name] = g.weight(`block${i}.${name}`, t);
     }
-    y = block(g, y, vals, heads);
+    y = preNormBlock(g, y, vals as unknown as PreNormBlockWeights, heads);
   });
   g.output('y', y);
   const stats = g.compile();
@@ -92,7 +47,7 @@ test('a two-block transformer on the graph matches the float64 reference', async
   for (const ws of weights) {
     const flat: Record<string, Float32Array> = {};
     for (const [name, p] of Object.entries(ws)) flat[name] = p.data;
-    expected = blockRef(Float32Array.from(expected), [b, l, c], flat, heads);
+    expected = preNormBlockRef(Float32Array.from(expected), [b, l, c], flat, heads);
   }
   // Run twice with the same plan: the second run reuses slots and pipelines.
   for (let run = 0; run < 2; run++) {
@@ -174,8 +129,8 @@ test('a ViT-B/16-shaped forward (batch 8) plans at most half the unplanned memor
   let x = G.add(g, G.concat(g, [cls, tokens], 1), g.input('pos', [l, c]));
   for (let i = 0; i < layers; i++) {
     const w: Record<string, Value> = {};
-    for (const [name, shape] of Object.entries(blockShapes(c))) w[name] = g.input(`${i}.${name}`, shape);
-    x = block(g, x, w, heads);
+    for (const [name, shape] of Object.entries(preNormBlockShapes(c))) w[name] = g.input(`${i}.${name}`, shape);
+    x = preNormBlock(g, x, w as unknown as PreNormBlockWeights, heads);
   }
   g.output('features', x);
   const stats = g.compile();
