@@ -25,6 +25,7 @@
 //     ours     () => void | cleanup: records our work into ctx.gpu; the runner submits
 //     peers    { label: () => void | cleanup | Promise<...> }: the same work by another library
 //     runs, warmup   override the timed and warm-up run counts
+//   It resolves to our timing record (median_ms etc.), or undefined when filtered out.
 //   A timed function may return a cleanup function (e.g. disposing an output);
 //   it runs after the timing.
 //
@@ -198,6 +199,7 @@ async function main() {
           const [mine, ...others] = timed;
           mine.speedup = Object.fromEntries(others.map((p) => [p.impl, p.median_ms / mine.median_ms]));
           results.push(...timed);
+          return mine;
         },
       };
       const mod = await import(pathToFileURL(join(here, 'cases', file)).href);
