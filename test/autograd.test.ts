@@ -4,7 +4,7 @@ import { backward } from '../src/node.js';
 import * as act from './ref/activations.js';
 import { attentionRef } from './ref/attention.js';
 import { attentionBackwardRef } from './ref/attention-backward.js';
-import { centralDifference, crossEntropyRows, dot } from './ref/backward.js';
+import { centralDifference, crossEntropyRows, dot, l2Normalize as l2NormalizeRef } from './ref/backward.js';
 import { matmulRef, type RefMatmulOptions } from './ref/matmul.js';
 import { layerNorm as layerNormRef, reduce as reduceRef, softmax as softmaxRef } from './ref/norm.js';
 import { broadcastBinary, concat as concatRef, pad as padRef, permute as permuteRef, slice as sliceRef } from './ref/tensor-ops.js';
@@ -92,7 +92,7 @@ test('add, sub, mul with broadcasting; a value used twice accumulates', async ({
   });
 });
 
-test('activations, softmax, reductions', async ({ gpu }) => {
+test('activations, softmax, l2 normalize, reductions', async ({ gpu }) => {
   for (const op of ['relu', 'gelu', 'geluTanh', 'quickGelu', 'sigmoid'] as const) {
     await checkGrads(gpu, op, {
       inputs: { x: { shape: [3, 7], grad: true, scale: 2 } },
@@ -104,6 +104,11 @@ test('activations, softmax, reductions', async ({ gpu }) => {
     inputs: { x: { shape: [2, 5, 3], grad: true, scale: 2 } },
     build: (g, v) => G.softmax(g, v.x, 1),
     ref: (x) => softmaxRef(x.x, [2, 5, 3], 1),
+  });
+  await checkGrads(gpu, 'l2Normalize', {
+    inputs: { x: { shape: [4, 6], grad: true, scale: 2 } },
+    build: (g, v) => G.l2Normalize(g, v.x),
+    ref: (x) => l2NormalizeRef(x.x, 4, 6, 1e-12),
   });
   await checkGrads(gpu, 'reduceSum + reduceMean', {
     inputs: { x: { shape: [3, 4, 5], grad: true } },

@@ -15,6 +15,7 @@ import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
 import { gather as gatherKernel } from '../kernels/gather.js';
 import { layerNorm as layerNormKernel } from '../kernels/layernorm.js';
 import { layerNormBackward } from '../kernels/layernorm-backward.js';
+import { l2Normalize as l2NormalizeKernel, l2NormalizeBackward } from '../kernels/l2norm.js';
 import { matmul as matmulKernel, type MatmulActivation } from '../kernels/matmul.js';
 import { reduceMean as reduceMeanKernel, reduceSum as reduceSumKernel } from '../kernels/reduce.js';
 import { softmax as softmaxKernel } from '../kernels/softmax.js';
@@ -187,6 +188,17 @@ export function activationGrad(g: Graph, op: UnaryOp, x: Value, dy: Value): Valu
   return g.apply(`activationBackward.${op}`, [x, dy], x.shape, 'f32', (gpu, [tx, tdy], out) => {
     activationBackward(gpu, op, tx, tdy, { out });
   });
+}
+
+/** x / max(‖x‖, eps) over the last axis (CLIP normalizes embeddings before cosine logits). */
+export function l2Normalize(g: Graph, x: Value, eps = 1e-12): Value {
+  return g.apply('l2Normalize', [x], x.shape, 'f32', (gpu, [t], out) => {
+    l2NormalizeKernel(gpu, t, { eps, out });
+  }, 1, (gr, { inputs: [xv], dOutputs: [dY] }) => [
+    gr.apply('l2NormalizeBackward', [dY!, xv], xv.shape, 'f32', (gpu, [tdy, tx], out) => {
+      l2NormalizeBackward(gpu, tdy, tx, { eps, out });
+    }),
+  ]);
 }
 
 function reduceAxes(op: string, x: Value, axes: number | readonly number[]): number[] {
