@@ -1,6 +1,6 @@
 // 2-D convolution, NCHW input x [N, C, H, W], PyTorch weights
 // w [O, C/groups, KH, KW], output y [N, O, Ho, Wo], optional bias [O] and a
-// fused activation. Two entry points:
+// fused activation. Three entry points:
 //
 // `gemm` — implicit GEMM per group g: Y_g[m, o] = Σ_k A[m, k] · B[k, o] with
 //   rows m = (n, oh, ow) over N·Ho·Wo output pixels, columns o over the
@@ -14,6 +14,21 @@
 //   read distinct workgroup-memory words. The reduction walks BK = 16 at a
 //   time. Grid: x (and z, when there are more than 65535 row tiles) = row
 //   tile, y = group · column tiles + column tile.
+//
+// `direct` — the same implicit GEMM for CPU drivers (lavapipe): no workgroup
+//   memory and no barriers. llvmpipe runs a workgroup as SIMD loops over
+//   invocations, turns every read with a non-constant index (workgroup memory
+//   included) into a scalar loop over the lanes, and spills all live
+//   registers at a barrier (see shaders/matmul.wgsl). So each invocation reads
+//   straight from the storage buffers and amortises every read over a
+//   register block: 4·PX4 adjacent output pixels of one output row
+//   (ow0 .. ow0 + 4·PX4 − 1, so they share the input row of each kh and their
+//   input columns step by SW) × CN output channels. Per (c, kh, kw) it reads
+//   4·PX4 inputs and CN weights for 4·PX4·CN FMAs. Input columns outside the
+//   image are clamped and zeroed; channels and pixels past the output are
+//   clamped (never stored). Grid: x (and z past 65535 workgroups) = row
+//   block of DIRECT_WG invocations over N·Ho·⌈Wo/(4·PX4)⌉ blocks, y = group ·
+//   column tiles + column tile (tilesN = ⌈Og/CN⌉).
 //
 // `depthwise` — one input channel per group (depthwise, with an optional
 //   channel multiplier O = m·C): one invocation per output element,
@@ -38,6 +53,15 @@ override TN: u32 = 4u;
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // a code of shaders/lib/activation.wgsl
 override WORKGROUP_SIZE: u32 = 256u; // `depthwise` entry
+// `direct` entry: invocations per workgroup, pixels / 4 and channels per invocation.
+override DIRECT_WG: u32 = 8u;
+override PX4: u32 = 2u; // ≤ DIRECT_MAX_PX4
+override CN: u32 = 16u; // ≤ DIRECT_MAX_CN
+// Register arrays are sized for the largest block, so at that size every
+// loop's trip count equals the array length (the loops unroll and the block
+// stays out of indexed memory).
+const DIRECT_MAX_PX4: u32 = 4u;
+const DIRECT_MAX_CN: u32 = 16u;
 
 const WG: u32 = 16u; // `gemm` workgroup is WG × WG threads
 const THREADS: u32 = WG * WG;
@@ -153,6 +177,82 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       }
       let oc = g * params.Og + o;
       y[(n * params.O + oc) * HoWo + p] = epilogue(acc[i][j], oc);
+    }
+  }
+}
+
+// x at column iw of the input row starting at `row`; zero outside the image.
+fn x_in_row(row: u32, iw: i32) -> f32 {
+  let v = x[row + u32(clamp(iw, 0, i32(params.W) - 1))];
+  return select(0.0, v, iw >= 0 && iw < i32(params.W));
+}
+
+@compute @workgroup_size(DIRECT_WG)
+fn direct(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let PX = 4u * PX4;
+  let blocksW = (params.Wo + PX - 1u) / PX;
+  let HoWo = params.Ho * params.Wo;
+  let N = params.M / HoWo;
+  let rowBlock = (wid.x + wid.z * nwg.x) * DIRECT_WG + lid.x;
+  // No barriers in this entry, so invocations past the end may simply leave.
+  if (rowBlock >= N * params.Ho * blocksW) {
+    return;
+  }
+  let ow0 = (rowBlock % blocksW) * PX;
+  let oh = (rowBlock / blocksW) % params.Ho;
+  let n = rowBlock / (blocksW * params.Ho);
+  let g = wid.y / params.tilesN;
+  let o0 = (wid.y % params.tilesN) * CN;
+  let HW = params.H * params.W;
+  let xBase = (n * params.C + g * params.Cg) * HW;
+  let ih0 = i32(oh * SH) - i32(PH);
+  let iw0 = i32(ow0 * SW) - i32(PW);
+  let sw = i32(SW);
+
+  var wRow: array<u32, DIRECT_MAX_CN>;
+  for (var j = 0u; j < CN; j++) {
+    wRow[j] = (g * params.Og + min(o0 + j, params.Og - 1u)) * params.K;
+  }
+  // acc[j][q][r]: channel o0 + j, pixel ow0 + 4q + r.
+  var acc: array<array<vec4<f32>, DIRECT_MAX_PX4>, DIRECT_MAX_CN>;
+  for (var c = 0u; c < params.Cg; c++) {
+    for (var kh = 0u; kh < KH; kh++) {
+      let ih = ih0 + i32(kh * DH);
+      if (ih < 0 || ih >= i32(params.H)) {
+        continue;
+      }
+      let row = xBase + c * HW + u32(ih) * params.W;
+      let k0 = (c * KH + kh) * KW;
+      for (var kw = 0u; kw < KW; kw++) {
+        var a: array<vec4<f32>, DIRECT_MAX_PX4>;
+        for (var q = 0u; q < PX4; q++) {
+          let iw = iw0 + i32(kw * DW) + i32(4u * q) * sw;
+          a[q] = vec4<f32>(x_in_row(row, iw), x_in_row(row, iw + sw), x_in_row(row, iw + 2 * sw), x_in_row(row, iw + 3 * sw));
+        }
+        for (var j = 0u; j < CN; j++) {
+          let b = vec4<f32>(w[wRow[j] + k0 + kw]);
+          for (var q = 0u; q < PX4; q++) {
+            acc[j][q] = fma(a[q], b, acc[j][q]);
+          }
+        }
+      }
+    }
+  }
+
+  for (var j = 0u; j < CN; j++) {
+    let o = o0 + j;
+    if (o >= params.Og) {
+      break;
+    }
+    let oc = g * params.Og + o;
+    let yRow = (n * params.O + oc) * HoWo + oh * params.Wo;
+    for (var q = 0u; q < PX4; q++) {
+      for (var r = 0u; r < 4u; r++) {
+        let ow = ow0 + 4u * q + r;
+        if (ow < params.Wo) {
+          y[yRow + ow] = epilogue(acc[j][q][r], oc);
+        }
+      }
     }
   }
 }

@@ -53,7 +53,7 @@ const CONV_CASES: ConvCase[] = [
   { name: 'groups 3, stride 2, gelu', x: [2, 9, 10, 7], w: [12, 3, 3, 3], groups: 3, stride: [2, 2], bias: true, activation: 'gelu' },
   { name: 'depthwise 7×7 pad 3 (ConvNeXt), gelu', x: [2, 24, 14, 14], w: [24, 1, 7, 7], groups: 24, padding: [3, 3], bias: true, activation: 'gelu' },
   { name: 'depthwise multiplier 2, stride 2', x: [1, 3, 10, 11], w: [6, 1, 3, 3], groups: 3, stride: [2, 2], padding: [1, 1], bias: true },
-  { name: 'one input channel, groups 1 (direct path)', x: [1, 1, 9, 8], w: [5, 1, 3, 3], dilation: [1, 2], bias: true, activation: 'relu' },
+  { name: 'one input channel, groups 1 (depthwise path)', x: [1, 1, 9, 8], w: [5, 1, 3, 3], dilation: [1, 2], bias: true, activation: 'relu' },
   { name: 'patch embed 16×16/16 on 3×64²', x: [1, 3, 64, 64], w: [96, 3, 16, 16], stride: [16, 16], bias: true },
   { name: 'patch embed 4×4/4, batch 2', x: [2, 3, 32, 28], w: [40, 3, 4, 4], stride: [4, 4], bias: true },
   { name: 'asymmetric 3×5, stride [1,2], pad [2,1], dilation [1,2]', x: [1, 4, 12, 19], w: [6, 4, 3, 5], stride: [1, 2], padding: [2, 1], dilation: [1, 2] },
@@ -67,9 +67,11 @@ for (const c of CONV_CASES) {
   });
 }
 
-test('conv2d every GEMM tile variant (non-multiple rows and columns)', async ({ gpu }) => {
+test('conv2d every GEMM variant, tiled and direct (non-multiple rows and columns)', async ({ gpu }) => {
   for (const variant of Object.keys(CONV_TILE_VARIANTS) as ConvTileVariant[]) {
     await checkConv(gpu, { name: 'O=70 pad 1', x: [2, 5, 11, 13], w: [70, 5, 3, 3], padding: [1, 1], bias: true }, variant);
+    // Strided, dilated, asymmetric and grouped: the direct kernel's pixel block steps by SW and clamps at both image edges.
+    await checkConv(gpu, { name: 'stride 2 dilation 2 groups 2', x: [2, 6, 13, 17], w: [10, 3, 3, 2], stride: [2, 3], padding: [2, 1], dilation: [2, 2], groups: 2, bias: true, activation: 'relu' }, variant);
   }
 });
 
@@ -80,6 +82,8 @@ test('conv2d larger: 1×64×56×56 → 128, 3×3 pad 1', async ({ gpu }) => {
 test('conv2d more than 65535 row tiles (grid folds into z)', async ({ gpu }) => {
   // 2050² output pixels / 64 rows per tile = 65664 tiles; a 1×1 kernel keeps it cheap.
   await checkConv(gpu, { name: 'fold', x: [1, 2, 2050, 2050], w: [1, 2, 1, 1], bias: true }, '64x16');
+  // Direct, 4-pixel blocks: 2050 · ⌈2050/4⌉ blocks / 8 per workgroup = 131457 workgroups.
+  await checkConv(gpu, { name: 'fold', x: [1, 2, 2050, 2050], w: [1, 2, 1, 1], bias: true }, 'direct-4x16');
 });
 
 test('conv2d writes into out', async ({ gpu }) => {
@@ -102,10 +106,13 @@ test('tuneConv2d records a variant that conv2d then uses correctly', async ({ gp
   const w = Tensor.fromArray(gpu, ws, wShape);
   const result = await tuneConv2d(gpu, x, w, { padding: 1 });
   assert.ok(result.best in CONV_TILE_VARIANTS, `best ${result.best}`);
-  for (const v of Object.keys(CONV_TILE_VARIANTS)) assert.ok(Number.isFinite(result.times[v]), `variant ${v} ran`);
+  // CPU adapters sweep only the direct variants, GPUs only the tiled ones.
+  const swept = Object.keys(CONV_TILE_VARIANTS).filter((v) => v.startsWith('direct-') === gpu.adapter.isCpu);
+  assert.equal(Object.keys(result.times).sort(), swept.sort());
+  for (const v of swept) assert.ok(Number.isFinite(result.times[v]), `variant ${v} ran`);
   assert.is(tunedVariant(gpu, 'conv2d.gemm|o32|m-small'), result.best);
   assertClose(await conv2d(gpu, x, w, { padding: 1 }).read(), ref.conv2d(xs, shape, ws, wShape, { padding: [1, 1] }).data, TOL, 'tuned');
-  await assertThrows(() => tuneConv2d(gpu, x, Tensor.fromArray(gpu, randomArray(54, 1), [6, 1, 3, 3]), { groups: 6 }), /tuneConv2d/, /direct kernel/);
+  await assertThrows(() => tuneConv2d(gpu, x, Tensor.fromArray(gpu, randomArray(54, 1), [6, 1, 3, 3]), { groups: 6 }), /tuneConv2d/, /depthwise kernel/);
 });
 
 interface ConvTransposeCase {

@@ -1,7 +1,7 @@
 // Convolution family, NCHW f32 with PyTorch weight layouts and output-size
-// rules: conv2d (implicit GEMM, or a direct kernel when each group has one
-// input channel), convTranspose2d (phase-decomposed gather GEMM) and
-// maxPool2d. Kernel geometry (size, stride, padding, dilation) specialises
+// rules: conv2d (implicit GEMM — tiled on GPUs, direct on CPU adapters — or
+// a depthwise kernel when each group has one input channel), convTranspose2d
+// (phase-decomposed gather GEMM) and maxPool2d. Kernel geometry (size, stride, padding, dilation) specialises
 // the pipelines through override constants; tensor sizes go in uniforms.
 
 import type { Gpu } from '../device.js';
@@ -15,16 +15,36 @@ export type ConvPair = number | readonly [number, number];
 export type ConvActivation = Activation;
 
 /**
- * GEMM output tile per 16×16-thread workgroup, rows (output pixels) × columns
- * (output channels): TM × TN outputs per thread.
+ * `gemm` entry (GPUs): output tile per 16×16-thread workgroup, rows (output
+ * pixels) × columns (output channels), TM × TN outputs per thread.
  */
-export const CONV_TILE_VARIANTS = {
+const GEMM_TILES = {
   '64x64': { TM: 4, TN: 4 },
   '64x32': { TM: 4, TN: 2 },
   '32x32': { TM: 2, TN: 2 },
   '64x16': { TM: 4, TN: 1 },
 } as const;
+type GemmTile = keyof typeof GEMM_TILES;
+
+/**
+ * `direct` entry (CPU adapters): register block per invocation, `direct-<pixels>x<channels>`
+ * (4·PX4 adjacent pixels of one output row × CN output channels).
+ */
+const DIRECT_BLOCKS = {
+  'direct-8x16': { PX4: 2, CN: 16 },
+  'direct-16x8': { PX4: 4, CN: 8 },
+  'direct-8x8': { PX4: 2, CN: 8 },
+  'direct-4x16': { PX4: 1, CN: 16 },
+} as const;
+type DirectBlock = keyof typeof DIRECT_BLOCKS;
+
+/** Every conv2d GEMM variant: the tiled ones (GPU default) and the direct ones (CPU-adapter default). */
+export const CONV_TILE_VARIANTS = { ...GEMM_TILES, ...DIRECT_BLOCKS } as const;
 export type ConvTileVariant = keyof typeof CONV_TILE_VARIANTS;
+
+function isDirect(variant: ConvTileVariant): variant is DirectBlock {
+  return variant in DIRECT_BLOCKS;
+}
 
 export interface Conv2dOptions {
   /** [O] */
@@ -35,7 +55,7 @@ export interface Conv2dOptions {
   groups?: number;
   activation?: ConvActivation;
   out?: Tensor;
-  /** Forces a GEMM tile (otherwise the tuned or heuristic choice); ignored on the direct one-channel-per-group path. */
+  /** Forces a GEMM variant (otherwise the tuned or default choice); ignored on the depthwise (one input channel per group) path. */
   variant?: ConvTileVariant;
 }
 
@@ -64,6 +84,8 @@ export interface MaxPool2dOptions {
 
 const WORKGROUP_SIZE = 256;
 const GEMM_WG = 16;
+// Invocations per `direct` workgroup: one SIMD vector of llvmpipe's 256-bit lanes.
+const DIRECT_WG = 8;
 
 /** A positive (or, with min 0, non-negative) integer pair from a number or a 2-tuple. */
 function pair(op: string, name: string, value: ConvPair | undefined, fallback: readonly [number, number], min: 0 | 1): [number, number] {
@@ -117,11 +139,22 @@ function checkOutputSize(op: string, Ho: number, Wo: number, inputs: string): vo
 }
 
 /** Tile for a GEMM with `M` rows and `Og` columns per group: narrow columns for few channels, short rows when there would be few workgroups. */
-function heuristicTile(M: number, Og: number, groups: number): ConvTileVariant {
+function heuristicTile(M: number, Og: number, groups: number): GemmTile {
   if (Og <= 16) return '64x16';
   if (Og <= 32) return '64x32';
   const workgroups = Math.ceil(M / 64) * Math.ceil(Og / 64) * groups;
   return workgroups < 32 ? '32x32' : '64x64';
+}
+
+/** CPU adapters take the direct kernel (workgroup memory and barriers are slow there), GPUs the tiled one. */
+function defaultVariant(gpu: Gpu, M: number, Og: number, groups: number): ConvTileVariant {
+  // 8×8 ran as fast as 8×16 on lavapipe for 3×3 64→64 at 56×56 and compiles in half the time.
+  return gpu.adapter.isCpu ? 'direct-8x8' : heuristicTile(M, Og, groups);
+}
+
+/** The variants worth timing on this adapter: only the direct ones on CPU adapters. */
+function candidateVariants(gpu: Gpu): ConvTileVariant[] {
+  return Object.keys(gpu.adapter.isCpu ? DIRECT_BLOCKS : GEMM_TILES) as ConvTileVariant[];
 }
 
 /** Problem class for tuning: the column-tile need and whether the row count is small. */
@@ -208,8 +241,17 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
   }
   // A tuned choice from an older build may name a variant that no longer exists.
   const tuned = tunedVariant(gpu, tuneKey(M, Og));
-  const variant = opts.variant ?? (tuned !== undefined && tuned in CONV_TILE_VARIANTS ? (tuned as ConvTileVariant) : heuristicTile(M, Og, p.groups));
-  const tile = CONV_TILE_VARIANTS[variant];
+  const variant = opts.variant ?? (tuned !== undefined && tuned in CONV_TILE_VARIANTS ? (tuned as ConvTileVariant) : defaultVariant(gpu, M, Og, p.groups));
+  if (isDirect(variant)) {
+    const block = DIRECT_BLOCKS[variant];
+    const tilesN = Math.ceil(Og / block.CN);
+    const rowBlocks = p.N * p.Ho * Math.ceil(p.Wo / (4 * block.PX4));
+    const [gx, gz] = linearGrid(gpu, rowBlocks, DIRECT_WG);
+    const constants = { ...geometry, ...block, DIRECT_WG };
+    dispatchKernel(gpu, op, { shader: 'conv2d', entry: 'direct', constants }, { x, w, bias, y, params: { ...sizes, tilesN } }, [gx, p.groups * tilesN, gz]);
+    return y;
+  }
+  const tile = GEMM_TILES[variant];
   const tilesN = Math.ceil(Og / (GEMM_WG * tile.TN));
   const [gx, gz] = linearGrid(gpu, M, GEMM_WG * tile.TM);
   dispatchKernel(gpu, op, { shader: 'conv2d', entry: 'gemm', constants: { ...geometry, ...tile } }, { x, w, bias, y, params: { ...sizes, tilesN } }, [gx, p.groups * tilesN, gz]);
@@ -217,16 +259,17 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
 }
 
 /**
- * Times every GEMM tile variant on this problem and remembers the fastest for
- * its problem class on this device (conv2d then uses it when no variant is forced).
+ * Times the GEMM variants for this adapter (the direct ones on CPU adapters,
+ * the tiled ones otherwise) on this problem and remembers the fastest for its
+ * problem class on this device (conv2d then uses it when no variant is forced).
  */
 export async function tuneConv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Omit<Conv2dOptions, 'variant' | 'out'> = {}): Promise<SweepResult> {
   const op = 'tuneConv2d';
   const p = planConv2d(op, x, w, opts);
   const Cg = p.C / p.groups;
-  if (Cg === 1) throw new Error(`${op}: one input channel per group takes the direct kernel, which has no variants`);
+  if (Cg === 1) throw new Error(`${op}: one input channel per group takes the depthwise kernel, which has no variants`);
   const key = tuneKey(p.N * p.Ho * p.Wo, p.O / p.groups);
-  return sweepVariants(gpu, key, Object.keys(CONV_TILE_VARIANTS), (variant) => {
+  return sweepVariants(gpu, key, candidateVariants(gpu), (variant) => {
     conv2d(gpu, x, w, { ...opts, variant: variant as ConvTileVariant }).dispose();
   });
 }
@@ -269,7 +312,7 @@ export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTransp
 
   // The largest phase has ⌈Ho/s⌉ × ⌈Wo/s⌉ pixels per image.
   const rows = N * Math.ceil(Ho / stride[0]) * Math.ceil(Wo / stride[1]);
-  const tile = CONV_TILE_VARIANTS[heuristicTile(rows, Og, groups)];
+  const tile = GEMM_TILES[heuristicTile(rows, Og, groups)];
   const tilesN = Math.ceil(Og / (GEMM_WG * tile.TN));
   const [gx, gz] = linearGrid(gpu, rows, GEMM_WG * tile.TM);
   const constants = {
