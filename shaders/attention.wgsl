@@ -103,38 +103,7 @@ var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
 // Four keys to a vec4: 1.0 where the key is past Lk or padding.
 var<workgroup> key_off: array<vec4<f32>, KEY_TILE / 4u>;
 
-// Four consecutive elements of a row starting at `at`, zero past `len`.
-fn load_q4(base: u32, at: u32, len: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) {
-    if (at + e < len) { r[e] = q[base + at + e]; }
-  }
-  return r;
-}
-
-fn load_k4(base: u32, at: u32, len: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) {
-    if (at + e < len) { r[e] = k[base + at + e]; }
-  }
-  return r;
-}
-
-fn load_v4(base: u32, at: u32, len: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) {
-    if (at + e < len) { r[e] = v[base + at + e]; }
-  }
-  return r;
-}
-
-fn key_is_off(b: u32, j: u32) -> bool {
-  if (j >= params.lk) { return true; }
-  if (!HAS_MASK) { return false; }
-  let word = key_mask[b * params.lk + j];
-  if (MASK_IS_F32) { return (word & 0x7fffffffu) != 0u; }
-  return word != 0u;
-}
+//! include attention_reads
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

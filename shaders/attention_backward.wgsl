@@ -108,30 +108,7 @@ var<workgroup> do_tile: array<vec4<f32>, QUERY_TILE * TILE_DV_VEC4>;
 var<workgroup> lse_tile: array<f32, QUERY_TILE>;
 var<workgroup> delta_tile: array<f32, QUERY_TILE>;
 
-// Four consecutive elements of a row starting at `at`, zero past `len`.
-fn load_q4(base: u32, at: u32, len: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) {
-    if (at + e < len) { r[e] = q[base + at + e]; }
-  }
-  return r;
-}
-
-fn load_k4(base: u32, at: u32, len: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) {
-    if (at + e < len) { r[e] = k[base + at + e]; }
-  }
-  return r;
-}
-
-fn load_v4(base: u32, at: u32, len: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var e = 0u; e < 4u; e++) {
-    if (at + e < len) { r[e] = v[base + at + e]; }
-  }
-  return r;
-}
+//! include attention_reads
 
 fn load_out4(base: u32, at: u32, len: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
@@ -147,14 +124,6 @@ fn load_do4(base: u32, at: u32, len: u32) -> vec4<f32> {
     if (at + e < len) { r[e] = d_out[base + at + e]; }
   }
   return r;
-}
-
-fn key_is_off(b: u32, j: u32) -> bool {
-  if (j >= params.lk) { return true; }
-  if (!HAS_MASK) { return false; }
-  let word = key_mask[b * params.lk + j];
-  if (MASK_IS_F32) { return (word & 0x7fffffffu) != 0u; }
-  return word != 0u;
 }
 
 fn bias_at(b: u32, h: u32, i: u32, j: u32) -> f32 {
