@@ -13,7 +13,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { dispatchKernel, placeholder } from './program.js';
 import { reduceSum } from './reduce.js';
-import { attentionOutputShape, sameShape, tileCapacity, tokenStrides, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
+import { attentionOutputShape, attentionParams, sameShape, tileCapacity, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
 
 export interface AttentionBackwardOptions {
   /** Multiplies q·kᵀ; defaults to 1/sqrt(D). Must match the forward. */
@@ -79,15 +79,6 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out
   const layout = opts.layout ?? 'bhld';
   const bias = opts.bias;
   const full = [d.B, d.H, d.Lq, d.Lk];
-  // Strides of the broadcast bias: 0 where its dim is 1.
-  const biasStrides = [0, 0, 0, 0];
-  if (bias) {
-    let stride = 1;
-    for (let i = 3; i >= 0; i--) {
-      biasStrides[i] = bias.shape[i] === 1 ? 0 : stride;
-      stride *= bias.shape[i];
-    }
-  }
   const writeDs = opts.needBiasGrad === true && bias !== undefined;
   const dq = Tensor.empty(gpu, q.shape);
   const dk = Tensor.empty(gpu, k.shape);
@@ -125,20 +116,7 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out
     dk,
     dv,
     ds,
-    params: {
-      lq: d.Lq,
-      lk: d.Lk,
-      d: d.D,
-      dv: d.Dv,
-      d_vec4: Math.ceil(d.D / 4),
-      dv_vec4: Math.ceil(d.Dv / 4),
-      scale: opts.scale ?? 1 / Math.sqrt(d.D),
-      q_strides: tokenStrides(layout, d.H, d.Lq, d.D),
-      k_strides: tokenStrides(layout, d.H, d.Lk, d.D),
-      v_strides: tokenStrides(layout, d.H, d.Lk, d.Dv),
-      out_strides: tokenStrides(layout, d.H, d.Lq, d.Dv),
-      bias_strides: biasStrides,
-    },
+    params: attentionParams(d, opts),
   };
   // query_grads writes delta, which key_grads reads: two passes, in order.
   dispatchKernel(gpu, OP, { shader: 'attention_backward', entry: 'query_grads', constants }, resources, [Math.ceil(d.Lq / WORKGROUP_SIZE), d.H, d.B]);

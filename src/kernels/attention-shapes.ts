@@ -76,3 +76,34 @@ export function validateAttentionInputs(op: string, q: Tensor, k: Tensor, v: Ten
   }
   return d;
 }
+
+/**
+ * The `params` uniform both attention shaders declare: sizes, the scale,
+ * (batch, head, token) strides of q, k, v and out in the layout, and the
+ * broadcast bias's strides (0 where its dim is 1).
+ */
+export function attentionParams(d: AttentionDims, opts: AttentionInputOptions): Record<string, number | number[]> {
+  const layout = opts.layout ?? 'bhld';
+  const biasStrides = [0, 0, 0, 0];
+  if (opts.bias) {
+    let stride = 1;
+    for (let i = 3; i >= 0; i--) {
+      biasStrides[i] = opts.bias.shape[i] === 1 ? 0 : stride;
+      stride *= opts.bias.shape[i];
+    }
+  }
+  return {
+    lq: d.Lq,
+    lk: d.Lk,
+    d: d.D,
+    dv: d.Dv,
+    d_vec4: Math.ceil(d.D / 4),
+    dv_vec4: Math.ceil(d.Dv / 4),
+    scale: opts.scale ?? 1 / Math.sqrt(d.D),
+    q_strides: tokenStrides(layout, d.H, d.Lq, d.D),
+    k_strides: tokenStrides(layout, d.H, d.Lk, d.D),
+    v_strides: tokenStrides(layout, d.H, d.Lk, d.Dv),
+    out_strides: tokenStrides(layout, d.H, d.Lq, d.Dv),
+    bias_strides: biasStrides,
+  };
+}

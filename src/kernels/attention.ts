@@ -14,7 +14,7 @@
 import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { dispatchKernel, placeholder } from './program.js';
-import { MAX_HEAD_DIM, attentionOutputShape, sameShape, tileCapacity, tokenStrides, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
+import { MAX_HEAD_DIM, attentionOutputShape, attentionParams, sameShape, tileCapacity, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
 import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
 
 export interface AttentionOptions {
@@ -140,15 +140,6 @@ function run(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, 
   const layout = opts.layout ?? 'bhld';
   const out = opts.out ?? Tensor.empty(gpu, attentionOutputShape(layout, d));
   const bias = opts.bias;
-  // Strides of the broadcast bias: 0 where its dim is 1.
-  const biasStrides = [0, 0, 0, 0];
-  if (bias) {
-    let stride = 1;
-    for (let i = 3; i >= 0; i--) {
-      biasStrides[i] = bias.shape[i] === 1 ? 0 : stride;
-      stride *= bias.shape[i];
-    }
-  }
   // The shared placeholder is bound read-only elsewhere in this dispatch, so an
   // unused writable binding gets its own scratch buffer.
   const lse = opts.lse ?? Tensor.empty(gpu, [1]);
@@ -179,20 +170,7 @@ function run(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, 
       key_mask: opts.keyPaddingMask ?? placeholder(gpu),
       out,
       lse,
-      params: {
-        lq: d.Lq,
-        lk: d.Lk,
-        d: d.D,
-        dv: d.Dv,
-        d_vec4: Math.ceil(d.D / 4),
-        dv_vec4: Math.ceil(d.Dv / 4),
-        scale: opts.scale ?? 1 / Math.sqrt(d.D),
-        q_strides: tokenStrides(layout, d.H, d.Lq, d.D),
-        k_strides: tokenStrides(layout, d.H, d.Lk, d.D),
-        v_strides: tokenStrides(layout, d.H, d.Lk, d.Dv),
-        out_strides: tokenStrides(layout, d.H, d.Lq, d.Dv),
-        bias_strides: biasStrides,
-      },
+      params: attentionParams(d, opts),
     },
     [Math.ceil(d.Lq / (variant.workgroupSize * variant.rows)), d.H, d.B],
   );
