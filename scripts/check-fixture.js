@@ -65,6 +65,13 @@ if (has('image')) {
     const mask = await upload('attn_mask');
     produced.set('image_features_masked', model.encodeImage(image, { attnBias: mask }));
   }
+  // The backward test: loss = Σ image_features ∘ grad_r.
+  if (has('grad_r')) {
+    const { loss, gradVisionTokens, gradProj } = model.imageGradients(image, await upload('grad_r'));
+    produced.set('loss', loss);
+    produced.set('grad_wrt_vision_tokens', gradVisionTokens);
+    produced.set('grad_wrt_proj', gradProj);
+  }
 }
 if (has('text_tokens')) {
   const trace = model.traceText(await io.readInt32('text_tokens'));

@@ -143,6 +143,30 @@ test('masked attention: attn_mask (-inf key columns) in every vision block gives
   }
 });
 
+test('image tower backward: loss = Σ features ∘ grad_r, its gradients w.r.t. the ln_pre input and visual.proj match', async (ctx) => {
+  const fixtures = loaded();
+  if (!fixtures) return;
+  for (const f of fixtures) {
+    const image = await upload(ctx.gpu, f.io, 'image');
+    const r = await upload(ctx.gpu, f.io, 'grad_r');
+    const { loss, gradVisionTokens, gradProj } = f.model.imageGradients(image, r);
+    await expectFixture(f, 'loss', loss);
+    await expectFixture(f, 'grad_wrt_vision_tokens', gradVisionTokens);
+    await expectFixture(f, 'grad_wrt_proj', gradProj);
+    // The seed is honoured: -r negates the gradients.
+    const minusR = Tensor.fromArray(ctx.gpu, (await f.io.read('grad_r')).map((v) => -v), r.shape);
+    const negated = f.model.imageGradients(image, minusR);
+    const expected = await f.io.read('grad_wrt_proj');
+    assertClose((await negated.gradProj.read()) as Float32Array, expected.map((v) => -v), { atol: 1e-4 * Math.max(1, ...expected.map(Math.abs)), rtol: 0 }, `${f.name} grad_wrt_proj with -r`);
+    for (const t of [image, r, minusR, ...Object.values(negated)]) t.dispose();
+  }
+  const image = Tensor.empty(ctx.gpu, [2, 3, 64, 64]);
+  const badR = Tensor.empty(ctx.gpu, [2, 31]);
+  await assertThrows(() => fixtures[0].model.imageGradients(image, badR), /imageGradients/, /r must be f32 \[N, E\] = \[2, 32\]/, /\[2, 31\]/);
+  image.dispose();
+  badR.dispose();
+});
+
 test('VPT prompts: inserted after the class token; hidden by a -inf bias they leave the features unchanged', async (ctx) => {
   const fixtures = loaded();
   if (!fixtures) return;

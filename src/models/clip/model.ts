@@ -7,6 +7,8 @@
 //   text:  token_embedding[ids] + positional → causal pre-LN blocks → ln_final at argmax(ids) → @ text_projection
 //   block: x += out_proj(MHA(ln_1(x)));  x += c_proj(QuickGELU(c_fc(ln_2(x))))
 //   logits = exp(logit_scale) · normalize(img) · normalize(txt)ᵀ
+// imageGradients runs the image tower's backward (graph/autograd.ts) in the
+// same graph, from the features back to the tokens entering ln_pre.
 // Activations are [batch, tokens, width]; attention runs in the 'blhd' layout,
 // so q/k/v are the projections' outputs viewed as [N, T, heads, head_dim].
 //
@@ -27,6 +29,7 @@ import type { Gpu } from '../../device.js';
 import { Tensor, shapeString, type Shape } from '../../tensor.js';
 import { Graph, type Value } from '../../graph/graph.js';
 import * as ops from '../../graph/ops.js';
+import { backward } from '../../graph/autograd.js';
 import { argmax } from '../../kernels/topk.js';
 import { l2Normalize } from '../../kernels/l2norm.js';
 import { matmul } from '../../kernels/matmul.js';
@@ -64,6 +67,19 @@ export interface ClipTextTrace {
   text_pooled: Tensor;
 }
 
+/** The image tower's backward for loss = Σ features ∘ r (all owned by the caller). */
+export interface ClipImageGradients {
+  /** Σ encodeImage(images) ∘ r, shape []. */
+  loss: Tensor;
+  /** ∂loss/∂vision_patch_embed (the tokens entering ln_pre) [N, T, W]. */
+  gradVisionTokens: Tensor;
+  /** ∂loss/∂visual.proj [W, E]. */
+  gradProj: Tensor;
+}
+
+/** What an image graph returns: the features, plus the trace or the gradients. */
+type ImageGraphMode = 'encode' | 'trace' | 'gradients';
+
 export interface ClipLogits {
   /** [images, texts] */
   logitsPerImage: Tensor;
@@ -100,12 +116,22 @@ export class ClipModel {
 
   /** images [N, 3, R, R] f32 (already normalised) → image features [N, E] (not normalised). */
   encodeImage(images: Tensor, options: ClipImageOptions = {}): Tensor {
-    return this.runImage(images, options, false).image_features;
+    return this.runImage('encodeImage', images, options, 'encode').image_features;
   }
 
   /** encodeImage plus the fixture intermediates (all owned by the caller). */
   traceImage(images: Tensor, options: ClipImageOptions = {}): ClipImageTrace {
-    return this.runImage(images, options, true) as unknown as ClipImageTrace;
+    return this.runImage('traceImage', images, options, 'trace') as unknown as ClipImageTrace;
+  }
+
+  /**
+   * The image tower's vector–Jacobian product: for loss = Σ encodeImage(images, options) ∘ r
+   * (r [N, E] f32, i.e. ∂loss/∂features), the loss and its gradients w.r.t. the
+   * tokens entering ln_pre and w.r.t. visual.proj, in one forward + backward graph.
+   */
+  imageGradients(images: Tensor, r: Tensor, options: ClipImageOptions = {}): ClipImageGradients {
+    const out = this.runImage('imageGradients', images, options, 'gradients', r);
+    return { loss: out.loss, gradVisionTokens: out.grad_vision_tokens, gradProj: out.grad_proj };
   }
 
   /** token ids [N, C] (Int32Array of N·C, or an i32 Tensor) → text features [N, E] (not normalised). */
@@ -147,8 +173,7 @@ export class ClipModel {
     if (this.disposed) throw new Error(`ClipModel.${op}: the model was disposed`);
   }
 
-  private runImage(images: Tensor, options: ClipImageOptions, trace: boolean): Record<string, Tensor> {
-    const op = trace ? 'traceImage' : 'encodeImage';
+  private runImage(op: string, images: Tensor, options: ClipImageOptions, mode: ImageGraphMode, r?: Tensor): Record<string, Tensor> {
     this.checkAlive(op);
     const v = this.config.vision;
     const R = v.imageResolution;
@@ -156,13 +181,18 @@ export class ClipModel {
       throw new Error(`ClipModel.${op}: images must be f32 [N, 3, ${R}, ${R}], got ${images.dtype} ${shapeString(images.shape)}`);
     }
     const N = images.shape[0];
+    const E = this.config.embedDim;
+    if (mode === 'gradients' && (r?.dtype !== 'f32' || !sameShape(r.shape, [N, E]))) {
+      throw new Error(`ClipModel.${op}: r must be f32 [N, E] = [${N}, ${E}], got ${r ? `${r.dtype} ${shapeString(r.shape)}` : 'none'}`);
+    }
     const P = options.prompts ? checkPrompts(op, options.prompts, v.width) : 0;
     const T = v.tokens + P;
     const biasShape = options.attnBias ? checkBias(op, options.attnBias, N, v.heads, T) : undefined;
     const layers = options.attnBiasLayers ? checkLayers(op, options.attnBiasLayers, v.layers) : undefined;
-    const key = `image|${N}|${P}|${biasShape ? shapeString(biasShape) : '-'}|${layers?.join(',') ?? 'all'}|${trace}`;
-    const g = this.graph(key, () => this.buildImageGraph(N, P, biasShape, layers, trace));
+    const key = `image|${N}|${P}|${biasShape ? shapeString(biasShape) : '-'}|${layers?.join(',') ?? 'all'}|${mode}`;
+    const g = this.graph(key, () => this.buildImageGraph(N, P, biasShape, layers, mode));
     const feeds: Record<string, Tensor> = { images };
+    if (r) feeds.r = r;
     if (options.prompts) feeds.prompts = options.prompts;
     if (options.attnBias) feeds.attnBias = options.attnBias;
     return g.run(feeds);
@@ -215,7 +245,7 @@ export class ClipModel {
     return { g, p };
   }
 
-  private buildImageGraph(N: number, P: number, biasShape: number[] | undefined, layers: number[] | undefined, trace: boolean): Graph {
+  private buildImageGraph(N: number, P: number, biasShape: number[] | undefined, layers: number[] | undefined, mode: ImageGraphMode): Graph {
     const v = this.config.vision;
     const { g, p } = this.newGraph(`clip.image[N=${N}]`);
     const images = g.input('images', [N, 3, v.imageResolution, v.imageResolution]);
@@ -240,11 +270,21 @@ export class ClipModel {
     }
     const cls0 = g.reshape(ops.slice(g, x, [0, 0, 0], [N, 1, W]), [N, W]);
     const lnPost = ops.layerNorm(g, cls0, p('visual.lnPost.w'), p('visual.lnPost.b'), this.config.layerNormEps);
-    g.output('image_features', ops.matmul(g, lnPost, p('visual.proj')));
-    if (trace) {
+    const features = ops.matmul(g, lnPost, p('visual.proj'));
+    if (mode !== 'gradients') g.output('image_features', features);
+    if (mode === 'trace') {
       g.output('vision_patch_embed', embed);
       g.output('vision_block0_out', block0!);
       g.output('vision_ln_post_out', lnPost);
+    }
+    if (mode === 'gradients') {
+      // r is ∂loss/∂features, so it seeds the backward directly; conv2d (no
+      // backward rule) stays out of it: nothing before embed needs a gradient.
+      const r = g.input('r', features.shape);
+      g.output('loss', ops.reduceSum(g, ops.mul(g, features, r), [0, 1]));
+      const grads = backward(g, features, [embed, p('visual.proj')], { seed: r });
+      g.output('grad_vision_tokens', grads.get(embed)!);
+      g.output('grad_proj', grads.get(p('visual.proj'))!);
     }
     return g;
   }
