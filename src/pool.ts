@@ -46,7 +46,9 @@ export class BufferPool {
       throw new Error(`BufferPool.acquire: ${bytes} bytes requested${label ? ` for ${label}` : ''}, but the device's maxBufferSize is ${max}`);
     }
     const list = this.free.get(key(size, usage));
-    const buf = list?.pop();
+    // First in, first out: a graph run again gets its recycled buffers back in
+    // the same order, so its cached bind groups match (kernels/program.ts).
+    const buf = list?.shift();
     if (buf) {
       this.reused++;
       this.freeBytes -= buf.size;

@@ -1,5 +1,5 @@
 import * as assert from 'uvu/assert';
-import { Graph, Tensor, graphOps as G, preNormBlock, preNormBlockShapes, type PreNormBlockWeights, type Value } from '../src/node.js';
+import { Graph, Tensor, cachedBindGroupCount, graphOps as G, preNormBlock, preNormBlockShapes, type PreNormBlockWeights, type Value } from '../src/node.js';
 import { broadcastBinary } from './ref/tensor-ops.js';
 import { preNormBlockRef } from './ref/transformer.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
@@ -49,12 +49,15 @@ test('a two-block transformer on the graph matches the float64 reference', async
     for (const [name, p] of Object.entries(ws)) flat[name] = p.data;
     expected = preNormBlockRef(Float32Array.from(expected), [b, l, c], flat, heads);
   }
-  // Run twice with the same plan: the second run reuses slots and pipelines.
-  for (let run = 0; run < 2; run++) {
+  // Run three times with the same plan: later runs reuse slots, pipelines and bind groups.
+  const bindGroups: number[] = [];
+  for (let run = 0; run < 3; run++) {
     const { y: out } = g.run({ x: input });
     assertClose(await out.read(), expected, TOL, `run ${run}`);
     out.dispose();
+    bindGroups.push(cachedBindGroupCount(gpu));
   }
+  assert.is(bindGroups[2], bindGroups[1], `no new bind groups on a re-run (cached after each run: ${bindGroups.join(', ')})`);
   g.dispose();
   for (const t of owned) t.dispose();
 });

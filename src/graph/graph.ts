@@ -95,6 +95,8 @@ export class Graph {
   private readonly ownedConstants: Tensor[] = [];
   private plan: Plan | undefined;
   private slots: Tensor[] = [];
+  private readonly inputBuffers = new Map<string, Tensor>();
+  private readonly unplannedBuffers = new Map<number, Tensor>();
 
   constructor(readonly gpu: Gpu, readonly name = 'graph') {}
 
@@ -247,8 +249,10 @@ export class Graph {
     const read = new Set([...this.outputs.values()].map((v) => v.id));
     for (const node of this.nodes) for (const x of node.inputs) read.add(x.id);
     this.plan = { slotOf, slotBytes, read };
-    for (const s of this.slots) s.dispose();
+    // A new plan may place values differently: drop the old slots and output buffers.
+    for (const t of [...this.slots, ...this.unplannedBuffers.values()]) t.dispose();
     this.slots = [];
+    this.unplannedBuffers.clear();
     return this.stats();
   }
 
@@ -294,7 +298,6 @@ export class Graph {
       if (!this.inputs.has(name)) throw new Error(`${this.name}.run: unknown input '${name}' (inputs: ${[...this.inputs.keys()].join(', ')})`);
     }
     const live = new Map<number, Tensor>();
-    const uploaded: Tensor[] = [];
     for (const [name, v] of this.inputs) {
       const feed = feeds[name];
       if (feed === undefined) throw new Error(`${this.name}.run: input '${name}' ${shapeString(v.shape)} was not given`);
@@ -309,16 +312,16 @@ export class Graph {
         for (let i = 0; i < feed.length; i++) {
           if (!Number.isFinite(feed[i])) throw new Error(`${this.name}.run: input '${name}' holds a non-finite value (${feed[i]}) at index ${i}`);
         }
-        t = Tensor.fromArray(gpu, feed, v.shape, v.dtype);
-        uploaded.push(t);
+        // A graph-owned buffer per input, rewritten each run, so bind groups are reused.
+        let staged = this.inputBuffers.get(name);
+        if (!staged) this.inputBuffers.set(name, (staged = Tensor.empty(gpu, v.shape, v.dtype, `${this.name}.${name}`)));
+        staged.write(feed);
+        t = staged;
       }
       live.set(v.id, t);
     }
     for (const [id, t] of this.weights) live.set(id, t);
-    const outputsById = new Map<number, string[]>();
-    for (const [name, v] of this.outputs) outputsById.set(v.id, [...(outputsById.get(v.id) ?? []), name]);
     const results: Record<string, Tensor> = {};
-    const owned: Tensor[] = [];
     for (const node of this.nodes) {
       const ins = node.inputs.map((x) => live.get(x.id)!);
       if (!node.kernel) {
@@ -327,28 +330,32 @@ export class Graph {
       }
       const outs = node.outputs.map((v) => {
         const slot = plan.slotOf.get(v.id);
-        const out = slot === undefined ? Tensor.empty(gpu, v.shape, v.dtype) : this.slots[slot].viewAs(v.shape, v.dtype);
-        if (slot === undefined) owned.push(out);
+        let out: Tensor;
+        if (slot !== undefined) out = this.slots[slot].viewAs(v.shape, v.dtype);
+        else {
+          // Unplanned values (outputs) keep one graph-owned buffer across runs;
+          // the caller gets copies.
+          let kept = this.unplannedBuffers.get(v.id);
+          if (!kept) this.unplannedBuffers.set(v.id, (kept = Tensor.empty(gpu, v.shape, v.dtype)));
+          out = kept;
+        }
         live.set(v.id, out);
         return out;
       });
       node.kernel(gpu, ins, outs);
     }
-    for (const [name, v] of this.outputs) {
-      const t = live.get(v.id)!;
-      results[name] = owned.includes(t) && outputsById.get(v.id)![0] === name ? t : copyOf(gpu, t);
-    }
+    for (const [name, v] of this.outputs) results[name] = copyOf(gpu, live.get(v.id)!);
     gpu.flush();
-    const returned = new Set(Object.values(results));
-    for (const t of owned) if (!returned.has(t)) t.dispose();
-    for (const t of uploaded) t.dispose();
     return results;
   }
 
-  /** Frees the planned slots and the graph's own constants (weights belong to the caller). */
+  /** Frees the planned slots, input and output buffers, and the graph's own constants (weights belong to the caller). */
   dispose(): void {
     for (const s of this.slots) s.dispose();
     this.slots = [];
+    for (const t of [...this.inputBuffers.values(), ...this.unplannedBuffers.values()]) t.dispose();
+    this.inputBuffers.clear();
+    this.unplannedBuffers.clear();
     for (const t of this.ownedConstants) t.dispose();
     this.ownedConstants.length = 0;
   }

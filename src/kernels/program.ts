@@ -250,10 +250,54 @@ export function dispatchKernel(
   }
   const pass = gpu.commandEncoder().beginComputePass({ label: op });
   pass.setPipeline(kernel.pipeline);
-  kernel.layouts.forEach((layout, g) => pass.setBindGroup(g, gpu.device.createBindGroup({ layout, entries: entriesByGroup[g], label: `${op}/group${g}` })));
+  kernel.layouts.forEach((layout, g) => pass.setBindGroup(g, bindGroup(gpu, layout, entriesByGroup[g], `${op}/group${g}`)));
   if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
   pass.end();
   for (const t of temporaries) gpu.pool.release(t);
+}
+
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 0;
+const layoutIds = new WeakMap<GPUBindGroupLayout, number>();
+let nextLayoutId = 0;
+const bindGroupCaches = new WeakMap<Gpu, Map<string, GPUBindGroup>>();
+/** Bind groups kept per device; the oldest go first past this (a graph re-run needs one per dispatch). */
+const MAX_CACHED_BIND_GROUPS = 4096;
+
+function idOf<T extends object>(ids: WeakMap<T, number>, obj: T, next: () => number): number {
+  let id = ids.get(obj);
+  if (id === undefined) ids.set(obj, (id = next()));
+  return id;
+}
+
+/**
+ * The bind group for these exact buffers, offsets and sizes on this layout:
+ * a graph run again with new inputs, and the pool's recycled buffers, hit
+ * the same keys, so bind groups are made once and reused.
+ */
+function bindGroup(gpu: Gpu, layout: GPUBindGroupLayout, entries: GPUBindGroupEntry[], label: string): GPUBindGroup {
+  let cache = bindGroupCaches.get(gpu);
+  if (!cache) bindGroupCaches.set(gpu, (cache = new Map()));
+  let key = `${idOf(layoutIds, layout, () => nextLayoutId++)}`;
+  for (const e of entries) {
+    const r = e.resource as GPUBufferBinding;
+    key += `|${e.binding}:${idOf(bufferIds, r.buffer, () => nextBufferId++)}:${r.offset ?? 0}:${r.size ?? -1}`;
+  }
+  let group = cache.get(key);
+  if (group) {
+    // Refresh its place in the eviction order.
+    cache.delete(key);
+  } else {
+    group = gpu.device.createBindGroup({ layout, entries, label });
+    if (cache.size >= MAX_CACHED_BIND_GROUPS) cache.delete(cache.keys().next().value!);
+  }
+  cache.set(key, group);
+  return group;
+}
+
+/** How many bind groups this device has cached (for tests of reuse). */
+export function cachedBindGroupCount(gpu: Gpu): number {
+  return bindGroupCaches.get(gpu)?.size ?? 0;
 }
 
 /**
