@@ -1,6 +1,8 @@
 import * as assert from 'uvu/assert';
 import { Graph, Tensor, cachedBindGroupCount, graphOps as G, preNormBlock, preNormBlockShapes, type PreNormBlockWeights, type Value } from '../src/node.js';
-import { broadcastBinary } from './ref/tensor-ops.js';
+import { convTranspose2d as convTranspose2dRef, maxPool2d as maxPool2dRef } from './ref/conv.js';
+import { layerNorm2d as layerNorm2dRef } from './ref/norm.js';
+import { broadcastBinary, resize as resizeRef } from './ref/tensor-ops.js';
 import { preNormBlockRef } from './ref/transformer.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
@@ -138,6 +140,40 @@ test('a ViT-B/16-shaped forward (batch 8) plans at most half the unplanned memor
   g.output('features', x);
   const stats = g.compile();
   assert.ok(stats.plannedPeakBytes * 2 <= stats.unplannedBytes, `planned ${stats.plannedPeakBytes} vs unplanned ${stats.unplannedBytes}`);
+});
+
+test('spatial ops (convTranspose2d, maxPool2d, resize, layerNorm2d, div) infer shapes and match float64 references', async ({ gpu }) => {
+  const [n, c, h, w] = [1, 6, 7, 5];
+  const x = randn(n * c * h * w, 31);
+  const wt = randn(c * 4 * 2 * 2, 32, 0.3);
+  const bias = randn(4, 33, 0.1);
+  const gamma = randn(c, 34, 0.2).map((v) => v + 1);
+  const beta = randn(c, 35, 0.1);
+  const den = randn(c, 36).map((v) => 2 + Math.abs(v));
+  const g = new Graph(gpu, 'spatial');
+  const xv = g.input('x', [n, c, h, w]);
+  const owned = [Tensor.fromArray(gpu, wt, [c, 4, 2, 2]), Tensor.fromArray(gpu, bias, [4]), Tensor.fromArray(gpu, gamma, [c]), Tensor.fromArray(gpu, beta, [c]), Tensor.fromArray(gpu, den, [c, 1, 1])];
+  const [wv, bv, gv, betav, denv] = owned.map((t, i) => g.weight(`w${i}`, t));
+  const up = G.convTranspose2d(g, xv, wv, { stride: 2, bias: bv });
+  const pooled = G.maxPool2d(g, xv, { kernel: 2 });
+  const resized = G.resize(g, xv, [11, 3], { mode: 'bilinear' });
+  const normed = G.layerNorm2d(g, xv, gv, betav);
+  const ratio = G.div(g, xv, denv);
+  assert.equal([up.shape, pooled.shape, resized.shape, ratio.shape], [[n, 4, 14, 10], [n, c, 3, 2], [n, c, 11, 3], [n, c, h, w]]);
+  for (const [name, v] of Object.entries({ up, pooled, resized, normed, ratio })) g.output(name, v);
+  const out = g.run({ x });
+  const xs = [n, c, h, w] as [number, number, number, number];
+  const expected = {
+    up: convTranspose2dRef(x, xs, wt, [c, 4, 2, 2], { stride: [2, 2], bias }).data,
+    pooled: maxPool2dRef(x, xs, { kernel: [2, 2] }).data,
+    resized: resizeRef(x, xs, 11, 3, { mode: 'bilinear' }),
+    normed: layerNorm2dRef(x, xs, gamma, beta, 1e-6),
+    ratio: broadcastBinary(x, xs, den, [c, 1, 1], (a, b) => a / b).data,
+  };
+  // fp32 sums of at most 4 products or a C=6 normalization: 1e-5 on O(1) values.
+  for (const [name, want] of Object.entries(expected)) assertClose(await out[name].read(), want, { atol: 1e-5, rtol: 1e-5 }, name);
+  for (const t of [...Object.values(out), ...owned]) t.dispose();
+  g.dispose();
 });
 
 test.run();

@@ -9,14 +9,15 @@ import { numel, shapeString, type Shape, type Tensor } from '../tensor.js';
 import { activationBackward } from '../kernels/activation-backward.js';
 import { attention as attentionKernel, type AttentionOptions } from '../kernels/attention.js';
 import { attentionBackward } from '../kernels/attention-backward.js';
-import { add as addKernel, broadcastShapes, mul as mulKernel, sub as subKernel } from '../kernels/binary.js';
-import { conv2d as conv2dKernel, type Conv2dOptions } from '../kernels/conv.js';
+import { add as addKernel, broadcastShapes, div as divKernel, mul as mulKernel, sub as subKernel } from '../kernels/binary.js';
+import { conv2d as conv2dKernel, convTranspose2d as convTranspose2dKernel, maxPool2d as maxPool2dKernel, type Conv2dOptions, type ConvTranspose2dOptions, type MaxPool2dOptions } from '../kernels/conv.js';
 import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
 import { gather as gatherKernel } from '../kernels/gather.js';
-import { layerNorm as layerNormKernel } from '../kernels/layernorm.js';
+import { layerNorm as layerNormKernel, layerNorm2d as layerNorm2dKernel } from '../kernels/layernorm.js';
 import { layerNormBackward } from '../kernels/layernorm-backward.js';
 import { l2Normalize as l2NormalizeKernel, l2NormalizeBackward } from '../kernels/l2norm.js';
 import { matmul as matmulKernel, type MatmulActivation } from '../kernels/matmul.js';
+import { resize as resizeKernel, type ResizeOptions } from '../kernels/resize.js';
 import { reduceMean as reduceMeanKernel, reduceSum as reduceSumKernel } from '../kernels/reduce.js';
 import { softmax as softmaxKernel } from '../kernels/softmax.js';
 import { concat as concatKernel, pad as padKernel, permute as permuteKernel, slice as sliceKernel } from '../kernels/transform.js';
@@ -459,16 +460,23 @@ export interface GraphConv2dOptions extends Omit<Conv2dOptions, 'bias' | 'out' |
   bias?: Value;
 }
 
+type Pair = number | readonly [number, number] | undefined;
+const pair = (p: Pair, d: number): [number, number] => (p === undefined ? [d, d] : typeof p === 'number' ? [p, p] : [p[0], p[1]]);
+
+/** The output size of a convolution / pooling window sweep along one axis (PyTorch's formula, floor mode). */
+function windowOutput(len: number, kernel: number, stride: number, padding: number, dilation: number): number {
+  return Math.floor((len + 2 * padding - dilation * (kernel - 1) - 1) / stride) + 1;
+}
+
 export function conv2d(g: Graph, x: Value, w: Value, opts: GraphConv2dOptions = {}): Value {
   if (x.shape.length !== 4 || w.shape.length !== 4) throw new Error(`conv2d: x and w must be rank 4, got ${shapeString(x.shape)} and ${shapeString(w.shape)}`);
-  const pair = (p: number | readonly [number, number] | undefined, d: number): [number, number] => (p === undefined ? [d, d] : typeof p === 'number' ? [p, p] : [p[0], p[1]]);
   const [sh, sw] = pair(opts.stride, 1);
   const [ph, pw] = pair(opts.padding, 0);
   const [dh, dw] = pair(opts.dilation, 1);
   const [n, , h, wd] = x.shape;
   const [o, , kh, kw] = w.shape;
-  const ho = Math.floor((h + 2 * ph - dh * (kh - 1) - 1) / sh) + 1;
-  const wo = Math.floor((wd + 2 * pw - dw * (kw - 1) - 1) / sw) + 1;
+  const ho = windowOutput(h, kh, sh, ph, dh);
+  const wo = windowOutput(wd, kw, sw, pw, dw);
   if (ho <= 0 || wo <= 0) throw new Error(`conv2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and weight ${shapeString(w.shape)}`);
   const { bias, ...rest } = opts;
   const inputs = bias ? [x, w, bias] : [x, w];
@@ -476,6 +484,69 @@ export function conv2d(g: Graph, x: Value, w: Value, opts: GraphConv2dOptions = 
     conv2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
   }, 1, () => {
     throw new Error(`conv2d: no backward yet for x ${shapeString(x.shape)}, w ${shapeString(w.shape)}; keep it frozen (patch embedding)`);
+  });
+}
+
+export interface GraphConvTranspose2dOptions extends Omit<ConvTranspose2dOptions, 'bias' | 'out'> {
+  bias?: Value;
+}
+
+/** Transposed convolution (forward only): x [N, C, H, W], w [C, O/groups, kH, kW]. */
+export function convTranspose2d(g: Graph, x: Value, w: Value, opts: GraphConvTranspose2dOptions = {}): Value {
+  if (x.shape.length !== 4 || w.shape.length !== 4) throw new Error(`convTranspose2d: x and w must be rank 4, got ${shapeString(x.shape)} and ${shapeString(w.shape)}`);
+  const [sh, sw] = pair(opts.stride, 1);
+  const [ph, pw] = pair(opts.padding, 0);
+  const [oph, opw] = pair(opts.outputPadding, 0);
+  const [dh, dw] = pair(opts.dilation, 1);
+  const [n, , h, wd] = x.shape;
+  const [, og, kh, kw] = w.shape;
+  const ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1;
+  const wo = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1;
+  if (ho <= 0 || wo <= 0) throw new Error(`convTranspose2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and weight ${shapeString(w.shape)}`);
+  const { bias, ...rest } = opts;
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return g.apply('convTranspose2d', inputs, [n, og * (opts.groups ?? 1), ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
+    convTranspose2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
+  });
+}
+
+/** Max pooling (forward only), floor mode: x [N, C, H, W]. */
+export function maxPool2d(g: Graph, x: Value, opts: Omit<MaxPool2dOptions, 'ceilMode'>): Value {
+  if (x.shape.length !== 4) throw new Error(`maxPool2d: x must be [N, C, H, W], got ${shapeString(x.shape)}`);
+  const [kh, kw] = pair(opts.kernel, 1);
+  const [sh, sw] = pair(opts.stride ?? opts.kernel, 1);
+  const [ph, pw] = pair(opts.padding, 0);
+  const [dh, dw] = pair(opts.dilation, 1);
+  const [n, c, h, wd] = x.shape;
+  const ho = windowOutput(h, kh, sh, ph, dh);
+  const wo = windowOutput(wd, kw, sw, pw, dw);
+  if (ho <= 0 || wo <= 0) throw new Error(`maxPool2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and kernel ${kh}×${kw}`);
+  return g.apply('maxPool2d', [x], [n, c, ho, wo], 'f32', (gpu, [tx], out) => {
+    moveInto(gpu, maxPool2dKernel(gpu, tx, opts), out);
+  });
+}
+
+/** F.interpolate to a fixed size (forward only): x [N, C, H, W] → [N, C, Ho, Wo]. */
+export function resize(g: Graph, x: Value, size: readonly [number, number], opts: Pick<ResizeOptions, 'mode' | 'alignCorners'>): Value {
+  if (x.shape.length !== 4) throw new Error(`resize: x must be [N, C, H, W], got ${shapeString(x.shape)}`);
+  if (!(size[0] > 0 && size[1] > 0)) throw new Error(`resize: size must be positive, got ${size.join('×')}`);
+  return g.apply(`resize.${opts.mode}`, [x], [x.shape[0], x.shape[1], size[0], size[1]], 'f32', (gpu, [tx], out) => {
+    resizeKernel(gpu, tx, { ...opts, size, out });
+  });
+}
+
+/** SAM's LayerNorm2d (forward only): normalizes [N, C, H, W] over C at every pixel. */
+export function layerNorm2d(g: Graph, x: Value, gamma: Value, beta: Value, eps = 1e-6): Value {
+  if (x.shape.length !== 4) throw new Error(`layerNorm2d: x must be [N, C, H, W], got ${shapeString(x.shape)}`);
+  return g.apply('layerNorm2d', [x, gamma, beta], x.shape, 'f32', (gpu, [tx, tg, tb], out) => {
+    layerNorm2dKernel(gpu, tx, tg, tb, { eps, out });
+  });
+}
+
+/** Elementwise a / b with broadcasting (forward only). */
+export function div(g: Graph, a: Value, b: Value): Value {
+  return g.apply('div', [a, b], broadcast('div', a.shape, b.shape), 'f32', (gpu, [ta, tb], out) => {
+    divKernel(gpu, ta, tb, out);
   });
 }
 
