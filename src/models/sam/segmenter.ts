@@ -1,0 +1,75 @@
+// The one segmenter interface MedFocus, the demo page and the CLI use, for
+// MobileSAM and SAM2 alike (both follow SAM's predictor: embed an image once,
+// then decode any number of prompts against that embedding).
+//
+// Coordinates are pixels of the image given to setImage, (x, y) with x to the
+// right; masks come back at that image's size.
+
+import type { DecodedImage } from '../../io/image.js';
+
+export interface SegmentPrompt {
+  /** Clicked points [[x, y], …] in image pixels. */
+  points?: ReadonlyArray<readonly [number, number]>;
+  /** One label per point: 1 foreground, 0 background. */
+  labels?: readonly number[];
+  /** A box [x0, y0, x1, y1] in image pixels. */
+  box?: readonly [number, number, number, number];
+  /** Low-resolution mask logits from an earlier prediction [256·256] (SAM's mask_input). */
+  mask?: Float32Array;
+  /** Three candidate masks (true, the default) or the single best one. */
+  multimask?: boolean;
+}
+
+export interface SegmentPrediction {
+  width: number;
+  height: number;
+  /** M masks as logits at the image size, [M, height, width] row-major; > 0 is inside. */
+  masks: Float32Array;
+  /** Predicted IoU per mask [M]. */
+  iouPredictions: Float32Array;
+  /** Low-resolution logits [M, 256, 256], to feed back as `mask`. */
+  lowResMasks: Float32Array;
+  count: number;
+}
+
+export interface AutoMaskOptions {
+  /** Points per side of the prompt grid (SAM: 32). */
+  pointsPerSide?: number;
+  /** Prompts decoded per batch. */
+  pointsPerBatch?: number;
+  /** Keep masks whose predicted IoU is at least this (SAM: 0.88). */
+  predIouThresh?: number;
+  /** Keep masks whose stability score is at least this (SAM: 0.95). */
+  stabilityScoreThresh?: number;
+  /** Logit offset for the stability score (SAM: 1.0). */
+  stabilityScoreOffset?: number;
+  /** IoU above which box NMS drops the lower-scored mask (SAM: 0.7). */
+  boxNmsThresh?: number;
+  /** Holes and islands smaller than this many pixels are removed (SAM: 0 = off). */
+  minMaskRegionArea?: number;
+}
+
+export interface AutoMask {
+  /** Binary mask at the image size, one byte per pixel (0 or 1). */
+  mask: Uint8Array;
+  width: number;
+  height: number;
+  area: number;
+  /** [x0, y0, x1, y1] inclusive pixel bounds. */
+  box: [number, number, number, number];
+  predictedIou: number;
+  stabilityScore: number;
+  /** The grid point that prompted it, in image pixels. */
+  point: [number, number];
+}
+
+export interface Segmenter {
+  /** 'mobilesam' or 'sam2-<size>'. */
+  readonly name: string;
+  /** Embeds the image (the expensive step); later predict calls reuse it. */
+  setImage(image: DecodedImage): Promise<void>;
+  predict(prompt: SegmentPrompt): Promise<SegmentPrediction>;
+  generateMasks(options?: AutoMaskOptions): Promise<AutoMask[]>;
+  /** Frees GPU weights and the current embedding. */
+  dispose(): void;
+}
