@@ -232,8 +232,13 @@ export class ClipModel {
   /** A graph whose weights are the model's parameters, bound on first use. */
   private newGraph(name: string): { g: Graph; p: (name: string) => Value } {
     const g = new Graph(this.gpu, name);
+    return { g, p: this.weightBinder(g) };
+  }
+
+  /** Binds the model's parameters into g as weights, each on first use. */
+  private weightBinder(g: Graph): (name: string) => Value {
     const bound = new Map<string, Value>();
-    const p = (param: string): Value => {
+    return (param: string): Value => {
       let value = bound.get(param);
       if (!value) {
         const t = this.weights.params.get(param);
@@ -242,13 +247,23 @@ export class ClipModel {
       }
       return value;
     };
-    return { g, p };
   }
 
-  private buildImageGraph(N: number, P: number, biasShape: number[] | undefined, layers: number[] | undefined, mode: ImageGraphMode): Graph {
+  /**
+   * Adds the image tower to a caller's graph (e.g. a training graph with
+   * trainable prompts and a head): the model's parameters enter it as frozen
+   * weights. images: [N, 3, R, R]; prompts: a [P, width] value (shallow VPT);
+   * attnBias: broadcastable to [N, heads|1, T, T]. Returns the projected
+   * features [N, embed] and the intermediates the trace names.
+   */
+  imageTower(g: Graph, images: Value, opts: { prompts?: Value; attnBias?: Value; attnBiasLayers?: readonly number[] } = {}): { features: Value; embed: Value; block0: Value; lnPost: Value } {
+    this.checkAlive('imageTower');
+    return this.imageTowerWith(g, this.weightBinder(g), images, opts);
+  }
+
+  private imageTowerWith(g: Graph, p: (name: string) => Value, images: Value, opts: { prompts?: Value; attnBias?: Value; attnBiasLayers?: readonly number[] }): { features: Value; embed: Value; block0: Value; lnPost: Value } {
     const v = this.config.vision;
-    const { g, p } = this.newGraph(`clip.image[N=${N}]`);
-    const images = g.input('images', [N, 3, v.imageResolution, v.imageResolution]);
+    const N = images.shape[0];
     const W = v.width;
     const G2 = v.grid * v.grid;
     const patches = ops.conv2d(g, images, p('visual.conv'), { stride: v.patchSize });
@@ -256,12 +271,14 @@ export class ClipModel {
     const cls = ops.broadcastTo(g, g.reshape(p('visual.cls'), [1, 1, W]), [N, 1, W]);
     const embed = ops.add(g, ops.concat(g, [cls, patchTokens], 1), p('visual.pos'));
     let x = ops.layerNorm(g, embed, p('visual.lnPre.w'), p('visual.lnPre.b'), this.config.layerNormEps);
-    if (P > 0) {
-      const prompts = ops.broadcastTo(g, g.reshape(g.input('prompts', [P, W]), [1, P, W]), [N, P, W]);
+    if (opts.prompts) {
+      const P = opts.prompts.shape[0];
+      const prompts = ops.broadcastTo(g, g.reshape(opts.prompts, [1, P, W]), [N, P, W]);
       const T0 = v.tokens;
       x = ops.concat(g, [ops.slice(g, x, [0, 0, 0], [N, 1, W]), prompts, ops.slice(g, x, [0, 1, 0], [N, T0, W])], 1);
     }
-    const bias = biasShape ? g.input('attnBias', biasShape) : undefined;
+    const bias = opts.attnBias;
+    const layers = opts.attnBiasLayers;
     let block0: Value | undefined;
     for (let i = 0; i < v.layers; i++) {
       const withBias = bias && (!layers || layers.includes(i)) ? bias : undefined;
@@ -271,6 +288,16 @@ export class ClipModel {
     const cls0 = g.reshape(ops.slice(g, x, [0, 0, 0], [N, 1, W]), [N, W]);
     const lnPost = ops.layerNorm(g, cls0, p('visual.lnPost.w'), p('visual.lnPost.b'), this.config.layerNormEps);
     const features = ops.matmul(g, lnPost, p('visual.proj'));
+    return { features, embed, block0: block0!, lnPost };
+  }
+
+  private buildImageGraph(N: number, P: number, biasShape: number[] | undefined, layers: number[] | undefined, mode: ImageGraphMode): Graph {
+    const v = this.config.vision;
+    const { g, p } = this.newGraph(`clip.image[N=${N}]`);
+    const images = g.input('images', [N, 3, v.imageResolution, v.imageResolution]);
+    const prompts = P > 0 ? g.input('prompts', [P, v.width]) : undefined;
+    const attnBias = biasShape ? g.input('attnBias', biasShape) : undefined;
+    const { features, embed, block0, lnPost } = this.imageTowerWith(g, p, images, { prompts, attnBias, attnBiasLayers: layers });
     if (mode !== 'gradients') g.output('image_features', features);
     if (mode === 'trace') {
       g.output('vision_patch_embed', embed);
