@@ -13,6 +13,7 @@ import { add as addKernel, broadcastShapes, div as divKernel, mul as mulKernel, 
 import { conv2d as conv2dKernel, convTranspose2d as convTranspose2dKernel, maxPool2d as maxPool2dKernel, type Conv2dOptions, type ConvTranspose2dOptions, type MaxPool2dOptions } from '../kernels/conv.js';
 import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
 import { gather as gatherKernel } from '../kernels/gather.js';
+import { gatherBackward } from '../kernels/gather-backward.js';
 import { layerNorm as layerNormKernel, layerNorm2d as layerNorm2dKernel } from '../kernels/layernorm.js';
 import { layerNormBackward } from '../kernels/layernorm-backward.js';
 import { l2Normalize as l2NormalizeKernel, l2NormalizeBackward } from '../kernels/l2norm.js';
@@ -446,13 +447,18 @@ export function concat(g: Graph, xs: readonly Value[], axis: number): Value {
   });
 }
 
-/** Embedding lookup: table [V, ...rest] at i32 indices → [...indices, ...rest]. */
+/** Embedding lookup: table [V, ...rest] at i32 indices → [...indices, ...rest]; the table's gradient is a deterministic scatter-add. */
 export function gather(g: Graph, table: Value, indices: Value): Value {
   if (indices.dtype !== 'i32') throw new Error(`gather: indices must be i32, got ${indices.dtype}`);
   return g.apply('gather', [table, indices], [...indices.shape, ...table.shape.slice(1)], table.dtype, (gpu, [t, i], out) => {
     gatherKernel(gpu, t, i, { out });
-  }, 1, () => {
-    throw new Error(`gather: no backward for the table ${table.name} ${shapeString(table.shape)} (needs a scatter-add kernel); keep it frozen`);
+  }, 1, (gr, { inputs: [, idx], dOutputs: [dY], needs }) => [needs[0] ? gatherGrad(gr, dY!, idx, table.shape[0]) : undefined]);
+}
+
+/** Σ of dy rows into a [vocab, ...rest] table at their indices (gather's adjoint, first-order only). */
+function gatherGrad(g: Graph, dy: Value, indices: Value, vocab: number): Value {
+  return g.apply('gatherBackward', [dy, indices], [vocab, ...dy.shape.slice(indices.shape.length)], 'f32', (gpu, [tdy, ti], out) => {
+    gatherBackward(gpu, tdy, ti, vocab, { out });
   });
 }
 

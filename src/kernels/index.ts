@@ -22,3 +22,4 @@ export * from './cross-entropy.js';
 export * from './l2norm.js';
 export * from './attention-backward.js';
 export * from './axis-tuning.js';
+export * from './gather-backward.js';

@@ -185,3 +185,14 @@ export function resize(x: ArrayLike<number>, shape: Shape, outH: number, outW: n
   }
   return y;
 }
+
+/** Adjoint of gather: dTable [vocab, ...rest] with each dy row added at its index (plain accumulation in index order). */
+export function gatherBackward(dy: ArrayLike<number>, indices: ArrayLike<number>, vocab: number, row: number): Float64Array {
+  const out = new Float64Array(vocab * row);
+  for (let k = 0; k < indices.length; k++) {
+    const r = indices[k];
+    if (r < 0 || r >= vocab) continue;
+    for (let j = 0; j < row; j++) out[r * row + j] += dy[k * row + j];
+  }
+  return out;
+}
