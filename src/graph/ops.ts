@@ -11,6 +11,7 @@ import { attention as attentionKernel, type AttentionOptions } from '../kernels/
 import { attentionBackward } from '../kernels/attention-backward.js';
 import { add as addKernel, broadcastShapes, div as divKernel, mul as mulKernel, sub as subKernel } from '../kernels/binary.js';
 import { conv2d as conv2dKernel, convTranspose2d as convTranspose2dKernel, maxPool2d as maxPool2dKernel, type Conv2dOptions, type ConvTranspose2dOptions, type MaxPool2dOptions } from '../kernels/conv.js';
+import { conv2dWeightGrad } from '../kernels/conv-backward.js';
 import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
 import { gather as gatherKernel } from '../kernels/gather.js';
 import { gatherBackward } from '../kernels/gather-backward.js';
@@ -486,10 +487,29 @@ export function conv2d(g: Graph, x: Value, w: Value, opts: GraphConv2dOptions = 
   if (ho <= 0 || wo <= 0) throw new Error(`conv2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and weight ${shapeString(w.shape)}`);
   const { bias, ...rest } = opts;
   const inputs = bias ? [x, w, bias] : [x, w];
+  if (opts.activation && opts.activation !== 'none') {
+    // The fused activation's derivative needs the pre-activation, which is not kept: apply it as its own op to train through it.
+    return g.apply('conv2d', inputs, [n, o, ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
+      conv2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
+    }, 1, () => {
+      throw new Error(`conv2d: no backward through the fused ${opts.activation} (x ${shapeString(x.shape)}, w ${shapeString(w.shape)}); build conv2d then activation to train through it`);
+    });
+  }
+  const geometry = { stride: [sh, sw] as [number, number], padding: [ph, pw] as [number, number], dilation: [dh, dw] as [number, number], groups: opts.groups };
   return g.apply('conv2d', inputs, [n, o, ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
     conv2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
-  }, 1, () => {
-    throw new Error(`conv2d: no backward yet for x ${shapeString(x.shape)}, w ${shapeString(w.shape)}; keep it frozen (patch embedding)`);
+  }, 1, (gr, { inputs: [xv, wv], dOutputs: [dY], needs }) => {
+    // dx: the transposed convolution with the same weights; output padding restores rows the forward's floor dropped.
+    const dx = needs[0]
+      ? convTranspose2d(gr, dY!, wv, { ...geometry, outputPadding: [h - ((ho - 1) * sh - 2 * ph + dh * (kh - 1) + 1), wd - ((wo - 1) * sw - 2 * pw + dw * (kw - 1) + 1)] })
+      : undefined;
+    const dW = needs[1]
+      ? gr.apply('conv2dWeightGrad', [xv, dY!], wv.shape, 'f32', (gpu, [tx, tdy], out) => {
+          conv2dWeightGrad(gpu, tx, tdy, wv.shape, geometry, { out });
+        })
+      : undefined;
+    const dB = bias && needs[2] ? reduceSum(gr, dY!, [0, 2, 3]) : undefined;
+    return [dx, dW, dB];
   });
 }
 

@@ -23,3 +23,4 @@ export * from './l2norm.js';
 export * from './attention-backward.js';
 export * from './axis-tuning.js';
 export * from './gather-backward.js';
+export * from './conv-backward.js';
