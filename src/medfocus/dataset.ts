@@ -1,0 +1,199 @@
+// ImageFolder datasets on disk (DIR/{train,test}/<class>/*.{png,jpg,jpeg}, the
+// torchvision layout), seeded stratified few-shot subsets, and decoding with
+// per-file failure reports. Class order is torchvision's: sorted folder names.
+
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { decodeImage, type DecodedImage } from '../io/image.js';
+
+export type Split = 'train' | 'test';
+
+export interface DatasetItem {
+  path: string;
+  /** Index into `classes`. */
+  label: number;
+}
+
+export interface ImageFolder {
+  root: string;
+  split: Split;
+  /** Sorted folder names; a label indexes this list. */
+  classes: string[];
+  /** Sorted by class, then by path within the class. */
+  items: DatasetItem[];
+  /** Files under the split that are not images by extension (README, .DS_Store, masks in the wrong place…), skipped. */
+  ignored: string[];
+}
+
+const IMAGE_EXTENSION = /\.(png|jpe?g)$/i;
+
+/** Code-unit order, like Python's sorted() on ASCII names (localeCompare would depend on the locale). */
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Files under `dir`, recursively (torchvision walks class folders too), sorted; symlinks are followed. */
+async function walkFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = (await readdir(dir)).sort(byName);
+  for (const name of entries) {
+    const path = join(dir, name);
+    if (await isDirectory(path)) out.push(...(await walkFiles(path)));
+    else out.push(path);
+  }
+  return out;
+}
+
+/** Lists `<root>/<split>/<class>/…` images. Throws, naming the folder, when the split or a class folder has no images. */
+export async function loadImageFolder(root: string, split: Split): Promise<ImageFolder> {
+  if (split !== 'train' && split !== 'test') throw new Error(`loadImageFolder: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
+  if (!(await isDirectory(root))) throw new Error(`loadImageFolder: dataset folder ${root} does not exist or is not a folder`);
+  const splitDir = join(root, split);
+  if (!(await isDirectory(splitDir))) {
+    throw new Error(`loadImageFolder: ${splitDir} is missing; expected the layout ${root}/{train,test}/<class>/*.{png,jpg,jpeg}`);
+  }
+  const classes: string[] = [];
+  const ignored: string[] = [];
+  for (const name of (await readdir(splitDir)).sort(byName)) {
+    const path = join(splitDir, name);
+    if (await isDirectory(path)) classes.push(name);
+    else ignored.push(path);
+  }
+  if (classes.length === 0) throw new Error(`loadImageFolder: ${splitDir} has no class folders; expected ${splitDir}/<class>/*.{png,jpg,jpeg}`);
+  const items: DatasetItem[] = [];
+  for (let label = 0; label < classes.length; label++) {
+    const classDir = join(splitDir, classes[label]);
+    let count = 0;
+    for (const path of await walkFiles(classDir)) {
+      if (IMAGE_EXTENSION.test(path)) {
+        items.push({ path, label });
+        count++;
+      } else ignored.push(path);
+    }
+    if (count === 0) throw new Error(`loadImageFolder: class folder ${classDir} (class '${classes[label]}') has no .png/.jpg/.jpeg images`);
+  }
+  return { root, split, classes, items, ignored };
+}
+
+/** Throws unless both splits have exactly the same classes (so labels mean the same thing in both). */
+export function checkSplits(train: ImageFolder, test: ImageFolder): void {
+  const describe = (f: ImageFolder) => `${join(f.root, f.split)} has [${f.classes.join(', ')}]`;
+  const onlyTrain = train.classes.filter((c) => !test.classes.includes(c));
+  const onlyTest = test.classes.filter((c) => !train.classes.includes(c));
+  const problems: string[] = [];
+  if (onlyTrain.length > 0) problems.push(`class${onlyTrain.length > 1 ? 'es' : ''} ${onlyTrain.map((c) => `'${c}'`).join(', ')} in ${train.split} but not in ${test.split}`);
+  if (onlyTest.length > 0) problems.push(`class${onlyTest.length > 1 ? 'es' : ''} ${onlyTest.map((c) => `'${c}'`).join(', ')} in ${test.split} but not in ${train.split}`);
+  if (problems.length > 0) throw new Error(`checkSplits: ${problems.join('; ')} (${describe(train)}, ${describe(test)})`);
+}
+
+/** mulberry32: a small seeded generator, uniform in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Mixes integers into one 32-bit seed (so e.g. each class of a sample gets its own stream). */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x811c9dc5;
+  for (const p of parts) {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d);
+    h ^= h >>> 12;
+  }
+  return h >>> 0;
+}
+
+/**
+ * Per class, round(max(1, fraction·n)) items drawn by a seeded shuffle.
+ * The shuffle of each class depends only on the seed, the label and the
+ * class's paths (not on the fraction), and the subset is its prefix, so a
+ * smaller fraction with the same seed gives a subset of a larger one. The
+ * result keeps the input order.
+ */
+export function stratifiedSample<T extends DatasetItem>(items: T[], fraction: number, seed: number): T[] {
+  if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction <= 0 || fraction > 1) {
+    throw new Error(`stratifiedSample: fraction must be a number in (0, 1], got ${fraction}`);
+  }
+  if (!Number.isSafeInteger(seed)) throw new Error(`stratifiedSample: seed must be an integer, got ${seed}`);
+  const byLabel = new Map<number, T[]>();
+  for (const item of items) {
+    if (!Number.isInteger(item.label) || item.label < 0) throw new Error(`stratifiedSample: item ${item.path} has label ${item.label}; labels are integers ≥ 0`);
+    const list = byLabel.get(item.label) ?? [];
+    list.push(item);
+    byLabel.set(item.label, list);
+  }
+  const chosen = new Set<T>();
+  for (const [label, list] of byLabel) {
+    // Sorted by path first, so the subset does not depend on the input order.
+    const order = [...list].sort((a, b) => byName(a.path, b.path));
+    const random = seededRandom(mixSeed(seed, label));
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const k = Math.round(Math.max(1, fraction * order.length));
+    for (const item of order.slice(0, k)) chosen.add(item);
+  }
+  return items.filter((item) => chosen.has(item));
+}
+
+export interface LoadedImage extends DatasetItem {
+  image: DecodedImage;
+}
+
+export interface LoadFailure {
+  path: string;
+  error: string;
+}
+
+export interface LoadImagesOptions {
+  /** Called after each file, decoded or not. */
+  onProgress?: (done: number, total: number, path: string) => void;
+  /** Called for each file that cannot be read or decoded; default: a warning on the console naming the file. */
+  onError?: (path: string, error: Error) => void;
+  /** Paths are shown relative to this folder in the default warning. */
+  root?: string;
+}
+
+export interface LoadedImages<T extends DatasetItem = DatasetItem> {
+  /** The decoded items, in input order; each keeps the item's own fields. */
+  images: (T & LoadedImage)[];
+  /** Every file that could not be read or decoded, with the reason; such files are not in `images`. */
+  failures: LoadFailure[];
+}
+
+/** Reads and decodes each item (src/io/image.ts). A failing file is reported and listed in `failures`, never dropped silently. */
+export async function loadImages<T extends DatasetItem>(items: T[], options: LoadImagesOptions = {}): Promise<LoadedImages<T>> {
+  const onError = options.onError ?? ((path: string, error: Error) => console.warn(`loadImages: skipping ${options.root ? relative(options.root, path) : path}: ${error.message}`));
+  const images: (T & LoadedImage)[] = [];
+  const failures: LoadFailure[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    try {
+      const bytes = await readFile(item.path);
+      const image = decodeImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), item.path);
+      images.push({ ...item, image });
+    } catch (e) {
+      const error = e instanceof Error ? e : new Error(String(e));
+      failures.push({ path: item.path, error: error.message });
+      onError(item.path, error);
+    }
+    options.onProgress?.(i + 1, items.length, item.path);
+  }
+  return { images, failures };
+}

@@ -1,0 +1,360 @@
+// Classification metrics and their pictures (a confusion matrix, a loss
+// curve) as RGBA images, drawn with a built-in 5×7 bitmap font so no canvas
+// or font library is needed. No Node built-ins: runs in browsers too.
+
+export interface EvaluationResult {
+  classes: string[];
+  /** Fraction of all predictions that are right. */
+  accuracy: number;
+  /** Mean recall over the classes that have test samples (as sklearn's balanced_accuracy_score). */
+  balancedAccuracy: number;
+  /** Recall per class name; NaN for a class with no samples. */
+  perClassRecall: Record<string, number>;
+  /** confusion[true][predicted] = count. */
+  confusion: number[][];
+  count: number;
+}
+
+/** Accuracy, balanced accuracy, per-class recall and the confusion matrix of integer labels and predictions. */
+export function evaluatePredictions(labels: number[], predicted: number[], classes: string[]): EvaluationResult {
+  const n = classes.length;
+  if (!Array.isArray(classes) || n === 0) throw new Error('evaluatePredictions: classes is empty; expected the class names in label order');
+  if (labels.length !== predicted.length) {
+    throw new Error(`evaluatePredictions: ${labels.length} labels but ${predicted.length} predictions; expected one prediction per label`);
+  }
+  if (labels.length === 0) throw new Error('evaluatePredictions: no labels; nothing to evaluate');
+  const check = (what: string, values: number[]) =>
+    values.forEach((v, i) => {
+      if (!Number.isInteger(v) || v < 0 || v >= n) throw new Error(`evaluatePredictions: ${what}[${i}] is ${v}; expected an integer class index in [0, ${n - 1}]`);
+    });
+  check('labels', labels);
+  check('predicted', predicted);
+  const confusion = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+  for (let i = 0; i < labels.length; i++) confusion[labels[i]][predicted[i]]++;
+  let correct = 0;
+  let recallSum = 0;
+  let present = 0;
+  const perClassRecall: Record<string, number> = {};
+  classes.forEach((name, c) => {
+    const support = confusion[c].reduce((a, b) => a + b, 0);
+    correct += confusion[c][c];
+    const recall = support > 0 ? confusion[c][c] / support : NaN;
+    perClassRecall[name] = recall;
+    if (support > 0) {
+      recallSum += recall;
+      present++;
+    }
+  });
+  return { classes: [...classes], accuracy: correct / labels.length, balancedAccuracy: recallSum / present, perClassRecall, confusion, count: labels.length };
+}
+
+/** Mean and sample standard deviation (n − 1 denominator; 0 for a single value), e.g. over seeds. */
+export function meanStd(values: number[]): { mean: number; std: number } {
+  if (values.length === 0) throw new Error('meanStd: no values');
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  if (values.length === 1) return { mean, std: 0 };
+  const sq = values.reduce((a, v) => a + (v - mean) ** 2, 0);
+  return { mean, std: Math.sqrt(sq / (values.length - 1)) };
+}
+
+// ---------------------------------------------------------------- drawing
+
+export interface RgbaImage {
+  rgba: Uint8Array;
+  width: number;
+  height: number;
+}
+
+type Color = readonly [number, number, number];
+
+const WHITE: Color = [255, 255, 255];
+const BLACK: Color = [0, 0, 0];
+const GRID: Color = [220, 220, 220];
+const SERIES_COLORS: Color[] = [
+  [31, 119, 180],
+  [255, 127, 14],
+  [44, 160, 44],
+  [214, 39, 40],
+  [148, 103, 189],
+  [140, 86, 75],
+];
+
+/**
+ * 5×7 glyphs, one number per row, bit 4 the leftmost pixel. Letters are
+ * upper case only; lower case is drawn upper case, anything else as '?'.
+ */
+const FONT: Record<string, number[]> = {
+  ' ': [0, 0, 0, 0, 0, 0, 0],
+  '0': [0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e],
+  '1': [0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e],
+  '2': [0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f],
+  '3': [0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e],
+  '4': [0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02],
+  '5': [0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e],
+  '6': [0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e],
+  '7': [0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+  '8': [0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e],
+  '9': [0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c],
+  A: [0x0e, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11],
+  B: [0x1e, 0x11, 0x11, 0x1e, 0x11, 0x11, 0x1e],
+  C: [0x0e, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0e],
+  D: [0x1c, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1c],
+  E: [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x1f],
+  F: [0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x10],
+  G: [0x0e, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0f],
+  H: [0x11, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11],
+  I: [0x0e, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e],
+  J: [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0c],
+  K: [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
+  L: [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1f],
+  M: [0x11, 0x1b, 0x15, 0x15, 0x11, 0x11, 0x11],
+  N: [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
+  O: [0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
+  P: [0x1e, 0x11, 0x11, 0x1e, 0x10, 0x10, 0x10],
+  Q: [0x0e, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0d],
+  R: [0x1e, 0x11, 0x11, 0x1e, 0x14, 0x12, 0x11],
+  S: [0x0f, 0x10, 0x10, 0x0e, 0x01, 0x01, 0x1e],
+  T: [0x1f, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
+  U: [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e],
+  V: [0x11, 0x11, 0x11, 0x11, 0x11, 0x0a, 0x04],
+  W: [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0a],
+  X: [0x11, 0x11, 0x0a, 0x04, 0x0a, 0x11, 0x11],
+  Y: [0x11, 0x11, 0x11, 0x0a, 0x04, 0x04, 0x04],
+  Z: [0x1f, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1f],
+  '.': [0, 0, 0, 0, 0, 0x0c, 0x0c],
+  ',': [0, 0, 0, 0, 0x0c, 0x04, 0x08],
+  '-': [0, 0, 0, 0x1f, 0, 0, 0],
+  _: [0, 0, 0, 0, 0, 0, 0x1f],
+  ':': [0, 0x0c, 0x0c, 0, 0x0c, 0x0c, 0],
+  '/': [0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10],
+  '%': [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
+  '(': [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
+  ')': [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
+  '[': [0x0e, 0x08, 0x08, 0x08, 0x08, 0x08, 0x0e],
+  ']': [0x0e, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0e],
+  '=': [0, 0, 0x1f, 0, 0x1f, 0, 0],
+  '+': [0, 0x04, 0x04, 0x1f, 0x04, 0x04, 0],
+  '#': [0x0a, 0x0a, 0x1f, 0x0a, 0x1f, 0x0a, 0x0a],
+  '?': [0x0e, 0x11, 0x01, 0x02, 0x04, 0, 0x04],
+};
+
+const GLYPH_W = 5;
+const GLYPH_H = 7;
+/** Horizontal advance per character in font pixels (one column of spacing). */
+const ADVANCE = GLYPH_W + 1;
+
+/** Width in pixels of `text` drawn at `scale`. */
+export function textWidth(text: string, scale: number): number {
+  return text.length === 0 ? 0 : (text.length * ADVANCE - 1) * scale;
+}
+
+class Canvas implements RgbaImage {
+  readonly rgba: Uint8Array;
+
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
+    this.rgba = new Uint8Array(width * height * 4).fill(255);
+  }
+
+  set(x: number, y: number, [r, g, b]: Color): void {
+    x = Math.round(x);
+    y = Math.round(y);
+    if (x < 0 || y < 0 || x >= this.width || y >= this.height) return;
+    const k = (y * this.width + x) * 4;
+    this.rgba[k] = r;
+    this.rgba[k + 1] = g;
+    this.rgba[k + 2] = b;
+  }
+
+  fillRect(x: number, y: number, w: number, h: number, color: Color): void {
+    for (let yy = Math.round(y); yy < Math.round(y + h); yy++) for (let xx = Math.round(x); xx < Math.round(x + w); xx++) this.set(xx, yy, color);
+  }
+
+  /** Bresenham line, `thickness` pixels wide (square pen). */
+  line(x0: number, y0: number, x1: number, y1: number, color: Color, thickness = 1): void {
+    x0 = Math.round(x0);
+    y0 = Math.round(y0);
+    x1 = Math.round(x1);
+    y1 = Math.round(y1);
+    const dx = Math.abs(x1 - x0);
+    const dy = -Math.abs(y1 - y0);
+    const sx = x0 < x1 ? 1 : -1;
+    const sy = y0 < y1 ? 1 : -1;
+    const lo = -Math.floor((thickness - 1) / 2);
+    for (let err = dx + dy; ; ) {
+      for (let a = lo; a < lo + thickness; a++) for (let b = lo; b < lo + thickness; b++) this.set(x0 + a, y0 + b, color);
+      if (x0 === x1 && y0 === y1) break;
+      const e2 = 2 * err;
+      if (e2 >= dy) {
+        err += dy;
+        x0 += sx;
+      }
+      if (e2 <= dx) {
+        err += dx;
+        y0 += sy;
+      }
+    }
+  }
+
+  /** Text with its top-left corner at (x, y). */
+  text(text: string, x: number, y: number, scale: number, color: Color): void {
+    [...text].forEach((ch, i) => {
+      const glyph = FONT[ch] ?? FONT[ch.toUpperCase()] ?? FONT['?'];
+      const left = x + i * ADVANCE * scale;
+      for (let row = 0; row < GLYPH_H; row++) {
+        for (let col = 0; col < GLYPH_W; col++) {
+          if (glyph[row] & (1 << (GLYPH_W - 1 - col))) this.fillRect(left + col * scale, y + row * scale, scale, scale, color);
+        }
+      }
+    });
+  }
+
+  textCentered(text: string, cx: number, y: number, scale: number, color: Color): void {
+    this.text(text, cx - textWidth(text, scale) / 2, y, scale, color);
+  }
+}
+
+/** At most `chars` characters; a cut name ends in '.'. */
+function fit(text: string, chars: number): string {
+  return text.length <= chars ? text : `${text.slice(0, Math.max(1, chars - 1))}.`;
+}
+
+/** White → dark blue (matplotlib's "Blues" end points and middle) for t in [0, 1]. */
+function blues(t: number): Color {
+  const stops: Color[] = [
+    [247, 251, 255],
+    [107, 174, 214],
+    [8, 48, 107],
+  ];
+  const s = Math.max(0, Math.min(1, t)) * 2;
+  const i = Math.min(1, Math.floor(s));
+  const f = s - i;
+  return [0, 1, 2].map((c) => Math.round(stops[i][c] + (stops[i + 1][c] - stops[i][c]) * f)) as unknown as Color;
+}
+
+/** Short number text: 3 significant digits, exponent form when very large or small. */
+export function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (v !== 0 && (Math.abs(v) >= 1e4 || Math.abs(v) < 1e-3)) return v.toExponential(1);
+  return String(Number(v.toPrecision(3)));
+}
+
+const TEXT = 2; // font scale for titles, counts and labels: 10×14-pixel glyphs
+const LINE = (GLYPH_H + 3) * TEXT;
+
+/**
+ * The confusion matrix as a picture: rows are true classes, columns
+ * predictions; each cell shows its count and row percentage, shaded by that
+ * percentage (the class's recall on the diagonal). Accuracy, balanced
+ * accuracy and the sample count are printed below.
+ */
+export function renderConfusionPng(result: EvaluationResult, title = 'Confusion matrix'): RgbaImage {
+  const { classes, confusion } = result;
+  const n = classes.length;
+  const nameChars = Math.min(14, Math.max(4, ...classes.map((c) => c.length)));
+  const cell = Math.max(64, Math.min(12, nameChars) * ADVANCE * TEXT + 8);
+  const margin = 12;
+  const rowLabelW = nameChars * ADVANCE * TEXT + 8;
+  const gridX = margin + rowLabelW;
+  const gridY = margin + LINE * 3;
+  const footer = LINE * 2;
+  const width = Math.max(gridX + n * cell + margin, margin * 2 + textWidth(title, TEXT));
+  const height = gridY + n * cell + footer + margin;
+  const canvas = new Canvas(width, height);
+
+  canvas.text(title, margin, margin, TEXT, BLACK);
+  canvas.text('rows: true class, columns: predicted', margin, margin + LINE, 1, BLACK);
+  classes.forEach((name, c) => {
+    canvas.textCentered(fit(name, Math.floor((cell - 4) / (ADVANCE * TEXT))), gridX + c * cell + cell / 2, gridY - LINE, TEXT, BLACK);
+    canvas.text(fit(name, nameChars), margin, gridY + c * cell + cell / 2 - (GLYPH_H * TEXT) / 2, TEXT, BLACK);
+  });
+  for (let t = 0; t < n; t++) {
+    const support = confusion[t].reduce((a, b) => a + b, 0);
+    for (let p = 0; p < n; p++) {
+      const share = support > 0 ? confusion[t][p] / support : 0;
+      const x = gridX + p * cell;
+      const y = gridY + t * cell;
+      canvas.fillRect(x, y, cell, cell, blues(share));
+      const ink = share > 0.5 ? WHITE : BLACK;
+      canvas.textCentered(String(confusion[t][p]), x + cell / 2, y + cell / 2 - GLYPH_H * TEXT + 2, TEXT, ink);
+      if (support > 0) canvas.textCentered(`${Math.round(share * 100)}%`, x + cell / 2, y + cell / 2 + 4, 1, ink);
+    }
+  }
+  // Cell borders.
+  for (let i = 0; i <= n; i++) {
+    canvas.line(gridX + i * cell, gridY, gridX + i * cell, gridY + n * cell, GRID);
+    canvas.line(gridX, gridY + i * cell, gridX + n * cell, gridY + i * cell, GRID);
+  }
+  const summary = `acc ${formatNumber(result.accuracy)}  bal ${formatNumber(result.balancedAccuracy)}  n ${result.count}`;
+  canvas.text(summary, margin, gridY + n * cell + LINE / 2, TEXT, BLACK);
+  return canvas;
+}
+
+export interface CurveSeries {
+  name: string;
+  values: number[];
+}
+
+/**
+ * Line plot of one or more series against their index (e.g. loss per step):
+ * min / middle / max on the y axis, first and last index on the x axis, a
+ * legend below. Non-finite values leave a gap.
+ */
+export function renderCurvePng(series: CurveSeries[], title: string): RgbaImage {
+  if (!Array.isArray(series) || series.length === 0) throw new Error('renderCurvePng: no series to plot');
+  const finite = series.flatMap((s) => s.values.filter((v) => Number.isFinite(v)));
+  if (finite.length === 0) throw new Error(`renderCurvePng: the series [${series.map((s) => s.name).join(', ')}] have no finite values`);
+  let lo = Math.min(...finite);
+  let hi = Math.max(...finite);
+  if (hi === lo) {
+    const pad = Math.abs(lo) * 0.1 || 0.5;
+    lo -= pad;
+    hi += pad;
+  }
+  const steps = Math.max(...series.map((s) => s.values.length));
+  const yLabels = [hi, (lo + hi) / 2, lo].map(formatNumber);
+  const margin = 12;
+  const left = margin + Math.max(...yLabels.map((l) => textWidth(l, TEXT))) + 8;
+  const top = margin + LINE * 2;
+  const plotW = 560;
+  const plotH = 280;
+  const legendRows = series.length;
+  const width = Math.max(left + plotW + margin * 2, margin * 2 + textWidth(title, TEXT));
+  const height = top + plotH + LINE * (2 + legendRows) + margin;
+  const canvas = new Canvas(width, height);
+  canvas.text(title, margin, margin, TEXT, BLACK);
+
+  const xOf = (i: number) => left + (steps > 1 ? (i / (steps - 1)) * plotW : plotW / 2);
+  const yOf = (v: number) => top + ((hi - v) / (hi - lo)) * plotH;
+  yLabels.forEach((label, i) => {
+    const y = top + (i * plotH) / 2;
+    canvas.line(left, y, left + plotW, y, GRID);
+    canvas.text(label, left - 8 - textWidth(label, TEXT), y - (GLYPH_H * TEXT) / 2, TEXT, BLACK);
+  });
+  canvas.line(left, top, left, top + plotH, BLACK);
+  canvas.line(left, top + plotH, left + plotW, top + plotH, BLACK);
+  canvas.text('0', left, top + plotH + 6, TEXT, BLACK);
+  const last = String(Math.max(0, steps - 1));
+  canvas.text(last, left + plotW - textWidth(last, TEXT), top + plotH + 6, TEXT, BLACK);
+
+  series.forEach((s, k) => {
+    const color = SERIES_COLORS[k % SERIES_COLORS.length];
+    let previous: [number, number] | null = null;
+    s.values.forEach((v, i) => {
+      if (!Number.isFinite(v)) {
+        previous = null;
+        return;
+      }
+      const point: [number, number] = [xOf(i), yOf(v)];
+      if (previous) canvas.line(previous[0], previous[1], point[0], point[1], color, 2);
+      else canvas.fillRect(point[0] - 1, point[1] - 1, 3, 3, color);
+      previous = point;
+    });
+    const y = top + plotH + LINE * (2 + k) - 4;
+    canvas.fillRect(left, y, GLYPH_H * TEXT, GLYPH_H * TEXT, color);
+    canvas.text(s.name, left + GLYPH_H * TEXT + 8, y, TEXT, BLACK);
+  });
+  return canvas;
+}
