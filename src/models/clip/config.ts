@@ -16,6 +16,14 @@
 
 export type ClipKeyLayout = 'openai' | 'hf';
 
+/**
+ * The MLP activation of every block: 'quickGelu' (x·σ(1.702x)) for OpenAI's
+ * checkpoints, 'gelu' (exact, erf) for OpenCLIP models trained without
+ * QuickGELU (e.g. the LAION ViT-B-32 / ViT-H-14) and their Hugging Face
+ * conversions (`hidden_act: "gelu"`).
+ */
+export type ClipActivation = 'quickGelu' | 'gelu';
+
 export interface ClipTowerConfig {
   width: number;
   layers: number;
@@ -33,6 +41,10 @@ export interface ClipConfig {
   layerNormEps: number;
   /** Where the head counts came from: 'config' or the width/64 rule. */
   headsFrom: { vision: 'config' | 'width/64'; text: 'config' | 'width/64' };
+  /** MLP activation of both towers. */
+  activation: ClipActivation;
+  /** Where it came from: the caller's override, the config, or the OpenAI default (QuickGELU). */
+  activationFrom: 'option' | 'config' | 'default';
 }
 
 /** What the config inference reads of a checkpoint: tensor names and shapes. */
@@ -95,6 +107,35 @@ function headsFromConfig(config: Record<string, unknown> | undefined): { vision?
   };
 }
 
+const HIDDEN_ACT: Record<string, ClipActivation> = { quick_gelu: 'quickGelu', gelu: 'gelu' };
+
+/**
+ * The activation a config names, or undefined when it names none:
+ * - Hugging Face `hidden_act` (top level, or in vision_config / text_config; both must agree):
+ *   "quick_gelu" or "gelu";
+ * - OpenCLIP model configs (`vision_cfg` / `text_cfg`): `quick_gelu: true` → QuickGELU,
+ *   otherwise GELU (OpenCLIP's default act_layer is nn.GELU);
+ * - `quick_gelu` as a boolean anywhere at the top level.
+ * Any other hidden_act is an Error (the engine would silently compute a different model).
+ */
+function activationFromConfig(config: Record<string, unknown> | undefined, fileName: string): ClipActivation | undefined {
+  if (!config) return undefined;
+  const obj = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const named = [config.hidden_act, obj(config.vision_config).hidden_act, obj(config.text_config).hidden_act].filter((v) => v !== undefined);
+  if (named.length > 0) {
+    const acts = named.map((v) => {
+      const act = typeof v === 'string' ? HIDDEN_ACT[v] : undefined;
+      if (!act) throw new Error(`${fileName}: config hidden_act ${JSON.stringify(v)} is not supported (expected "quick_gelu" or "gelu")`);
+      return act;
+    });
+    if (acts.some((a) => a !== acts[0])) throw new Error(`${fileName}: config gives the towers different activations (${named.join(', ')}); the engine uses one for both`);
+    return acts[0];
+  }
+  if (typeof config.quick_gelu === 'boolean') return config.quick_gelu ? 'quickGelu' : 'gelu';
+  if ('vision_cfg' in config || 'text_cfg' in config) return 'gelu';
+  return undefined;
+}
+
 /** Parses `__metadata__.config` (or a config.json text); undefined when absent or not JSON. */
 export function parseConfigJson(text: string | undefined): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
@@ -108,11 +149,15 @@ export function parseConfigJson(text: string | undefined): Record<string, unknow
 
 /**
  * The architecture of the checkpoint with these tensors. `config` is an
- * optional parsed config (metadata or config.json) for the head counts.
- * Throws naming the file and the tensor when a shape needed for inference
- * is missing or inconsistent.
+ * optional parsed config (metadata or config.json) for the head counts and
+ * the activation; `activation` overrides both the config and the default
+ * (QuickGELU, as every OpenAI checkpoint). Throws naming the file and the
+ * tensor when a shape needed for inference is missing or inconsistent.
  */
-export function inferClipConfig(shapes: TensorShapes, fileName: string, config?: Record<string, unknown>): ClipConfig {
+export function inferClipConfig(shapes: TensorShapes, fileName: string, config?: Record<string, unknown>, activation?: ClipActivation): ClipConfig {
+  if (activation !== undefined && activation !== 'quickGelu' && activation !== 'gelu') {
+    throw new Error(`${fileName}: activation must be 'quickGelu' or 'gelu', got ${JSON.stringify(activation)}`);
+  }
   const layout = detectLayout(shapes, fileName);
   const k = KEYS[layout];
   const need = (key: string, rank: number, what: string): readonly number[] => {
@@ -145,6 +190,7 @@ export function inferClipConfig(shapes: TensorShapes, fileName: string, config?:
     if (width % h !== 0) throw new Error(`${fileName}: ${tower} width ${width} is not divisible by ${h} attention heads`);
     return h;
   };
+  const configured = activationFromConfig(config, fileName);
   return {
     layout,
     embedDim,
@@ -168,6 +214,8 @@ export function inferClipConfig(shapes: TensorShapes, fileName: string, config?:
     },
     layerNormEps: 1e-5,
     headsFrom: { vision: fromConfig.vision ? 'config' : 'width/64', text: fromConfig.text ? 'config' : 'width/64' },
+    activation: activation ?? configured ?? 'quickGelu',
+    activationFrom: activation ? 'option' : configured ? 'config' : 'default',
   };
 }
 

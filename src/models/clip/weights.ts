@@ -10,7 +10,7 @@
 import type { Gpu } from '../../device.js';
 import { Tensor } from '../../tensor.js';
 import { SAFETENSORS_FLOAT_DTYPES, type SafetensorsFile } from '../../io/safetensors.js';
-import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type ClipConfig, type SourceTensor } from './config.js';
+import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type ClipActivation, type ClipConfig, type SourceTensor } from './config.js';
 
 export interface ClipWeights {
   readonly config: ClipConfig;
@@ -28,6 +28,11 @@ export interface LoadClipWeightsOptions {
    * `__metadata__.config`, else the width/64 rule of the official build_model().
    */
   config?: Record<string, unknown>;
+  /**
+   * The MLP activation, overriding what the config says (default: the
+   * config's hidden_act / quick_gelu, else QuickGELU as in OpenAI's CLIP).
+   */
+  activation?: ClipActivation;
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
@@ -71,7 +76,7 @@ function derive(data: Float32Array, src: SourceTensor, target: SourceTensor['tar
  */
 export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: LoadClipWeightsOptions = {}): Promise<ClipWeights> {
   const shapes = new Map([...file.tensors].map(([k, info]) => [k, info.shape] as const));
-  const config = inferClipConfig(shapes, file.name, options.config ?? parseConfigJson(file.metadata.config));
+  const config = inferClipConfig(shapes, file.name, options.config ?? parseConfigJson(file.metadata.config), options.activation);
   const expected = sourceTensors(config);
   const problems = keyProblems(file, config, expected);
   if (problems.length > 0) {

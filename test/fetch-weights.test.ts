@@ -1,0 +1,208 @@
+// scripts/fetch-weights.js end to end against a local HTTP server (node:http)
+// that serves a small file with Range support and can misbehave on demand:
+// cut a connection midway, ignore Range, redirect. Also: sha256 mismatch,
+// unreachable hosts (fast one-line failure), --list, and the real manifest.
+
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { lookup } from 'node:dns/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const script = join(repoRoot, 'scripts', 'fetch-weights.js');
+/** An unreachable host must fail well within this (the brief: "within a few seconds"). */
+const FAST_FAILURE_MS = 5000;
+
+const payload = randomBytes(300_000);
+const payloadSha = createHash('sha256').update(payload).digest('hex');
+
+interface Hit {
+  path: string;
+  range?: string;
+}
+
+const test = suite<{ server: Server; base: string; hits: Hit[]; tmp: string }>('fetch-weights');
+
+test.before(async (ctx) => {
+  ctx.hits = [];
+  ctx.tmp = mkdtempSync(join(tmpdir(), 'fetch-weights-'));
+  let cuts = 0;
+  ctx.server = createServer((req: IncomingMessage, res) => {
+    const path = req.url ?? '/';
+    ctx.hits.push({ path, range: req.headers.range });
+    if (path === '/redirect/file.bin') {
+      res.writeHead(302, { location: '/file.bin' }).end();
+      return;
+    }
+    if (path === '/missing.bin') {
+      res.writeHead(404).end();
+      return;
+    }
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    if (m && path !== '/norange/file.bin') {
+      const start = Number(m[1]);
+      if (start >= payload.length) {
+        res.writeHead(416, { 'content-range': `bytes */${payload.length}` }).end();
+        return;
+      }
+      res.writeHead(206, { 'content-length': payload.length - start, 'content-range': `bytes ${start}-${payload.length - 1}/${payload.length}` });
+      res.end(payload.subarray(start));
+      return;
+    }
+    res.writeHead(200, { 'content-length': payload.length });
+    if (path === '/cut/file.bin' && cuts++ === 0) {
+      // First request: send 40% and drop the connection.
+      res.write(payload.subarray(0, 120_000), () => setTimeout(() => res.socket?.destroy(), 50));
+      return;
+    }
+    res.end(payload);
+  });
+  await new Promise<void>((r) => ctx.server.listen(0, '127.0.0.1', r));
+  const address = ctx.server.address();
+  if (typeof address !== 'object' || !address) throw new Error('no server address');
+  ctx.base = `http://127.0.0.1:${address.port}`;
+});
+
+test.after((ctx) => {
+  ctx.server.close();
+  rmSync(ctx.tmp, { recursive: true, force: true });
+});
+
+/** A manifest with one model "m" holding one file, written to a fresh folder; returns the folder. */
+function setup(ctx: { tmp: string }, file: { url: string; sha256?: string | null; size?: number | null }): string {
+  const dir = mkdtempSync(join(ctx.tmp, 'case-'));
+  const manifest = { models: { m: { dir: 'm', default: true, files: [{ name: 'file.bin', sha256: payloadSha, size: payload.length, ...file }] } } };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  return dir;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - t0 }));
+  });
+}
+
+const fetchCase = (dir: string, ...extra: string[]) => run(['--manifest', join(dir, 'manifest.json'), '--dir', join(dir, 'w'), ...extra]);
+const downloaded = (dir: string) => join(dir, 'w', 'm', 'file.bin');
+
+test('downloads, checks sha256 and renames the .part; a second run verifies and skips', async (ctx) => {
+  const dir = setup(ctx, { url: `${ctx.base}/redirect/file.bin` });
+  const r = await fetchCase(dir);
+  assert.is(r.code, 0, r.stderr);
+  assert.ok(readFileSync(downloaded(dir)).equals(payload));
+  assert.not.ok(existsSync(`${downloaded(dir)}.part`));
+  assert.match(r.stdout, `sha256 ${payloadSha} OK`);
+  assert.match(r.stderr, /100\.0%/, 'progress reaches 100%');
+  assert.match(r.stderr, /MB\/s ETA/, 'progress shows rate and ETA');
+  const again = await fetchCase(dir);
+  assert.is(again.code, 0);
+  assert.match(again.stdout, /present, sha256 OK/);
+});
+
+test('a connection cut midway resumes with a Range request from the bytes received', async (ctx) => {
+  const dir = setup(ctx, { url: `${ctx.base}/cut/file.bin` });
+  ctx.hits.length = 0;
+  const r = await fetchCase(dir);
+  assert.is(r.code, 0, r.stderr);
+  assert.ok(readFileSync(downloaded(dir)).equals(payload));
+  assert.match(r.stderr, /interrupted at \d+ bytes.*resuming from byte \d+/);
+  const ranges = ctx.hits.filter((h) => h.path === '/cut/file.bin').map((h) => h.range);
+  assert.is(ranges.length, 2);
+  assert.is(ranges[0], undefined);
+  const resumedAt = Number(/bytes=(\d+)-/.exec(ranges[1] ?? '')?.[1]);
+  assert.ok(resumedAt > 0 && resumedAt <= 120_000, `resumed at ${resumedAt}`);
+});
+
+test('a .part left by an earlier run is resumed; a server ignoring Range restarts it from 0', async (ctx) => {
+  const dir = setup(ctx, { url: `${ctx.base}/file.bin` });
+  const part = `${downloaded(dir)}.part`;
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dirname(part), { recursive: true });
+  writeFileSync(part, payload.subarray(0, 77_777));
+  ctx.hits.length = 0;
+  const r = await fetchCase(dir);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(ctx.hits.map((h) => h.range), ['bytes=77777-']);
+  assert.ok(readFileSync(downloaded(dir)).equals(payload));
+
+  const dir2 = setup(ctx, { url: `${ctx.base}/norange/file.bin` });
+  mkdirSync(join(dir2, 'w', 'm'), { recursive: true });
+  writeFileSync(`${downloaded(dir2)}.part`, Buffer.alloc(5000, 7)); // wrong bytes: must be overwritten, not kept
+  const r2 = await fetchCase(dir2);
+  assert.is(r2.code, 0, r2.stderr);
+  assert.ok(readFileSync(downloaded(dir2)).equals(payload));
+});
+
+test('sha256 mismatch: exit 1, an Error naming both hashes, the .part removed, no final file', async (ctx) => {
+  const wrong = '0'.repeat(64);
+  const dir = setup(ctx, { url: `${ctx.base}/file.bin`, sha256: wrong });
+  const r = await fetchCase(dir);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, `sha256 mismatch: got ${payloadSha}, the manifest expects ${wrong}`);
+  assert.not.ok(existsSync(downloaded(dir)));
+  assert.not.ok(existsSync(`${downloaded(dir)}.part`));
+  // Unknown hash: accepted unverified, the computed one printed.
+  const open = setup(ctx, { url: `${ctx.base}/file.bin`, sha256: null, size: null });
+  const r2 = await fetchCase(open);
+  assert.is(r2.code, 0, r2.stderr);
+  assert.match(r2.stdout, `sha256 ${payloadSha} (unverified`);
+});
+
+test('HTTP errors and unreachable hosts fail fast with one line and exit 1', async (ctx) => {
+  const missing = await fetchCase(setup(ctx, { url: `${ctx.base}/missing.bin` }));
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, /^fetch-weights: HTTP 404 .*missing\.bin\n$/);
+
+  // A closed port (refused), a TEST-NET-1 address (RFC 5737: never routed; refused or silent) and a name that cannot resolve.
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  for (const url of [`http://127.0.0.1:${port}/file.bin`, 'http://192.0.2.1/file.bin', 'https://no-such-host.invalid/file.bin']) {
+    const r = await fetchCase(setup(ctx, { url }), '--connect-timeout', '2000');
+    assert.is(r.code, 1, url);
+    assert.ok(r.ms < FAST_FAILURE_MS, `${url}: failed after ${r.ms} ms`);
+    assert.match(r.stderr, /^fetch-weights: cannot reach [^\n]+no network\?[^\n]+\n$/, url);
+  }
+});
+
+test('--list prints the real manifest; the real hub fails fast here when it is unreachable', async () => {
+  const list = await run(['--list']);
+  assert.is(list.code, 0, list.stderr);
+  for (const name of ['clip-vit-base-patch32', 'clip-vit-base-patch16', 'clip-vit-large-patch14', 'sam2.1-hiera-tiny', 'sam2.1-hiera-large']) assert.match(list.stdout, name);
+  assert.match(list.stdout, 'https://huggingface.co/openai/clip-vit-base-patch16/resolve/main/model.safetensors');
+  const manifest = JSON.parse(readFileSync(join(repoRoot, 'weights', 'manifest.json'), 'utf8'));
+  for (const m of Object.values(manifest.models) as { files: { sha256: string | null }[] }[]) {
+    for (const f of m.files) assert.ok(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256));
+  }
+  let online = true;
+  try {
+    await lookup('huggingface.co');
+  } catch {
+    online = false;
+  }
+  if (online) {
+    console.log('skip: huggingface.co resolves here; the offline-failure check of the real manifest needs no network');
+    return;
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'fetch-weights-real-'));
+  const r = await run(['--dir', tmp, 'clip-vit-base-patch32']);
+  rmSync(tmp, { recursive: true, force: true });
+  assert.is(r.code, 1);
+  assert.ok(r.ms < FAST_FAILURE_MS, `failed after ${r.ms} ms`);
+  assert.match(r.stderr, /^fetch-weights: cannot reach huggingface\.co [^\n]+\n$/);
+});
+
+test.run();
