@@ -24,3 +24,4 @@ export * from './attention-backward.js';
 export * from './axis-tuning.js';
 export * from './gather-backward.js';
 export * from './conv-backward.js';
+export * from './mask-postprocess.js';

@@ -47,6 +47,8 @@ export interface AutoMaskOptions {
   boxNmsThresh?: number;
   /** Holes and islands smaller than this many pixels are removed (SAM: 0 = off). */
   minMaskRegionArea?: number;
+  /** Called after each decoded batch of grid points (for a progress bar). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface AutoMask {
