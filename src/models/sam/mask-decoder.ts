@@ -1,0 +1,798 @@
+// SAM's mask decoder on the engine, one implementation for MobileSAM (SAM v1
+// decoder, weights from sam.onnx) and SAM2 (sam2 MaskDecoder: object-score
+// token and head, sigmoid IoU head, high-resolution feature fusion, dynamic
+// single-mask choice).
+//
+// Weights are plain named host tensors with the PyTorch module names of
+// segment_anything / sam2, prefixes `prompt_encoder.` and `mask_decoder.`
+// (SAM2 checkpoints' `sam_` prefix dropped), Linear [out, in], Conv2d
+// [out, in, kh, kw], ConvTranspose2d [in, out, kh, kw]; the two-way
+// transformer's MLP is `mlp.lin1` / `mlp.lin2` (SAM2's `mlp.layers.0/1`
+// renamed). SamMaskDecoder.create checks every key and shape, then uploads.
+//
+// Forward (predict_masks), as a graph per (prompts B, points N, mask input):
+//   tokens  = [obj_score_token?, iou_token, mask_tokens×M, sparse prompts]   (assembled on the host)
+//   src     = image_embedding + dense  (dense = mask_downscaling(mask) or no_mask_embed)
+//   two-way transformer, depth 2 (post-norm; layer 0: self-attention without PE and residual):
+//     q = LN1(q + SA(q + qpe, q + qpe, q))            queries attend to each other
+//     q = LN2(q + A_t2i(q + qpe, k + kpe, k))         tokens → image (internal dim D/2)
+//     q = LN3(q + MLP(q))                              ReLU MLP
+//     k = LN4(k + A_i2t(k + kpe, q + qpe, q))         image → tokens
+//   final: q = LN(q + A_t2i(q + qpe, k + kpe, k))
+//   upscale: GELU(LN2d(convT(k) [+ feat_s1])) → GELU(convT(·) [+ feat_s0])       [B, D/8, 4h, 4w]
+//   masks = hypernetwork_MLP_i(mask token i) @ upscaled;  iou = MLP(iou token) [σ];  object score = MLP(token 0)
+// While the dense prompt is the same for every prompt (no mask input), the
+// image side of layer 0 is computed once for the batch: the token → image
+// attention folds the batch into the query length over one shared key set.
+//
+// Everything after the decoder (which of the M tokens to keep, resizing to the
+// image) is model specific and lives in helpers below: SAM's ONNX export picks
+// by point count and upsamples to S, crops the resized image region, then
+// resizes; SAM2 picks by a stability rule and resizes the low-res logits
+// directly.
+
+import type { Gpu } from '../../device.js';
+import { Tensor, shapeString } from '../../tensor.js';
+import { Graph, type Value } from '../../graph/graph.js';
+import * as ops from '../../graph/ops.js';
+import { resize } from '../../kernels/resize.js';
+import { slice } from '../../kernels/transform.js';
+import type { SafetensorsFile } from '../../io/safetensors.js';
+import type { SegmentPrediction, SegmentPrompt } from './segmenter.js';
+import { densePositionalEncoding, embedMask, encodePoints, promptPoints, type HostTensor, type PointEncoderParams, type PromptPoints } from './prompt-encoder.js';
+
+export interface SamDecoderConfig {
+  /** Transformer width D (256 for SAM / MobileSAM / SAM2). */
+  embedDim: number;
+  /** The prompt frame S (model input side): 1024, or the SAM2 fixture's 256. */
+  imageSize: number;
+  /** Image embedding side h = w = S/16. */
+  embeddingSize: number;
+  /** Mask tokens M: 1 single-mask token + 3 multimask tokens. */
+  numMaskTokens: number;
+  depth: number;
+  heads: number;
+  /** Internal width of the cross attentions (D / downsample rate 2). */
+  crossDim: number;
+  mlpDim: number;
+  iouHiddenDim: number;
+  maskInChans: number;
+  /** SAM2: sigmoid on the IoU head. */
+  iouSigmoid: boolean;
+  /** SAM2: object-score token (token 0) and its MLP head. */
+  objectScore: boolean;
+  /** SAM2: high-resolution features added in the upscaling (conv_s0/conv_s1 weights present). */
+  highResFeatures: boolean;
+  /** SAM2: single-mask output falls back to the best multimask token when token 0 is unstable. */
+  dynamicMultimask?: { delta: number; threshold: number };
+}
+
+export interface SamDecoderWeights {
+  readonly config: SamDecoderConfig;
+  /** Canonical name → host tensor (see this file's header for the names and layouts). */
+  readonly tensors: ReadonlyMap<string, HostTensor>;
+}
+
+/** Per-image features the decoder reads. */
+export interface SamImageFeatures {
+  /** [1, D, h, w] (SAM2: backbone level 2 + no_mem_embed). */
+  imageEmbedding: Tensor;
+  /** SAM2: [feat_s0 [1, D/8, 4h, 4w], feat_s1 [1, D/4, 2h, 2w]], i.e. after conv_s0 / conv_s1. */
+  highRes?: readonly [Tensor, Tensor];
+}
+
+/** Raw decoder outputs for every token, on the GPU (owned by the caller). */
+export interface SamDecoderOutputs {
+  /** [B, M, 4h, 4w] mask logits of all M tokens. */
+  masks: Tensor;
+  /** [B, M] (SAM2: after the sigmoid). */
+  iou: Tensor;
+  /** SAM2: [B, 1] object-score logits. */
+  objectScore?: Tensor;
+}
+
+/** The same, read back to the host. */
+export interface SamHostOutputs {
+  masks: Float32Array;
+  iou: Float32Array;
+  objectScore?: Float32Array;
+  batch: number;
+  /** Masks per prompt. */
+  tokens: number;
+  /** Low-res mask side 4h. */
+  size: number;
+}
+
+type KeyShape = { key: string; shape: number[] };
+
+/** Every tensor the decoder needs, with its PyTorch shape. */
+export function samDecoderKeys(c: SamDecoderConfig): KeyShape[] {
+  const D = c.embedDim;
+  const keys: KeyShape[] = [];
+  const add = (key: string, shape: number[]) => keys.push({ key, shape });
+  const linear = (name: string, inDim: number, outDim: number) => {
+    add(`${name}.weight`, [outDim, inDim]);
+    add(`${name}.bias`, [outDim]);
+  };
+  const attention = (name: string, inner: number) => {
+    for (const p of ['q_proj', 'k_proj', 'v_proj']) linear(`${name}.${p}`, D, inner);
+    linear(`${name}.out_proj`, inner, D);
+  };
+  const norm = (name: string, n: number) => {
+    add(`${name}.weight`, [n]);
+    add(`${name}.bias`, [n]);
+  };
+  const mlp = (name: string, dims: number[]) => dims.slice(1).forEach((out, i) => linear(`${name}.layers.${i}`, dims[i], out));
+  const pe = 'prompt_encoder';
+  const m4 = c.maskInChans / 4;
+  add(`${pe}.pe_layer.positional_encoding_gaussian_matrix`, [2, D / 2]);
+  for (let i = 0; i < 4; i++) add(`${pe}.point_embeddings.${i}.weight`, [1, D]);
+  add(`${pe}.not_a_point_embed.weight`, [1, D]);
+  add(`${pe}.no_mask_embed.weight`, [1, D]);
+  add(`${pe}.mask_downscaling.0.weight`, [m4, 1, 2, 2]);
+  add(`${pe}.mask_downscaling.0.bias`, [m4]);
+  norm(`${pe}.mask_downscaling.1`, m4);
+  add(`${pe}.mask_downscaling.3.weight`, [c.maskInChans, m4, 2, 2]);
+  add(`${pe}.mask_downscaling.3.bias`, [c.maskInChans]);
+  norm(`${pe}.mask_downscaling.4`, c.maskInChans);
+  add(`${pe}.mask_downscaling.6.weight`, [D, c.maskInChans, 1, 1]);
+  add(`${pe}.mask_downscaling.6.bias`, [D]);
+  const md = 'mask_decoder';
+  add(`${md}.iou_token.weight`, [1, D]);
+  add(`${md}.mask_tokens.weight`, [c.numMaskTokens, D]);
+  if (c.objectScore) add(`${md}.obj_score_token.weight`, [1, D]);
+  for (let i = 0; i < c.depth; i++) {
+    const l = `${md}.transformer.layers.${i}`;
+    attention(`${l}.self_attn`, D);
+    attention(`${l}.cross_attn_token_to_image`, c.crossDim);
+    attention(`${l}.cross_attn_image_to_token`, c.crossDim);
+    linear(`${l}.mlp.lin1`, D, c.mlpDim);
+    linear(`${l}.mlp.lin2`, c.mlpDim, D);
+    for (let k = 1; k <= 4; k++) norm(`${l}.norm${k}`, D);
+  }
+  attention(`${md}.transformer.final_attn_token_to_image`, c.crossDim);
+  norm(`${md}.transformer.norm_final_attn`, D);
+  add(`${md}.output_upscaling.0.weight`, [D, D / 4, 2, 2]);
+  add(`${md}.output_upscaling.0.bias`, [D / 4]);
+  norm(`${md}.output_upscaling.1`, D / 4);
+  add(`${md}.output_upscaling.3.weight`, [D / 4, D / 8, 2, 2]);
+  add(`${md}.output_upscaling.3.bias`, [D / 8]);
+  if (c.highResFeatures) {
+    add(`${md}.conv_s0.weight`, [D / 8, D, 1, 1]);
+    add(`${md}.conv_s0.bias`, [D / 8]);
+    add(`${md}.conv_s1.weight`, [D / 4, D, 1, 1]);
+    add(`${md}.conv_s1.bias`, [D / 4]);
+  }
+  for (let i = 0; i < c.numMaskTokens; i++) mlp(`${md}.output_hypernetworks_mlps.${i}`, [D, D, D, D / 8]);
+  mlp(`${md}.iou_prediction_head`, [D, c.iouHiddenDim, c.iouHiddenDim, c.numMaskTokens]);
+  if (c.objectScore) mlp(`${md}.pred_obj_score_head`, [D, D, D, 1]);
+  return keys;
+}
+
+/** Options the weights cannot tell. */
+export interface SamDecoderConfigOptions {
+  imageSize: number;
+  /** Attention heads (8 in every SAM and SAM2 model). */
+  heads?: number;
+  iouSigmoid: boolean;
+  dynamicMultimask?: { delta: number; threshold: number };
+}
+
+/** Sizes from the tensors' shapes (Error naming the first missing key), flags from `opts`. */
+export function inferSamDecoderConfig(source: string, tensors: ReadonlyMap<string, HostTensor>, opts: SamDecoderConfigOptions): SamDecoderConfig {
+  const shape = (key: string): readonly number[] => {
+    const t = tensors.get(key);
+    if (!t) throw new Error(`${source}: missing tensor "${key}" (needed to infer the SAM decoder's sizes)`);
+    return t.shape;
+  };
+  let depth = 0;
+  while (tensors.has(`mask_decoder.transformer.layers.${depth}.norm1.weight`)) depth++;
+  const S = opts.imageSize;
+  if (!Number.isInteger(S) || S <= 0 || S % 16 !== 0) throw new Error(`${source}: image size ${S} must be a positive multiple of 16`);
+  return {
+    embedDim: 2 * shape('prompt_encoder.pe_layer.positional_encoding_gaussian_matrix')[1],
+    imageSize: S,
+    embeddingSize: S / 16,
+    numMaskTokens: shape('mask_decoder.mask_tokens.weight')[0],
+    depth,
+    heads: opts.heads ?? 8,
+    crossDim: shape('mask_decoder.transformer.final_attn_token_to_image.q_proj.weight')[0],
+    mlpDim: depth > 0 ? shape('mask_decoder.transformer.layers.0.mlp.lin1.weight')[0] : 0,
+    iouHiddenDim: shape('mask_decoder.iou_prediction_head.layers.0.weight')[0],
+    maskInChans: shape('prompt_encoder.mask_downscaling.3.weight')[0],
+    iouSigmoid: opts.iouSigmoid,
+    objectScore: tensors.has('mask_decoder.obj_score_token.weight'),
+    highResFeatures: tensors.has('mask_decoder.conv_s0.weight'),
+    dynamicMultimask: opts.dynamicMultimask,
+  };
+}
+
+/** Throws one Error listing every missing or misshapen tensor (at most 8 shown). */
+export function checkSamDecoderWeights(source: string, w: SamDecoderWeights): void {
+  const c = w.config;
+  const problems: string[] = [];
+  if (c.depth < 1) problems.push('no two-way transformer layers (mask_decoder.transformer.layers.0.*)');
+  if (c.embedDim % 8 !== 0 || c.crossDim % c.heads !== 0 || c.embedDim % c.heads !== 0) {
+    problems.push(`width ${c.embedDim} / cross width ${c.crossDim} do not split into ${c.heads} heads and D/8 channels`);
+  }
+  for (const { key, shape } of samDecoderKeys(c)) {
+    const t = w.tensors.get(key);
+    if (!t) problems.push(`missing tensor "${key}" (expected shape [${shape.join(', ')}])`);
+    else if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) problems.push(`tensor "${key}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    else if (t.data.length !== shape.reduce((a, b) => a * b, 1)) problems.push(`tensor "${key}" holds ${t.data.length} values for shape [${shape.join(', ')}]`);
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length - 8} more)` : '');
+    throw new Error(`${source}: not a SAM mask decoder of width ${c.embedDim}: ${shown}`);
+  }
+}
+
+/** SAM2's dynamic single-mask rule as configured by build_sam2 (apply_postprocessing=True). */
+export const SAM2_DYNAMIC_MULTIMASK = { delta: 0.05, threshold: 0.98 } as const;
+
+export interface LoadSam2DecoderOptions {
+  /** The model input side S; default: the file's `__metadata__.config` image_size, else 1024. */
+  imageSize?: number;
+}
+
+/** Reads `sam_prompt_encoder.*` and `sam_mask_decoder.*` of a SAM2 checkpoint (SAM2Base state_dict names). */
+export async function loadSam2DecoderWeights(file: SafetensorsFile, opts: LoadSam2DecoderOptions = {}): Promise<SamDecoderWeights> {
+  const tensors = new Map<string, HostTensor>();
+  for (const [key, info] of file.tensors) {
+    const m = /^sam_(prompt_encoder|mask_decoder)\.(.*)$/.exec(key);
+    if (!m) continue;
+    const name = `${m[1]}.${m[2].replace(/\.mlp\.layers\.0\./, '.mlp.lin1.').replace(/\.mlp\.layers\.1\./, '.mlp.lin2.')}`;
+    tensors.set(name, { data: await file.read(key), shape: [...info.shape] });
+  }
+  let imageSize = opts.imageSize;
+  if (imageSize === undefined) {
+    const text = file.metadata.config;
+    const parsed = text ? (JSON.parse(text) as { image_size?: number; model?: { image_size?: number } }) : {};
+    imageSize = parsed.image_size ?? parsed.model?.image_size ?? 1024;
+  }
+  const config = inferSamDecoderConfig(file.name, tensors, { imageSize, iouSigmoid: true, dynamicMultimask: { ...SAM2_DYNAMIC_MULTIMASK } });
+  const weights = { config, tensors };
+  checkSamDecoderWeights(file.name, weights);
+  return weights;
+}
+
+function transpose2d(t: HostTensor): Float32Array {
+  const [rows, cols] = t.shape;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c];
+  return out;
+}
+
+const OP = 'SamMaskDecoder';
+/** Parameters used on the host (point encoding, token rows) or uploaded restacked (hypernetwork MLPs). */
+const HOST_ONLY = /^prompt_encoder\.(pe_layer|point_embeddings|not_a_point_embed)\.|^mask_decoder\.(iou_token|mask_tokens|obj_score_token)\.|\.output_hypernetworks_mlps\./;
+const LINEAR_WEIGHT = /(_proj|\.lin[12]|\.layers\.\d+)\.weight$/;
+
+interface AttentionValues {
+  q: Value;
+  qb: Value;
+  k: Value;
+  kb: Value;
+  v: Value;
+  vb: Value;
+  o: Value;
+  ob: Value;
+}
+
+export class SamMaskDecoder {
+  private readonly graphs = new Map<string, Graph>();
+  private disposed = false;
+  /** Host parts of the prompt encoder. */
+  readonly pointParams: PointEncoderParams;
+  /** [obj?, iou, mask tokens] rows [T0, D]. */
+  private readonly outputTokens: Float32Array;
+  private readonly params: Map<string, Tensor>;
+
+  private constructor(readonly gpu: Gpu, readonly config: SamDecoderConfig, weights: SamDecoderWeights) {
+    const t = (k: string) => weights.tensors.get(k)!;
+    const D = config.embedDim;
+    this.pointParams = {
+      gaussian: t('prompt_encoder.pe_layer.positional_encoding_gaussian_matrix'),
+      pointEmbeddings: { data: Float32Array.from([0, 1, 2, 3].flatMap((i) => [...t(`prompt_encoder.point_embeddings.${i}.weight`).data])), shape: [4, D] },
+      notAPoint: t('prompt_encoder.not_a_point_embed.weight'),
+      imageSize: config.imageSize,
+    };
+    const rows = [...(config.objectScore ? [t('mask_decoder.obj_score_token.weight')] : []), t('mask_decoder.iou_token.weight'), t('mask_decoder.mask_tokens.weight')];
+    this.outputTokens = new Float32Array(rows.reduce((n, r) => n + r.data.length, 0));
+    rows.reduce((o, r) => (this.outputTokens.set(r.data, o), o + r.data.length), 0);
+    this.params = new Map();
+    try {
+      this.upload(weights);
+    } catch (e) {
+      for (const p of this.params.values()) p.dispose();
+      throw e;
+    }
+  }
+
+  /** Checks the weights (Error naming every bad key) and uploads them. */
+  static create(gpu: Gpu, weights: SamDecoderWeights, source = 'SAM decoder weights'): SamMaskDecoder {
+    checkSamDecoderWeights(source, weights);
+    return new SamMaskDecoder(gpu, weights.config, weights);
+  }
+
+  /** Number of output tokens before the prompt tokens (object score?, IoU, masks). */
+  get leadingTokens(): number {
+    return this.outputTokens.length / this.config.embedDim;
+  }
+
+  /** Low-resolution mask side 4h. */
+  get maskSize(): number {
+    return 4 * this.config.embeddingSize;
+  }
+
+  /**
+   * Most prompts one graph run decodes: the largest per-prompt activation
+   * (the upscaled embedding [D/8, 4h, 4w] = 2·h·w·D floats) must fit one
+   * storage binding.
+   */
+  get maxBatch(): number {
+    const c = this.config;
+    const perPrompt = 4 * 2 * c.embeddingSize * c.embeddingSize * c.embedDim;
+    return Math.max(1, Math.min(256, Math.floor(this.gpu.limits.maxStorageBufferBindingSize / perPrompt)));
+  }
+
+  private upload(weights: SamDecoderWeights): void {
+    const c = this.config;
+    const D = c.embedDim;
+    const h = c.embeddingSize;
+    const put = (name: string, data: Float32Array, shape: readonly number[]) => this.params.set(name, Tensor.fromArray(this.gpu, data, shape));
+    for (const { key, shape } of samDecoderKeys(c)) {
+      if (HOST_ONLY.test(key)) continue;
+      const t = weights.tensors.get(key)!;
+      // Linear weights go up as [in, out], the matmul's B operand.
+      if (LINEAR_WEIGHT.test(key)) put(key, transpose2d(t), [shape[1], shape[0]]);
+      else if (key === 'prompt_encoder.no_mask_embed.weight') put(key, t.data, [1, D, 1, 1]);
+      else put(key, t.data, shape);
+    }
+    // Hypernetwork MLPs stacked per layer: [M, in, out] weights, [M, 1, out] biases (one batched matmul per layer).
+    const M = c.numMaskTokens;
+    [[D, D], [D, D], [D, D / 8]].forEach(([inDim, outDim], layer) => {
+      const w = new Float32Array(M * inDim * outDim);
+      const b = new Float32Array(M * outDim);
+      for (let i = 0; i < M; i++) {
+        const key = `mask_decoder.output_hypernetworks_mlps.${i}.layers.${layer}`;
+        w.set(transpose2d(weights.tensors.get(`${key}.weight`)!), i * inDim * outDim);
+        b.set(weights.tensors.get(`${key}.bias`)!.data, i * outDim);
+      }
+      put(`hyper.${layer}.weight`, w, [M, inDim, outDim]);
+      put(`hyper.${layer}.bias`, b, [M, 1, outDim]);
+    });
+    // The dense PE in the token layout [1, h·w, D] the transformer adds to its keys.
+    const pe = densePositionalEncoding(this.pointParams.gaussian, h, h);
+    const tokens = new Float32Array(h * h * D);
+    for (let ch = 0; ch < D; ch++) for (let i = 0; i < h * h; i++) tokens[i * D + ch] = pe[ch * h * h + i];
+    put('image_pe', tokens, [1, h * h, D]);
+  }
+
+  /** get_dense_pe() [1, D, h, w] on the host. */
+  densePositionalEncoding(): Float32Array {
+    const h = this.config.embeddingSize;
+    return densePositionalEncoding(this.pointParams.gaussian, h, h);
+  }
+
+  /** Sparse prompt embeddings [B, N, D] of model-frame points (host). */
+  encodePoints(points: PromptPoints): Float32Array {
+    return encodePoints(this.pointParams, points, `${OP}.encodePoints`);
+  }
+
+  /** Dense prompt embedding of mask logits [B, 1, 4h, 4w] → [B, D, h, w] (owned by the caller). */
+  embedMask(mask: Tensor): Tensor {
+    this.checkAlive('embedMask');
+    const s = this.maskSize;
+    if (mask.dtype !== 'f32' || mask.rank !== 4 || mask.shape[1] !== 1 || mask.shape[2] !== s || mask.shape[3] !== s) {
+      throw new Error(`${OP}.embedMask: mask must be f32 [B, 1, ${s}, ${s}], got ${mask.dtype} ${shapeString(mask.shape)}`);
+    }
+    const g = this.cachedGraph(`mask|${mask.shape[0]}`, (g, p) => {
+      const x = g.input('mask', mask.shape);
+      g.output('dense', embedMask(g, x, this.maskDownscaling(p)));
+    });
+    return g.run({ mask }).dense;
+  }
+
+  /**
+   * SAM2's conv_s0 / conv_s1 projections of backbone levels 0 and 1 ([1, D, 4h, 4w], [1, D, 2h, 2w])
+   * into the decoder's high-res features (SAM2Base.forward_image applies them; owned by the caller).
+   */
+  projectHighResFeatures(level0: Tensor, level1: Tensor): [Tensor, Tensor] {
+    this.checkAlive('projectHighResFeatures');
+    const c = this.config;
+    if (!c.highResFeatures) throw new Error(`${OP}.projectHighResFeatures: this decoder has no conv_s0/conv_s1 (not a SAM2 decoder)`);
+    const h = c.embeddingSize;
+    for (const [name, t, side] of [['level0', level0, 4 * h], ['level1', level1, 2 * h]] as const) {
+      if (t.dtype !== 'f32' || t.rank !== 4 || t.shape[0] !== 1 || t.shape[1] !== c.embedDim || t.shape[2] !== side || t.shape[3] !== side) {
+        throw new Error(`${OP}.projectHighResFeatures: ${name} must be f32 [1, ${c.embedDim}, ${side}, ${side}], got ${t.dtype} ${shapeString(t.shape)}`);
+      }
+    }
+    const g = this.cachedGraph('highres', (g, p) => {
+      const l0 = g.input('level0', level0.shape);
+      const l1 = g.input('level1', level1.shape);
+      g.output('s0', ops.conv2d(g, l0, p('mask_decoder.conv_s0.weight'), { bias: p('mask_decoder.conv_s0.bias') }));
+      g.output('s1', ops.conv2d(g, l1, p('mask_decoder.conv_s1.weight'), { bias: p('mask_decoder.conv_s1.bias') }));
+    });
+    const out = g.run({ level0, level1 });
+    return [out.s0, out.s1];
+  }
+
+  /**
+   * Decodes B prompts of N model-frame points each against one image's
+   * features: every token's mask logits and IoU (and SAM2's object score), on
+   * the GPU. `maskInput`: mask logits [B, 1, 4h, 4w] (SAM's mask_input), or none.
+   * B may be at most maxBatch; decodeToHost splits larger batches.
+   */
+  decode(features: SamImageFeatures, points: PromptPoints, maskInput?: Float32Array | Tensor): SamDecoderOutputs {
+    this.checkAlive('decode');
+    const { batch: B, count: N } = points;
+    this.checkFeatures(features);
+    if (!Number.isInteger(B) || B < 1 || !Number.isInteger(N) || N < 1) throw new Error(`${OP}.decode: need at least one prompt of at least one point, got ${B} prompts of ${N} points`);
+    if (B > this.maxBatch) throw new Error(`${OP}.decode: ${B} prompts exceed the ${this.maxBatch} one run holds on this device; use decodeToHost`);
+    const s = this.maskSize;
+    if (maskInput !== undefined) {
+      const n = maskInput instanceof Tensor ? maskInput.size : maskInput.length;
+      if (n !== B * s * s || (maskInput instanceof Tensor && maskInput.dtype !== 'f32')) {
+        throw new Error(`${OP}.decode: mask input must hold ${B}·${s}·${s} f32 logits ([B, 1, ${s}, ${s}]), got ${maskInput instanceof Tensor ? `${maskInput.dtype} ${shapeString(maskInput.shape)}` : `${n} values`}`);
+      }
+    }
+    const sparse = this.encodePoints(points);
+    const D = this.config.embedDim;
+    const T0 = this.leadingTokens;
+    const T = T0 + N;
+    const tokens = new Float32Array(B * T * D);
+    for (let b = 0; b < B; b++) {
+      tokens.set(this.outputTokens, b * T * D);
+      tokens.set(sparse.subarray(b * N * D, (b + 1) * N * D), (b * T + T0) * D);
+    }
+    const withMask = maskInput !== undefined;
+    const g = this.cachedGraph(`decode|${B}|${N}|${withMask}`, (g, p) => this.buildDecoder(g, p, B, N, withMask));
+    const feeds: Record<string, Tensor | ArrayLike<number>> = { image: features.imageEmbedding, tokens };
+    if (maskInput !== undefined) feeds.mask = maskInput;
+    if (features.highRes) {
+      feeds.feat0 = features.highRes[0];
+      feeds.feat1 = features.highRes[1];
+    }
+    const out = g.run(feeds);
+    return { masks: out.masks, iou: out.iou, objectScore: out.objectScore };
+  }
+
+  /** decode() in runs of at most maxBatch prompts, read back. */
+  async decodeToHost(features: SamImageFeatures, points: PromptPoints, maskInput?: Float32Array): Promise<SamHostOutputs> {
+    const { batch: B, count: N } = points;
+    const M = this.config.numMaskTokens;
+    const s = this.maskSize;
+    const result: SamHostOutputs = { masks: new Float32Array(B * M * s * s), iou: new Float32Array(B * M), batch: B, tokens: M, size: s };
+    if (this.config.objectScore) result.objectScore = new Float32Array(B);
+    const step = this.maxBatch;
+    for (let b0 = 0; b0 < B; b0 += step) {
+      const b1 = Math.min(B, b0 + step);
+      const part: PromptPoints = { coords: points.coords.subarray(b0 * N * 2, b1 * N * 2), labels: points.labels.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
+      const out = this.decode(features, part, maskInput?.subarray(b0 * s * s, b1 * s * s));
+      try {
+        result.masks.set((await out.masks.read()) as Float32Array, b0 * M * s * s);
+        result.iou.set((await out.iou.read()) as Float32Array, b0 * M);
+        if (out.objectScore) result.objectScore!.set((await out.objectScore.read()) as Float32Array, b0);
+      } finally {
+        out.masks.dispose();
+        out.iou.dispose();
+        out.objectScore?.dispose();
+      }
+    }
+    return result;
+  }
+
+  dispose(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+    for (const p of this.params.values()) p.dispose();
+    this.params.clear();
+    this.disposed = true;
+  }
+
+  private checkAlive(op: string): void {
+    if (this.disposed) throw new Error(`${OP}.${op}: the decoder was disposed`);
+  }
+
+  private checkFeatures(f: SamImageFeatures): void {
+    const c = this.config;
+    const h = c.embeddingSize;
+    const e = f.imageEmbedding;
+    if (!(e instanceof Tensor) || e.dtype !== 'f32' || e.rank !== 4 || e.shape[0] !== 1 || e.shape[1] !== c.embedDim || e.shape[2] !== h || e.shape[3] !== h) {
+      throw new Error(`${OP}.decode: image embedding must be f32 [1, ${c.embedDim}, ${h}, ${h}], got ${e instanceof Tensor ? `${e.dtype} ${shapeString(e.shape)}` : String(e)}`);
+    }
+    if (c.highResFeatures !== (f.highRes !== undefined)) {
+      throw new Error(`${OP}.decode: this decoder ${c.highResFeatures ? 'needs' : 'takes no'} high-res features [feat_s0, feat_s1]${c.highResFeatures ? ', none were given' : ''}`);
+    }
+    if (f.highRes) {
+      const expected = [[c.embedDim / 8, 4 * h], [c.embedDim / 4, 2 * h]];
+      f.highRes.forEach((t, i) => {
+        const [ch, side] = expected[i];
+        if (t.dtype !== 'f32' || t.rank !== 4 || t.shape[0] !== 1 || t.shape[1] !== ch || t.shape[2] !== side || t.shape[3] !== side) {
+          throw new Error(`${OP}.decode: high-res feature ${i} must be f32 [1, ${ch}, ${side}, ${side}], got ${t.dtype} ${shapeString(t.shape)}`);
+        }
+      });
+    }
+  }
+
+  private cachedGraph(key: string, build: (g: Graph, p: (name: string) => Value) => void): Graph {
+    let g = this.graphs.get(key);
+    if (!g) {
+      g = new Graph(this.gpu, `sam-decoder.${key}`);
+      const graph = g;
+      const bound = new Map<string, Value>();
+      const p = (name: string): Value => {
+        let v = bound.get(name);
+        if (!v) {
+          const t = this.params.get(name);
+          if (!t) throw new Error(`${OP}: no parameter "${name}"`);
+          bound.set(name, (v = graph.weight(name, t)));
+        }
+        return v;
+      };
+      build(g, p);
+      g.compile();
+      this.graphs.set(key, g);
+    }
+    return g;
+  }
+
+  private maskDownscaling(p: (name: string) => Value) {
+    const k = (i: number, w: string) => p(`prompt_encoder.mask_downscaling.${i}.${w}`);
+    return {
+      conv1: k(0, 'weight'), conv1Bias: k(0, 'bias'), norm1: k(1, 'weight'), norm1Bias: k(1, 'bias'),
+      conv2: k(3, 'weight'), conv2Bias: k(3, 'bias'), norm2: k(4, 'weight'), norm2Bias: k(4, 'bias'),
+      conv3: k(6, 'weight'), conv3Bias: k(6, 'bias'),
+    };
+  }
+
+  private buildDecoder(g: Graph, p: (name: string) => Value, B: number, N: number, withMask: boolean): void {
+    const c = this.config;
+    const D = c.embedDim;
+    const h = c.embeddingSize;
+    const M = c.numMaskTokens;
+    const T0 = this.leadingTokens;
+    const image = g.input('image', [1, D, h, h]);
+    const tokens = g.input('tokens', [B, T0 + N, D]);
+    // Dense prompt: per prompt with a mask input, else one no_mask_embed for the whole batch.
+    const src = withMask
+      ? ops.add(g, image, embedMask(g, g.input('mask', [B, 1, 4 * h, 4 * h]), this.maskDownscaling(p)))
+      : ops.add(g, image, p('prompt_encoder.no_mask_embed.weight'));
+    let keys = g.reshape(ops.permute(g, src, [0, 2, 3, 1]), [src.shape[0], h * h, D]);
+    const keyPe = p('image_pe');
+    const queryPe = tokens;
+    let queries = tokens;
+    const lin = (name: string) => ({ w: p(`${name}.weight`), b: p(`${name}.bias`) });
+    const attn = (name: string): AttentionValues => {
+      const [q, k, v, o] = ['q_proj', 'k_proj', 'v_proj', 'out_proj'].map((x) => lin(`${name}.${x}`));
+      return { q: q.w, qb: q.b, k: k.w, kb: k.b, v: v.w, vb: v.b, o: o.w, ob: o.b };
+    };
+    const norm = (x: Value, name: string) => ops.layerNorm(g, x, p(`${name}.weight`), p(`${name}.bias`), 1e-5);
+    for (let i = 0; i < c.depth; i++) {
+      const l = `mask_decoder.transformer.layers.${i}`;
+      // Layer 0 self-attention: no PE and no residual (skip_first_layer_pe).
+      const qIn = i === 0 ? queries : ops.add(g, queries, queryPe);
+      queries = norm(this.attention(g, attn(`${l}.self_attn`), qIn, qIn, queries, i === 0 ? undefined : queries), `${l}.norm1`);
+      const keysPe = ops.add(g, keys, keyPe);
+      queries = norm(this.attention(g, attn(`${l}.cross_attn_token_to_image`), ops.add(g, queries, queryPe), keysPe, keys, queries), `${l}.norm2`);
+      const hidden = ops.matmul(g, queries, p(`${l}.mlp.lin1.weight`), { bias: p(`${l}.mlp.lin1.bias`), activation: 'relu' });
+      queries = norm(ops.matmul(g, hidden, p(`${l}.mlp.lin2.weight`), { bias: p(`${l}.mlp.lin2.bias`), residual: queries }), `${l}.norm3`);
+      const queriesPe = ops.add(g, queries, queryPe);
+      keys = norm(this.attention(g, attn(`${l}.cross_attn_image_to_token`), keysPe, queriesPe, queries, keys), `${l}.norm4`);
+    }
+    const t = 'mask_decoder.transformer';
+    queries = norm(this.attention(g, attn(`${t}.final_attn_token_to_image`), ops.add(g, queries, queryPe), ops.add(g, keys, keyPe), keys, queries), `${t}.norm_final_attn`);
+
+    const s = T0 - 1 - M; // 1 when the object-score token leads
+    const tokenAt = (start: number, count: number) => ops.slice(g, queries, [0, start, 0], [B, start + count, D]);
+    // Upscaling: [B, D, h, w] → [B, D/4, 2h, 2w] → [B, D/8, 4h, 4w], SAM2 adding its high-res features.
+    const md = 'mask_decoder';
+    const kb = keys.shape[0];
+    let up = ops.permute(g, g.reshape(keys, [kb, h, h, D]), [0, 3, 1, 2]);
+    up = ops.convTranspose2d(g, up, p(`${md}.output_upscaling.0.weight`), { bias: p(`${md}.output_upscaling.0.bias`), stride: 2 });
+    if (c.highResFeatures) up = ops.add(g, up, g.input('feat1', [1, D / 4, 2 * h, 2 * h]));
+    up = ops.activation(g, 'gelu', ops.layerNorm2d(g, up, p(`${md}.output_upscaling.1.weight`), p(`${md}.output_upscaling.1.bias`), 1e-6));
+    up = ops.convTranspose2d(g, up, p(`${md}.output_upscaling.3.weight`), { bias: p(`${md}.output_upscaling.3.bias`), stride: 2 });
+    if (c.highResFeatures) up = ops.add(g, up, g.input('feat0', [1, D / 8, 4 * h, 4 * h]));
+    up = ops.activation(g, 'gelu', up);
+    // Hypernetworks: token i through MLP i, as batched matmuls over the M stacked MLPs.
+    let hyper = ops.permute(g, tokenAt(s + 1, M), [1, 0, 2]); // [M, B, D]
+    for (let layer = 0; layer < 3; layer++) {
+      hyper = ops.add(g, ops.matmul(g, hyper, p(`hyper.${layer}.weight`)), p(`hyper.${layer}.bias`));
+      if (layer < 2) hyper = ops.activation(g, 'relu', hyper);
+    }
+    hyper = ops.permute(g, hyper, [1, 0, 2]); // [B, M, D/8]
+    const side = 4 * h;
+    const masks = ops.matmul(g, hyper, g.reshape(up, [B, D / 8, side * side]));
+    g.output('masks', g.reshape(masks, [B, M, side, side]));
+    let iou = this.mlp(g, p, `${md}.iou_prediction_head`, g.reshape(tokenAt(s, 1), [B, D]));
+    if (c.iouSigmoid) iou = ops.activation(g, 'sigmoid', iou);
+    g.output('iou', iou);
+    if (c.objectScore) g.output('objectScore', this.mlp(g, p, `${md}.pred_obj_score_head`, g.reshape(tokenAt(0, 1), [B, D])));
+  }
+
+  /** A 3-layer ReLU MLP on rows [B, in]. */
+  private mlp(g: Graph, p: (name: string) => Value, name: string, x: Value): Value {
+    for (let i = 0; i < 3; i++) x = ops.matmul(g, x, p(`${name}.layers.${i}.weight`), { bias: p(`${name}.layers.${i}.bias`), activation: i < 2 ? 'relu' : 'none' });
+    return x;
+  }
+
+  /**
+   * SAM's Attention module: projections to the internal width, heads, softmax
+   * (q·kᵀ/√d_head), out projection (+ residual). q [Bq, Lq, D]; k, v [Bk, Lk, D]
+   * with Bk = Bq, or 1 (keys shared by every prompt: the batch folds into the
+   * query length), or Bq = 1 (one query set for every prompt's keys).
+   */
+  private attention(g: Graph, w: AttentionValues, q: Value, k: Value, v: Value, residual?: Value): Value {
+    const H = this.config.heads;
+    let qp = ops.matmul(g, q, w.q, { bias: w.qb });
+    const kp = ops.matmul(g, k, w.k, { bias: w.kb });
+    const vp = ops.matmul(g, v, w.v, { bias: w.vb });
+    const [bq, lq, inner] = qp.shape;
+    const [bk, lk] = kp.shape;
+    const dh = inner / H;
+    let out: Value;
+    if (bk === 1 && bq > 1) {
+      out = ops.attention(g, g.reshape(qp, [1, bq * lq, H, dh]), g.reshape(kp, [1, lk, H, dh]), g.reshape(vp, [1, lk, H, dh]), { layout: 'blhd' });
+    } else {
+      if (bq === 1 && bk > 1) qp = ops.broadcastTo(g, qp, [bk, lq, inner]);
+      const b = Math.max(bq, bk);
+      out = ops.attention(g, g.reshape(qp, [b, lq, H, dh]), g.reshape(kp, [b, lk, H, dh]), g.reshape(vp, [b, lk, H, dh]), { layout: 'blhd' });
+    }
+    // A residual of batch 1 (the shared keys) broadcasts inside the matmul.
+    return ops.matmul(g, g.reshape(out, [Math.max(bq, bk), lq, inner]), w.o, { bias: w.ob, residual });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Choosing masks and postprocessing (host selection, GPU resizing).
+
+/** The chosen masks: K per prompt. */
+export interface SelectedMasks {
+  /** [B, K, s, s] low-res logits. */
+  masks: Float32Array;
+  /** [B, K]. */
+  iou: Float32Array;
+  /** [B, K] token indices chosen. */
+  tokens: Int32Array;
+  batch: number;
+  count: number;
+  size: number;
+}
+
+/** Picks `choose(b)` tokens of each prompt b (all prompts must pick the same number). */
+export function selectTokens(out: SamHostOutputs, choose: (b: number) => number[]): SelectedMasks {
+  const { batch: B, tokens: M, size: s } = out;
+  const picks = Array.from({ length: B }, (_, b) => choose(b));
+  const K = picks[0]?.length ?? 0;
+  const area = s * s;
+  const masks = new Float32Array(B * K * area);
+  const iou = new Float32Array(B * K);
+  const tokens = new Int32Array(B * K);
+  picks.forEach((ks, b) => {
+    if (ks.length !== K) throw new Error(`selectTokens: prompt ${b} picks ${ks.length} tokens, prompt 0 picks ${K}`);
+    ks.forEach((t, k) => {
+      if (!Number.isInteger(t) || t < 0 || t >= M) throw new Error(`selectTokens: token ${t} is outside [0, ${M})`);
+      masks.set(out.masks.subarray((b * M + t) * area, (b * M + t + 1) * area), (b * K + k) * area);
+      iou[b * K + k] = out.iou[b * M + t];
+      tokens[b * K + k] = t;
+    });
+  });
+  return { masks, iou, tokens, batch: B, count: K, size: s };
+}
+
+/** The multimask tokens 1..M−1 of every prompt. */
+export function multimaskTokens(out: SamHostOutputs): SelectedMasks {
+  return selectTokens(out, () => Array.from({ length: out.tokens - 1 }, (_, i) => i + 1));
+}
+
+/** Index of the first maximum of iou[b, from..M). */
+function bestToken(out: SamHostOutputs, b: number, from: number, bonus: (t: number) => number = () => 0): number {
+  let best = from;
+  for (let t = from + 1; t < out.tokens; t++) if (out.iou[b * out.tokens + t] + bonus(t) > out.iou[b * out.tokens + best] + bonus(best)) best = t;
+  return best;
+}
+
+/**
+ * SAM's ONNX export (SamOnnxModel.select_masks, return_single_mask): score =
+ * iou + (N − 2.5)·[1000, 0, 0, 0] with N the prompt's point count incl.
+ * padding, argmax. One click (+ padding) or a box alone picks the best
+ * multimask token; more points pick token 0.
+ */
+export function onnxSingleMask(out: SamHostOutputs, pointCount: number): SelectedMasks {
+  const reweight = (pointCount - 2.5) * 1000;
+  return selectTokens(out, (b) => [bestToken(out, b, 0, (t) => (t === 0 ? reweight : 0))]);
+}
+
+/** Stability of token-0-style logits: #(x > δ) / #(x > −δ), 1 when the denominator is 0 (SAM2 _get_stability_scores). */
+export function stabilityScore(logits: Float32Array, delta: number): number {
+  let inner = 0;
+  let outer = 0;
+  for (const x of logits) {
+    if (x > delta) inner++;
+    if (x > -delta) outer++;
+  }
+  return outer > 0 ? inner / outer : 1;
+}
+
+/** SAM2's single-mask output: token 0 if its stability ≥ threshold, else the multimask token with the best IoU. */
+export function dynamicSingleMask(out: SamHostOutputs, rule: { delta: number; threshold: number }): SelectedMasks & { stability: Float32Array } {
+  const area = out.size * out.size;
+  const stability = new Float32Array(out.batch);
+  const selected = selectTokens(out, (b) => {
+    const token0 = out.masks.subarray(b * out.tokens * area, (b * out.tokens + 1) * area);
+    stability[b] = stabilityScore(token0, rule.delta);
+    return [stability[b] >= rule.threshold ? 0 : bestToken(out, b, 1)];
+  });
+  return { ...selected, stability };
+}
+
+/** How low-res logits become image-size logits. */
+export type MaskPostprocess =
+  /** SAM / MobileSAM ONNX: bilinear to S×S, crop the resized image [rh, rw], bilinear to the image. */
+  | { kind: 'sam'; imageSize: number; resized: readonly [number, number] }
+  /** SAM2: bilinear from the low-res logits straight to the image. */
+  | { kind: 'sam2' };
+
+/** Low-res logits [n, s, s] → logits at [height, width] (bilinear, align_corners=False); a new tensor [1, n, height, width]. */
+export function postprocessMasks(gpu: Gpu, lowRes: Float32Array, count: number, size: number, height: number, width: number, how: MaskPostprocess): Tensor {
+  const op = 'postprocessMasks';
+  if (lowRes.length !== count * size * size) throw new Error(`${op}: ${lowRes.length} values are not ${count} masks of ${size}×${size}`);
+  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) throw new Error(`${op}: image size ${width}×${height} must be positive integers`);
+  const x = Tensor.fromArray(gpu, lowRes, [1, count, size, size]);
+  try {
+    if (how.kind === 'sam2') return resize(gpu, x, { size: [height, width], mode: 'bilinear' });
+    const S = how.imageSize;
+    const [rh, rw] = how.resized;
+    if (!(rh >= 1 && rh <= S && rw >= 1 && rw <= S)) throw new Error(`${op}: resized region ${rw}×${rh} must lie inside ${S}×${S}`);
+    const full = resize(gpu, x, { size: [S, S], mode: 'bilinear' });
+    const crop = slice(gpu, full, [0, 0, 0, 0], [1, count, rh, rw]);
+    full.dispose();
+    const y = resize(gpu, crop, { size: [height, width], mode: 'bilinear' });
+    crop.dispose();
+    return y;
+  } finally {
+    x.dispose();
+  }
+}
+
+/** The crop the ONNX export computes from orig_im_size, in its f32 arithmetic: floor(S/max(h, w)·[h, w] + 0.5). */
+export function onnxResizedSize(height: number, width: number, imageSize: number): [number, number] {
+  const f = Math.fround;
+  const scale = f(f(1 / Math.max(height, width)) * imageSize);
+  return [Math.floor(f(f(scale * height) + 0.5)), Math.floor(f(f(scale * width) + 0.5))];
+}
+
+/**
+ * SAM2ImagePredictor.predict for one prompt in image pixels against one
+ * image's features: points mapped by x·S/W, y·S/H, box corners first, padding
+ * point always; multimask → tokens 1..3, else the dynamic single-mask rule;
+ * masks resized from the (unclamped) low-res logits to the image; the
+ * returned low-res logits clamped to [−32, 32] as the predictor does.
+ */
+export async function predictSam2(decoder: SamMaskDecoder, features: SamImageFeatures, prompt: SegmentPrompt, width: number, height: number): Promise<SegmentPrediction & { objectScore: number; tokens: Int32Array }> {
+  const op = 'predictSam2';
+  const S = decoder.config.imageSize;
+  const points = promptPoints(op, prompt, (x, y) => [(x / width) * S, (y / height) * S], 'sam2');
+  const s = decoder.maskSize;
+  if (prompt.mask !== undefined && prompt.mask.length !== s * s) throw new Error(`${op}: mask must hold ${s}·${s} low-res logits, got ${prompt.mask.length}`);
+  const out = await decoder.decodeToHost(features, points, prompt.mask);
+  const rule = decoder.config.dynamicMultimask;
+  const chosen = prompt.multimask === false ? (rule ? dynamicSingleMask(out, rule) : selectTokens(out, () => [0])) : multimaskTokens(out);
+  const masks = postprocessMasks(decoder.gpu, chosen.masks, chosen.count, s, height, width, { kind: 'sam2' });
+  try {
+    return {
+      width,
+      height,
+      masks: (await masks.read()) as Float32Array,
+      iouPredictions: chosen.iou,
+      lowResMasks: chosen.masks.map((v) => Math.min(32, Math.max(-32, v))),
+      count: chosen.count,
+      objectScore: out.objectScore ? out.objectScore[0] : NaN,
+      tokens: chosen.tokens,
+    };
+  } finally {
+    masks.dispose();
+  }
+}

