@@ -35,12 +35,13 @@ export interface BatchedMaskDecoder {
   ): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }>;
 }
 
-export interface GenerateMasksOptions extends AutoMaskOptions {
-  /** Called after each decoded batch with the prompts done so far and the total. */
-  onProgress?: (done: number, total: number) => void;
-}
+/** The generator's options (onProgress is called after each decoded batch with the prompts done so far and the total). */
+export type GenerateMasksOptions = AutoMaskOptions;
 
-export const AUTO_MASK_DEFAULTS: Required<AutoMaskOptions> = {
+/** The numeric options, all set. */
+type ResolvedOptions = Required<Omit<AutoMaskOptions, 'onProgress'>>;
+
+export const AUTO_MASK_DEFAULTS: ResolvedOptions = {
   pointsPerSide: 32,
   pointsPerBatch: 64,
   predIouThresh: 0.88,
@@ -52,9 +53,9 @@ export const AUTO_MASK_DEFAULTS: Required<AutoMaskOptions> = {
 
 const OP = 'generateMasks';
 
-function resolveOptions(options: GenerateMasksOptions): Required<AutoMaskOptions> {
+function resolveOptions(options: GenerateMasksOptions): ResolvedOptions {
   const o = { ...AUTO_MASK_DEFAULTS };
-  for (const key of Object.keys(AUTO_MASK_DEFAULTS) as (keyof AutoMaskOptions)[]) {
+  for (const key of Object.keys(AUTO_MASK_DEFAULTS) as (keyof ResolvedOptions)[]) {
     const v = options[key];
     if (v !== undefined) o[key] = v;
   }
