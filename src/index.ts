@@ -24,3 +24,14 @@ export type { ClipWeights, LoadClipWeightsOptions } from './models/clip/weights.
 export { inferClipConfig } from './models/clip/config.js';
 export type { ClipConfig, ClipTowerConfig, ClipKeyLayout } from './models/clip/config.js';
 export * from './models/vit.js';
+export * from './models/sam/segmenter.js';
+export { MobileSamEncoder, extractMobileSamEncoderWeights, SAM_PIXEL_MEAN, SAM_PIXEL_STD, SAM_IMAGE_SIZE } from './models/sam/mobilesam-encoder.js';
+export type { MobileSamEncoderWeights, SamPreprocessed } from './models/sam/mobilesam-encoder.js';
+export * from './models/sam/prompt-encoder.js';
+export * from './models/sam/mask-decoder.js';
+export * from './models/sam/mobilesam-decoder-weights.js';
+export * from './models/sam/predictor.js';
+export * from './models/sam/automatic.js';
+export * from './render/overlay.js';
+export * from './medfocus/metrics.js';
+export * from './util/progress.js';
