@@ -4,6 +4,8 @@
 // inputs and prints, per expected tensor it can produce, the max abs and max
 // relative error and PASS/FAIL against the fixtures' rule
 //   max|ours − ref| ≤ 1e-4 · max(1, max|ref|).
+// Model types: CLIP ViT (openai / HF keys) and SAM2 (official SAM2Base keys,
+// `image_encoder.trunk.*`; checks run in sections, see checkSam2).
 // Exit: 0 all pass, 1 any failure, 2 a model type the engine does not run yet.
 // Usage: npm run build && node scripts/check-fixture.js <fixture dir>
 
@@ -12,6 +14,8 @@ import { join } from 'node:path';
 import { getDevice, openSafetensorsFile, Tensor } from '../dist/node.js';
 import { detectLayout } from '../dist/models/clip/config.js';
 import { ClipModel } from '../dist/models/clip/model.js';
+import { Sam2ImageEncoder } from '../dist/models/sam2/image-encoder.js';
+import { describeSam2Config } from '../dist/models/sam2/config.js';
 
 /** The fixtures' suggested f32 tolerance, relative to the reference's magnitude. */
 const RELATIVE_TOLERANCE = 1e-4;
@@ -29,13 +33,17 @@ for (const f of ['weights.safetensors', 'io.safetensors']) {
 }
 
 const weightsFile = await openSafetensorsFile(join(dir, 'weights.safetensors'));
-try {
-  detectLayout(new Map([...weightsFile.tensors].map(([k, info]) => [k, info.shape])), weightsFile.name);
-} catch (e) {
-  console.error(`unknown model type: ${e.message}`);
-  console.error('check-fixture runs CLIP ViT checkpoints only for now.');
-  await weightsFile.close();
-  process.exit(2);
+const shapes = new Map([...weightsFile.tensors].map(([k, info]) => [k, info.shape]));
+const isSam2 = shapes.has('image_encoder.trunk.patch_embed.proj.weight');
+if (!isSam2) {
+  try {
+    detectLayout(shapes, weightsFile.name);
+  } catch (e) {
+    console.error(`unknown model type: ${e.message}`);
+    console.error('check-fixture runs CLIP ViT and SAM2 checkpoints only for now.');
+    await weightsFile.close();
+    process.exit(2);
+  }
 }
 
 // A config.json next to the weights (if any) supplies what shapes cannot (head counts); metadata otherwise.
@@ -43,46 +51,90 @@ const configPath = join(dir, 'config.json');
 const config = existsSync(configPath) ? JSON.parse(readFileSync(configPath, 'utf8')) : undefined;
 const gpu = await getDevice();
 const io = await openSafetensorsFile(join(dir, 'io.safetensors'));
-let model;
-try {
-  model = await ClipModel.fromSafetensors(gpu, weightsFile, { config });
-} finally {
-  await weightsFile.close();
-}
-const c = model.config;
-console.log(`${dir}: CLIP ViT (${c.layout} keys), embed ${c.embedDim}, image ${c.vision.imageResolution}px patch ${c.vision.patchSize}, ` +
-  `vision ${c.vision.layers}×${c.vision.width} (${c.vision.heads} heads), text ${c.text.layers}×${c.text.width} (${c.text.heads} heads), exp(logit_scale) ${model.logitScale.toFixed(6)}`);
-
 const has = (name) => io.tensors.has(name);
 const upload = async (name) => Tensor.fromArray(gpu, await io.read(name), io.info(name).shape);
 /** name → produced Tensor */
 const produced = new Map();
-if (has('image')) {
-  const image = await upload('image');
-  const trace = model.traceImage(image);
-  for (const [k, t] of Object.entries(trace)) produced.set(k, t);
-  if (has('attn_mask') && has('image_features_masked')) {
-    const mask = await upload('attn_mask');
-    produced.set('image_features_masked', model.encodeImage(image, { attnBias: mask }));
-  }
-  // The backward test: loss = Σ image_features ∘ grad_r.
-  if (has('grad_r')) {
-    const { loss, gradVisionTokens, gradProj } = model.imageGradients(image, await upload('grad_r'));
-    produced.set('loss', loss);
-    produced.set('grad_wrt_vision_tokens', gradVisionTokens);
-    produced.set('grad_wrt_proj', gradProj);
-  }
+/** Stored f32 tensors that are inputs, not results (not listed as unchecked). */
+let inputs;
+/** Frees the model after the report. */
+let disposeModel;
+try {
+  ({ inputs, dispose: disposeModel } = isSam2 ? await checkSam2() : await checkClip());
+} finally {
+  await weightsFile.close();
 }
-if (has('text_tokens')) {
-  const trace = model.traceText(await io.readInt32('text_tokens'));
-  for (const [k, t] of Object.entries(trace)) produced.set(k, t);
-  if (produced.has('image_features')) {
-    const { logitsPerImage, logitsPerText } = model.logits(produced.get('image_features'), produced.get('text_features'));
-    produced.set('logits_per_image', logitsPerImage);
-    produced.set('logits_per_text', logitsPerText);
+
+async function checkClip() {
+  const model = await ClipModel.fromSafetensors(gpu, weightsFile, { config });
+  const c = model.config;
+  console.log(`${dir}: CLIP ViT (${c.layout} keys), embed ${c.embedDim}, image ${c.vision.imageResolution}px patch ${c.vision.patchSize}, ` +
+    `vision ${c.vision.layers}×${c.vision.width} (${c.vision.heads} heads), text ${c.text.layers}×${c.text.width} (${c.text.heads} heads), exp(logit_scale) ${model.logitScale.toFixed(6)}`);
+  if (has('image')) {
+    const image = await upload('image');
+    const trace = model.traceImage(image);
+    for (const [k, t] of Object.entries(trace)) produced.set(k, t);
+    if (has('attn_mask') && has('image_features_masked')) {
+      const mask = await upload('attn_mask');
+      produced.set('image_features_masked', model.encodeImage(image, { attnBias: mask }));
+    }
+    // The backward test: loss = Σ image_features ∘ grad_r.
+    if (has('grad_r')) {
+      const { loss, gradVisionTokens, gradProj } = model.imageGradients(image, await upload('grad_r'));
+      produced.set('loss', loss);
+      produced.set('grad_wrt_vision_tokens', gradVisionTokens);
+      produced.set('grad_wrt_proj', gradProj);
+    }
   }
+  if (has('text_tokens')) {
+    const trace = model.traceText(await io.readInt32('text_tokens'));
+    for (const [k, t] of Object.entries(trace)) produced.set(k, t);
+    if (produced.has('image_features')) {
+      const { logitsPerImage, logitsPerText } = model.logits(produced.get('image_features'), produced.get('text_features'));
+      produced.set('logits_per_image', logitsPerImage);
+      produced.set('logits_per_text', logitsPerText);
+    }
+  }
+  if (has('tricky_text_tokens')) produced.set('tricky_text_features', model.encodeText(await io.readInt32('tricky_text_tokens')));
+  return { inputs: ['image', 'attn_mask', 'grad_r'], dispose: () => model.dispose() };
 }
-if (has('tricky_text_tokens')) produced.set('tricky_text_features', model.encodeText(await io.readInt32('tricky_text_tokens')));
+
+/**
+ * SAM2 (SAM2ImagePredictor's single-image path), in sections that each add
+ * tensors to `produced` under the fixture's names:
+ *   1. image encoder: preprocessing of raw_image (→ image), then, from the
+ *      stored `image` (so later checks do not inherit preprocessing error),
+ *      trunk, neck, backbone_fpn, image_embed, high_res_feats, vision_pos_enc.
+ *   2. prompt encoder + mask decoder: not wired yet; it goes below section 1,
+ *      reading section 1's image_embed / high_res_feats_0 / high_res_feats_1.
+ */
+async function checkSam2() {
+  const encoder = await Sam2ImageEncoder.fromSafetensors(gpu, weightsFile, { config });
+  console.log(`${dir}: SAM2 (${describeSam2Config(encoder.config)}; non-shape facts from the ${encoder.config.from})`);
+  const toDispose = [encoder];
+
+  // Section 1: image encoder.
+  if (has('raw_image')) {
+    const [height, width] = io.info('raw_image').shape;
+    const rgb = await io.readInt32('raw_image');
+    const data = new Uint8Array(width * height * 4).fill(255);
+    for (let i = 0; i < width * height; i++) for (let ch = 0; ch < 3; ch++) data[4 * i + ch] = rgb[3 * i + ch];
+    produced.set('image', encoder.preprocess({ width, height, data, channels: 3 }));
+  }
+  if (has('image')) {
+    const image = await upload('image');
+    for (const [k, t] of Object.entries(encoder.trace(image))) produced.set(k, t);
+    image.dispose();
+  }
+
+  // Section 2: prompt encoder + mask decoder (to be added).
+
+  return {
+    // Prompt inputs (raw-image points, boxes, mask inputs) are fixture inputs, not results.
+    inputs: [...io.tensors.keys()].filter((k) => /(^|_)(point_coords|box|mask_input)$/.test(k)),
+    dispose: () => toDispose.forEach((m) => m.dispose()),
+  };
+}
 
 let failures = 0;
 const skipped = [];
@@ -90,7 +142,7 @@ console.log(`${'tensor'.padEnd(24)} ${'shape'.padEnd(16)} ${'max abs err'.padSta
 for (const [name, info] of io.tensors) {
   const ours = produced.get(name);
   if (!ours) {
-    if (info.dtype === 'F32' && !['image', 'attn_mask', 'grad_r'].includes(name)) skipped.push(name);
+    if (info.dtype === 'F32' && !inputs.includes(name)) skipped.push(name);
     continue;
   }
   const ref = await io.read(name);
@@ -114,7 +166,7 @@ for (const [name, info] of io.tensors) {
 if (skipped.length > 0) console.log(`not checked (the engine does not produce them yet): ${skipped.join(', ')}`);
 console.log(failures === 0 ? 'all checked tensors PASS' : `${failures} tensor(s) FAIL`);
 for (const t of produced.values()) t.dispose();
-model.dispose();
+disposeModel();
 await io.close();
 gpu.destroy();
 process.exit(failures === 0 ? 0 : 1);

@@ -24,4 +24,5 @@ export * from './attention-backward.js';
 export * from './axis-tuning.js';
 export * from './gather-backward.js';
 export * from './conv-backward.js';
+export * from './antialias-resize.js';
 export * from './mask-postprocess.js';
