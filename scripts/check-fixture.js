@@ -16,6 +16,8 @@ import { detectLayout } from '../dist/models/clip/config.js';
 import { ClipModel } from '../dist/models/clip/model.js';
 import { Sam2ImageEncoder } from '../dist/models/sam2/image-encoder.js';
 import { describeSam2Config } from '../dist/models/sam2/config.js';
+import { SamMaskDecoder, dynamicSingleMask, loadSam2DecoderWeights, multimaskTokens, predictSam2 } from '../dist/models/sam/mask-decoder.js';
+import { promptPoints } from '../dist/models/sam/prompt-encoder.js';
 
 /** The fixtures' suggested f32 tolerance, relative to the reference's magnitude. */
 const RELATIVE_TOLERANCE = 1e-4;
@@ -105,8 +107,11 @@ async function checkClip() {
  *   1. image encoder: preprocessing of raw_image (→ image), then, from the
  *      stored `image` (so later checks do not inherit preprocessing error),
  *      trunk, neck, backbone_fpn, image_embed, high_res_feats, vision_pos_enc.
- *   2. prompt encoder + mask decoder: not wired yet; it goes below section 1,
- *      reading section 1's image_embed / high_res_feats_0 / high_res_feats_1.
+ *   2. prompt encoder + mask decoder, from section 1's image_embed /
+ *      high_res_feats_0 / high_res_feats_1, for every stored prompt case: a
+ *      case is a prefix p with `${p}iou_pred_all` stored; its prompt is
+ *      `${p}point_coords` / `${p}point_labels`, the box `${p}box` (the `box_`
+ *      case keeps it as `box`) and `${p}mask_input`, all optional.
  */
 async function checkSam2() {
   const encoder = await Sam2ImageEncoder.fromSafetensors(gpu, weightsFile, { config });
@@ -127,7 +132,67 @@ async function checkSam2() {
     image.dispose();
   }
 
-  // Section 2: prompt encoder + mask decoder (to be added).
+  // Section 2: prompt encoder + mask decoder.
+  const imageEmbedding = produced.get('image_embed');
+  const highRes = [produced.get('high_res_feats_0'), produced.get('high_res_feats_1')];
+  if (imageEmbedding && highRes.every(Boolean) && has('raw_image')) {
+    const decoderWeights = await loadSam2DecoderWeights(weightsFile, { imageSize: encoder.config.imageSize });
+    const decoder = SamMaskDecoder.create(gpu, decoderWeights, weightsFile.name);
+    toDispose.push(decoder);
+    const features = { imageEmbedding, highRes };
+    const [height, width] = io.info('raw_image').shape;
+    const S = encoder.config.imageSize;
+    /** A host result as a tensor: the stored shape when the sizes agree, else flat (the shape check then fails). */
+    const hostResult = (name, data) => {
+      if (!has(name)) return;
+      const shape = io.info(name).shape;
+      produced.set(name, Tensor.fromArray(gpu, data, data.length === shape.reduce((a, b) => a * b, 1) ? shape : [data.length]));
+    };
+    hostResult('dense_pe', decoder.densePositionalEncoding());
+    // Without a mask input the dense prompt is no_mask_embed at every embedding position.
+    const noMask = decoderWeights.tensors.get('prompt_encoder.no_mask_embed.weight').data;
+    const [, , eh, ew] = imageEmbedding.shape;
+    hostResult('dense_embeddings', Float32Array.from({ length: noMask.length * eh * ew }, (_, i) => noMask[Math.floor(i / (eh * ew))]));
+    const prefixes = [...io.tensors.keys()].filter((k) => k.endsWith('iou_pred_all')).map((k) => k.slice(0, -'iou_pred_all'.length));
+    for (const p of prefixes) {
+      const prompt = {};
+      if (has(`${p}point_coords`)) {
+        const xy = await io.read(`${p}point_coords`);
+        const labels = await io.readInt32(`${p}point_labels`);
+        prompt.points = Array.from(labels, (_, i) => [xy[2 * i], xy[2 * i + 1]]);
+        prompt.labels = [...labels];
+      }
+      // The `box_` case stores its box as `box`; the case without a prefix has none.
+      const boxKey = p === 'box_' ? 'box' : p !== '' && has(`${p}box`) ? `${p}box` : undefined;
+      if (boxKey) prompt.box = [...(await io.read(boxKey))];
+      if (has(`${p}mask_input`)) prompt.mask = await io.read(`${p}mask_input`);
+      const points = promptPoints('check-fixture', prompt, (x, y) => [(x / width) * S, (y / height) * S], 'sam2');
+      hostResult(`${p}pe_coords`, points.coords.subarray(0, 2 * (points.count - 1))); // without the padding point
+      hostResult(`${p}sparse_embeddings`, decoder.encodePoints(points));
+      if (prompt.mask && has(`${p}dense_embeddings`)) {
+        const mask = await upload(`${p}mask_input`);
+        produced.set(`${p}dense_embeddings`, decoder.embedMask(mask));
+        mask.dispose();
+      }
+      const out = await decoder.decodeToHost(features, points, prompt.mask);
+      hostResult(`${p}iou_pred_all`, out.iou);
+      if (out.objectScore) hostResult(`${p}object_score_logits`, out.objectScore);
+      const s = decoder.maskSize;
+      hostResult(`${p}low_res_masks_token0`, out.masks.subarray(0, s * s));
+      const multi = multimaskTokens(out);
+      hostResult(`${p}low_res_masks_multi`, multi.masks);
+      hostResult(`${p}iou_pred_multi`, multi.iou);
+      const rule = decoder.config.dynamicMultimask;
+      if (rule) {
+        const single = dynamicSingleMask(out, rule);
+        hostResult(`${p}stability_score_token0`, single.stability);
+        hostResult(`${p}low_res_masks_single`, single.masks);
+        hostResult(`${p}iou_pred_single`, single.iou);
+      }
+      hostResult(`${p}masks_final_single`, (await predictSam2(decoder, features, { ...prompt, multimask: false }, width, height)).masks);
+      if (has(`${p}masks_final`)) hostResult(`${p}masks_final`, (await predictSam2(decoder, features, prompt, width, height)).masks);
+    }
+  }
 
   return {
     // Prompt inputs (raw-image points, boxes, mask inputs) are fixture inputs, not results.

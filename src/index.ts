@@ -36,3 +36,7 @@ export * from './render/overlay.js';
 export * from './medfocus/metrics.js';
 export * from './util/progress.js';
 export * from './io/sources.js';
+export * from './models/sam2/config.js';
+export { Sam2ImageEncoder, SAM2_MEAN, SAM2_STD, sinePositionEncoding } from './models/sam2/image-encoder.js';
+export type { Sam2ImageFeatures, Sam2EncodeOptions } from './models/sam2/image-encoder.js';
+export { Sam2Predictor } from './models/sam2/predictor.js';

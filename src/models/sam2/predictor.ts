@@ -1,0 +1,158 @@
+// SAM2's single-image predictor (SAM2ImagePredictor) behind the shared
+// Segmenter interface: the Hiera image encoder (image-encoder.ts) once per
+// image, then SAM's prompt encoder + mask decoder (models/sam/mask-decoder.ts,
+// with SAM2's high-res features, object score and dynamic single-mask rule)
+// per prompt. SAM2 stretches the image to S×S (no letterbox), so the whole
+// frame is the resized image.
+
+import type { Gpu } from '../../device.js';
+import type { DecodedImage } from '../../io/image.js';
+import type { SafetensorsFile } from '../../io/safetensors.js';
+import { Tensor } from '../../tensor.js';
+import { slice } from '../../kernels/transform.js';
+import { generateMasks, type BatchedMaskDecoder } from '../sam/automatic.js';
+import { SamMaskDecoder, loadSam2DecoderWeights, predictSam2, type SamImageFeatures } from '../sam/mask-decoder.js';
+import { promptPoints, type PromptPoints } from '../sam/prompt-encoder.js';
+import type { AutoMask, AutoMaskOptions, SegmentPrediction, SegmentPrompt, Segmenter } from '../sam/segmenter.js';
+import type { InferSam2Options } from './config.js';
+import { Sam2ImageEncoder } from './image-encoder.js';
+
+const OP = 'Sam2Predictor';
+
+interface ImageState {
+  width: number;
+  height: number;
+  features: SamImageFeatures;
+}
+
+export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
+  readonly name: string;
+  private image: ImageState | undefined;
+  private batchMasks: Tensor | undefined;
+  private disposed = false;
+
+  /** The predictor owns both parts (dispose frees them). */
+  constructor(readonly gpu: Gpu, readonly encoder: Sam2ImageEncoder, readonly decoder: SamMaskDecoder) {
+    this.name = `sam2-${encoder.config.variant}`;
+  }
+
+  /** Encoder and decoder from one SAM2 checkpoint with the official key names. */
+  static async fromSafetensors(gpu: Gpu, file: SafetensorsFile, options: InferSam2Options = {}): Promise<Sam2Predictor> {
+    const encoder = await Sam2ImageEncoder.fromSafetensors(gpu, file, options);
+    try {
+      const weights = await loadSam2DecoderWeights(file, { imageSize: encoder.config.imageSize });
+      return new Sam2Predictor(gpu, encoder, SamMaskDecoder.create(gpu, weights, file.name));
+    } catch (e) {
+      encoder.dispose();
+      throw e;
+    }
+  }
+
+  /** The S×S model frame. */
+  get inputSize(): number {
+    return this.encoder.config.imageSize;
+  }
+
+  /** SAM2 stretches the image over the whole frame. */
+  get resizedSize(): readonly [number, number] {
+    return [this.inputSize, this.inputSize];
+  }
+
+  async setImage(image: DecodedImage): Promise<void> {
+    this.checkAlive('setImage');
+    const input = this.encoder.preprocess(image);
+    let features: SamImageFeatures;
+    try {
+      const out = this.encoder.encode(input);
+      features = { imageEmbedding: out.imageEmbed, highRes: out.highResFeats };
+    } finally {
+      input.dispose();
+    }
+    this.releaseImage();
+    this.image = { width: image.width, height: image.height, features };
+  }
+
+  async predict(prompt: SegmentPrompt): Promise<SegmentPrediction> {
+    const img = this.current('predict');
+    const { objectScore: _objectScore, tokens: _tokens, ...prediction } = await predictSam2(this.decoder, img.features, prompt, img.width, img.height);
+    return prediction;
+  }
+
+  /**
+   * One single-point prompt per point (image pixels), multimask output:
+   * lowResMasks [B, 3, 4h, 4w] (owned by the predictor until the next call)
+   * and iouPredictions [B·3].
+   */
+  async predictBatch(points: ReadonlyArray<readonly [number, number]>, labels: readonly number[]): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
+    const img = this.current('predictBatch');
+    if (points.length !== labels.length) throw new Error(`${OP}.predictBatch: ${points.length} points but ${labels.length} labels (one label per point)`);
+    if (points.length === 0) throw new Error(`${OP}.predictBatch: no points`);
+    const S = this.inputSize;
+    const toModel = (x: number, y: number): [number, number] => [(x / img.width) * S, (y / img.height) * S];
+    const B = points.length;
+    const N = 2; // the click and SAM2's padding point
+    const coords = new Float32Array(B * N * 2);
+    const lab = new Int32Array(B * N);
+    points.forEach((p, b) => {
+      const one = promptPoints(`${OP}.predictBatch`, { points: [p], labels: [labels[b]] }, toModel, 'sam2');
+      coords.set(one.coords, b * N * 2);
+      lab.set(one.labels, b * N);
+    });
+    const M = this.decoder.config.numMaskTokens;
+    const K = M - 1;
+    const s = this.decoder.maskSize;
+    this.batchMasks?.dispose();
+    const lowRes = Tensor.empty(this.gpu, [B, K, s, s]);
+    this.batchMasks = lowRes;
+    const iou = new Float32Array(B * K);
+    const step = this.decoder.maxBatch;
+    for (let b0 = 0; b0 < B; b0 += step) {
+      const b1 = Math.min(B, b0 + step);
+      const part: PromptPoints = { coords: coords.subarray(b0 * N * 2, b1 * N * 2), labels: lab.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
+      const out = this.decoder.decode(img.features, part);
+      const multi = slice(this.gpu, out.masks, [0, 1, 0, 0], [b1 - b0, M, s, s]);
+      this.gpu.commandEncoder().copyBufferToBuffer(multi.buffer, 0, lowRes.buffer, b0 * K * s * s * 4, multi.byteLength);
+      const all = (await out.iou.read()) as Float32Array;
+      for (let b = 0; b < b1 - b0; b++) for (let k = 0; k < K; k++) iou[(b0 + b) * K + k] = all[b * M + 1 + k];
+      multi.dispose();
+      out.masks.dispose();
+      out.iou.dispose();
+      out.objectScore?.dispose();
+    }
+    this.gpu.flush();
+    return { lowResMasks: lowRes, iouPredictions: iou };
+  }
+
+  /** SAM's automatic mask generator over the current image. */
+  async generateMasks(options?: AutoMaskOptions): Promise<AutoMask[]> {
+    const img = this.current('generateMasks');
+    return generateMasks(this, img.width, img.height, options);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.releaseImage();
+    this.batchMasks?.dispose();
+    this.batchMasks = undefined;
+    this.encoder.dispose();
+    this.decoder.dispose();
+    this.disposed = true;
+  }
+
+  private releaseImage(): void {
+    if (!this.image) return;
+    this.image.features.imageEmbedding.dispose();
+    for (const t of this.image.features.highRes ?? []) t.dispose();
+    this.image = undefined;
+  }
+
+  private current(op: string): ImageState {
+    this.checkAlive(op);
+    if (!this.image) throw new Error(`${OP}.${op}: no image set; call setImage(image) first`);
+    return this.image;
+  }
+
+  private checkAlive(op: string): void {
+    if (this.disposed) throw new Error(`${OP}.${op}: the predictor was disposed`);
+  }
+}
