@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+// The MedFocus command line: `node scripts/medfocus.js [command] [options]`
+// (the package's bin). All logic is in src/medfocus/cli.ts, built to dist by `npm run build`.
+import { main } from '../dist/medfocus/cli.js';
+
+// exit explicitly: the WebGPU instance would keep the event loop alive.
+process.exit(await main(process.argv.slice(2)));

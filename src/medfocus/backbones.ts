@@ -1,0 +1,358 @@
+// The two MedFocus classifiers, each a frozen backbone plus a few trainable
+// parameters, trained on the GPU through one graph per batch size: forward,
+// loss, backward (graph/autograd.ts) in one submit; AdamW then updates the
+// parameters in place (they are bound into the graphs as weights, so the
+// next run sees the new values).
+//
+// - ClipPromptClassifier: CLIP's image tower (frozen) with P VPT prompt
+//   tokens (shallow, or deep: per block) and a head W [E, K]; logits = exp(logit_scale) ·
+//   normalize(f) · W, W initialised from the normalised text embeddings of
+//   "This is a photo of {class}" (zero-shot CLIP at step 0). The focus bias
+//   enters as a per-batch graph input [B, 1, T, T].
+// - SamPoolClassifier: a linear probe over MobileSAM encoder embeddings
+//   (cached on disk by the caller), [L = g², C = 256] per image. Pooling:
+//   mean over all positions ('mean'), or attention pooling ('attention'):
+//   P learned queries attend (2 heads of 128: the fused kernel's head-dim
+//   limit is 128) over the L positions with the additive focus key bias, the
+//   P outputs are averaged. Then LayerNorm (trainable) and a linear layer.
+//   The queries start near zero, so at step 0 attention pooling is the
+//   focus-weighted mean. predict also returns what explains the decision:
+//   the attention-pooling weights, or (mean pooling) each position's own
+//   evidence for the predicted classes.
+
+import type { Gpu } from '../device.js';
+import { Tensor } from '../tensor.js';
+import { Graph, type Value } from '../graph/graph.js';
+import * as ops from '../graph/ops.js';
+import { backward } from '../graph/autograd.js';
+import type { ClipModel } from '../models/clip/model.js';
+import { attentionBiasFromKeys } from './focus.js';
+
+/** What both classifiers offer the trainer. */
+export interface Classifier {
+  readonly kind: 'clip' | 'sam-encoder';
+  readonly classes: number;
+  /** Trainable parameters by name (owned by the classifier). */
+  readonly params: ReadonlyMap<string, Tensor>;
+  /** One training step's forward + backward; returns the loss and the gradients (owned by the caller). */
+  lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> };
+  /** Class probabilities [B, K] and each image's focus weights over its patches/positions [B, L] (owned by the caller). */
+  predict(batch: Batch): { probs: Tensor; weights: Tensor };
+  dispose(): void;
+}
+
+/** A batch as the classifiers read it. */
+export interface Batch {
+  size: number;
+  /** clip: preprocessed images [B, 3, R, R]; sam-encoder: features [B, L, C]. */
+  inputs: Tensor;
+  /** Additive key bias per image over its patches/positions [B, L] (host), or undefined when the focus is not attention. */
+  keyBias?: Float32Array;
+  /** i32 labels [B] (training only). */
+  labels?: Int32Array;
+}
+
+/** Deterministic small-normal initialisation (Box–Muller on mulberry32). */
+export function initNormal(n: number, seed: number, scale: number): Float32Array {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()) * scale;
+  return out;
+}
+
+/** Graphs cached per (batch size, mode). */
+class GraphCache {
+  private readonly graphs = new Map<string, Graph>();
+  get(key: string, build: () => Graph): Graph {
+    let g = this.graphs.get(key);
+    if (!g) {
+      g = build();
+      g.compile();
+      this.graphs.set(key, g);
+    }
+    return g;
+  }
+  dispose(): void {
+    for (const g of this.graphs.values()) g.dispose();
+    this.graphs.clear();
+  }
+}
+
+function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLength: number, attention: boolean): void {
+  const expect = [batch.size, ...inner];
+  const shape = batch.inputs.shape;
+  if (shape.length !== expect.length || shape.some((d, i) => d !== expect[i])) {
+    throw new Error(`${op}: inputs must be [${expect.join(', ')}], got [${shape.join(', ')}]`);
+  }
+  if (attention && batch.keyBias?.length !== batch.size * keyLength) {
+    throw new Error(`${op}: keyBias must hold ${batch.size}·${keyLength} values (focus 'attention'), got ${batch.keyBias?.length ?? 'none'}`);
+  }
+  if (batch.labels && batch.labels.length !== batch.size) throw new Error(`${op}: labels must hold ${batch.size} values, got ${batch.labels.length}`);
+}
+
+function splitOutputs(out: Record<string, Tensor>): { loss: Tensor; grads: Map<string, Tensor> } {
+  const grads = new Map<string, Tensor>();
+  for (const [name, t] of Object.entries(out)) if (name.startsWith('grad.')) grads.set(name.slice(5), t);
+  return { loss: out.loss, grads };
+}
+
+export interface ClipClassifierOptions {
+  /** VPT prompt tokens (0: head only). */
+  prompts: number;
+  /** Deep VPT: the first `deep` blocks each get their own prompts (0 or 1: shallow). */
+  deep?: number;
+  /** Whether batches carry the focus key bias. */
+  attention: boolean;
+  seed: number;
+}
+
+export class ClipPromptClassifier implements Classifier {
+  readonly kind = 'clip' as const;
+  readonly params = new Map<string, Tensor>();
+  private readonly graphs = new GraphCache();
+  readonly grid: number;
+  readonly resolution: number;
+
+  /** textFeatures [K, E] (not normalised): the head's initial columns. */
+  constructor(readonly gpu: Gpu, readonly model: ClipModel, textFeatures: Float32Array, readonly classes: number, readonly opts: ClipClassifierOptions) {
+    const v = model.config.vision;
+    const E = model.config.embedDim;
+    if (textFeatures.length !== classes * E) throw new Error(`ClipPromptClassifier: textFeatures must be [${classes}, ${E}], got ${textFeatures.length} values`);
+    this.grid = v.grid;
+    this.resolution = v.imageResolution;
+    const deep = opts.deep ?? 0;
+    if (!Number.isInteger(deep) || deep < 0 || deep > v.layers) throw new Error(`ClipPromptClassifier: deep must be an integer in [0, ${v.layers}] (the tower's blocks), got ${deep}`);
+    if (opts.prompts > 0) {
+      const shape = deep > 1 ? [deep, opts.prompts, v.width] : [opts.prompts, v.width];
+      this.params.set('prompts', Tensor.fromArray(gpu, initNormal(shape.reduce((a, b) => a * b, 1), opts.seed, 0.02), shape));
+    }
+    const head = new Float32Array(E * classes);
+    for (let k = 0; k < classes; k++) {
+      const row = textFeatures.subarray(k * E, (k + 1) * E);
+      const norm = Math.hypot(...row) || 1;
+      for (let e = 0; e < E; e++) head[e * classes + k] = row[e] / norm;
+    }
+    this.params.set('head', Tensor.fromArray(gpu, head, [E, classes]));
+  }
+
+  /** Tokens per image in the tower: class token, prompts, patches. */
+  get tokens(): number {
+    return 1 + this.opts.prompts + this.grid * this.grid;
+  }
+
+  /** The bias input [B, 1, T, T] from per-image key biases over the patches [B, G²]. */
+  private attnBias(batch: Batch): Float32Array {
+    const T = this.tokens;
+    const L = this.grid * this.grid;
+    const out = new Float32Array(batch.size * T * T);
+    for (let b = 0; b < batch.size; b++) attentionBiasFromKeys(batch.keyBias!.subarray(b * L, (b + 1) * L), this.opts.prompts, out, b * T * T);
+    return out;
+  }
+
+  /** The shared forward: logits [B, K], plus the graph inputs it declared. */
+  private forward(g: Graph, B: number): { logits: Value; attentionStart: number } {
+    const R = this.resolution;
+    const T = this.tokens;
+    const images = g.input('images', [B, 3, R, R]);
+    const attnBias = this.opts.attention ? g.input('attnBias', [B, 1, T, T]) : undefined;
+    const prompts = this.params.has('prompts') ? g.weight('prompts', this.params.get('prompts')!) : undefined;
+    const attentionStart = g.nodeList.length;
+    const deep = prompts !== undefined && prompts.shape.length === 3;
+    const { features } = this.model.imageTower(g, images, deep ? { deepPrompts: prompts, attnBias } : { prompts, attnBias });
+    const head = g.weight('head', this.params.get('head')!);
+    const logits = ops.matmul(g, ops.l2Normalize(g, features), head, { alpha: this.model.logitScale });
+    return { logits, attentionStart };
+  }
+
+  private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
+    const feeds: Record<string, Tensor | ArrayLike<number>> = { images: batch.inputs };
+    if (this.opts.attention) feeds.attnBias = this.attnBias(batch);
+    return feeds;
+  }
+
+  lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> } {
+    const R = this.resolution;
+    checkBatch('ClipPromptClassifier', batch, [3, R, R], this.grid ** 2, this.opts.attention);
+    if (!batch.labels) throw new Error('ClipPromptClassifier.lossAndGradients: the batch has no labels');
+    const B = batch.size;
+    const g = this.graphs.get(`train|${B}`, () => {
+      const g = new Graph(this.gpu, `medfocus.clip.train[B=${B}]`);
+      const { logits } = this.forward(g, B);
+      const loss = ops.crossEntropy(g, logits, g.input('labels', [B], 'i32'));
+      g.output('loss', loss);
+      const names = [...this.params.keys()];
+      // The parameters were bound by forward(); find their values by name.
+      const bound = names.map((n) => findWeight(g, n));
+      const grads = backward(g, loss, bound);
+      names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
+      return g;
+    });
+    return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
+  }
+
+  predict(batch: Batch): { probs: Tensor; weights: Tensor } {
+    const R = this.resolution;
+    checkBatch('ClipPromptClassifier', batch, [3, R, R], this.grid ** 2, this.opts.attention);
+    const B = batch.size;
+    const g = this.graphs.get(`predict|${B}`, () => {
+      const g = new Graph(this.gpu, `medfocus.clip.predict[B=${B}]`);
+      const { logits, attentionStart } = this.forward(g, B);
+      g.output('probs', ops.softmax(g, logits, -1));
+      g.output('weights', classTokenAttention(g, attentionStart, 1 + this.opts.prompts));
+      return g;
+    });
+    const out = g.run(this.feeds(batch));
+    return { probs: out.probs, weights: out.weights };
+  }
+
+  dispose(): void {
+    this.graphs.dispose();
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+  }
+}
+
+/** The weight value bound under `name` in g (the classifiers bind each parameter once per graph). */
+function findWeight(g: Graph, name: string): Value {
+  for (const node of g.nodeList) for (const x of node.inputs) if (x.kind === 'weight' && x.name === name) return x;
+  throw new Error(`medfocus: parameter '${name}' is not used by graph ${g.name}`);
+}
+
+/**
+ * The class token's attention probabilities over the patches in the LAST
+ * attention of the tower, [B, G²] (averaged over heads): the tower's last
+ * 'attention' node (added after node index `start`) gives q and k [B, T, H, D]
+ * (blhd) and its bias; softmax(q_cls · kᵀ / √D + bias_cls) is recomputed from
+ * them, and the first `skip` keys (class token, prompts) are dropped.
+ */
+export function classTokenAttention(g: Graph, start: number, skip: number): Value {
+  const nodes = g.nodeList;
+  let node;
+  for (let i = nodes.length - 1; i >= start && !node; i--) if (nodes[i].op === 'attention') node = nodes[i];
+  if (!node) throw new Error(`classTokenAttention: graph ${g.name} has no attention after node ${start}`);
+  const [q, k, , bias] = node.inputs;
+  const [B, T, H, D] = q.shape;
+  const qCls = ops.permute(g, ops.slice(g, q, [0, 0, 0, 0], [B, 1, H, D]), [0, 2, 1, 3]); // [B, H, 1, D]
+  const kT = ops.permute(g, k, [0, 2, 1, 3]); // [B, H, T, D]
+  let scores = ops.matmul(g, qCls, kT, { transB: true, alpha: 1 / Math.sqrt(D) }); // [B, H, 1, T]
+  if (bias && bias.shape.length === 4) {
+    const [b0, h0] = bias.shape;
+    scores = ops.add(g, scores, ops.slice(g, bias, [0, 0, 0, 0], [b0, h0, 1, T]));
+  }
+  const probs = ops.reduceMean(g, ops.softmax(g, scores, -1), [1, 2]); // [B, T]
+  return ops.slice(g, probs, [0, skip], [B, T]);
+}
+
+export type SamPooling = 'mean' | 'attention';
+
+export interface SamClassifierOptions {
+  pooling: SamPooling;
+  /** Learned queries of the attention pooling. */
+  queries: number;
+  seed: number;
+}
+
+/** Heads of the attention pooling over C = 256 channels: the fused kernel takes head dims up to 128. */
+const POOL_HEADS = 2;
+
+export class SamPoolClassifier implements Classifier {
+  readonly kind = 'sam-encoder' as const;
+  readonly params = new Map<string, Tensor>();
+  private readonly graphs = new GraphCache();
+
+  /** Features per image: L positions × C channels. */
+  constructor(readonly gpu: Gpu, readonly positions: number, readonly channels: number, readonly classes: number, readonly opts: SamClassifierOptions) {
+    const C = channels;
+    if (C % POOL_HEADS !== 0 || C / POOL_HEADS > 128) throw new Error(`SamPoolClassifier: channels must split into ${POOL_HEADS} heads of at most 128, got ${C}`);
+    if (opts.pooling === 'attention') this.params.set('queries', Tensor.fromArray(gpu, initNormal(opts.queries * C, opts.seed, 0.02), [opts.queries, C]));
+    this.params.set('norm.w', Tensor.fromArray(gpu, new Float32Array(C).fill(1), [C]));
+    this.params.set('norm.b', Tensor.fromArray(gpu, new Float32Array(C), [C]));
+    this.params.set('head.w', Tensor.fromArray(gpu, initNormal(C * classes, opts.seed + 1, 1 / Math.sqrt(C)), [C, classes]));
+    this.params.set('head.b', Tensor.fromArray(gpu, new Float32Array(classes), [classes]));
+  }
+
+  /** logits [B, K]; with `explain`, also each position's weight [B, L] (built only into predict graphs). */
+  private forward(g: Graph, B: number, explain: boolean): { logits: Value; weights?: Value } {
+    const L = this.positions;
+    const C = this.channels;
+    const H = POOL_HEADS;
+    const feats = g.input('features', [B, L, C]);
+    const bound = new Map<string, Value>();
+    const p = (name: string) => bound.get(name) ?? bound.set(name, g.weight(name, this.params.get(name)!)).get(name)!;
+    let pooled: Value;
+    let poolWeights: Value | undefined;
+    if (this.opts.pooling === 'attention') {
+      const P = this.opts.queries;
+      const keyBias = g.input('keyBias', [B, 1, 1, L]);
+      const q = ops.broadcastTo(g, g.reshape(p('queries'), [1, P, H, C / H]), [B, P, H, C / H]);
+      const kv = g.reshape(feats, [B, L, H, C / H]);
+      const attended = ops.attention(g, q, kv, kv, { layout: 'blhd', bias: keyBias }); // [B, P, H, C/H]
+      pooled = ops.reduceMean(g, g.reshape(attended, [B, P, C]), 1);
+      if (explain) {
+        // The pooling weights, recomputed: softmax(q·kᵀ/√d + bias), averaged over heads and queries.
+        const scores = ops.matmul(g, ops.permute(g, q, [0, 2, 1, 3]), ops.permute(g, kv, [0, 2, 1, 3]), { transB: true, alpha: 1 / Math.sqrt(C / H) });
+        poolWeights = ops.reduceMean(g, ops.softmax(g, ops.add(g, scores, keyBias), -1), [1, 2]);
+      }
+    } else pooled = ops.reduceMean(g, feats, 1);
+    const head = (x: Value) => ops.matmul(g, ops.layerNorm(g, x, p('norm.w'), p('norm.b')), p('head.w'), { bias: p('head.b') });
+    const logits = head(pooled);
+    if (!explain) return { logits };
+    if (poolWeights) return { logits, weights: poolWeights };
+    // Mean pooling weighs every position alike; explain it by each position's
+    // own evidence for the prediction instead: Σ_k p_k · softmax_k(head(position)).
+    const perPosition = ops.softmax(g, head(feats), -1); // [B, L, K]
+    const probs = g.reshape(ops.softmax(g, logits, -1), [B, 1, this.classes]);
+    return { logits, weights: ops.reduceSum(g, ops.mul(g, perPosition, probs), 2) };
+  }
+
+  private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
+    const feeds: Record<string, Tensor | ArrayLike<number>> = { features: batch.inputs };
+    if (this.opts.pooling === 'attention') feeds.keyBias = batch.keyBias ?? new Float32Array(batch.size * this.positions);
+    return feeds;
+  }
+
+  lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> } {
+    checkBatch('SamPoolClassifier', batch, [this.positions, this.channels], this.positions, false);
+    if (!batch.labels) throw new Error('SamPoolClassifier.lossAndGradients: the batch has no labels');
+    const B = batch.size;
+    const g = this.graphs.get(`train|${B}`, () => {
+      const g = new Graph(this.gpu, `medfocus.sam.train[B=${B}]`);
+      const { logits } = this.forward(g, B, false);
+      const loss = ops.crossEntropy(g, logits, g.input('labels', [B], 'i32'));
+      g.output('loss', loss);
+      const names = [...this.params.keys()];
+      const bound = names.map((n) => findWeight(g, n));
+      const grads = backward(g, loss, bound);
+      names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
+      return g;
+    });
+    return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
+  }
+
+  predict(batch: Batch): { probs: Tensor; weights: Tensor } {
+    checkBatch('SamPoolClassifier', batch, [this.positions, this.channels], this.positions, false);
+    const B = batch.size;
+    const g = this.graphs.get(`predict|${B}`, () => {
+      const g = new Graph(this.gpu, `medfocus.sam.predict[B=${B}]`);
+      const { logits, weights } = this.forward(g, B, true);
+      g.output('probs', ops.softmax(g, logits, -1));
+      g.output('weights', weights!);
+      return g;
+    });
+    const out = g.run(this.feeds(batch));
+    return { probs: out.probs, weights: out.weights };
+  }
+
+  dispose(): void {
+    this.graphs.dispose();
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+  }
+}

