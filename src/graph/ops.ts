@@ -10,7 +10,7 @@ import { activationBackward } from '../kernels/activation-backward.js';
 import { attention as attentionKernel, type AttentionOptions } from '../kernels/attention.js';
 import { attentionBackward } from '../kernels/attention-backward.js';
 import { add as addKernel, broadcastShapes, div as divKernel, mul as mulKernel, sub as subKernel } from '../kernels/binary.js';
-import { conv2d as conv2dKernel, convTranspose2d as convTranspose2dKernel, maxPool2d as maxPool2dKernel, type Conv2dOptions, type ConvTranspose2dOptions, type MaxPool2dOptions } from '../kernels/conv.js';
+import { conv2d as conv2dKernel, convTranspose2d as convTranspose2dKernel, depthwiseConv2dNhwc as depthwiseConv2dNhwcKernel, maxPool2d as maxPool2dKernel, type Conv2dOptions, type DepthwiseConv2dNhwcOptions, type ConvTranspose2dOptions, type MaxPool2dOptions } from '../kernels/conv.js';
 import { conv2dWeightGrad } from '../kernels/conv-backward.js';
 import { softmaxCrossEntropy } from '../kernels/cross-entropy.js';
 import { gather as gatherKernel } from '../kernels/gather.js';
@@ -600,4 +600,31 @@ export function crossEntropy(g: Graph, logits: Value, labels: Value, opts: Graph
     return [mul(gr, dLogits, dLoss!)];
   });
   return loss;
+}
+
+export interface GraphDepthwiseConv2dNhwcOptions extends Omit<DepthwiseConv2dNhwcOptions, 'bias' | 'out'> {
+  /** [C] */
+  bias?: Value;
+}
+
+/**
+ * Depthwise conv on channels-last x [N, H, W, C] with w [KH, KW, C] (kernels/conv.ts
+ * depthwiseConv2dNhwc): → [N, Ho, Wo, C]. Forward only.
+ */
+export function depthwiseConv2dNhwc(g: Graph, x: Value, w: Value, opts: GraphDepthwiseConv2dNhwcOptions = {}): Value {
+  if (x.shape.length !== 4 || w.shape.length !== 3 || w.shape[2] !== x.shape[3]) {
+    throw new Error(`depthwiseConv2dNhwc: expected x [N, H, W, C] and w [KH, KW, C], got ${shapeString(x.shape)} and ${shapeString(w.shape)}`);
+  }
+  const [sh, sw] = pair(opts.stride, 1);
+  const [ph, pw] = pair(opts.padding, 0);
+  const [n, h, wd, c] = x.shape;
+  const ho = windowOutput(h, w.shape[0], sh, ph, 1);
+  const wo = windowOutput(wd, w.shape[1], sw, pw, 1);
+  if (ho <= 0 || wo <= 0) throw new Error(`depthwiseConv2dNhwc: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and weight ${shapeString(w.shape)}`);
+  const { bias, ...rest } = opts;
+  return g.apply('depthwiseConv2dNhwc', bias ? [x, w, bias] : [x, w], [n, ho, wo, c], 'f32', (gpu, [tx, tw, tb], out) => {
+    depthwiseConv2dNhwcKernel(gpu, tx, tw, { ...rest, bias: tb, out });
+  }, 1, () => {
+    throw new Error(`depthwiseConv2dNhwc: no backward (forward-only op; x ${shapeString(x.shape)}, w ${shapeString(w.shape)})`);
+  });
 }

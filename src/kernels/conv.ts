@@ -379,3 +379,58 @@ export function maxPool2d(gpu: Gpu, x: Tensor, opts: MaxPool2dOptions): Tensor {
   dispatchKernel(gpu, op, { shader: 'maxpool2d', constants }, { x, y, params: { H, W, Ho, Wo, total: y.size, lowest: -Infinity } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
   return y;
 }
+
+export interface DepthwiseConv2dNhwcOptions {
+  /** [C] */
+  bias?: Tensor;
+  stride?: ConvPair;
+  padding?: ConvPair;
+  activation?: ConvActivation;
+  out?: Tensor;
+}
+
+// shaders/depthwise_nhwc.wgsl: 4 output pixels per invocation, and one filter
+// row of a block reads at most this many input columns.
+const NHWC_DW_PIXELS = 4;
+const NHWC_DW_MAX_SPAN = 12;
+const NHWC_DW_WORKGROUP = 64;
+
+/**
+ * Depthwise conv on channels-last maps: x [N, H, W, C], w [KH, KW, C] (one
+ * filter per channel; PyTorch's [C, 1, KH, KW] transposed), bias [C] →
+ * y [N, Ho, Wo, C] = act(bias + Σ w[kh, kw, c] · x[n, oh·s − p + kh, ow·s − p + kw, c]),
+ * zero padding, Ho = ⌊(H + 2p − KH)/s⌋ + 1. Geometry limit: 3·strideW + KW ≤ 12.
+ */
+export function depthwiseConv2dNhwc(gpu: Gpu, x: Tensor, w: Tensor, opts: DepthwiseConv2dNhwcOptions = {}): Tensor {
+  const op = 'depthwiseConv2dNhwc';
+  checkF32Rank4(op, 'input', x, '[N, H, W, C]');
+  if (w.dtype !== 'f32') throw new Error(`${op}: weight must be f32, got ${w.dtype}`);
+  if (w.rank !== 3) throw new Error(`${op}: weight must be rank 3 [KH, KW, C], got ${shapeString(w.shape)} (rank ${w.rank})`);
+  const [N, H, W, C] = x.shape;
+  const [KH, KW, Cw] = w.shape;
+  if (Cw !== C) throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} channels, input ${shapeString(x.shape)} has C=${C}`);
+  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
+  checkBias(op, opts.bias, C);
+  const [SH, SW] = pair(op, 'stride', opts.stride, [1, 1], 1);
+  const [PH, PW] = pair(op, 'padding', opts.padding, [0, 0], 0);
+  const activation = opts.activation ?? 'none';
+  activationCode(op, activation);
+  if ((NHWC_DW_PIXELS - 1) * SW + KW > NHWC_DW_MAX_SPAN) {
+    throw new Error(`${op}: kernel width ${KW} at stride ${SW} is too wide (supported: ${NHWC_DW_PIXELS - 1}·strideW + KW <= ${NHWC_DW_MAX_SPAN})`);
+  }
+  const Ho = Math.floor((H + 2 * PH - KH) / SH) + 1;
+  const Wo = Math.floor((W + 2 * PW - KW) / SW) + 1;
+  checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${KH}×${KW}, stride ${[SH, SW]}, padding ${[PH, PW]}`);
+  checkBindingSize(gpu, op, 'input', x.shape);
+  const y = outputTensor(gpu, op, [N, Ho, Wo, C], opts.out);
+  const blocksW = Math.ceil(Wo / NHWC_DW_PIXELS);
+  const total = N * Ho * blocksW * Math.ceil(C / 4);
+  dispatchKernel(
+    gpu,
+    op,
+    { shader: 'depthwise_nhwc', constants: { KH, KW, SH, SW, PH, PW, HAS_BIAS: opts.bias !== undefined, ACTIVATION: ACTIVATIONS[activation], WORKGROUP_SIZE: NHWC_DW_WORKGROUP } },
+    { x, w, bias: opts.bias ?? placeholder(gpu), y, params: { H, W, C, Ho, Wo, blocksW, total } },
+    linearGrid(gpu, total, NHWC_DW_WORKGROUP),
+  );
+  return y;
+}

