@@ -21,7 +21,7 @@ import { Tensor } from '../src/tensor.js';
 import type { Gpu } from '../src/device.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
-import { MobileSamPredictor } from '../src/models/sam/predictor.js';
+import { MobileSamPredictor, samResizedSize, type SamImageEncoder } from '../src/models/sam/predictor.js';
 import { loadMobileSamDecoderWeights } from '../src/models/sam/mobilesam-decoder-weights.js';
 import {
   SamMaskDecoder, dynamicSingleMask, loadSam2DecoderWeights, multimaskTokens, onnxSingleMask, predictSam2, stabilityScore,
@@ -184,11 +184,12 @@ test('MobileSAM input checks name the op and the offending values', async () => 
   await assertThrows(() => p.predict({}), /MobileSamPredictor\.predict/, /no points and no box/);
   await assertThrows(() => p.predict({ points: [[1, 2]], labels: [1], mask: new Float32Array(10) }), /MobileSamPredictor\.predict/, /256·256/, /got 10/);
   await assertThrows(() => p.predictBatch([[1, 2]], []), /MobileSamPredictor\.predictBatch/, /1 points but 0 labels/);
-  const wrong = Tensor.fromArray(p.gpu, new Float32Array(256 * 32 * 32), [1, 256, 32, 32]);
-  await assertThrows(() => p.setEmbedding(wrong, 10, 10), /MobileSamPredictor\.setEmbedding/, /\[1, 256, 64, 64\]/, /\[1, 256, 32, 32\]/);
+  const wrong = Tensor.fromArray(p.gpu, new Float32Array(256 * 32 * 16), [1, 256, 32, 16]);
+  await assertThrows(() => p.setEmbedding(wrong, 10, 10), /MobileSamPredictor\.setEmbedding/, /\[1, 256, h, h\]/, /\[1, 256, 32, 16\]/);
   const points = { coords: new Float32Array([1, 2, 0, 0]), labels: new Int32Array([1, -1]), batch: 1, count: 2 };
-  await assertThrows(() => p.decoder.decode({ imageEmbedding: wrong }, points), /SamMaskDecoder\.decode/, /image embedding must be f32 \[1, 256, 64, 64\]/, /\[1, 256, 32, 32\]/);
+  await assertThrows(() => p.decoder.decode({ imageEmbedding: wrong }, points), /SamMaskDecoder\.decode/, /image embedding must be f32 \[1, 256, h, h\]/, /\[1, 256, 32, 16\]/);
   wrong.dispose();
+  await assertThrows(() => p.decoder.encodePoints(points, 0), /SamMaskDecoder\.encodePoints/, /frame size must be a positive number, got 0/);
   await assertThrows(() => p.decoder.encodePoints({ coords: new Float32Array([1, NaN]), labels: new Int32Array([1]), batch: 1, count: 1 }), /SamMaskDecoder\.encodePoints/, /point 0 has a non-finite coordinate/);
   await assertThrows(() => p.decoder.encodePoints({ coords: new Float32Array([1, 2]), labels: new Int32Array([1, 1]), batch: 1, count: 1 }), /SamMaskDecoder\.encodePoints/, /2 labels for 1 points/);
   await assertThrows(() => p.decoder.encodePoints({ coords: new Float32Array([1, 2]), labels: new Int32Array([7]), batch: 1, count: 1 }), /SamMaskDecoder\.encodePoints/, /label 7/);
@@ -200,6 +201,142 @@ test('the sam.onnx loader names what it could not find', async () => {
     return;
   }
   await assertThrows(() => loadMobileSamDecoderWeights(readFileSync(ENCODER_ONNX), 'encoder.onnx'), /encoder\.onnx/, /not SAM's ONNX decoder export/, /no_mask_embed/, /iou_token/);
+});
+
+// ---------------------------------------------------------------------------
+// MobileSAM at smaller encoder input sizes (S = 512, 256: embeddings 32², 16²).
+// sam.onnx fixes its inputs at 64², so these check the size-dependent parts
+// against float64 references and the decoder against itself.
+
+// Dense PE: float64 reference vs the decoder's f32 upload (sin/cos of
+// arguments up to ~2π·|G|·√2 ≈ 100: f32 rounding of the result only).
+const PE_TOL = { atol: 1e-6, rtol: 0 };
+// The same prompt decoded alone (reassociated token → image attention) and in
+// a batch (layer 0 keys projected once for the batch): different summation
+// orders in f32, logits of magnitude ~30.
+const BATCH_TOL = { atol: 2e-3, rtol: 1e-5 };
+// Host bilinear postprocessing in float64 vs the GPU resize chain.
+const POST_TOL = { atol: 2e-3, rtol: 1e-4 };
+
+/** get_dense_pe() [D, h, w] in float64, straight from PositionEmbeddingRandom. */
+function densePeReference(gaussian: Float32Array, D: number, h: number, w: number): Float64Array {
+  const half = D / 2;
+  const out = new Float64Array(D * h * w);
+  for (let i = 0; i < h; i++) {
+    for (let j = 0; j < w; j++) {
+      const x = 2 * ((j + 0.5) / w) - 1;
+      const y = 2 * ((i + 0.5) / h) - 1;
+      for (let k = 0; k < half; k++) {
+        const f = 2 * Math.PI * (x * gaussian[k] + y * gaussian[half + k]);
+        out[(k * h + i) * w + j] = Math.sin(f);
+        out[((half + k) * h + i) * w + j] = Math.cos(f);
+      }
+    }
+  }
+  return out;
+}
+
+/** F.interpolate(bilinear, align_corners=False) of one [h, w] plane to [oh, ow], float64. */
+function bilinearReference(x: ArrayLike<number>, h: number, w: number, oh: number, ow: number): Float64Array {
+  const out = new Float64Array(oh * ow);
+  const src = (o: number, n: number, on: number) => {
+    const v = Math.max(0, ((o + 0.5) * n) / on - 0.5);
+    const i0 = Math.min(Math.floor(v), n - 1);
+    return [i0, Math.min(i0 + 1, n - 1), v - i0] as const;
+  };
+  for (let i = 0; i < oh; i++) {
+    const [y0, y1, ly] = src(i, h, oh);
+    for (let j = 0; j < ow; j++) {
+      const [x0, x1, lx] = src(j, w, ow);
+      const top = x[y0 * w + x0] * (1 - lx) + x[y0 * w + x1] * lx;
+      const bottom = x[y1 * w + x0] * (1 - lx) + x[y1 * w + x1] * lx;
+      out[i * ow + j] = top * (1 - ly) + bottom * ly;
+    }
+  }
+  return out;
+}
+
+/** An encoder at input size `size` that returns a fixed random embedding (the decoder does not care where it came from). */
+function fakeEncoder(gpu: Gpu, size: number, seed: number): SamImageEncoder & { calls: number[] } {
+  const side = size / 16;
+  return {
+    inputSize: size,
+    calls: [],
+    preprocess(image, s = size) {
+      this.calls.push(s);
+      const [rh, rw] = samResizedSize(image.height, image.width, s);
+      return { input: Tensor.fromArray(gpu, new Float32Array(3 * s * s), [1, 3, s, s]), scale: s / Math.max(image.width, image.height), resizedWidth: rw, resizedHeight: rh };
+    },
+    encode: () => Tensor.fromArray(gpu, randn(256 * side * side, seed, 0.5), [1, 256, side, side]),
+    dispose: () => undefined,
+  };
+}
+
+test('dense PE at a 16×16 and 32×32 embedding vs float64', () => {
+  const m = mobileSam();
+  if (!m) return;
+  const d = m.predictor.decoder;
+  const gaussian = d.pointParams.gaussian.data;
+  for (const side of [16, 32]) assertClose(d.densePositionalEncoding(side), densePeReference(gaussian, 256, side, side), PE_TOL, `dense PE ${side}×${side}`);
+});
+
+test('decoder at a 32×32 embedding: a batch decodes each prompt as it decodes alone, click + mask input runs', async () => {
+  const m = mobileSam();
+  if (!m) return;
+  const d = m.predictor.decoder;
+  const features = { imageEmbedding: Tensor.fromArray(d.gpu, randn(256 * 32 * 32, 11, 0.5), [1, 256, 32, 32]) };
+  const clicks = [[100.5, 200], [400, 30], [511, 511]];
+  const points = { coords: Float32Array.from(clicks.flatMap((c) => [...c, 0, 0])), labels: Int32Array.from(clicks.flatMap(() => [1, -1])), batch: 3, count: 2 };
+  const batch = await d.decodeToHost(features, points);
+  assert.equal([batch.batch, batch.tokens, batch.size], [3, 4, 128]);
+  for (let b = 0; b < 3; b++) {
+    const one = await d.decodeToHost(features, { coords: points.coords.subarray(4 * b, 4 * b + 4), labels: points.labels.subarray(2 * b, 2 * b + 2), batch: 1, count: 2 });
+    assertClose(batch.masks.subarray(b * one.masks.length, (b + 1) * one.masks.length), one.masks, BATCH_TOL, `32² prompt ${b}: batched vs alone, masks`);
+    assertClose(batch.iou.subarray(4 * b, 4 * b + 4), one.iou, BATCH_TOL, `32² prompt ${b}: batched vs alone, iou`);
+  }
+  // The mask input is 4h × 4w = 128² here; a native-size one is refused.
+  const withMask = await d.decodeToHost(features, { ...points, batch: 1, coords: points.coords.subarray(0, 4), labels: points.labels.subarray(0, 2) }, batch.masks.subarray(0, 128 * 128));
+  assert.ok(withMask.masks.every(Number.isFinite), 'click + 128² mask input: finite logits');
+  await assertThrows(() => d.decode(features, { ...points, batch: 1, coords: points.coords.subarray(0, 4), labels: points.labels.subarray(0, 2) }, new Float32Array(256 * 256)), /SamMaskDecoder\.decode/, /1·128·128/);
+  features.imageEmbedding.dispose();
+});
+
+test('predictor at input size 256 (fake encoder, 16×16 embedding): frame, low-res size, postprocessing, automatic masks', async () => {
+  if (!existsSync(SAM_ONNX)) return void console.log(`skip: ${SAM_ONNX} is absent (predictor at 256)`);
+  const gpu = mobileSam()!.predictor.gpu;
+  const encoder = fakeEncoder(gpu, 256, 13);
+  const predictor = MobileSamPredictor.fromDecoderOnnx(gpu, encoder, readFileSync(SAM_ONNX));
+  try {
+    const W = 120;
+    const H = 90;
+    await predictor.setImage({ width: W, height: H, channels: 4, data: new Uint8Array(W * H * 4) });
+    assert.equal(encoder.calls, [256], 'preprocess at the encoder input size');
+    assert.is(predictor.inputSize, 256);
+    assert.equal(predictor.resizedSize, [192, 256]);
+    const single = await predictor.predict({ box: [10, 20, 80, 70], multimask: false });
+    assert.equal([single.count, single.width, single.height, single.lowResMasks.length, single.masks.length], [1, W, H, 64 * 64, W * H]);
+    // Postprocessing: bilinear 64² → 256², crop the 192×256 image region, bilinear to 90×120.
+    const full = bilinearReference(single.lowResMasks, 64, 64, 256, 256);
+    const crop = new Float64Array(192 * 256);
+    for (let i = 0; i < 192; i++) crop.set(full.subarray(i * 256, i * 256 + 256), i * 256);
+    assertClose(single.masks, bilinearReference(crop, 192, 256, H, W), POST_TOL, 'masks at the image size from 64² logits');
+    // The box is mapped by 256/120 into the frame: the same prompt through the decoder directly, on the same embedding.
+    const k = 256 / W;
+    const frameInput = Tensor.empty(gpu, [1, 3, 256, 256]);
+    const embedding = encoder.encode(frameInput);
+    frameInput.dispose();
+    const direct = await predictor.decoder.decodeToHost({ imageEmbedding: embedding }, { coords: Float32Array.of(10 * k, 20 * k, 80 * k, 70 * k), labels: Int32Array.of(2, 3), batch: 1, count: 2 });
+    embedding.dispose();
+    assertClose(single.lowResMasks, onnxSingleMask(direct, 2).masks, { atol: 0, rtol: 0 }, 'box mapped into the 256 frame');
+    const batch = await predictor.predictBatch([[30, 40], [100, 10]], [1, 1]);
+    assert.equal(batch.lowResMasks.shape, [2, 3, 64, 64]);
+    const masks = await predictor.generateMasks({ pointsPerSide: 2, predIouThresh: 0, stabilityScoreThresh: 0 });
+    assert.ok(masks.length >= 1, 'automatic masks at 256');
+    for (const a of masks) assert.equal([a.width, a.height, a.mask.length], [W, H, W * H]);
+    await assertThrows(() => predictor.predict({ points: [[1, 2]], labels: [1], mask: new Float32Array(256 * 256) }), /MobileSamPredictor\.predict/, /64·64/);
+  } finally {
+    predictor.dispose();
+  }
 });
 
 // ---------------------------------------------------------------------------

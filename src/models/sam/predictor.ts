@@ -4,13 +4,16 @@
 //
 // Behaviour follows segment_anything's SamPredictor + its ONNX export, which
 // the tests check against onnxruntime:
-// - prompts in image pixels are mapped into the 1024 frame as
+// - the prompt frame S is the encoder's input size (1024, or a smaller
+//   inputSize such as 512 / 256: embeddings [1, 256, S/16, S/16]); the dense
+//   PE, the low-res mask side 4·S/16 and the postprocessing follow it;
+// - prompts in image pixels are mapped into the S×S frame as
 //   ResizeLongestSide.apply_coords does (x · resizedWidth / width, y · resizedHeight / height);
 //   clicks first, then box corners (labels 2, 3); a padding point (0, 0, −1)
 //   only when there is no box;
 // - multimask (default): tokens 1..3; single: SamOnnxModel.select_masks
 //   (token 0 when the prompt has ≥ 3 points incl. padding, else the best multimask token);
-// - masks: bilinear to 1024², crop to the resized image, bilinear to the image
+// - masks: bilinear to S², crop to the resized image, bilinear to the image
 //   (mask_postprocessing; crop size computed as the export does, in f32).
 
 import type { Gpu } from '../../device.js';
@@ -25,7 +28,10 @@ import { promptPoints, type PromptPoints } from './prompt-encoder.js';
 
 /** What the predictor needs of an image encoder (MobileSamEncoder fits). */
 export interface SamImageEncoder {
-  preprocess(image: DecodedImage): { input: Tensor; scale: number; resizedWidth: number; resizedHeight: number };
+  /** The model input side S it encodes at (absent: the decoder's native 1024). */
+  readonly inputSize?: number;
+  /** The image resized (longest side S) and padded into [1, 3, S, S]. */
+  preprocess(image: DecodedImage, size?: number): { input: Tensor; scale: number; resizedWidth: number; resizedHeight: number };
   /** [1, 3, S, S] → [1, D, S/16, S/16]; the caller owns the result. */
   encode(input: Tensor): Tensor;
   dispose(): void;
@@ -41,6 +47,10 @@ interface ImageState {
   embedding: Tensor;
   width: number;
   height: number;
+  /** The S×S prompt frame of the embedding (16 × its side). */
+  frame: number;
+  /** Low-res mask side (4 × the embedding side). */
+  maskSize: number;
   /** [h, w] of the image inside the S×S frame. */
   resized: [number, number];
 }
@@ -61,9 +71,9 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
     return new MobileSamPredictor(gpu, encoder, SamMaskDecoder.create(gpu, loadMobileSamDecoderWeights(samOnnx, name), name));
   }
 
-  /** The S×S model frame (1024). */
+  /** The S×S model frame: the current image's, else the encoder's input size, else the decoder's native 1024. */
   get inputSize(): number {
-    return this.decoder.config.imageSize;
+    return this.image?.frame ?? this.encoder?.inputSize ?? this.decoder.config.imageSize;
   }
 
   /** [h, w] of the current image inside the frame. */
@@ -74,32 +84,42 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
   async setImage(image: DecodedImage): Promise<void> {
     this.checkAlive('setImage');
     if (!this.encoder) throw new Error(`${OP}.setImage: this predictor has no image encoder; use setEmbedding`);
-    const pre = this.encoder.preprocess(image);
+    const frame = this.encoder.inputSize ?? this.decoder.config.imageSize;
+    const pre = this.encoder.preprocess(image, frame);
     let embedding: Tensor;
     try {
       embedding = this.encoder.encode(pre.input);
     } finally {
       pre.input.dispose();
     }
-    this.replaceImage({ embedding, width: image.width, height: image.height, resized: [pre.resizedHeight, pre.resizedWidth] });
+    const side = frame / this.decoder.patchSize;
+    if (embedding.rank !== 4 || embedding.shape[2] !== side || embedding.shape[3] !== side) {
+      const got = shapeString(embedding.shape);
+      embedding.dispose();
+      throw new Error(`${OP}.setImage: the encoder (input size ${frame}) returned an embedding ${got}, expected [1, ${this.decoder.config.embedDim}, ${side}, ${side}]`);
+    }
+    this.replaceImage(this.state(embedding, image.width, image.height, [pre.resizedHeight, pre.resizedWidth]));
   }
 
-  /** Uses an embedding [1, D, h, w] computed elsewhere for an image of width×height (the predictor takes ownership). */
+  /**
+   * Uses an embedding [1, D, h, h] computed elsewhere (by an encoder at input
+   * size S = 16h) for an image of width×height (the predictor takes ownership).
+   */
   setEmbedding(embedding: Tensor, width: number, height: number): void {
     this.checkAlive('setEmbedding');
     const c = this.decoder.config;
-    const h = c.embeddingSize;
-    if (!(embedding instanceof Tensor) || embedding.dtype !== 'f32' || embedding.rank !== 4 || embedding.shape[0] !== 1 || embedding.shape[1] !== c.embedDim || embedding.shape[2] !== h || embedding.shape[3] !== h) {
-      throw new Error(`${OP}.setEmbedding: embedding must be f32 [1, ${c.embedDim}, ${h}, ${h}], got ${embedding instanceof Tensor ? `${embedding.dtype} ${shapeString(embedding.shape)}` : String(embedding)}`);
+    if (!(embedding instanceof Tensor) || embedding.dtype !== 'f32' || embedding.rank !== 4 || embedding.shape[0] !== 1 || embedding.shape[1] !== c.embedDim || embedding.shape[2] !== embedding.shape[3]) {
+      throw new Error(`${OP}.setEmbedding: embedding must be f32 [1, ${c.embedDim}, h, h] (h = S/16; ${c.embeddingSize} at S = ${c.imageSize}), got ${embedding instanceof Tensor ? `${embedding.dtype} ${shapeString(embedding.shape)}` : String(embedding)}`);
     }
     if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new Error(`${OP}.setEmbedding: image size ${width}×${height} must be positive integers`);
-    this.replaceImage({ embedding, width, height, resized: samResizedSize(height, width, c.imageSize) });
+    const frame = embedding.shape[2] * this.decoder.patchSize;
+    this.replaceImage(this.state(embedding, width, height, samResizedSize(height, width, frame)));
   }
 
   async predict(prompt: SegmentPrompt): Promise<SegmentPrediction> {
     const img = this.current('predict');
     const points = this.toPoints('predict', prompt, img);
-    const s = this.decoder.maskSize;
+    const s = img.maskSize;
     let mask: Float32Array | undefined;
     if (prompt.mask !== undefined) {
       if (!(prompt.mask instanceof Float32Array) || prompt.mask.length !== s * s) {
@@ -109,8 +129,8 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
     }
     const out = await this.decoder.decodeToHost({ imageEmbedding: img.embedding }, points, mask);
     const chosen = prompt.multimask === false ? onnxSingleMask(out, points.count) : multimaskTokens(out);
-    const crop = onnxResizedSize(img.height, img.width, this.inputSize);
-    const masks = postprocessMasks(this.gpu, chosen.masks, chosen.count, s, img.height, img.width, { kind: 'sam', imageSize: this.inputSize, resized: crop });
+    const crop = onnxResizedSize(img.height, img.width, img.frame);
+    const masks = postprocessMasks(this.gpu, chosen.masks, chosen.count, s, img.height, img.width, { kind: 'sam', imageSize: img.frame, resized: crop });
     try {
       return { width: img.width, height: img.height, masks: (await masks.read()) as Float32Array, iouPredictions: chosen.iou, lowResMasks: chosen.masks, count: chosen.count };
     } finally {
@@ -120,7 +140,7 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
 
   /**
    * One prompt per point (image pixels, one label each), multimask output:
-   * lowResMasks f32 [B, 3, 256, 256] (owned by the predictor, valid until the
+   * lowResMasks f32 [B, 3, 4h, 4h] (owned by the predictor, valid until the
    * next predictBatch / setImage / dispose) and iouPredictions [B·3].
    */
   async predictBatch(points: ReadonlyArray<readonly [number, number]>, labels: readonly number[]): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
@@ -138,12 +158,12 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
     });
     const M = this.decoder.config.numMaskTokens;
     const K = M - 1;
-    const s = this.decoder.maskSize;
+    const s = img.maskSize;
     this.batchMasks?.dispose();
     const lowRes = Tensor.empty(this.gpu, [B, K, s, s]);
     this.batchMasks = lowRes;
     const iou = new Float32Array(B * K);
-    const step = this.decoder.maxBatch;
+    const step = this.decoder.maxBatchFor(img.embedding.shape[2]);
     for (let b0 = 0; b0 < B; b0 += step) {
       const b1 = Math.min(B, b0 + step);
       const part: PromptPoints = { coords: coords.subarray(b0 * N * 2, b1 * N * 2), labels: lab.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
@@ -179,6 +199,11 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
   private toPoints(op: string, prompt: SegmentPrompt, img: ImageState): PromptPoints {
     const [rh, rw] = img.resized;
     return promptPoints(`${OP}.${op}`, prompt, (x, y) => [x * (rw / img.width), y * (rh / img.height)], 'sam');
+  }
+
+  private state(embedding: Tensor, width: number, height: number, resized: [number, number]): ImageState {
+    const side = embedding.shape[2];
+    return { embedding, width, height, frame: side * this.decoder.patchSize, maskSize: 4 * side, resized };
   }
 
   private replaceImage(state: ImageState): void {

@@ -35,7 +35,7 @@ export interface PointEncoderParams {
   pointEmbeddings: HostTensor;
   /** not_a_point_embed.weight [1, D]. */
   notAPoint: HostTensor;
-  /** The prompt frame S: coordinates are pixels of the S×S model input. */
+  /** The native prompt frame S: coordinates are pixels of the S×S model input (an embedding of side h has S = 16h). */
   imageSize: number;
 }
 
@@ -113,14 +113,15 @@ function fourierFeatures(gaussian: HostTensor, cx: number, cy: number, out: Floa
   }
 }
 
-/** Sparse prompt embeddings [B, N, D] of model-frame points (float64 math, rounded once). */
-export function encodePoints(params: PointEncoderParams, points: PromptPoints, op = 'SamPromptEncoder.encodePoints'): Float32Array {
+/** Sparse prompt embeddings [B, N, D] of points in the frame × frame prompt frame (default: params.imageSize; float64 math, rounded once). */
+export function encodePoints(params: PointEncoderParams, points: PromptPoints, op = 'SamPromptEncoder.encodePoints', frame = params.imageSize): Float32Array {
   const { coords, labels, batch, count } = points;
   const n = batch * count;
   if (coords.length !== 2 * n) throw new Error(`${op}: coords hold ${coords.length} values, expected ${n}·2 for ${batch} prompts of ${count} points`);
   if (labels.length !== n) throw new Error(`${op}: ${labels.length} labels for ${n} points (${batch} prompts of ${count})`);
   const D = params.pointEmbeddings.shape[1];
-  const S = params.imageSize;
+  if (!(frame > 0) || !Number.isFinite(frame)) throw new Error(`${op}: the prompt frame size must be a positive number, got ${frame}`);
+  const S = frame;
   const out = new Float32Array(n * D);
   for (let i = 0; i < n; i++) {
     const x = coords[2 * i];

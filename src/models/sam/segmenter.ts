@@ -14,7 +14,7 @@ export interface SegmentPrompt {
   labels?: readonly number[];
   /** A box [x0, y0, x1, y1] in image pixels. */
   box?: readonly [number, number, number, number];
-  /** Low-resolution mask logits from an earlier prediction [256·256] (SAM's mask_input). */
+  /** Low-resolution mask logits from an earlier prediction [4h·4h] for an h×h embedding (SAM's mask_input; 256·256 at 1024). */
   mask?: Float32Array;
   /** Three candidate masks (true, the default) or the single best one. */
   multimask?: boolean;
@@ -27,7 +27,7 @@ export interface SegmentPrediction {
   masks: Float32Array;
   /** Predicted IoU per mask [M]. */
   iouPredictions: Float32Array;
-  /** Low-resolution logits [M, 256, 256], to feed back as `mask`. */
+  /** Low-resolution logits [M, 4h, 4h] (256² at 1024), to feed back as `mask`. */
   lowResMasks: Float32Array;
   count: number;
 }
