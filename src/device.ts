@@ -35,10 +35,21 @@ const NO_ADAPTER_HELP =
   '`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`, and set XDG_RUNTIME_DIR.';
 
 let defaultProvider: (() => GPU | Promise<GPU>) | undefined;
+let waitStrategy: (<T>(promise: Promise<T>) => Promise<T>) | undefined;
 
 /** Node registers Dawn here (src/node.ts); browsers use navigator.gpu. */
 export function setGpuProvider(provider: () => GPU | Promise<GPU>): void {
   defaultProvider = provider;
+}
+
+/**
+ * How to wait for a device promise (queue done, buffer mapped). Node sets one
+ * that sleeps between event-loop turns (src/node.ts): Dawn's Node binding
+ * otherwise polls from a setImmediate loop that keeps a core busy for the
+ * whole wait, a core that CPU adapters (lavapipe) need for the work itself.
+ */
+export function setGpuWaitStrategy(strategy: <T>(promise: Promise<T>) => Promise<T>): void {
+  waitStrategy = strategy;
 }
 
 async function environmentGpu(): Promise<GPU | undefined> {
@@ -176,7 +187,8 @@ export class Gpu {
   /** Races a device promise against device loss so nothing waits forever on a dead device. */
   guard<T>(promise: Promise<T>): Promise<T> {
     if (this.lostError) return Promise.reject(this.lostError);
-    return Promise.race([promise, this.lostPromise]);
+    const raced = Promise.race([promise, this.lostPromise]);
+    return waitStrategy ? waitStrategy(raced) : raced;
   }
 
   /** Destroys the device. Dawn busy-spins on exit if a device is left alive. */

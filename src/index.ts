@@ -1,6 +1,6 @@
 // Browser-safe entry (no Node built-ins): the public API of the engine.
 
-export { getDevice, setGpuProvider, Gpu } from './device.js';
+export { getDevice, setGpuProvider, setGpuWaitStrategy, Gpu } from './device.js';
 export type { AdapterSummary, GetDeviceOptions } from './device.js';
 export { Tensor, numel, shapeString, resolveReshape, BYTES_PER_ELEMENT } from './tensor.js';
 export type { DType, Shape, TensorData } from './tensor.js';
