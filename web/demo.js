@@ -139,7 +139,9 @@ async function loadSegmenter(encoderSource, decoderSource) {
   const decoder = await lib.bytesFrom(decoderSource, { onProgress: (p) => onProgress({ loaded: loaded + p.loaded, total: p.total && loaded + p.total }) });
   setStatus('sam-status', `building MobileSAM (${mib(encoder.length + decoder.length)} of ONNX)…`);
   demo.segmenter?.dispose();
-  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder);
+  // ?sam-size=N runs the encoder at N² (a multiple of 16, ≤ 1024) instead of 1024²: coarser masks, much faster on software adapters.
+  const size = Number(new URLSearchParams(location.search).get('sam-size') ?? 1024);
+  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: size });
   demo.segmenter = lib.MobileSamPredictor.fromDecoderOnnx(demo.gpu, imageEncoder, decoder);
   demo.embedded = false;
   setStatus('sam-status', `${demo.segmenter.name} ready`);
