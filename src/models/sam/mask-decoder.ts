@@ -577,6 +577,43 @@ export class SamMaskDecoder {
     return { masks: out.masks, iou: out.iou, objectScore: out.objectScore };
   }
 
+  /**
+   * The multimask outputs (tokens 1..M−1) of B prompts, decoded in runs of at
+   * most maxBatchFor(h): lowResMasks f32 [B, M−1, 4h, 4w] stays on the GPU
+   * (owned by the caller), iouPredictions [B·(M−1)] on the host. The automatic
+   * mask generator's batched decode.
+   */
+  async decodeMultimask(features: SamImageFeatures, points: PromptPoints): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
+    const { batch: B, count: N } = points;
+    const M = this.config.numMaskTokens;
+    const K = M - 1;
+    const side = features.imageEmbedding.shape[2];
+    const s = 4 * side;
+    const lowRes = Tensor.empty(this.gpu, [B, K, s, s]);
+    const iou = new Float32Array(B * K);
+    const step = this.maxBatchFor(side);
+    try {
+      for (let b0 = 0; b0 < B; b0 += step) {
+        const b1 = Math.min(B, b0 + step);
+        const part: PromptPoints = { coords: points.coords.subarray(b0 * N * 2, b1 * N * 2), labels: points.labels.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
+        const out = this.decode(features, part);
+        const multi = slice(this.gpu, out.masks, [0, 1, 0, 0], [b1 - b0, M, s, s]);
+        this.gpu.commandEncoder().copyBufferToBuffer(multi.buffer, 0, lowRes.buffer, b0 * K * s * s * 4, multi.byteLength);
+        const all = (await out.iou.read()) as Float32Array;
+        for (let b = 0; b < b1 - b0; b++) for (let k = 0; k < K; k++) iou[(b0 + b) * K + k] = all[b * M + 1 + k];
+        multi.dispose();
+        out.masks.dispose();
+        out.iou.dispose();
+        out.objectScore?.dispose();
+      }
+    } catch (e) {
+      lowRes.dispose();
+      throw e;
+    }
+    this.gpu.flush();
+    return { lowResMasks: lowRes, iouPredictions: iou };
+  }
+
   /** decode() in runs of at most maxBatchFor(h) prompts, read back. */
   async decodeToHost(features: SamImageFeatures, points: PromptPoints, maskInput?: Float32Array): Promise<SamHostOutputs> {
     const { batch: B, count: N } = points;

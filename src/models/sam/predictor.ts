@@ -18,7 +18,6 @@
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
-import { slice } from '../../kernels/transform.js';
 import type { DecodedImage } from '../../io/image.js';
 import type { AutoMask, SegmentPrediction, SegmentPrompt, Segmenter } from './segmenter.js';
 import { generateMasks, type BatchedMaskDecoder, type GenerateMasksOptions } from './automatic.js';
@@ -156,28 +155,11 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
       coords.set(one.coords, b * N * 2);
       lab.set(one.labels, b * N);
     });
-    const M = this.decoder.config.numMaskTokens;
-    const K = M - 1;
-    const s = img.maskSize;
     this.batchMasks?.dispose();
-    const lowRes = Tensor.empty(this.gpu, [B, K, s, s]);
-    this.batchMasks = lowRes;
-    const iou = new Float32Array(B * K);
-    const step = this.decoder.maxBatchFor(img.embedding.shape[2]);
-    for (let b0 = 0; b0 < B; b0 += step) {
-      const b1 = Math.min(B, b0 + step);
-      const part: PromptPoints = { coords: coords.subarray(b0 * N * 2, b1 * N * 2), labels: lab.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
-      const out = this.decoder.decode({ imageEmbedding: img.embedding }, part);
-      const multi = slice(this.gpu, out.masks, [0, 1, 0, 0], [b1 - b0, M, s, s]);
-      this.gpu.commandEncoder().copyBufferToBuffer(multi.buffer, 0, lowRes.buffer, b0 * K * s * s * 4, multi.byteLength);
-      const all = (await out.iou.read()) as Float32Array;
-      for (let b = 0; b < b1 - b0; b++) for (let k = 0; k < K; k++) iou[(b0 + b) * K + k] = all[b * M + 1 + k];
-      multi.dispose();
-      out.masks.dispose();
-      out.iou.dispose();
-    }
-    this.gpu.flush();
-    return { lowResMasks: lowRes, iouPredictions: iou };
+    this.batchMasks = undefined;
+    const out = await this.decoder.decodeMultimask({ imageEmbedding: img.embedding }, { coords, labels: lab, batch: B, count: N });
+    this.batchMasks = out.lowResMasks;
+    return out;
   }
 
   /** SAM's automatic mask generator over the current image (a point grid decoded in batches). */

@@ -9,10 +9,9 @@ import type { Gpu } from '../../device.js';
 import type { DecodedImage } from '../../io/image.js';
 import type { SafetensorsFile } from '../../io/safetensors.js';
 import { Tensor } from '../../tensor.js';
-import { slice } from '../../kernels/transform.js';
 import { generateMasks, type BatchedMaskDecoder } from '../sam/automatic.js';
 import { SamMaskDecoder, loadSam2DecoderWeights, predictSam2, type SamImageFeatures } from '../sam/mask-decoder.js';
-import { promptPoints, type PromptPoints } from '../sam/prompt-encoder.js';
+import { promptPoints } from '../sam/prompt-encoder.js';
 import type { AutoMask, AutoMaskOptions, SegmentPrediction, SegmentPrompt, Segmenter } from '../sam/segmenter.js';
 import type { InferSam2Options } from './config.js';
 import { Sam2ImageEncoder } from './image-encoder.js';
@@ -98,29 +97,11 @@ export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
       coords.set(one.coords, b * N * 2);
       lab.set(one.labels, b * N);
     });
-    const M = this.decoder.config.numMaskTokens;
-    const K = M - 1;
-    const s = this.decoder.maskSize;
     this.batchMasks?.dispose();
-    const lowRes = Tensor.empty(this.gpu, [B, K, s, s]);
-    this.batchMasks = lowRes;
-    const iou = new Float32Array(B * K);
-    const step = this.decoder.maxBatch;
-    for (let b0 = 0; b0 < B; b0 += step) {
-      const b1 = Math.min(B, b0 + step);
-      const part: PromptPoints = { coords: coords.subarray(b0 * N * 2, b1 * N * 2), labels: lab.subarray(b0 * N, b1 * N), batch: b1 - b0, count: N };
-      const out = this.decoder.decode(img.features, part);
-      const multi = slice(this.gpu, out.masks, [0, 1, 0, 0], [b1 - b0, M, s, s]);
-      this.gpu.commandEncoder().copyBufferToBuffer(multi.buffer, 0, lowRes.buffer, b0 * K * s * s * 4, multi.byteLength);
-      const all = (await out.iou.read()) as Float32Array;
-      for (let b = 0; b < b1 - b0; b++) for (let k = 0; k < K; k++) iou[(b0 + b) * K + k] = all[b * M + 1 + k];
-      multi.dispose();
-      out.masks.dispose();
-      out.iou.dispose();
-      out.objectScore?.dispose();
-    }
-    this.gpu.flush();
-    return { lowResMasks: lowRes, iouPredictions: iou };
+    this.batchMasks = undefined;
+    const out = await this.decoder.decodeMultimask(img.features, { coords, labels: lab, batch: B, count: N });
+    this.batchMasks = out.lowResMasks;
+    return out;
   }
 
   /** SAM's automatic mask generator over the current image. */
