@@ -13,7 +13,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { main } from '../src/medfocus/cli.js';
+import { capPerClass, main } from '../src/medfocus/cli.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -78,6 +78,17 @@ test('bad arguments: a usage line and exit 2', async ({ data }) => {
   await expectUsage(['predict', '--run', 'x'], /give at least one IMAGE/);
   await expectUsage(['explain', '--run', 'x', 'a.png', 'b.png', '--out', 'y.png'], /exactly one IMAGE, got 2/);
   await expectUsage(['protocol', '--data', data, '--modes', 'none,fuzzy'], /--modes: 'fuzzy' is not one of/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--sam-size', '300'], /--sam-size must be a multiple of 16 from 64 to 1024 .*got '300'/);
+  await expectUsage(['protocol', '--data', data, '--train-per-class', '0'], /--train-per-class must be an integer >= 1, got '0'/);
+});
+
+test('capPerClass: at most n per class, a fixed choice, order kept', () => {
+  const items = [0, 0, 0, 0, 1, 1, 2].map((label, i) => ({ path: `p${i}`, label }));
+  const capped = capPerClass(items, 2);
+  assert.equal(capped.map((it) => it.label), [0, 0, 1, 1, 2]);
+  assert.equal(capPerClass(items, 2), capped);
+  assert.ok(capped.every((it, i) => i === 0 || items.indexOf(it) > items.indexOf(capped[i - 1])));
+  assert.is(capPerClass(items, undefined), items);
 });
 
 test('bad data: missing split, empty class, class missing from test, corrupt image, not a run', async ({ root, data, cache }) => {
@@ -108,7 +119,8 @@ test('bad data: missing split, empty class, class missing from test, corrupt ima
 test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, explain; a second run hits the cache', async ({ root, data, cache }) => {
   if (!existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${samDir}/encoder.onnx is absent (MobileSAM weights)`);
   const run = join(root, 'sam-run');
-  const train = await cli(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache]);
+  // MobileSAM at input 256 (embeddings [1, 256, 16, 16]): seconds per image here instead of a minute at 1024.
+  const train = await cli(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '256']);
   assert.is(train.code, 0, train.err.join('\n'));
   assert.match(train.err.join('\n'), /backbone: sam-encoder \(default: no CLIP --weights given\)/);
   assert.match(train.out.join('\n'), /trained .*3 epochs, 3 steps/);
@@ -130,9 +142,12 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   assert.is(ex.code, 0, ex.err.join('\n'));
   assert.ok(readFileSync(png).subarray(1, 4).toString() === 'PNG');
   // Same data, same focus, new run dir: everything comes from the cache.
-  const again = await cli(['train', '--data', data, '--out', join(root, 'sam-run-2'), '--focus', 'attention', '--epochs', '1', '--cache', cache]);
+  const again = await cli(['train', '--data', data, '--out', join(root, 'sam-run-2'), '--focus', 'attention', '--epochs', '1', '--cache', cache, '--sam-size', '256']);
   assert.is(again.code, 0, again.err.join('\n'));
   assert.match(again.err.join('\n'), /cache .*: 4 hits, 0 misses/);
+  assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).samSize, 256);
+  // Another MobileSAM input size is another run: refused before anything is computed.
+  await expectError(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '512'], /already holds a different run/, /samSize: 256 vs 512/);
 });
 
 test('clip (tiny fixture): train, eval, predict, explain; a different config in the same run dir is refused', async ({ root, data, cache }) => {

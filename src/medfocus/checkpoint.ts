@@ -47,6 +47,8 @@ export interface RunConfig {
   featureGrid?: number;
   /** Images actually trained on (after the fraction). */
   trainImages: number;
+  /** The train split was capped to this many images per class (seeded) before the fraction was drawn. */
+  maxPerClass?: number;
 }
 
 export interface RunProgress {

@@ -2,11 +2,14 @@
 //
 // Per image (prepareImages): bytes → sha256 → decode → a square "work image"
 // (WORK_SIDE², the frame masks, coverage and overlay live in) → automatic SAM
-// masks (disk-cached: content hash + segmenter + options) → salient coverage
+// masks (disk-cached: content hash + segmenter + its input side + options) → salient coverage
 // → what the classifier reads: CLIP pixels [R, R] (overlaid for overlay/both)
 // or MobileSAM encoder embeddings pooled to featureGrid² (disk-cached:
-// content hash + encoder + grid + focus variant), plus, for attention/both,
-// the per-patch key bias. Only small per-image arrays stay in memory.
+// content hash + encoder + its input side + grid + focus variant), plus, for
+// attention/both, the per-patch key bias. Only small per-image arrays stay in
+// memory. Whenever the raw work image is encoded, both its features and (when
+// the focus needs them) its masks are cached from that one pass, so a protocol
+// over several focus modes encodes each raw image once.
 //
 // Training (trainClassifier): seeded shuffle per epoch (the order depends
 // only on the seed and the epoch, so a resumed run sees the same batches),
@@ -33,6 +36,8 @@ export const SAM_CHANNELS = 256;
 
 export interface FocusSettings {
   focus: FocusMode;
+  /** MobileSAM's input side (a multiple of 16; masks and features are computed at it). */
+  samSize: number;
   strength: number;
   overlayAlpha: number;
   pointsPerSide: number;
@@ -45,7 +50,9 @@ export interface FocusSettings {
 export interface SamParts {
   /** Segmenter id in cache keys ('mobilesam'). */
   readonly name: string;
-  /** The image embedding [1, 256, 64, 64] (caller owns). */
+  /** The encoder's input side S (cache keys include it). */
+  readonly samSize: number;
+  /** The image embedding [1, 256, S/16, S/16] (caller owns). */
   embed(image: DecodedImage): Tensor;
   /** Automatic masks of a width×height image from its embedding (takes ownership of it). */
   masks(embedding: Tensor, width: number, height: number, options: AutoMaskOptions): Promise<AutoMask[]>;
@@ -56,6 +63,7 @@ export interface SamParts {
 export interface PipelineModels {
   gpu: Gpu;
   cache: DiskCache;
+  /** MobileSAM at the settings' samSize; the caller owns it (it may serve several pipelines). */
   sam: () => Promise<SamParts>;
   /** clip: the tower's input side and patch grid; sam-encoder: undefined. */
   clip?: { resolution: number; grid: number };
@@ -93,7 +101,6 @@ export function workImage(image: DecodedImage): DecodedImage {
 }
 
 export class FocusPipeline {
-  private samInstance: SamParts | undefined;
   /** Encoder passes and mask generations run in this process (cache misses). */
   readonly computed = { embeddings: 0, masks: 0 };
 
@@ -104,15 +111,17 @@ export class FocusPipeline {
   }
 
   private async sam(): Promise<SamParts> {
-    return (this.samInstance ??= await this.models.sam());
+    const sam = await this.models.sam();
+    if (sam.samSize !== this.settings.samSize) throw new Error(`FocusPipeline: internal: MobileSAM runs at ${sam.samSize}, the run asks for ${this.settings.samSize}`);
+    return sam;
   }
 
   private maskKey(hash: string): string {
-    return this.models.cache.key([hash, 'mobilesam', `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
+    return this.models.cache.key([hash, 'mobilesam', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
   }
 
   private featureKey(hash: string, variant: string): string {
-    return this.models.cache.key([hash, 'mobilesam-encoder', `work=${WORK_SIDE}`, `grid=${this.models.featureGrid}`, variant]);
+    return this.models.cache.key([hash, 'mobilesam-encoder', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, `grid=${this.models.featureGrid}`, variant]);
   }
 
   private async embed(image: DecodedImage): Promise<Tensor> {
@@ -157,12 +166,17 @@ export class FocusPipeline {
     return hit ? new Float32Array(hit.buffer.slice(hit.byteOffset, hit.byteOffset + hit.byteLength)) : null;
   }
 
-  /** Automatic masks of the work image (cached). */
+  /** Automatic masks of the work image (cached; sam-encoder: the raw features of that encoder pass too). */
   async masks(hash: string, work: DecodedImage): Promise<AutoMask[]> {
     const key = this.maskKey(hash);
     const hit = await this.models.cache.get(key, 'masks');
     if (hit) return decodeMasks(hit).masks;
-    return this.masksFrom(key, await this.embed(work));
+    const embedding = await this.embed(work);
+    if (!this.models.clip) {
+      const featureKey = this.featureKey(hash, 'raw');
+      if (!(await this.cachedFeatures(featureKey))) await this.featuresFrom(featureKey, embedding);
+    }
+    return this.masksFrom(key, embedding);
   }
 
   /** Everything the focus derives from one image (for explanations). */
@@ -227,11 +241,6 @@ export class FocusPipeline {
     }
     bar.done();
     return { images, failures };
-  }
-
-  dispose(): void {
-    this.samInstance?.dispose();
-    this.samInstance = undefined;
   }
 }
 
