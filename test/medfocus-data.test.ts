@@ -434,6 +434,11 @@ test('ProgressBar: plain lines every tenth when not a TTY; no stream, no output'
   assert.is(writes.length, 11); // first tick, then 10%, 20%, …, 100%
   for (const w of writes) assert.ok(w.endsWith('\n') && !w.includes('\r'), JSON.stringify(w));
   assert.is(writes[10], 'embed [####################] 40/40 4.0 it/s ETA 0s\n');
+  let clock = 0;
+  const slow = new ProgressBar('encode', 3, { stream: fakeStream(true).stream, now: () => clock });
+  clock += 5000;
+  slow.tick(2); // 2 in 5 s: 2.5 s/it, 1 left → 3 s
+  assert.is(slow.line(), 'encode [#############-------] 2/3 2.5 s/it ETA 3s');
   const short = fakeStream(false);
   const stopped = new ProgressBar('eval', 10, { stream: short.stream, now: () => now });
   stopped.tick(3);

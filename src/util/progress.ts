@@ -82,7 +82,8 @@ export class ProgressBar {
     const filled = Math.round(fraction * this.width);
     const rate = elapsed > 0 && this.count > 0 ? this.count / elapsed : NaN;
     const remaining = Math.max(0, this.total - this.count);
-    const rateText = Number.isFinite(rate) ? `${rate >= 100 ? rate.toFixed(0) : rate.toFixed(1)} it/s` : '-- it/s';
+    // Slow steps (seconds each, e.g. a SAM encode on a CPU adapter) read better as s/it.
+    const rateText = !Number.isFinite(rate) ? '-- it/s' : rate >= 1 ? `${rate >= 100 ? rate.toFixed(0) : rate.toFixed(1)} it/s` : `${(1 / rate).toFixed(1)} s/it`;
     const eta = remaining === 0 ? '0s' : formatDuration(remaining / rate);
     const parts = [this.label, `[${'#'.repeat(filled)}${'-'.repeat(this.width - filled)}]`, `${this.count}/${this.total}`, rateText, `ETA ${eta}`];
     if (this.info) parts.push(this.info);
