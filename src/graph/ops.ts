@@ -487,18 +487,14 @@ export function conv2d(g: Graph, x: Value, w: Value, opts: GraphConv2dOptions = 
   if (ho <= 0 || wo <= 0) throw new Error(`conv2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and weight ${shapeString(w.shape)}`);
   const { bias, ...rest } = opts;
   const inputs = bias ? [x, w, bias] : [x, w];
-  if (opts.activation && opts.activation !== 'none') {
-    // The fused activation's derivative needs the pre-activation, which is not kept: apply it as its own op to train through it.
-    return g.apply('conv2d', inputs, [n, o, ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
-      conv2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
-    }, 1, () => {
-      throw new Error(`conv2d: no backward through the fused ${opts.activation} (x ${shapeString(x.shape)}, w ${shapeString(w.shape)}); build conv2d then activation to train through it`);
-    });
-  }
   const geometry = { stride: [sh, sw] as [number, number], padding: [ph, pw] as [number, number], dilation: [dh, dw] as [number, number], groups: opts.groups };
   return g.apply('conv2d', inputs, [n, o, ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
     conv2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
   }, 1, (gr, { inputs: [xv, wv], dOutputs: [dY], needs }) => {
+    // A fused activation's derivative needs the pre-activation, which is not kept.
+    if (opts.activation && opts.activation !== 'none') {
+      throw new Error(`conv2d: no backward through the fused ${opts.activation} (x ${shapeString(x.shape)}, w ${shapeString(w.shape)}); build conv2d then activation to train through it`);
+    }
     // dx: the transposed convolution with the same weights; output padding restores rows the forward's floor dropped.
     const dx = needs[0]
       ? convTranspose2d(gr, dY!, wv, { ...geometry, outputPadding: [h - ((ho - 1) * sh - 2 * ph + dh * (kh - 1) + 1), wd - ((wo - 1) * sw - 2 * pw + dw * (kw - 1) + 1)] })

@@ -185,13 +185,7 @@ export class ClipPromptClassifier implements Classifier {
     const g = this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.clip.train[B=${B}]`);
       const { logits } = this.forward(g, B);
-      const loss = ops.crossEntropy(g, logits, g.input('labels', [B], 'i32'));
-      g.output('loss', loss);
-      const names = [...this.params.keys()];
-      // The parameters were bound by forward(); find their values by name.
-      const bound = names.map((n) => findWeight(g, n));
-      const grads = backward(g, loss, bound);
-      names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
+      addCrossEntropyTraining(g, logits, B, [...this.params.keys()]);
       return g;
     });
     return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
@@ -220,6 +214,19 @@ export class ClipPromptClassifier implements Classifier {
 }
 
 /** The weight value bound under `name` in g (the classifiers bind each parameter once per graph). */
+/**
+ * The training outputs of a classifier graph: `loss` (mean cross-entropy of
+ * logits [B, K] against the i32 input `labels`) and `grad.<name>` for each
+ * trainable parameter, which forward() bound as a weight under its own name.
+ */
+function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[]): void {
+  const loss = ops.crossEntropy(g, logits, g.input('labels', [B], 'i32'));
+  g.output('loss', loss);
+  const bound = names.map((n) => findWeight(g, n));
+  const grads = backward(g, loss, bound);
+  names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
+}
+
 function findWeight(g: Graph, name: string): Value {
   for (const node of g.nodeList) for (const x of node.inputs) if (x.kind === 'weight' && x.name === name) return x;
   throw new Error(`medfocus: parameter '${name}' is not used by graph ${g.name}`);
@@ -325,12 +332,7 @@ export class SamPoolClassifier implements Classifier {
     const g = this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.sam.train[B=${B}]`);
       const { logits } = this.forward(g, B, false);
-      const loss = ops.crossEntropy(g, logits, g.input('labels', [B], 'i32'));
-      g.output('loss', loss);
-      const names = [...this.params.keys()];
-      const bound = names.map((n) => findWeight(g, n));
-      const grads = backward(g, loss, bound);
-      names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
+      addCrossEntropyTraining(g, logits, B, [...this.params.keys()]);
       return g;
     });
     return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
