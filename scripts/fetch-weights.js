@@ -237,9 +237,12 @@ async function attempt(url, part, expectedSize, label, opts) {
   const progress = new Progress(label, offset, total ?? expectedSize);
   let size = offset;
   await new Promise((res2, rej) => {
+    let failed = false;
     const fail = (e) => {
-      out.destroy();
-      rej(e instanceof FetchError ? e : new FetchError(`download of ${url} interrupted at ${size} bytes (${e.code ?? e.message})`, true));
+      if (failed) return;
+      failed = true;
+      // end(), not destroy(): the bytes received must reach the .part before a retry reads its size to resume.
+      out.end(() => rej(e instanceof FetchError ? e : new FetchError(`download of ${url} interrupted at ${size} bytes (${e.code ?? e.message})`, true)));
     };
     res.on('data', (chunk) => {
       hash.update(chunk);

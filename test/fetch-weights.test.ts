@@ -58,8 +58,7 @@ test.before(async (ctx) => {
     res.writeHead(200, { 'content-length': payload.length });
     if (path === '/cut/file.bin' && cuts++ === 0) {
       // First request: send 40% and drop the connection.
-      // A graceful close (FIN after the data), not a reset: a reset may discard bytes the client has not read yet.
-      res.write(payload.subarray(0, 120_000), () => res.socket?.end());
+      res.write(payload.subarray(0, 120_000), () => setTimeout(() => res.socket?.destroy(), 50));
       return;
     }
     res.end(payload);
