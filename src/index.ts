@@ -40,3 +40,7 @@ export * from './models/sam2/config.js';
 export { Sam2ImageEncoder, SAM2_MEAN, SAM2_STD, sinePositionEncoding } from './models/sam2/image-encoder.js';
 export type { Sam2ImageFeatures, Sam2EncodeOptions } from './models/sam2/image-encoder.js';
 export { Sam2Predictor } from './models/sam2/predictor.js';
+export * from './medfocus/focus.js';
+export { ClipPromptClassifier, SamPoolClassifier } from './medfocus/backbones.js';
+export type { Classifier, Batch, ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
+export * from './medfocus/head.js';

@@ -4,15 +4,15 @@
 // so must the tiny CLIP fixture forward. Skips when Debian's chromium is absent.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
 import * as lib from '../src/node.js';
-import { openSafetensorsFile, writeSafetensors } from '../src/node.js';
+import { openSafetensorsFile } from '../src/node.js';
+import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
 import { MobileSamPredictor } from '../src/models/sam/predictor.js';
 import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
 import { VECTORS, runClip, runSamDecoder, runVector, type Lib } from './browser/vectors.js';
@@ -74,7 +74,7 @@ test.before(async () => {
     write: false,
     logLevel: 'silent',
   });
-  if (existsSync(clipFixture)) runDir = writeTestRun();
+  if (existsSync(clipFixture)) runDir = await writeTestRun();
   session = await openSession(runDir ? ['--run', runDir] : []);
   page = await session.browser.newPage();
   const pageErrors: string[] = [];
@@ -92,28 +92,25 @@ test.after(async () => {
 });
 
 /**
- * A run directory as `medfocus train` exports it (format: web/head.js): a
- * random linear head over clip-tiny-p16, whose checkpoint is referenced by
- * its server path instead of being copied.
+ * A run directory exported as `medfocus train` exports it (checkpoint.ts
+ * exportHead): a random head and deep prompts (2 per block) over
+ * clip-tiny-p16 (width 64, embed 32, 2 blocks), trained with attention focus.
  */
-function writeTestRun(): string {
+async function writeTestRun(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'medfocus-run-'));
-  const E = 32; // clip-tiny-p16's embed_dim
-  const C = HEAD_CLASSES.length;
-  const spec = {
-    format: 'medfocus-head',
-    version: 1,
-    classes: HEAD_CLASSES,
-    clip: '/fixtures/clip/clip-tiny-p16/weights.safetensors',
-    tensors: 'head.safetensors',
-    logitScale: 10,
-    focus: { strength: 8 },
+  const [E, width, blocks, P] = [32, 64, 2, 2];
+  const K = HEAD_CLASSES.length;
+  const config: RunConfig = {
+    version: 1, backbone: 'clip', focus: 'attention', data: dir, classes: HEAD_CLASSES, fraction: 1, seed: 0, epochs: 1, lr: 1e-3, weightDecay: 0,
+    batch: 1, prompts: P, deep: blocks, strength: 8, overlayAlpha: 0.5, samSize: 256, pointsPerSide: 8, trainImages: 0,
+    weights: join(clipFixture, 'weights.safetensors'),
   };
-  writeFileSync(join(dir, 'head.json'), JSON.stringify(spec, null, 2));
-  writeFileSync(join(dir, 'head.safetensors'), writeSafetensors([
-    { name: 'weight', dtype: 'F32', shape: [C, E], data: randn(C * E, 31) },
-    { name: 'bias', dtype: 'F32', shape: [C], data: randn(C, 32, 0.1) },
-  ]));
+  const params = new Map([
+    ['prompts', { shape: [blocks, P, width], data: randn(blocks * P * width, 30, 0.5) }],
+    ['head', { shape: [E, K], data: randn(E * K, 31) }],
+  ]);
+  await writeCheckpoint(dir, { params, optimizer: { optimizer: 'AdamW', step: 0, slots: {} }, progress: { epoch: 1, step: 0, losses: [] } });
+  await exportHead(dir, config);
   return dir;
 }
 
@@ -277,6 +274,7 @@ interface ShownClassification {
   plain: number[];
   bars: number;
   explanation: string;
+  explainPicture: boolean;
   image: { width: number; height: number; data: string };
   mask?: string;
 }
@@ -306,6 +304,7 @@ test('demo page: a head from a run directory classifies the image (mask as focus
       plain: d.classification.plain,
       bars: document.querySelectorAll('#classes .bar').length,
       explanation: document.getElementById('explanation').textContent,
+      explainPicture: !document.getElementById('explain-canvas').hidden && document.getElementById('explain-canvas').width > 0,
       image: { width: d.image.width, height: d.image.height, data: b64(d.image.data) },
       mask: d.mask ? b64(d.mask) : undefined,
     };
@@ -313,13 +312,12 @@ test('demo page: a head from a run directory classifies the image (mask as focus
   assert.is(shown.bars, HEAD_CLASSES.length, 'one probability bar per class');
   assert.ok(Math.abs(shown.probabilities.reduce((a, b) => a + b, 0) - 1) < 1e-5, `probabilities sum to 1: ${shown.probabilities}`);
   assert.match(shown.explanation, shown.mask ? /Focus: \d+ of 16 patches/ : /No mask/, 'the explanation');
+  assert.ok(shown.explainPicture, 'the explanation picture (image the tower saw | class-token attention) is drawn');
 
-  // The same head module in Node, on the page's image and mask.
-  const { Head } = await import(pathToFileURL(join(repoRoot, 'web', 'head.js')).href);
+  // The same head in Node, on the page's image and mask.
   const spec = JSON.parse(readFileSync(join(runDir, 'head.json'), 'utf8'));
-  const open = (name: string) => openSafetensorsFile(name.startsWith('/fixtures/') ? join(repoRoot, '..', 'shared', name) : join(runDir!, name));
-  const head = await Head.load(engine, gpu, spec, open);
-  const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 };
+  const head = await lib.MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(runDir!, name)));
+  const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 as const };
   const mask = shown.mask ? new Uint8Array(Buffer.from(shown.mask, 'base64')) : undefined;
   const node: Classification = await head.classify(image, mask);
   head.dispose();

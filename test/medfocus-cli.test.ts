@@ -7,13 +7,18 @@
 // then the step count continues from the checkpoint).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { capPerClass, main } from '../src/medfocus/cli.js';
+import { MedFocusHead } from '../src/medfocus/head.js';
+import { decodeImage } from '../src/io/image.js';
+import { getDevice } from '../src/node.js';
+import { openSafetensorsFile } from '../src/io/node-files.js';
+import { assertClose, assertThrows } from './util.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -166,7 +171,27 @@ test('clip (tiny fixture): train, eval, predict, explain; a different config in 
   const image = join(data, 'test', 'spiculated', 'spiculated_0000.png');
   const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
   assert.is(pr.code, 0, pr.err.join('\n'));
-  assert.is(Object.keys(JSON.parse(pr.out[0]).probabilities).length, 2);
+  const predicted = JSON.parse(pr.out[0]).probabilities as Record<string, number>;
+  assert.is(Object.keys(predicted).length, 2);
+
+  // The head train exported for the web: the library's MedFocusHead (what the
+  // demo page runs) reproduces `predict` on the same image.
+  assert.match(train.out.concat(train.err).join('\n'), /web head: .*head\.json/);
+  const spec = JSON.parse(readFileSync(join(run, 'head.json'), 'utf8'));
+  assert.equal([spec.classes, spec.prompts, spec.focus.mode], [['round', 'spiculated'], 2, 'none']);
+  assert.is(realpathSync(join(run, spec.clip)), realpathSync(clipWeights), 'clip.safetensors links to the weights trained on');
+  const gpu = await getDevice();
+  try {
+    const head = await MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(run, name)));
+    const { probabilities } = await head.classify(decodeImage(new Uint8Array(readFileSync(image)), image));
+    head.dispose();
+    // predict prints 6 decimals; both run the same graph on the same device.
+    assertClose(probabilities, Object.values(predicted), { atol: 2e-6, rtol: 0 }, 'MedFocusHead vs predict');
+    await assertThrows(() => MedFocusHead.load(gpu, { ...spec, prompts: 3 }, (name) => openSafetensorsFile(join(run, name))), /head\.json/, /"prompts" is \[2, 32\], expected \[3, 32\]|tensor "prompts"/);
+    await assertThrows(() => MedFocusHead.load(gpu, { ...spec, version: 1 }, (name) => openSafetensorsFile(join(run, name))), /"version" 1 is not supported/);
+  } finally {
+    gpu.destroy();
+  }
   if (existsSync(join(samDir, 'encoder.onnx'))) {
     const png = join(root, 'clip-explain.png');
     const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);

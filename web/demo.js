@@ -6,7 +6,6 @@
 // browser smoke test (test/browser-parity.test.ts).
 
 import * as lib from '/dist/medfocus.browser.js';
-import { Head, SHOWN_COVERAGE } from './head.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -24,10 +23,10 @@ const demo = {
   embedded: false,
   points: [],
   labels: [],
-  /** Binary mask (1 inside) at the image size: the last point prediction's best mask. */
+  /** The focus: binary mask (1 inside) at the image size — the last point prediction's best mask, or the automatic masks' salient union. */
   mask: undefined,
   head: undefined,
-  /** The last classify() result: { probabilities, plain, grid, coverage }. */
+  /** The last classify() result (MedFocusHead.classify): { probabilities, plain, grid, coverage, attention, shown }. */
   classification: undefined,
   /** Bumped after every finished action, so a test can wait for the next one. */
   actions: 0,
@@ -282,10 +281,12 @@ async function automaticMasks() {
     const masks = await demo.segmenter.generateMasks({ pointsPerSide: 16 });
     demo.points = [];
     demo.labels = [];
-    demo.mask = undefined;
+    // The focus, as medfocus train makes it: the union of the best masks that are neither background nor specks.
+    const salient = lib.salientCoverage(masks, demo.image.width, demo.image.height);
+    demo.mask = salient.every((c) => c === 1) ? undefined : Uint8Array.from(salient);
     const colors = masks.map((_, i) => hsl(i / Math.max(1, masks.length)));
     drawOverlay(masks.map((m, i) => ({ mask: m.mask, color: colors[i] })));
-    setStatus('seg-status', `${masks.length} masks`);
+    setStatus('seg-status', `${masks.length} masks${demo.mask ? '; their salient union is the focus' : '; none is salient (all background or specks): no focus'}`);
   });
 }
 
@@ -304,7 +305,7 @@ async function loadHeadFromUrl(url) {
   const base = new URL(url, location.href);
   const spec = await (await fetchOk(base)).json();
   const onProgress = progressTo('head-progress');
-  return Head.load(lib, demo.gpu, spec, async (name) => {
+  return lib.MedFocusHead.load(demo.gpu, spec, async (name) => {
     onProgress({ loaded: 0, total: undefined });
     const file = await lib.openSafetensors(await lib.urlSource(new URL(name, base)));
     onProgress({ loaded: 1, total: 1 });
@@ -318,7 +319,7 @@ async function loadHeadFromFiles(files) {
   const json = byName.get('head.json') ?? [...files].find((f) => f.name.endsWith('.json'));
   if (!json) throw new Error(`pick head.json together with the files it names (got ${[...byName.keys()].join(', ')})`);
   const spec = JSON.parse(new TextDecoder().decode(await lib.bytesFromFile(json)));
-  return Head.load(lib, demo.gpu, spec, async (name) => {
+  return lib.MedFocusHead.load(demo.gpu, spec, async (name) => {
     const file = byName.get(name.split('/').pop());
     if (!file) throw new Error(`head.json names "${name}", which was not among the picked files`);
     return lib.openSafetensors(lib.blobSource(file));
@@ -337,7 +338,8 @@ async function useHead(load) {
     demo.head?.dispose();
     demo.head = head;
     const v = head.clip.config.vision;
-    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}`);
+    const { mode, strength } = head.spec.focus;
+    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`);
   });
 }
 
@@ -370,30 +372,44 @@ async function classify() {
   });
 }
 
-/** The explanation: which patches the mask let the classifier attend to, and what that changed. */
+/** Patches at least this covered by the mask are outlined as inside the focus. */
+const SHOWN_COVERAGE = 0.5;
+
+/**
+ * The explanation: which patches the mask let the classifier attend to, what
+ * that changed, and (as `medfocus explain` draws it) the image the tower saw
+ * beside the class token's attention over the patches.
+ */
 function explain(result) {
-  if (!result.coverage) {
-    $('explanation').textContent = 'No mask: the whole image was used. Click the image to focus the classifier on a region.';
+  const { grid, coverage } = result;
+  const names = demo.head.classes;
+  const top = (p) => p.indexOf(Math.max(...p));
+  const heat = lib.renderHeatmap(result.shown, result.attention, grid, grid, { alpha: 0.55, colormap: 'jet' });
+  const panel = lib.sideBySide([result.shown, heat]);
+  const canvas = $('explain-canvas');
+  canvas.width = panel.width;
+  canvas.height = panel.height;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(panel.data.buffer, panel.data.byteOffset, panel.data.byteLength), panel.width, panel.height), 0, 0);
+  canvas.hidden = false;
+  if (!coverage) {
+    const why = demo.head.spec.focus.mode === 'none' ? 'This head was trained without focus: the mask is not used.' : 'No mask: the whole image was used. Click the image to focus the classifier on a region.';
+    $('explanation').textContent = `${why} Prediction: ${names[top(result.probabilities)]}. Right: where the class token looks (last block).`;
     return;
   }
-  const { grid, coverage } = result;
   const kept = [...coverage].filter((c) => c >= SHOWN_COVERAGE).length;
-  const top = (p) => p.indexOf(Math.max(...p));
-  const names = demo.head.classes;
+  const { mode, strength } = demo.head.spec.focus;
+  const how = mode === 'overlay' ? 'the mask is painted onto the image (overlay)' : `attention to the others is damped by up to e^−${strength}${mode === 'both' ? ', and the mask is painted on the image' : ''}`;
   $('explanation').textContent =
-    `Focus: ${kept} of ${grid * grid} patches (outlined) are mostly inside the mask; attention to the others is damped by up to e^−${demo.head.focus.strength}. ` +
-    `With the mask: ${names[top(result.probabilities)]}; whole image (grey bars): ${names[top(result.plain)]}.`;
+    `Focus: ${kept} of ${grid * grid} patches (outlined) are mostly inside the mask; ${how}. ` +
+    `With the mask: ${names[top(result.probabilities)]}; whole image (grey bars): ${names[top(result.plain)]}. Right: where the class token looks (last block).`;
+  // The head stretches the whole image onto the tower's square input: patch cells are width/grid × height/grid.
   const ctx = overlayCanvas.getContext('2d');
   const { width, height } = demo.image;
-  const size = Math.min(width, height);
-  const left = (width - size) / 2;
-  const top0 = (height - size) / 2;
-  const cell = size / grid;
   ctx.strokeStyle = '#fdb022';
   ctx.lineWidth = Math.max(1, width / 400);
   coverage.forEach((c, i) => {
     if (c < SHOWN_COVERAGE) return;
-    ctx.strokeRect(left + (i % grid) * cell, top0 + Math.floor(i / grid) * cell, cell, cell);
+    ctx.strokeRect(((i % grid) * width) / grid, (Math.floor(i / grid) * height) / grid, width / grid, height / grid);
   });
 }
 

@@ -6,15 +6,19 @@
 //                                written atomically, so parameters, optimizer
 //                                state and step counter can never disagree
 //   RUN/state.json               a readable copy of the progress
+//   RUN/head.json, head.safetensors, clip.safetensors
+//                                (clip backbone) the head exported for the
+//                                web demo and apps: exportHead below
 // `train` on a run dir whose config matches (the epoch count may grow)
 // resumes from the checkpoint.
 
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { OptimizerState } from '../train/optimizer.js';
-import type { FocusMode } from './focus.js';
+import { WORK_SIDE, type FocusMode } from './focus.js';
+import { HEAD_FORMAT, HEAD_VERSION, type HeadSpec } from './head.js';
 
 export interface RunConfig {
   version: 1;
@@ -69,6 +73,9 @@ export interface Checkpoint {
 const CONFIG = 'config.json';
 const CHECKPOINT = 'checkpoint.safetensors';
 const STATE = 'state.json';
+const HEAD_JSON = 'head.json';
+const HEAD_TENSORS = 'head.safetensors';
+const HEAD_CLIP = 'clip.safetensors';
 
 export async function readRunConfig(run: string): Promise<RunConfig | null> {
   let text: string;
@@ -142,4 +149,40 @@ export async function readCheckpoint(run: string): Promise<Checkpoint | null> {
   const optimizer: OptimizerState = { optimizer: meta.optimizer as OptimizerState['optimizer'], step: Number(meta.optimizerStep), slots };
   await file.close();
   return { params, optimizer, progress };
+}
+
+/**
+ * Exports a CLIP run's head for the web (src/medfocus/head.ts reads it):
+ * RUN/head.safetensors (the trained parameters, no optimizer state),
+ * RUN/head.json, and RUN/clip.safetensors, a symbolic link to the CLIP
+ * weights (a copy where links are refused), so that the run directory is all
+ * a page needs: `node scripts/serve.js --run RUN` serves it at /run/.
+ */
+export async function exportHead(run: string, config: RunConfig): Promise<void> {
+  if (config.backbone !== 'clip' || !config.weights) throw new Error(`export: run ${run} has backbone ${config.backbone}; the web head is a CLIP head`);
+  const ckpt = await readCheckpoint(run);
+  if (!ckpt) throw new Error(`export: run ${run} has no checkpoint yet`);
+  const entries: SafetensorsEntry[] = [...ckpt.params].map(([name, p]) => ({ name, dtype: 'F32', shape: p.shape, data: p.data }));
+  await writeFileAtomic(join(run, HEAD_TENSORS), writeSafetensors(entries));
+  const clipLink = join(run, HEAD_CLIP);
+  const tmp = `${clipLink}.tmp-${process.pid}`;
+  await rm(tmp, { force: true });
+  try {
+    await symlink(resolve(config.weights), tmp);
+  } catch {
+    await copyFile(config.weights, tmp);
+  }
+  await rename(tmp, clipLink);
+  const spec: HeadSpec = {
+    format: HEAD_FORMAT,
+    version: HEAD_VERSION,
+    classes: config.classes,
+    clip: HEAD_CLIP,
+    tensors: HEAD_TENSORS,
+    prompts: config.prompts,
+    deep: config.deep ?? 0,
+    workSide: WORK_SIDE,
+    focus: { mode: config.focus, strength: config.strength, overlayAlpha: config.overlayAlpha },
+  };
+  await writeFileAtomic(join(run, HEAD_JSON), `${JSON.stringify(spec, null, 2)}\n`);
 }

@@ -30,7 +30,7 @@ import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type 
 import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
-import { configDifferences, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
+import { configDifferences, exportHead, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
 import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type SamParts } from './trainer.js';
 
@@ -353,6 +353,10 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
       log: s.log,
     });
     s.log(`trained ${req.out}: ${progress.epoch} epochs, ${progress.step} steps, final loss ${progress.losses.at(-1)?.toFixed(4) ?? '-'}`);
+    if (config.backbone === 'clip') {
+      await exportHead(req.out, config);
+      s.log(`web head: ${join(req.out, 'head.json')} (serve it with: node scripts/serve.js --run ${req.out}, then load /run/head.json in the demo)`);
+    }
   } finally {
     classifier.dispose();
   }

@@ -19,6 +19,9 @@ import type { DecodedImage } from '../io/image.js';
 import type { AutoMask } from '../models/sam/segmenter.js';
 import { renderOverlay } from '../render/overlay.js';
 
+/** Side of the square "work image" (the whole image stretched) that masks, coverage and overlays are computed in. */
+export const WORK_SIDE = 256;
+
 export type FocusMode = 'none' | 'overlay' | 'attention' | 'both';
 export const FOCUS_MODES: readonly FocusMode[] = ['none', 'overlay', 'attention', 'both'];
 

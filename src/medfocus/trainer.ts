@@ -25,12 +25,10 @@ import type { AutoMask, AutoMaskOptions } from '../models/sam/segmenter.js';
 import { ProgressBar, type ProgressStream } from '../util/progress.js';
 import { contentHash, type DiskCache } from './cache.js';
 import { mixSeed, seededRandom, type DatasetItem } from './dataset.js';
-import { decodeMasks, encodeMasks, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
+import { WORK_SIDE, decodeMasks, encodeMasks, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
 import type { Batch, Classifier } from './backbones.js';
 import { readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
 
-/** Side of the square frame masks, coverage and overlays are computed in. */
-export const WORK_SIDE = 256;
 /** MobileSAM embedding channels. */
 export const SAM_CHANNELS = 256;
 
