@@ -7,7 +7,9 @@
 // Options: --dir DIR (default weights/), --manifest FILE, --connect-timeout MS
 // (default 8000), --idle-timeout MS (default 30000), --retries N (default 3).
 // HF_ENDPOINT (as huggingface_hub reads it) replaces https://huggingface.co in
-// every URL, for mirrors.
+// every URL, for mirrors. HTTPS_PROXY / HTTP_PROXY (or lower case; http://
+// proxies, user:password@ for Basic auth) send every connection through that
+// proxy as a CONNECT tunnel, except hosts listed in NO_PROXY.
 //
 // Each file goes to NAME.part first. An interrupted download (a cut
 // connection, Ctrl-C, a crash) resumes from the .part's size with an HTTP
@@ -27,6 +29,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 
 const HUB = 'https://huggingface.co';
 const MAX_REDIRECTS = 10;
@@ -133,6 +136,52 @@ class Progress {
   }
 }
 
+/** The proxy for a URL from the environment (curl's rules: scheme-specific variable, NO_PROXY suffixes, '*'), or undefined. */
+function proxyFor(url, env = process.env) {
+  const target = new URL(url);
+  const scheme = target.protocol === 'https:' ? 'https' : 'http';
+  const raw = env[`${scheme}_proxy`] || env[`${scheme.toUpperCase()}_PROXY`] || env.all_proxy || env.ALL_PROXY; // empty = unset, as curl reads them
+  if (!raw) return undefined;
+  const host = target.hostname.toLowerCase();
+  for (const entry of (env.no_proxy || env.NO_PROXY || '').split(',')) {
+    const rule = entry.trim().toLowerCase().replace(/:\d+$/, '');
+    if (rule === '*' || (rule && (host === rule.replace(/^\./, '') || host.endsWith(rule.startsWith('.') ? rule : `.${rule}`)))) return undefined;
+  }
+  let proxy;
+  try {
+    proxy = new URL(raw.includes('://') ? raw : `http://${raw}`);
+  } catch {
+    throw new FetchError(`the proxy setting ${JSON.stringify(raw)} is not a URL`);
+  }
+  if (proxy.protocol !== 'http:') throw new FetchError(`proxy ${proxy.origin}: only http:// proxies are supported, got ${proxy.protocol}`);
+  return proxy;
+}
+
+/**
+ * An agent whose connections are CONNECT tunnels through `proxy` (TLS on top
+ * for https targets), so redirects, Range and timeouts work as without a proxy.
+ */
+function tunnelAgent(proxy, secure) {
+  const Base = secure ? https.Agent : http.Agent;
+  const agent = new Base({ keepAlive: false });
+  agent.createConnection = (options, callback) => {
+    const authority = `${options.host}:${options.port}`;
+    const auth = proxy.username ? { 'proxy-authorization': `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}` } : {};
+    const req = http.request({ host: proxy.hostname, port: proxy.port || 80, method: 'CONNECT', path: authority, headers: { host: authority, ...auth } });
+    req.once('connect', (res, socket) => {
+      if (res.statusCode !== 200) {
+        socket.destroy();
+        callback(Object.assign(new Error(`proxy ${proxy.host} refused CONNECT ${authority}: HTTP ${res.statusCode} ${res.statusMessage ?? ''}`.trim()), { code: 'EPROXY' }));
+        return;
+      }
+      callback(null, secure ? tls.connect({ socket, servername: options.servername ?? options.host }) : socket);
+    });
+    req.once('error', (e) => callback(Object.assign(new Error(`proxy ${proxy.host}: ${e.message}`), { code: e.code })));
+    req.end();
+  };
+  return agent;
+}
+
 /** Follows redirects; resolves with the final response (status 200/206/416), rejects with FetchError. */
 function request(url, headers, opts, redirects = 0) {
   return new Promise((resolvePromise, reject) => {
@@ -149,7 +198,15 @@ function request(url, headers, opts, redirects = 0) {
       return;
     }
     let connected = false;
-    const req = lib.get(parsed, { headers: { 'user-agent': 'medfocus-fetch-weights', ...headers } });
+    let proxy;
+    try {
+      proxy = proxyFor(url);
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    const agent = proxy && tunnelAgent(proxy, parsed.protocol === 'https:');
+    const req = lib.get(parsed, { headers: { 'user-agent': 'medfocus-fetch-weights', ...headers }, ...(agent && { agent }) });
     const connectTimer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${opts.connectTimeout} ms`), { code: 'ETIMEDOUT' })), opts.connectTimeout);
     req.on('socket', (socket) => {
       const onConnect = () => {

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -82,10 +83,13 @@ function setup(ctx: { tmp: string }, file: { url: string; sha256?: string | null
   return dir;
 }
 
+/** The machine's own proxy settings stay out of these runs (the local server must be reached directly unless a test sets a proxy). */
+const NO_PROXY_ENV = Object.fromEntries(['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY', 'no_proxy', 'NO_PROXY'].map((k) => [k, '']));
+
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [script, ...args], { env: { ...process.env, ...NO_PROXY_ENV, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -178,14 +182,74 @@ test('HTTP errors and unreachable hosts fail fast with one line and exit 1', asy
   }
 });
 
+test('HTTP_PROXY: every connection is a CONNECT tunnel through the proxy; NO_PROXY bypasses it; a refusing proxy is named', async (ctx) => {
+  const tunnels: string[] = [];
+  let refuse = false;
+  const proxy = createServer((_req, res) => res.writeHead(405).end());
+  proxy.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    tunnels.push(req.url ?? '');
+    if (refuse) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+      return;
+    }
+    const [host, port] = (req.url ?? '').split(':');
+    const upstream = connect(Number(port), host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const address = proxy.address();
+  if (typeof address !== 'object' || !address) throw new Error('no proxy address');
+  const proxyUrl = `http://127.0.0.1:${address.port}`;
+  const target = ctx.base.replace('http://', '');
+  try {
+    // A redirect and the file: both through the tunnel.
+    const dir = setup(ctx, { url: `${ctx.base}/redirect/file.bin` });
+    const r = await run(['--manifest', join(dir, 'manifest.json'), '--dir', join(dir, 'w')], { HTTP_PROXY: proxyUrl });
+    assert.is(r.code, 0, r.stderr);
+    assert.ok(readFileSync(downloaded(dir)).equals(payload), 'the file came through the proxy intact');
+    assert.equal(tunnels, [target, target], 'one CONNECT per request (the redirect, then the file)');
+    // NO_PROXY lists the host: no tunnel.
+    const direct = setup(ctx, { url: `${ctx.base}/file.bin` });
+    const r2 = await run(['--manifest', join(direct, 'manifest.json'), '--dir', join(direct, 'w')], { HTTP_PROXY: proxyUrl, NO_PROXY: 'localhost,127.0.0.1' });
+    assert.is(r2.code, 0, r2.stderr);
+    assert.is(tunnels.length, 2, 'NO_PROXY host bypassed the proxy');
+    // A proxy that refuses: the error names the proxy and its answer.
+    refuse = true;
+    const refused = setup(ctx, { url: `${ctx.base}/file.bin` });
+    const r3 = await run(['--manifest', join(refused, 'manifest.json'), '--dir', join(refused, 'w')], { HTTP_PROXY: proxyUrl });
+    assert.is(r3.code, 1);
+    assert.match(r3.stderr, /proxy 127\.0\.0\.1:\d+ refused CONNECT 127\.0\.0\.1:\d+: HTTP 407/);
+    // A proxy setting that is not an http:// URL is refused up front.
+    const r4 = await run(['--manifest', join(refused, 'manifest.json'), '--dir', join(refused, 'w')], { HTTP_PROXY: 'socks5://127.0.0.1:1080' });
+    assert.is(r4.code, 1);
+    assert.match(r4.stderr, /only http:\/\/ proxies are supported, got socks5:/);
+  } finally {
+    proxy.close();
+  }
+});
+
 test('--list prints the real manifest; the real hub fails fast here when it is unreachable', async () => {
   const list = await run(['--list']);
   assert.is(list.code, 0, list.stderr);
   for (const name of ['clip-vit-base-patch32', 'clip-vit-base-patch16', 'clip-vit-large-patch14', 'sam2.1-hiera-tiny', 'sam2.1-hiera-large']) assert.match(list.stdout, name);
-  assert.match(list.stdout, 'https://huggingface.co/openai/clip-vit-base-patch16/resolve/main/model.safetensors');
+  assert.match(list.stdout, 'https://huggingface.co/timm/vit_base_patch16_clip_224.openai/resolve/main/open_clip_model.safetensors');
   const manifest = JSON.parse(readFileSync(join(repoRoot, 'weights', 'manifest.json'), 'utf8'));
-  for (const m of Object.values(manifest.models) as { files: { sha256: string | null }[] }[]) {
-    for (const f of m.files) assert.ok(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256));
+  type Entry = { default?: boolean; layout?: string; files: { name: string; sha256: string | null; size: number | null }[] };
+  for (const m of Object.values(manifest.models) as Entry[]) {
+    for (const f of m.files) assert.ok(f.sha256 === null || /^[0-9a-f]{64}$/.test(f.sha256), `${f.name}: sha256 ${f.sha256}`);
+  }
+  // The default set: CLIP B/32 and B/16, each with its tokenizer next to the weights, every file checksummed.
+  const defaults = Object.entries(manifest.models as Record<string, Entry>).filter(([, m]) => m.default);
+  assert.equal(defaults.map(([n]) => n).sort(), ['clip-vit-base-patch16', 'clip-vit-base-patch32']);
+  for (const [name, m] of defaults) {
+    assert.ok(m.files.some((f) => f.name.endsWith('.safetensors')) && m.files.some((f) => f.name === 'bpe_simple_vocab_16e6.txt.gz'), `${name}: weights + tokenizer`);
+    for (const f of m.files) assert.ok(f.sha256 !== null, `${name}/${f.name} has a sha256`);
   }
   let online = true;
   try {
