@@ -80,6 +80,8 @@ test('bad arguments: a usage line and exit 2', async ({ data }) => {
   await expectUsage(['train', '--data', data, '--out', 'x', '--epochs', '2.5'], /--epochs must be an integer >= 1/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip'], /--backbone clip needs --weights/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'resnet'], /--backbone must be clip or sam-encoder/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--contrastive', '0.5'], /--contrastive needs --backbone clip/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip', '--weights', 'w.safetensors', '--contrastive', '-1'], /--contrastive must be a number >= 0/);
   await expectUsage(['predict', '--run', 'x'], /give at least one IMAGE/);
   await expectUsage(['explain', '--run', 'x', 'a.png', 'b.png', '--out', 'y.png'], /exactly one IMAGE, got 2/);
   await expectUsage(['protocol', '--data', data, '--modes', 'none,fuzzy'], /--modes: 'fuzzy' is not one of/);

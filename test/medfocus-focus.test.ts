@@ -217,4 +217,80 @@ test('SamPoolClassifier (mean and attention pooling) and ClipPromptClassifier le
   model.dispose();
 });
 
+/** Mean cross-entropy of row-major logits [n, k] (float64). */
+function meanCrossEntropy(logits: Float64Array, n: number, k: number, target: (i: number) => number): number {
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const row = logits.subarray(i * k, (i + 1) * k);
+    const max = Math.max(...row);
+    const lse = max + Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0));
+    sum += lse - row[target(i)];
+  }
+  return sum / n;
+}
+
+test('ClipPromptClassifier with the image–text contrastive term: loss vs a float64 reference, prompt gradient vs finite differences', async ({ gpu }) => {
+  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixture)`);
+  const file = await openSafetensorsFile(clipFixture);
+  const model = await ClipModel.fromSafetensors(gpu, file);
+  await file.close();
+  const [K, B, P, LAMBDA] = [3, 4, 2, 0.5];
+  const R = model.config.vision.imageResolution;
+  const E = model.config.embedDim;
+  const width = model.config.vision.width;
+  const text = randn(K * E, 5);
+  const c = new ClipPromptClassifier(gpu, model, text, K, { prompts: P, attention: false, contrastive: LAMBDA, seed: 2 });
+  const labels = Int32Array.from([0, 2, 2, 1]);
+  const images = Tensor.fromArray(gpu, randn(B * 3 * R * R, 9), [B, 3, R, R]);
+  const lossOf = async () => {
+    const { loss, grads } = c.lossAndGradients({ size: B, inputs: images, labels });
+    const value = ((await loss.read()) as Float32Array)[0];
+    const promptGrad = Float32Array.from((await grads.get('prompts')!.read()) as Float32Array);
+    loss.dispose();
+    for (const t of grads.values()) t.dispose();
+    return { value, promptGrad };
+  };
+  // Reference: features from the tower alone, then every term in float64.
+  const features = model.encodeImage(images, { prompts: c.params.get('prompts')! });
+  const f = (await features.read()) as Float32Array;
+  features.dispose();
+  const head = (await c.params.get('head')!.read()) as Float32Array;
+  const unit = (v: ArrayLike<number>, at: number, n: number) => {
+    const norm = Math.hypot(...Array.from({ length: n }, (_, i) => v[at + i]));
+    return Array.from({ length: n }, (_, i) => v[at + i] / norm);
+  };
+  const fh = Array.from({ length: B }, (_, b) => unit(f, b * E, E));
+  const th = Array.from({ length: K }, (_, k) => unit(text, k * E, E));
+  const s = model.logitScale;
+  const dot = (a: number[], b: number[]) => a.reduce((acc, x, i) => acc + x * b[i], 0);
+  const headLogits = new Float64Array(B * K).map((_, i) => s * fh[Math.floor(i / K)].reduce((acc, x, e) => acc + x * head[e * K + (i % K)], 0));
+  const imageToText = new Float64Array(B * K).map((_, i) => s * dot(fh[Math.floor(i / K)], th[i % K]));
+  const textToImage = new Float64Array(B * B).map((_, i) => s * dot(th[labels[Math.floor(i / B)]], fh[i % B]));
+  const expected =
+    meanCrossEntropy(headLogits, B, K, (i) => labels[i]) +
+    (LAMBDA / 2) * (meanCrossEntropy(imageToText, B, K, (i) => labels[i]) + meanCrossEntropy(textToImage, B, B, (i) => i));
+  const { value, promptGrad } = await lossOf();
+  // f32 towers (2 blocks) and logits scaled by exp(logit_scale): relative 1e-4.
+  assertClose([value], [expected], { atol: 1e-4 * Math.abs(expected), rtol: 0 }, 'loss with the contrastive term');
+  // Central differences on two prompt entries (f32 loss: step 1e-2, tolerance 3% + 2e-4).
+  const prompts = c.params.get('prompts')!;
+  const base = Float32Array.from((await prompts.read()) as Float32Array);
+  for (const at of [3, P * width - 5]) {
+    const step = 1e-2;
+    const shifted = async (d: number) => {
+      const p = Float32Array.from(base);
+      p[at] += d;
+      prompts.write(p);
+      return (await lossOf()).value;
+    };
+    const fd = ((await shifted(step)) - (await shifted(-step))) / (2 * step);
+    prompts.write(base);
+    assert.ok(Math.abs(fd - promptGrad[at]) <= 0.03 * Math.abs(fd) + 2e-4, `d loss / d prompts[${at}]: graph ${promptGrad[at]}, finite differences ${fd}`);
+  }
+  await assertThrows(() => new ClipPromptClassifier(gpu, model, text, K, { prompts: 0, attention: false, contrastive: -1, seed: 0 }), /ClipPromptClassifier: contrastive must be a number >= 0, got -1/);
+  images.dispose();
+  c.dispose();
+  model.dispose();
+});
+
 test.run();

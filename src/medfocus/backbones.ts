@@ -8,7 +8,12 @@
 //   tokens (shallow, or deep: per block) and a head W [E, K]; logits = exp(logit_scale) ·
 //   normalize(f) · W, W initialised from the normalised text embeddings of
 //   "This is a photo of {class}" (zero-shot CLIP at step 0). The focus bias
-//   enters as a per-batch graph input [B, 1, T, T].
+//   enters as a per-batch graph input [B, 1, T, T]. Optionally (weight λ)
+//   the loss adds CLIP's image–text contrastive term against the frozen,
+//   normalised class-prompt embeddings t̂_k, symmetric as in CLIP's training:
+//   image→text CE(s·f̂·t̂ᵀ over the K prompts, y) and text→image
+//   CE(s·t̂_{y_i}·f̂ᵀ over the batch's images, i), averaged, times λ. It keeps
+//   the prompted features aligned with the text space while the head moves.
 // - SamPoolClassifier: a linear probe over MobileSAM encoder embeddings
 //   (cached on disk by the caller), [L = g², C = 256] per image. Pooling:
 //   mean over all positions ('mean'), or attention pooling ('attention'):
@@ -110,6 +115,8 @@ export interface ClipClassifierOptions {
   deep?: number;
   /** Whether batches carry the focus key bias. */
   attention: boolean;
+  /** Weight λ of the image–text contrastive term (0 or absent: cross-entropy only). */
+  contrastive?: number;
   seed: number;
 }
 
@@ -140,7 +147,14 @@ export class ClipPromptClassifier implements Classifier {
       for (let e = 0; e < E; e++) head[e * classes + k] = row[e] / norm;
     }
     this.params.set('head', Tensor.fromArray(gpu, head, [E, classes]));
+    const lambda = opts.contrastive ?? 0;
+    if (!(Number.isFinite(lambda) && lambda >= 0)) throw new Error(`ClipPromptClassifier: contrastive must be a number >= 0, got ${lambda}`);
+    this.textNormalized = new Float32Array(classes * E);
+    for (let k = 0; k < classes; k++) for (let e = 0; e < E; e++) this.textNormalized[k * E + e] = head[e * classes + k];
   }
+
+  /** The class prompts' normalised text embeddings t̂ [K, E] (the head's initial columns), for the contrastive term. */
+  private readonly textNormalized: Float32Array;
 
   /** Tokens per image in the tower: class token, prompts, patches. */
   get tokens(): number {
@@ -156,8 +170,8 @@ export class ClipPromptClassifier implements Classifier {
     return out;
   }
 
-  /** The shared forward: logits [B, K], plus the graph inputs it declared. */
-  private forward(g: Graph, B: number): { logits: Value; attentionStart: number } {
+  /** The shared forward: logits [B, K] and the normalised image features f̂ [B, E], plus the graph inputs it declared. */
+  private forward(g: Graph, B: number): { logits: Value; normalized: Value; attentionStart: number } {
     const R = this.resolution;
     const T = this.tokens;
     const images = g.input('images', [B, 3, R, R]);
@@ -167,8 +181,22 @@ export class ClipPromptClassifier implements Classifier {
     const deep = prompts !== undefined && prompts.shape.length === 3;
     const { features } = this.model.imageTower(g, images, deep ? { deepPrompts: prompts, attnBias } : { prompts, attnBias });
     const head = g.weight('head', this.params.get('head')!);
-    const logits = ops.matmul(g, ops.l2Normalize(g, features), head, { alpha: this.model.logitScale });
-    return { logits, attentionStart };
+    const normalized = ops.l2Normalize(g, features);
+    const logits = ops.matmul(g, normalized, head, { alpha: this.model.logitScale });
+    return { logits, normalized, attentionStart };
+  }
+
+  /** λ/2 · (CE image→text + CE text→image) of f̂ [B, E] against the class prompts (see the header). */
+  private contrastiveLoss(g: Graph, normalized: Value, labels: Value, B: number): Value {
+    const K = this.classes;
+    const E = this.model.config.embedDim;
+    const s = this.model.logitScale;
+    const text = g.constant('medfocus.textNormalized', this.textNormalized, [K, E]);
+    const imageToText = ops.matmul(g, normalized, text, { transB: true, alpha: s }); // [B, K]
+    const batchText = ops.gather(g, text, labels); // [B, E]: each image's own class prompt
+    const textToImage = ops.matmul(g, batchText, normalized, { transB: true, alpha: s }); // [B, B]
+    const sum = ops.add(g, ops.crossEntropy(g, imageToText, labels), ops.crossEntropy(g, textToImage, g.input('batchIndex', [B], 'i32')));
+    return ops.mul(g, sum, ops.scalar(g, (this.opts.contrastive ?? 0) / 2));
   }
 
   private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
@@ -182,13 +210,15 @@ export class ClipPromptClassifier implements Classifier {
     checkBatch('ClipPromptClassifier', batch, [3, R, R], this.grid ** 2, this.opts.attention);
     if (!batch.labels) throw new Error('ClipPromptClassifier.lossAndGradients: the batch has no labels');
     const B = batch.size;
+    const contrastive = (this.opts.contrastive ?? 0) > 0;
     const g = this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.clip.train[B=${B}]`);
-      const { logits } = this.forward(g, B);
-      addCrossEntropyTraining(g, logits, B, [...this.params.keys()]);
+      const { logits, normalized } = this.forward(g, B);
+      addCrossEntropyTraining(g, logits, B, [...this.params.keys()], contrastive ? (labels) => this.contrastiveLoss(g, normalized, labels, B) : undefined);
       return g;
     });
-    return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
+    const feeds = { ...this.feeds(batch), labels: batch.labels };
+    return splitOutputs(g.run(contrastive ? { ...feeds, batchIndex: Int32Array.from({ length: B }, (_, i) => i) } : feeds));
   }
 
   predict(batch: Batch): { probs: Tensor; weights: Tensor } {
@@ -213,14 +243,16 @@ export class ClipPromptClassifier implements Classifier {
   }
 }
 
-/** The weight value bound under `name` in g (the classifiers bind each parameter once per graph). */
 /**
  * The training outputs of a classifier graph: `loss` (mean cross-entropy of
- * logits [B, K] against the i32 input `labels`) and `grad.<name>` for each
- * trainable parameter, which forward() bound as a weight under its own name.
+ * logits [B, K] against the i32 input `labels`, plus `extra(labels)` when
+ * given) and `grad.<name>` for each trainable parameter, which forward()
+ * bound as a weight under its own name.
  */
-function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[]): void {
-  const loss = ops.crossEntropy(g, logits, g.input('labels', [B], 'i32'));
+function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], extra?: (labels: Value) => Value): void {
+  const labels = g.input('labels', [B], 'i32');
+  const crossEntropy = ops.crossEntropy(g, logits, labels);
+  const loss = extra ? ops.add(g, crossEntropy, extra(labels)) : crossEntropy;
   g.output('loss', loss);
   const bound = names.map((n) => findWeight(g, n));
   const grads = backward(g, loss, bound);

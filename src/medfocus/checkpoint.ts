@@ -37,6 +37,8 @@ export interface RunConfig {
   prompts: number;
   /** clip: deep VPT over the first `deep` blocks (0: shallow). */
   deep?: number;
+  /** clip: weight of the image–text contrastive term added to the cross-entropy (absent: 0). */
+  contrastive?: number;
   /** Attention focus strength (a patch fully outside the salient region: weight × e^−strength). */
   strength: number;
   /** Overlay opacity (focus overlay/both). */

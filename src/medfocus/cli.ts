@@ -34,7 +34,7 @@ import { configDifferences, exportHead, readCheckpoint, readRunConfig, writeRunC
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
 import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type SamParts } from './trainer.js';
 
-export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--batch N] [--strength X] [--sam-size S] [--points-per-side N] [--cache DIR]
+export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--contrastive L] [--batch N] [--strength X] [--sam-size S] [--points-per-side N] [--cache DIR]
                | eval --run RUN --data DIR | predict --run RUN IMAGE... | explain --run RUN IMAGE --out PNG
                | protocol --data DIR [--fractions F,...] [--seeds N,...] [--modes M,...] [--train-per-class N] [--test-per-class N] [--out DIR] [train options]]`;
 
@@ -44,11 +44,11 @@ export class UsageError extends Error {}
 type Flags = Map<string, string>;
 
 const FLAG_NAMES: Record<string, readonly string[]> = {
-  train: ['data', 'out', 'fraction', 'seed', 'focus', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'batch', 'strength', 'sam-size', 'points-per-side', 'cache', 'weight-decay'],
+  train: ['data', 'out', 'fraction', 'seed', 'focus', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'cache', 'weight-decay'],
   eval: ['run', 'data', 'cache'],
   predict: ['run', 'cache'],
   explain: ['run', 'out', 'cache'],
-  protocol: ['data', 'out', 'fractions', 'seeds', 'modes', 'train-per-class', 'test-per-class', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'batch', 'strength', 'sam-size', 'points-per-side', 'cache', 'weight-decay'],
+  protocol: ['data', 'out', 'fractions', 'seeds', 'modes', 'train-per-class', 'test-per-class', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'cache', 'weight-decay'],
 };
 
 export function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
@@ -95,6 +95,8 @@ interface TrainSettings {
   weightDecay: number;
   prompts: number;
   deep: number;
+  /** clip: weight of the image–text contrastive term (0: cross-entropy only). */
+  contrastive: number;
   batch: number;
   strength: number;
   samSize: number;
@@ -119,6 +121,7 @@ function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
   if (backbone === 'clip' && !weights) throw new UsageError('--backbone clip needs --weights FILE (a CLIP safetensors checkpoint)');
   log(`backbone: ${backbone}${backboneFlag ? '' : weights ? ' (default: --weights given)' : ' (default: no CLIP --weights given)'}`);
   const clip = backbone === 'clip';
+  if (!clip && flags.has('contrastive')) throw new UsageError('--contrastive needs --backbone clip (the term aligns image features with CLIP text embeddings)');
   return {
     backbone,
     weights: weights && resolve(weights),
@@ -128,6 +131,7 @@ function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
     weightDecay: numberFlag(flags, 'weight-decay', 1e-4, (v) => v >= 0, 'a number >= 0'),
     prompts: numberFlag(flags, 'prompts', 4, isInt(0), 'an integer >= 0'),
     deep: numberFlag(flags, 'deep', 0, isInt(0), 'an integer >= 0 (blocks with their own prompts; 0: shallow)'),
+    contrastive: numberFlag(flags, 'contrastive', 0, (v) => v >= 0, 'a number >= 0 (the image–text contrastive term\'s weight; clip backbone)'),
     batch: numberFlag(flags, 'batch', 16, isInt(1), 'an integer >= 1'),
     strength: numberFlag(flags, 'strength', 4, (v) => v >= 0, 'a number >= 0'),
     samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= 64 && v <= 1024, 'a multiple of 16 from 64 to 1024 (MobileSAM\'s input side)'),
@@ -234,14 +238,15 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
     const model = s.clip!;
     const E = model.config.embedDim;
     let text: Float32Array = new Float32Array(K * E);
-    if (init) {
+    // The text embeddings initialise the head (a fresh run) and anchor the contrastive term (always).
+    if (init || (config.contrastive ?? 0) > 0) {
       const tokenizer = await loadClipTokenizer(config.tokenizer!);
       const prompts = config.classes.map((c) => `This is a photo of ${c.replace(/[_-]+/g, ' ')}`);
       const features = model.encodeText(tokenizer.tokenize(prompts, { truncate: true }));
       text = (await features.read()) as Float32Array;
       features.dispose();
     }
-    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), seed: config.seed });
+    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), contrastive: config.contrastive, seed: config.seed });
   }
   const g = config.featureGrid!;
   return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling: usesAttention(config.focus) ? 'attention' : 'mean', queries: Math.max(1, config.prompts), seed: config.seed });
@@ -329,7 +334,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
     pointsPerSide: st.pointsPerSide,
     trainImages: items.length,
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
-    ...(st.backbone === 'clip' ? { deep: st.deep, weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) } : { featureGrid: 16 }),
+    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) } : { featureGrid: 16 }),
   };
   const previous = await readRunConfig(req.out);
   if (previous) {
