@@ -170,9 +170,14 @@ async function main() {
   const caseFiles = readdirSync(join(here, 'cases'))
     .filter((f) => f.endsWith('.js'))
     .sort();
+  // Wall seconds per case file, setup and correctness checks included: what a
+  // --quick run's length is made of.
+  const caseSeconds = {};
+  const started = performance.now();
   try {
     for (const file of caseFiles) {
       const caseName = basename(file, '.js');
+      const caseStart = performance.now();
       const ctx = {
         gpu,
         device: gpu.device,
@@ -193,7 +198,9 @@ async function main() {
           const timed = [];
           for (const [impl, fn] of impls) {
             log(`  running ${name} [${impl}] ...`);
+            const t0 = performance.now();
             const t = await timeRuns(gpu, fn, warmup, runs);
+            log(`    median ${t.median_ms.toFixed(1)} ms; ${warmup} warm-up + ${runs} timed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
             timed.push({ case: caseName, name, impl, shape, flops, warmup, runs, ...t, gflops: flops / t.median_ms / 1e6 });
           }
           const [mine, ...others] = timed;
@@ -204,6 +211,11 @@ async function main() {
       };
       const mod = await import(pathToFileURL(join(here, 'cases', file)).href);
       await mod.default(ctx);
+      const seconds = (performance.now() - caseStart) / 1000;
+      if (results.some((r) => r.case === caseName)) {
+        caseSeconds[caseName] = Number(seconds.toFixed(1));
+        log(`  case ${caseName}: ${seconds.toFixed(1)} s`);
+      }
     }
   } finally {
     gpu.destroy();
@@ -216,6 +228,8 @@ async function main() {
     cpu: peak,
     quick: args.quick,
     timing: 'wall clock from recording to queue.onSubmittedWorkDone(), median of timed runs after warm-up',
+    case_seconds: caseSeconds,
+    total_seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
     notes,
     results,
   };
@@ -241,7 +255,8 @@ async function main() {
     console.log('');
     printTable(results);
     for (const n of notes) console.log(n);
-    console.log(`\nwrote ${file}`);
+    console.log(`\ncase wall time (setup and checks included): ${Object.entries(caseSeconds).map(([c, sec]) => `${c} ${sec} s`).join(', ')}; all cases ${report.total_seconds} s`);
+    console.log(`wrote ${file}`);
   }
   if (args.compare) compare(results, resolve(args.compare));
 }

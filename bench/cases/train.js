@@ -85,7 +85,7 @@ export default async function (ctx) {
   // weight gradients for the frozen backbone.
   const L = (IMAGE / PATCH) ** 2 + 1 + PROMPTS;
   const forwardFlops = size.batch * (2 * (IMAGE / PATCH) ** 2 * WIDTH * 3 * PATCH * PATCH + size.layers * (24 * L * WIDTH * WIDTH + 4 * L * L * WIDTH));
-  const runs = ctx.quick ? 3 : 2;
+  const runs = 2;
 
   const fwd = await ctx.bench({
     name: fwdName,
