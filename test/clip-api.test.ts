@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { Tensor } from '../src/tensor.js';
-import { openSafetensors, type ByteSource, type SafetensorsFile } from '../src/io/safetensors.js';
+import { openSafetensors, syntheticSafetensors, type ByteSource, type SafetensorsFile } from '../src/io/safetensors.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { decodeImage, encodePng } from '../src/io/image.js';
 import { clipPreprocess } from '../src/kernels/preprocess.js';
@@ -389,45 +389,10 @@ function hfKeys(a: Arch): Entry[] {
   ];
 }
 
-/**
- * A safetensors file of these tensors without storing it: the header is real,
- * the data is synthesised on read (small deterministic values, so a forward
- * pass stays finite). Nothing of its ~0.6–1.7 GB is ever held at once.
- */
-function virtualCheckpoint(entries: Entry[], name: string): ByteSource {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [key, shape, dtype = 'F32'] of entries) {
-    const bytes = shape.reduce((p, d) => p * d, 1) * (dtype === 'I64' ? 8 : 4);
-    header[key] = { dtype, shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const head = new Uint8Array(8 + json.length);
-  new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
-  head.set(new TextEncoder().encode(json), 8);
-  const size = head.length + offset;
-  return {
-    size,
-    name,
-    async read(at, length) {
-      const out = new Uint8Array(length);
-      const inHead = Math.max(0, Math.min(length, head.length - at));
-      if (inHead > 0) out.set(head.subarray(at, at + inHead));
-      // Data: f32 values in [-0.02, 0.02) from a hash of the element index (4-byte aligned: every tensor is).
-      const start = at + inHead - head.length;
-      const floats = new Float32Array(out.buffer, inHead, Math.floor((length - inHead) / 4));
-      for (let i = 0; i < floats.length; i++) floats[i] = ((Math.imul(start / 4 + i, 2654435761) >>> 0) / 2 ** 32 - 0.5) * 0.04;
-      return out;
-    },
-  };
-}
-
 test('real sizes: B/32, B/16, L/14 in both layouts infer their config; missing and mis-shaped keys are Errors naming the key', async (ctx) => {
   for (const a of ARCHS) {
     for (const [layout, keys] of [['openai', openaiKeys(a)], ['hf', hfKeys(a)]] as const) {
-      const file = await openSafetensors(virtualCheckpoint(keys, `${a.name}-${layout}.safetensors`));
+      const file = await openSafetensors(syntheticSafetensors(keys, `${a.name}-${layout}.safetensors`));
       const c: ClipConfig = inferClipConfig(new Map([...file.tensors].map(([k, i]) => [k, i.shape] as const)), file.name);
       const got = [c.layout, c.embedDim, c.vision.width, c.vision.layers, c.vision.heads, c.vision.patchSize, c.vision.grid, c.vision.imageResolution, c.text.width, c.text.layers, c.text.heads, c.activation];
       assert.equal(got, [layout, a.embed, a.vision.width, a.vision.layers, a.vision.width / 64, a.vision.patch, a.vision.grid, 224, a.text.width, a.text.layers, a.text.width / 64, 'quickGelu'], `${a.name} ${layout}`);
@@ -435,11 +400,11 @@ test('real sizes: B/32, B/16, L/14 in both layouts infer their config; missing a
       // The last vision block's MLP input weight (not a key the layout detection or the config inference reads).
       const last = a.vision.layers - 1;
       const victim = keys.find(([k]) => k === (layout === 'openai' ? `visual.transformer.resblocks.${last}.mlp.c_fc.weight` : `vision_model.encoder.layers.${last}.mlp.fc1.weight`))!;
-      const without = await openSafetensors(virtualCheckpoint(keys.filter((e) => e !== victim), `missing-${layout}.safetensors`));
+      const without = await openSafetensors(syntheticSafetensors(keys.filter((e) => e !== victim), `missing-${layout}.safetensors`));
       const quoted = victim[0].replace(/\./g, '\\.');
       await assertThrows(() => ClipModel.fromSafetensors(ctx.gpu, without), /missing-/, new RegExp(`missing tensor "${quoted}" \\(expected shape \\[${victim[1].join(', ')}\\]\\)`));
       const bent = keys.map((e): Entry => (e === victim ? [e[0], [...e[1].slice(0, -1), e[1].at(-1)! + 1]] : e));
-      const misshaped = await openSafetensors(virtualCheckpoint(bent, `bent-${layout}.safetensors`));
+      const misshaped = await openSafetensors(syntheticSafetensors(bent, `bent-${layout}.safetensors`));
       await assertThrows(() => ClipModel.fromSafetensors(ctx.gpu, misshaped), /bent-/, new RegExp(`tensor "${quoted}" has shape \\[${bent.find((e) => e[0] === victim[0])![1].join(', ')}\\], expected \\[${victim[1].join(', ')}\\]`));
     }
   }
@@ -450,7 +415,7 @@ test('real sizes: ViT-B/32 loads in both layouts and runs one 224² image; B/16 
   const features: Float32Array[] = [];
   for (const [a, layout, forward] of [[ARCHS[0], 'openai', true], [ARCHS[0], 'hf', true], [ARCHS[1], 'hf', false]] as const) {
     const t0 = Date.now();
-    const file = await openSafetensors(virtualCheckpoint(layout === 'openai' ? openaiKeys(a) : hfKeys(a), `${a.name}-${layout}`));
+    const file = await openSafetensors(syntheticSafetensors(layout === 'openai' ? openaiKeys(a) : hfKeys(a), `${a.name}-${layout}`));
     const model = await ClipModel.fromSafetensors(ctx.gpu, file);
     if (forward) {
       const got = await readAndDispose(model.encodeImage(image));

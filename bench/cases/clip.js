@@ -5,8 +5,8 @@
 // nothing is downloaded and the ~600 MB checkpoint is never held whole.
 // Context lines: the planned peak GPU memory of each compiled graph.
 // --quick: ViT-B/32 batch 1 and the text tower for 2 prompts.
-import { ClipModel, Tensor, openSafetensors } from '../../dist/node.js';
-import { memoryLine, mib, syntheticCheckpoint } from '../synthetic-checkpoint.js';
+import { ClipModel, Tensor, openSafetensors, syntheticSafetensors } from '../../dist/node.js';
+import { memoryLine, mib } from '../memory.js';
 import { values } from '../values.js';
 
 const IMAGE = 224;
@@ -94,7 +94,7 @@ export default async function (ctx) {
     if (wanted.length === 0 && !withText) continue;
     const a = ARCHS[arch];
     const t0 = performance.now();
-    const file = await openSafetensors(syntheticCheckpoint(openaiKeys(a), `${arch} (synthetic)`));
+    const file = await openSafetensors(syntheticSafetensors(openaiKeys(a), `${arch} (synthetic)`));
     const model = await ClipModel.fromSafetensors(gpu, file);
     await file.close();
     const loadMs = performance.now() - t0;

@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { MobileSamPredictor, SAM2_DYNAMIC_MULTIMASK, SamMaskDecoder, Tensor, predictSam2, samDecoderKeys } from '../../dist/node.js';
-import { memoryLine } from '../synthetic-checkpoint.js';
+import { memoryLine } from '../memory.js';
 import { maxAbsDiff, values } from '../values.js';
 
 const MOBILE_NAME = 'mobilesam decoder 1 click';

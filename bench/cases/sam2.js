@@ -1,12 +1,12 @@
 // SAM2 (SAM 2.1) hiera-tiny image encoder (Hiera trunk + FPN neck + conv_s0/
 // conv_s1) at its true size with random weights: a shape-only checkpoint with
-// the official key names (bench/synthetic-checkpoint.js), its architecture
+// the official key names (the library's syntheticSafetensors), its architecture
 // inferred from the shapes as for a real file. Full runs: 256² and 1024² (~30 s
 // a run on lavapipe, 290 GFLOP); --quick: 256² only. No peer (there is no SAM2
 // ONNX export here).
 // Context lines: the planned peak GPU memory of each compiled graph.
-import { Sam2ImageEncoder, Tensor, hieraBlocks, openSafetensors, sam2ImageTensors } from '../../dist/node.js';
-import { memoryLine, syntheticCheckpoint } from '../synthetic-checkpoint.js';
+import { Sam2ImageEncoder, Tensor, hieraBlocks, openSafetensors, sam2ImageTensors, syntheticSafetensors } from '../../dist/node.js';
+import { memoryLine } from '../memory.js';
 import { values } from '../values.js';
 
 /** sam2.1_hiera_t.yaml: trunk and neck (what the library infers from the shapes for E = 96, stages [1, 2, 7, 2]). */
@@ -56,7 +56,7 @@ export default async function (ctx) {
   for (const size of sizes) {
     const entries = sam2ImageTensors({ variant: 'tiny', imageSize: size, trunk: TRUNK, neck: NECK, from: 'variant table' }).map(({ key, shape }) => [key, shape]);
     const t0 = performance.now();
-    const file = await openSafetensors(syntheticCheckpoint(entries, 'sam2.1 hiera-tiny image path (synthetic)'));
+    const file = await openSafetensors(syntheticSafetensors(entries, 'sam2.1 hiera-tiny image path (synthetic)'));
     const encoder = await Sam2ImageEncoder.fromSafetensors(gpu, file, { imageSize: size });
     await file.close();
     const loadMs = performance.now() - t0;

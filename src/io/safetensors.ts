@@ -82,6 +82,47 @@ function checkReadRange(name: string, size: number, offset: number, length: numb
   }
 }
 
+/**
+ * A safetensors file that is never stored: a real header over `entries`
+ * ([name, shape, dtype = 'F32'], laid out in the given order), data
+ * synthesised on read. Every 4-byte word of the data is an f32 in
+ * [-amplitude, amplitude) from a hash of its index (non-F32 tensors hold
+ * those bytes too), so a model at its true size (hundreds of MB) can be
+ * loaded and run — benchmarks, loader tests — without a download and
+ * without ever holding the file.
+ */
+export function syntheticSafetensors(entries: ReadonlyArray<readonly [string, readonly number[], SafetensorsDType?]>, name: string, amplitude = 0.02): ByteSource {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [key, shape, dtype = 'F32'] of entries) {
+    const bytes = shape.reduce((p, d) => p * d, 1) * DTYPE_BYTES[dtype];
+    if (bytes % 4 !== 0) throw new Error(`syntheticSafetensors: ${key} (${dtype} [${shape.join(', ')}]) is not a whole number of 4-byte words`);
+    header[key] = { dtype, shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const head = new Uint8Array(8 + json.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(json.length), true);
+  head.set(new TextEncoder().encode(json), 8);
+  return {
+    name,
+    size: head.length + offset,
+    async read(at: number, length: number): Promise<Uint8Array> {
+      const out = new Uint8Array(length);
+      const inHead = Math.max(0, Math.min(length, head.length - at));
+      if (inHead > 0) out.set(head.subarray(at, at + inHead));
+      const data = new DataView(out.buffer);
+      // Reads start word-aligned in the data (every tensor does); a ragged tail stays zero.
+      const firstWord = (at + inHead - head.length) / 4;
+      for (let i = 0; inHead + 4 * i + 4 <= length; i++) {
+        data.setFloat32(inHead + 4 * i, ((Math.imul(firstWord + i, 2654435761) >>> 0) / 2 ** 32 - 0.5) * 2 * amplitude, true);
+      }
+      return out;
+    },
+  };
+}
+
 /** A source over bytes in memory (the bytes are not copied until read). */
 export function bytesSource(data: ArrayBuffer | Uint8Array, name = 'safetensors bytes'): ByteSource {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
