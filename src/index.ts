@@ -12,7 +12,7 @@ export * from './models/clip/tokenizer.js';
 export * from './io/onnx.js';
 export * from './io/image.js';
 export { Graph } from './graph/graph.js';
-export type { Value, GraphStats, OpKernel, ValueKind } from './graph/graph.js';
+export type { Value, GraphStats, OpKernel, ValueKind, GraphProfile, NodeProfile, OpKindProfile } from './graph/graph.js';
 export * as graphOps from './graph/ops.js';
 export * from './train/optimizer.js';
 export { backward } from './graph/autograd.js';

@@ -99,6 +99,28 @@ test('the planner reuses memory along a chain and never aliases an op with its i
   assertClose(await y.read(), Array.from(xs, (v, i) => v + 20 * bs[i]), { atol: 1e-5, rtol: 1e-6 }, 'chain');
 });
 
+test('profile times every dispatching node once, in order, and leaves run() working', async ({ gpu }) => {
+  const g = new Graph(gpu);
+  const x = g.input('x', [8, 16]);
+  const w = g.input('w', [16, 16]);
+  const h = G.activation(g, 'relu', G.matmul(g, x, w));
+  const y = G.softmax(g, g.reshape(G.add(g, h, x), [4, 32]));
+  g.output('y', y);
+  const feeds = { x: randn(8 * 16, 5), w: randn(16 * 16, 6) };
+  const expected = await g.run(feeds).y.read();
+  const profile = await g.profile(feeds);
+  const dispatching = g.nodeList.map((n, i) => ({ n, i })).filter(({ n }) => n.op !== 'reshape');
+  assert.equal(profile.nodes.map((p) => p.index), dispatching.map(({ i }) => i));
+  assert.equal(profile.nodes.map((p) => p.op), dispatching.map(({ n }) => n.op));
+  assert.ok(profile.nodes.every((p) => p.ms > 0), 'every node takes time');
+  assert.equal(profile.nodes[0].inputs, ['[8, 16]', '[16, 16]']);
+  assert.is(profile.byOp.reduce((s, k) => s + k.count, 0), dispatching.length);
+  assertClose([profile.byOp.reduce((s, k) => s + k.ms, 0)], [profile.totalMs], { atol: 1e-9, rtol: 1e-9 }, 'kind totals');
+  assert.match(profile.table(), /^total .* ms over 4 ops/);
+  assert.equal(Array.from(await g.run(feeds).y.read()), Array.from(expected));
+  g.dispose();
+});
+
 test('shape errors name the op and both shapes at build time', async ({ gpu }) => {
   const g = new Graph(gpu);
   const a = g.input('a', [4, 5]);

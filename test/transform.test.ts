@@ -45,6 +45,7 @@ test('permute: head split, NCHW↔NHWC, transposes (tiled path) and general orde
     [[3, 1, 5, 1, 7], [3, 4, 0, 2, 1]],
     [[2, 3, 2, 3, 2, 3, 2, 3], shuffled(8, 9)],
     [[5, 7, 11], [-1, 0, -2]],
+    [[1, 3, 7, 2, 7, 37], [0, 1, 3, 2, 4, 5]], // window partition: merged inner axis of 259, several runs
   ];
   for (const [shape, dims] of cases) {
     const { t, data } = randomTensor(gpu, shape, ref.numel(shape));
@@ -91,6 +92,9 @@ test('pad: per-axis before/after, values, conv-style NCHW padding, empty input a
     [[2, 3, 13], [[1, 0], [2, 3], [0, 5]], 0.25],
     [[0, 3], [[1, 1], [0, 0]], 9],
     [[2, 197, 64], [[0, 0], [0, 59], [0, 0]], undefined],
+    // A padded innermost axis longer than a CPU run (shaders/transform.wgsl RUN), last run partial.
+    [[2, 5, 70], [[0, 0], [1, 0], [3, 40]], -1],
+    [[1, 10, 10, 35], [[0, 0], [0, 4], [0, 4], [0, 0]], undefined], // window padding
   ];
   for (const [shape, pads, value] of cases) {
     const { t, data } = randomTensor(gpu, shape, ref.numel(shape) + 2);

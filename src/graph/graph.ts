@@ -288,6 +288,49 @@ export class Graph {
    * is recorded into one command encoder and submitted once.
    */
   run(feeds: Record<string, Tensor | ArrayLike<number>>): Record<string, Tensor> {
+    const steps = this.record(feeds);
+    let step = steps.next();
+    while (!step.done) step = steps.next();
+    return step.value;
+  }
+
+  /**
+   * Runs the graph node by node, waiting for the queue after each, and
+   * returns the wall time of each op (recording, submit and execution)
+   * grouped by op kind. The first profile of a graph also pays its pipeline
+   * compiles: run it once before. The outputs are computed and dropped.
+   */
+  async profile(feeds: Record<string, Tensor | ArrayLike<number>>): Promise<GraphProfile> {
+    const gpu = this.gpu;
+    await gpu.sync();
+    const nodes: NodeProfile[] = [];
+    const steps = this.record(feeds);
+    let t0 = performance.now();
+    for (let step = steps.next(); ; step = steps.next()) {
+      if (step.done) {
+        for (const t of Object.values(step.value)) t.dispose();
+        break;
+      }
+      await gpu.sync();
+      const t1 = performance.now();
+      const node = step.value;
+      nodes.push({
+        index: this.nodes.indexOf(node),
+        op: node.op,
+        inputs: node.inputs.map((v) => shapeString(v.shape)),
+        output: shapeString(node.outputs[0].shape),
+        ms: t1 - t0,
+      });
+      t0 = t1;
+    }
+    return new GraphProfile(nodes);
+  }
+
+  /**
+   * Records the forward: yields after each dispatching node (views yield
+   * nothing), returns the outputs. run() drains it; profile() syncs between steps.
+   */
+  private *record(feeds: Record<string, Tensor | ArrayLike<number>>): Generator<OpNode, Record<string, Tensor>> {
     const gpu = this.gpu;
     if (!this.plan) this.compile();
     const plan = this.plan!;
@@ -343,6 +386,7 @@ export class Graph {
         return out;
       });
       node.kernel(gpu, ins, outs);
+      yield node;
     }
     for (const [name, v] of this.outputs) results[name] = copyOf(gpu, live.get(v.id)!);
     gpu.flush();
@@ -366,4 +410,51 @@ function copyOf(gpu: Gpu, t: Tensor): Tensor {
   const bytes = Math.ceil(t.byteLength / 4) * 4;
   if (bytes > 0) gpu.commandEncoder().copyBufferToBuffer(t.buffer, 0, c.buffer, 0, bytes);
   return c;
+}
+
+export interface NodeProfile {
+  /** Position in nodeList. */
+  index: number;
+  op: string;
+  inputs: string[];
+  output: string;
+  /** Wall milliseconds from the previous node's completion to this one's. */
+  ms: number;
+}
+
+export interface OpKindProfile {
+  op: string;
+  count: number;
+  ms: number;
+}
+
+/** What Graph.profile measured: every dispatching node, and totals per op kind. */
+export class GraphProfile {
+  readonly totalMs: number;
+  /** Op kinds, slowest total first. */
+  readonly byOp: OpKindProfile[];
+
+  constructor(readonly nodes: readonly NodeProfile[]) {
+    this.totalMs = nodes.reduce((s, n) => s + n.ms, 0);
+    const kinds = new Map<string, OpKindProfile>();
+    for (const n of nodes) {
+      const k = kinds.get(n.op) ?? { op: n.op, count: 0, ms: 0 };
+      k.count++;
+      k.ms += n.ms;
+      kinds.set(n.op, k);
+    }
+    this.byOp = [...kinds.values()].sort((a, b) => b.ms - a.ms);
+  }
+
+  /** A text table: the op kinds, then the `top` slowest nodes. */
+  table(top = 15): string {
+    const pct = (ms: number) => `${((100 * ms) / this.totalMs).toFixed(1).padStart(5)}%`;
+    const lines = [`total ${this.totalMs.toFixed(1)} ms over ${this.nodes.length} ops`, 'op kind                    count        ms   share'];
+    for (const k of this.byOp) lines.push(`${k.op.padEnd(26)} ${String(k.count).padStart(5)} ${k.ms.toFixed(1).padStart(9)}  ${pct(k.ms)}`);
+    lines.push(`slowest ${Math.min(top, this.nodes.length)} ops`);
+    for (const n of [...this.nodes].sort((a, b) => b.ms - a.ms).slice(0, top)) {
+      lines.push(`#${String(n.index).padEnd(4)} ${n.op.padEnd(22)} ${n.ms.toFixed(1).padStart(9)}  ${pct(n.ms)}  ${n.inputs.join(' ')} → ${n.output}`);
+    }
+    return lines.join('\n');
+  }
 }

@@ -10,6 +10,11 @@ import { dispatchKernel, linearGrid } from './program.js';
 import { checkRank, coalesceAxes, denseStrides, outputTensor, vec4Pair, type StridedAxis } from './strided.js';
 
 const WORKGROUP_SIZE = 256;
+/**
+ * Innermost-axis elements per invocation on CPU adapters (shaders/transform.wgsl RUN):
+ * on lavapipe permutes, pads and slices of TinyViT maps run ~5× faster than with one element per invocation.
+ */
+const CPU_RUN = 32;
 /** Edge of the square tile of transpose_tiled.wgsl. */
 const TRANSPOSE_TILE = 32;
 
@@ -38,6 +43,9 @@ function stridedCopy(gpu: Gpu, op: string, src: Tensor, dst: Tensor, walk: reado
   checkRank(op, axes, `copying ${shapeString(src.shape)}`);
   const n = axes.reduce((p, a) => p * a.size, 1);
   if (n === 0) return;
+  const run = gpu.adapter.isCpu && axes.length > 0 ? CPU_RUN : 1;
+  const inner = axes[axes.length - 1]?.size ?? 1;
+  const invocations = run === 1 ? n : (n / inner) * Math.ceil(inner / run);
   const [shape_lo, shape_hi] = vec4Pair(axes.map((a) => a.size), 1);
   const [src_stride_lo, src_stride_hi] = vec4Pair(axes.map((a) => a.strides[0]));
   const [dst_stride_lo, dst_stride_hi] = vec4Pair(axes.map((a) => a.strides[1]));
@@ -46,7 +54,7 @@ function stridedCopy(gpu: Gpu, op: string, src: Tensor, dst: Tensor, walk: reado
   dispatchKernel(
     gpu,
     op,
-    { shader: 'transform', constants: { PADDED: axes.some((a) => a.window), WORKGROUP_SIZE } },
+    { shader: 'transform', constants: { PADDED: axes.some((a) => a.window), WORKGROUP_SIZE, RUN: run } },
     {
       src,
       dst,
@@ -56,7 +64,7 @@ function stridedCopy(gpu: Gpu, op: string, src: Tensor, dst: Tensor, walk: reado
         src_offset: srcOffset, dst_offset: dstOffset, n, rank: axes.length, fill,
       },
     },
-    linearGrid(gpu, n, WORKGROUP_SIZE),
+    linearGrid(gpu, invocations, WORKGROUP_SIZE),
   );
 }
 
