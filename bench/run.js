@@ -37,7 +37,7 @@
 // clock when other processes share the cores.
 
 import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, existsSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, basename, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { getDevice } from '../dist/node.js';
@@ -174,6 +174,8 @@ async function main() {
   // --quick run's length is made of.
   const caseSeconds = {};
   const started = performance.now();
+  // The 1-minute load average at the start and the end: how quiet the machine was (other jobs share the cores).
+  const loadAtStart = loadavg()[0];
   try {
     for (const file of caseFiles) {
       const caseName = basename(file, '.js');
@@ -229,6 +231,7 @@ async function main() {
     quick: args.quick,
     timing: 'wall clock from recording to queue.onSubmittedWorkDone(), median of timed runs after warm-up',
     case_seconds: caseSeconds,
+    load_average: [Number(loadAtStart.toFixed(2)), Number(loadavg()[0].toFixed(2))],
     total_seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
     notes,
     results,
