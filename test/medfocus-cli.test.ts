@@ -132,9 +132,11 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   assert.match(train.err.join('\n'), /backbone: sam-encoder \(default: no CLIP --weights given\)/);
   assert.match(train.out.join('\n'), /trained .*3 epochs, 3 steps/);
   assert.match(train.err.join('\n'), /0 hits, 4 misses/, 'first run: masks and features of 2 images computed');
+  assert.match(train.out.concat(train.err).join('\n'), /focus attention: [0-2] of 2 images had a salient mask/, 'the run says on how many images the focus did anything');
   const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
   assert.is(ev.code, 0, ev.err.join('\n'));
   const result = JSON.parse(ev.out.at(-1)!);
+  assert.match(result.focusActive, /^[0-2]\/2$/, 'eval reports on how many test images the focus did anything');
   assert.is(result.count, 2);
   assert.equal(result.classes, ['round', 'spiculated']);
   assert.ok(existsSync(join(run, 'eval.json')) && existsSync(join(run, 'confusion.png')));

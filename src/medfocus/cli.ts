@@ -32,7 +32,7 @@ import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
 import { configDifferences, exportHead, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
-import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type SamParts } from './trainer.js';
+import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type PreparedImage, type SamParts } from './trainer.js';
 
 export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--contrastive L] [--batch N] [--strength X] [--sam-size S] [--points-per-side N] [--cache DIR]
                | eval --run RUN --data DIR | predict --run RUN IMAGE... | explain --run RUN IMAGE --out PNG
@@ -275,6 +275,15 @@ async function loadSplits(data: string): Promise<{ train: ImageFolder; test: Ima
   return { train, test };
 }
 
+/** How many images the focus changed (focus none: nothing to say); returns "k/n" for the JSON outputs. */
+function reportFocus(s: Session, focus: FocusMode, images: readonly PreparedImage[]): string | undefined {
+  if (focus === 'none') return undefined;
+  const active = images.filter((im) => im.focusActive).length;
+  const what = focus === 'overlay' ? 'automatic masks to paint' : 'a salient mask (the rest: no mask survived the filters, so the coverage is the whole image)';
+  s.log(`focus ${focus}: ${active} of ${images.length} images had ${what}`);
+  return `${active}/${images.length}`;
+}
+
 function reportFailures(s: Session, failures: Array<{ path: string; error: string }>, total: number): void {
   if (failures.length === 0) return;
   s.err(`${failures.length} of ${total} images could not be read and were left out:`);
@@ -347,6 +356,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
   const pipeline = pipelineFor(s, config);
   const prepared = await pipeline.prepareAll(items, 'prepare train');
   reportFailures(s, prepared.failures, items.length);
+  reportFocus(s, config.focus, prepared.images);
   const classifier = await makeClassifier(s, config, (await readCheckpoint(req.out)) === null);
   try {
     const progress = await trainClassifier({
@@ -368,7 +378,10 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
   return config;
 }
 
-async function evalRun(s: Session, run: string, data: string, testPerClass?: number): Promise<EvaluationResult> {
+/** An evaluation, plus on how many test images the focus did anything ("k/n"; undefined for focus none). */
+type RunEvaluation = EvaluationResult & { focusActive?: string };
+
+async function evalRun(s: Session, run: string, data: string, testPerClass?: number): Promise<RunEvaluation> {
   const config = await runConfigOf(run);
   const folder = await loadImageFolder(data, 'test');
   const test = { ...folder, items: capPerClass(folder.items, testPerClass) };
@@ -380,10 +393,11 @@ async function evalRun(s: Session, run: string, data: string, testPerClass?: num
   try {
     const prepared = await pipeline.prepareAll(test.items, 'prepare test');
     reportFailures(s, prepared.failures, test.items.length);
+    const focusActive = reportFocus(s, config.focus, prepared.images);
     if (prepared.images.length === 0) throw new Error(`eval: no test image of ${data} could be read`);
     const { probs } = await predictImages(classifier, prepared.images, config.batch, clipResolution(s, config));
     const result = evaluatePredictions(prepared.images.map((im) => im.label), probs.map(argmax), config.classes);
-    await writeFileAtomic(join(run, 'eval.json'), `${JSON.stringify({ ...result, failures: prepared.failures }, null, 2)}\n`);
+    await writeFileAtomic(join(run, 'eval.json'), `${JSON.stringify({ ...result, ...(focusActive && { focusActive }), failures: prepared.failures }, null, 2)}\n`);
     const png = renderConfusionPng(result, `${config.focus} / ${config.backbone}: accuracy ${(100 * result.accuracy).toFixed(1)}%`);
     await writeFileAtomic(join(run, 'confusion.png'), encodePng(png.rgba, png.width, png.height));
     const ckpt = await readCheckpoint(run);
@@ -391,7 +405,7 @@ async function evalRun(s: Session, run: string, data: string, testPerClass?: num
       const curve = renderCurvePng([{ name: 'train loss', values: ckpt.progress.losses }], 'loss per epoch');
       await writeFileAtomic(join(run, 'loss.png'), encodePng(curve.rgba, curve.width, curve.height));
     }
-    return result;
+    return { ...result, focusActive };
   } finally {
     classifier.dispose();
   }
@@ -461,6 +475,8 @@ interface ProtocolCell {
   trainImages: number;
   mean: number;
   std: number;
+  /** Test images on which the focus did anything, "k/n" (the same for every seed: masks depend on the image only). */
+  focusActive?: string;
 }
 
 /** The seed of the per-class caps: independent of the protocol's seeds, so every run sees the same capped pool. */
@@ -493,6 +509,10 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
     const sizes = [...new Set(cells.filter((c) => c.fraction === f).map((c) => c.trainImages))];
     return `| ${+(100 * f).toFixed(2)}% | ${sizes.join('/') || '—'} | ${req.modes.map((m) => cell(f, m)).join(' | ')} |`;
   });
+  const active = req.modes
+    .map((m) => [m, cells.find((c) => c.mode === m && c.focusActive)?.focusActive] as const)
+    .filter(([, a]) => a !== undefined)
+    .map(([m, a]) => `${m} ${a}`);
   const caps = [req.trainPerClass !== undefined ? `train capped at ${req.trainPerClass} per class` : '', req.testPerClass !== undefined ? `test capped at ${req.testPerClass} per class` : '']
     .filter(Boolean)
     .join(', ');
@@ -504,6 +524,7 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
     header,
     ...rows,
     '',
+    ...(active.length > 0 ? [`Test images on which the focus did anything (a salient mask survived; overlay: masks to paint): ${active.join(', ')}. Where it did nothing, the focus mode is the plain backbone.`, ''] : []),
   ].join('\n');
 }
 
@@ -530,6 +551,7 @@ async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: Prot
         c.accuracies.push(result.accuracy);
         c.seeds.push(seed);
         c.trainImages = config.trainImages;
+        c.focusActive = result.focusActive;
         Object.assign(c, meanStd(c.accuracies));
         if (!cells.includes(c)) cells.push(c);
         await write(false);
@@ -633,7 +655,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const data = required('eval', flags, 'data');
         job = async (s) => {
           const r = await evalRun(s, run, data);
-          s.log(JSON.stringify({ accuracy: r.accuracy, balancedAccuracy: r.balancedAccuracy, perClassRecall: r.perClassRecall, confusion: r.confusion, classes: r.classes, count: r.count }));
+          s.log(JSON.stringify({ accuracy: r.accuracy, balancedAccuracy: r.balancedAccuracy, perClassRecall: r.perClassRecall, confusion: r.confusion, classes: r.classes, count: r.count, ...(r.focusActive && { focusActive: r.focusActive }) }));
         };
         break;
       }

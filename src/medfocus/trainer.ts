@@ -77,6 +77,13 @@ export interface PreparedImage extends DatasetItem {
   input: Uint8Array | Float32Array;
   /** attention/both: the additive key bias per patch/position [L]. */
   keyBias?: Float32Array;
+  /**
+   * Whether the focus did anything to this image (undefined for focus none):
+   * attention/both — some automatic mask survived salientCoverage's filters
+   * (else the coverage is the whole image and the bias is zero); overlay —
+   * there were masks to paint.
+   */
+  focusActive?: boolean;
 }
 
 /** The work image and everything derived from it, for one image (explain uses it). */
@@ -211,7 +218,9 @@ export class FocusPipeline {
     } else if (focus !== 'none') masks = await this.masks(hash, work);
     const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
     const grid = clip ? clip.grid : this.models.featureGrid;
-    const keyBias = usesAttention(focus) ? patchKeyBias(salientCoverage(masks, WORK_SIDE, WORK_SIDE), WORK_SIDE, WORK_SIDE, grid, strength) : undefined;
+    const coverage = usesAttention(focus) ? salientCoverage(masks, WORK_SIDE, WORK_SIDE) : undefined;
+    const keyBias = coverage && patchKeyBias(coverage, WORK_SIDE, WORK_SIDE, grid, strength);
+    const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
     let input: Uint8Array | Float32Array;
     if (clip) input = resizeRgba(shown, clip.resolution, clip.resolution).data;
     else if (features) input = features;
@@ -219,7 +228,7 @@ export class FocusPipeline {
       const key = this.featureKey(hash, `overlay:${overlayAlpha}:${this.maskKey(hash)}`);
       input = (await this.cachedFeatures(key)) ?? (await this.featuresFrom(key, await this.embed(shown)));
     }
-    return { path: item.path, label: item.label, hash, input, keyBias };
+    return { path: item.path, label: item.label, hash, input, keyBias, focusActive };
   }
 
   /** Prepares every item (a progress bar with rate and ETA); files that fail to read or decode are reported by name and counted. */
