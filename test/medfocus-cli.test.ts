@@ -70,6 +70,15 @@ async function expectError(argv: string[], ...messages: RegExp[]): Promise<void>
   for (const m of messages) assert.match(r.err.join('\n'), m, `${argv.join(' ')}: message`);
 }
 
+test('--help: the usage line and the defaults, exit 0', async () => {
+  for (const argv of [['--help'], ['help'], ['train', '--help']]) {
+    const r = await cli(argv);
+    assert.is(r.code, 0, argv.join(' '));
+    assert.match(r.out.join('\n'), /^usage: medfocus/m);
+    assert.match(r.out.join('\n'), /--sam-size \d+ \(MobileSAM input side/);
+  }
+});
+
 test('bad arguments: a usage line and exit 2', async ({ data }) => {
   await expectUsage(['bogus'], /unknown command 'bogus'/);
   await expectUsage(['train', '--out', 'x'], /--data is required/);
