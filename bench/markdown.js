@@ -33,6 +33,8 @@ const cpu = report.cpu;
 const load = report.load_average ? `; load average ${report.load_average.map((v) => v.toFixed(1)).join(' → ')} (start → end)` : '';
 console.log(`Adapter: ${a.description ?? a.name}${cpu ? `; CPU: ${cpu.cores} × ${cpu.model}, fp32 FMA peak ${cpu.gflops.toFixed(0)} GFLOP/s` : ''}; ${report.date}${report.quick ? ', --quick' : ', full run'}${load}.`);
 console.log('');
+console.log(`Timing: ${report.timing}.`);
+console.log('');
 console.log('| case | benchmark | shape | ours: median (min–max) | GFLOP/s | peer: median | ours vs peer |');
 console.log('|---|---|---|---|---|---|---|');
 for (const [name, row] of byName) {

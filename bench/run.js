@@ -29,8 +29,11 @@
 //   A timed function may return a cleanup function (e.g. disposing an output);
 //   it runs after the timing.
 //
-// Timing: wall clock from the call until device.queue.onSubmittedWorkDone()
-// resolves, per run; the median and min–max of the timed runs after warm-up.
+// Timing: where the adapter has 'timestamp-query', the GPU time between two
+// timestamps that empty passes write before and after the run's work on the
+// queue (TimestampBracket); else the wall clock from the call until
+// device.queue.onSubmittedWorkDone() resolves. Per result: the median and
+// min–max of the timed runs after warm-up, and the wall-clock median beside it.
 // Every implementation runs on the same device and queue, measured the same way.
 // Each result also records the process's CPU time per run (all threads): on a
 // CPU adapter (lavapipe) that is the work itself, and it moves less than wall
@@ -78,25 +81,94 @@ function cpuPeak() {
 
 const median = (sorted) => (sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2);
 
-async function timeRuns(gpu, fn, warmup, runs) {
+/**
+ * GPU time of whatever one run submits, from timestamp queries: an empty
+ * compute pass writes a timestamp before the run's work and another after it
+ * on the same queue, so ours and every peer (tfjs, onnxruntime-web, which
+ * encode their own passes) are bracketed alike. Undefined when the adapter
+ * lacks 'timestamp-query'.
+ */
+class TimestampBracket {
+  constructor(device) {
+    this.device = device;
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 });
+    this.resolved = device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    this.readback = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  static create(device) {
+    return device.features.has('timestamp-query') ? new TimestampBracket(device) : undefined;
+  }
+
+  /** Submits a pass that only writes timestamp `index`; the end one also resolves both into the readback buffer. */
+  mark(index) {
+    const encoder = this.device.createCommandEncoder();
+    encoder.beginComputePass({ timestampWrites: { querySet: this.querySet, [index === 0 ? 'beginningOfPassWriteIndex' : 'endOfPassWriteIndex']: index } }).end();
+    if (index === 1) {
+      encoder.resolveQuerySet(this.querySet, 0, 2, this.resolved, 0);
+      encoder.copyBufferToBuffer(this.resolved, 0, this.readback, 0, 16);
+    }
+    this.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Milliseconds between the two marks (after the queue is done). */
+  async read() {
+    await this.readback.mapAsync(GPUMapMode.READ);
+    const [begin, end] = new BigUint64Array(this.readback.getMappedRange().slice(0));
+    this.readback.unmap();
+    return Number(end - begin) / 1e6;
+  }
+
+  destroy() {
+    this.querySet.destroy();
+    this.resolved.destroy();
+    this.readback.destroy();
+  }
+}
+
+/** Sorted samples → median, min, max. */
+const spread = (values) => {
+  const sorted = [...values].sort((x, y) => x - y);
+  return { median: median(sorted), min: sorted[0], max: sorted[sorted.length - 1], sorted };
+};
+
+/**
+ * Times `runs` calls of fn after `warmup` untimed ones. The reported time
+ * (median_ms, min_ms, max_ms) is the GPU time between two timestamp queries
+ * bracketing the call's work where the adapter has them, else the wall clock
+ * from the call to queue.onSubmittedWorkDone(); the wall clock and the
+ * process's CPU time are kept beside it either way.
+ */
+async function timeRuns(gpu, fn, warmup, runs, stamps) {
   const once = async () => {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
+    stamps?.mark(0);
     const cleanup = await fn();
     gpu.flush();
+    stamps?.mark(1);
     await gpu.device.queue.onSubmittedWorkDone();
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const gpuMs = stamps && (await stamps.read());
     if (typeof cleanup === 'function') await cleanup();
     gpu.checkErrors();
-    return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+    return { ms, gpuMs, cpuMs: (cpu.user + cpu.system) / 1000 };
   };
   for (let i = 0; i < warmup; i++) await once();
   const samples = [];
   for (let i = 0; i < runs; i++) samples.push(await once());
-  const wall = samples.map((s) => s.ms).sort((x, y) => x - y);
-  const cpu = samples.map((s) => s.cpuMs).sort((x, y) => x - y);
-  return { median_ms: median(wall), min_ms: wall[0], max_ms: wall[wall.length - 1], samples_ms: wall, cpu_ms: median(cpu) };
+  const wall = spread(samples.map((s) => s.ms));
+  const timed = stamps ? spread(samples.map((s) => s.gpuMs)) : wall;
+  return {
+    timing: stamps ? 'timestamp-query' : 'wall',
+    median_ms: timed.median,
+    min_ms: timed.min,
+    max_ms: timed.max,
+    samples_ms: timed.sorted,
+    wall_median_ms: wall.median,
+    cpu_ms: median([...samples.map((s) => s.cpuMs)].sort((x, y) => x - y)),
+  };
 }
 
 const pad = (s, n) => String(s).padEnd(n);
@@ -110,14 +182,15 @@ function printTable(results) {
     r.median_ms.toFixed(2),
     `${r.min_ms.toFixed(2)}–${r.max_ms.toFixed(2)}`,
     r.gflops.toFixed(2),
+    r.wall_median_ms.toFixed(2),
     r.cpu_ms.toFixed(1),
     Object.entries(r.speedup ?? {})
       .map(([peer, x]) => `${x.toFixed(2)}× ${peer}`)
       .join(', '),
   ]);
-  const head = ['benchmark', 'impl', 'shape', 'median ms', 'min–max ms', 'GFLOP/s', 'cpu ms', 'ours vs peer (speed)'];
+  const head = ['benchmark', 'impl', 'shape', 'median ms', 'min–max ms', 'GFLOP/s', 'wall ms', 'cpu ms', 'ours vs peer (speed)'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => cells.map((c, i) => (i >= 3 && i <= 6 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ');
+  const line = (cells) => cells.map((c, i) => (i >= 3 && i <= 7 ? lpad(c, widths[i]) : pad(c, widths[i]))).join('  ');
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) console.log(line(r));
@@ -161,6 +234,7 @@ function writeResults(report) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const gpu = await getDevice();
+  const stamps = TimestampBracket.create(gpu.device);
   const results = [];
   const notes = [];
   const memo = new Map();
@@ -201,7 +275,7 @@ async function main() {
           for (const [impl, fn] of impls) {
             log(`  running ${name} [${impl}] ...`);
             const t0 = performance.now();
-            const t = await timeRuns(gpu, fn, warmup, runs);
+            const t = await timeRuns(gpu, fn, warmup, runs, stamps);
             log(`    median ${t.median_ms.toFixed(1)} ms; ${warmup} warm-up + ${runs} timed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
             timed.push({ case: caseName, name, impl, shape, flops, warmup, runs, ...t, gflops: flops / t.median_ms / 1e6 });
           }
@@ -220,6 +294,7 @@ async function main() {
       }
     }
   } finally {
+    stamps?.destroy();
     gpu.destroy();
   }
 
@@ -229,7 +304,9 @@ async function main() {
     adapter: gpu.adapter,
     cpu: peak,
     quick: args.quick,
-    timing: 'wall clock from recording to queue.onSubmittedWorkDone(), median of timed runs after warm-up',
+    timing: stamps
+      ? 'GPU time between timestamp queries written before and after each run on the queue (wall clock to onSubmittedWorkDone kept as wall_median_ms), median of timed runs after warm-up'
+      : 'wall clock from recording to queue.onSubmittedWorkDone(), median of timed runs after warm-up (the adapter has no timestamp-query)',
     case_seconds: caseSeconds,
     load_average: [Number(loadAtStart.toFixed(2)), Number(loadavg()[0].toFixed(2))],
     total_seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
@@ -246,7 +323,7 @@ async function main() {
     console.log(JSON.stringify(report, null, 2));
   } else {
     console.log(`\nadapter: ${gpu.adapter.description || gpu.adapter.name} (${gpu.adapter.vendor}${gpu.adapter.isFallbackAdapter ? ', fallback/CPU' : ''})`);
-    console.log(`timing: ${report.timing} (${defaults.warmup} warm-up, ${defaults.runs} timed unless a case says otherwise); timestamp queries not used`);
+    console.log(`timing: ${report.timing} (${defaults.warmup} warm-up, ${defaults.runs} timed unless a case says otherwise)`);
     console.log('cpu ms: median CPU time of this process per run (all threads): on a CPU adapter the work itself, less sensitive to other load than wall clock');
     if (peak) {
       const lavapipeBits = /(\d+)[- ]bits/.exec(gpu.adapter.device)?.[1];
