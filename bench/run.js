@@ -167,7 +167,7 @@ async function timeRuns(gpu, fn, warmup, runs, stamps) {
     max_ms: timed.max,
     samples_ms: timed.sorted,
     wall_median_ms: wall.median,
-    cpu_ms: median([...samples.map((s) => s.cpuMs)].sort((x, y) => x - y)),
+    cpu_ms: spread(samples.map((s) => s.cpuMs)).median,
   };
 }
 
