@@ -28,12 +28,12 @@
 // filter settings. --sam-size and --points-per-side take lists too (one
 // encoder pass per image and size serves every P).
 //
-// --drop-border 1 (an experiment, not what the pipeline does): masks whose
-// box touches the frame's edge are left out before salientCoverage — the
-// black surround of an ultrasound sector, the frame's corners and the whole
-// field of view are the most stable masks and otherwise win its ranking.
+// --drop-border 0|1: salientCoverage's dropBorder (masks whose box touches
+// the frame's edge are left out; the pipeline's default, 1).
 // --max-masks: salientCoverage's maxMasks (how many of the best masks form
 // the union; the pipeline uses its default, 3).
+// The defaults of --pred-iou, --stability and --stability-offset are the
+// pipeline's (focusMaskFilters).
 //
 // Data: busi — BUSI test images with lesions (check-sam-busi.js's list,
 // benign / malignant alternating; masks ../shared/datasets/busi3/masks);
@@ -43,7 +43,7 @@
 //   npm run build   (the script runs the engine from dist/)
 //   node scripts/focus-quality.js [--dataset busi|phantom] [--images 8] [--sam-size 256[,512,…]]
 //        [--points-per-side 8[,4]] [--pred-iou 0.88[,…]] [--stability 0.95[,…]] [--stability-offset 1]
-//        [--drop-border 0[,1]] [--max-masks 3[,1]]
+//        [--drop-border 1[,0]] [--max-masks 3[,1]]
 //        [--sheet out.png] [--data ../shared/datasets/busi3]
 // Exit: 0 done, 2 bad arguments or data / model files absent.
 
@@ -58,6 +58,7 @@ import {
   WORK_SIDE,
   decodeImage,
   encodePng,
+  focusMaskFilters,
   getDevice,
   mixSeed,
   renderOverlay,
@@ -74,6 +75,8 @@ import { workImage } from '../dist/medfocus/trainer.js';
 const COVERAGE_MIN_AREA = 0.002;
 const COVERAGE_MAX_AREA = 0.6;
 const COVERAGE_MAX_MASKS = 3;
+/** The pipeline's mask filters (trainer.ts); the stability offset depends on the SAM input side. */
+const PIPELINE_FILTERS = focusMaskFilters(1024);
 /** The demo's phantom dataset (cli.ts): seed, side; split index 1 = test. */
 const PHANTOM_SEED = 7;
 const PHANTOM_SIDE = 128;
@@ -106,10 +109,11 @@ function parseOptions(args) {
     images: list('--images', 8, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1')[0],
     samSizes: list('--sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= 64 && v <= 1024, 'multiples of 16 from 64 to 1024'),
     pointsPerSide: list('--points-per-side', 8, (v) => Number.isInteger(v) && v >= 1, 'integers ≥ 1'),
-    predIou: list('--pred-iou', AUTO_MASK_DEFAULTS.predIouThresh, unit, 'numbers in [0, 1]'),
-    stability: list('--stability', AUTO_MASK_DEFAULTS.stabilityScoreThresh, unit, 'numbers in [0, 1]'),
-    stabilityOffset: list('--stability-offset', AUTO_MASK_DEFAULTS.stabilityScoreOffset, (v) => v >= 0 && Number.isFinite(v), 'a number ≥ 0')[0],
-    dropBorder: list('--drop-border', 0, (v) => v === 0 || v === 1, '0 or 1'),
+    predIou: list('--pred-iou', PIPELINE_FILTERS.predIouThresh, unit, 'numbers in [0, 1]'),
+    stability: list('--stability', PIPELINE_FILTERS.stabilityScoreThresh, unit, 'numbers in [0, 1]'),
+    // Absent: the pipeline's, which depends on the SAM input side.
+    stabilityOffset: values.has('--stability-offset') ? list('--stability-offset', 0, (v) => v >= 0 && Number.isFinite(v), 'a number ≥ 0')[0] : undefined,
+    dropBorder: list('--drop-border', 1, (v) => v === 0 || v === 1, '0 or 1'),
     maxMasks: list('--max-masks', COVERAGE_MAX_MASKS, (v) => Number.isInteger(v) && v >= 1, 'integers ≥ 1'),
     sheet: values.get('--sheet'),
     root: values.get('--data') ?? BUSI_ROOT,
@@ -179,14 +183,14 @@ function samFilters(raw, predIou, stability) {
   return kept.map((i) => passed[i]);
 }
 
-/** Masks whose box reaches the frame's edge. */
+/** Masks whose box reaches the frame's edge (salientCoverage's dropBorder). */
 const touchesBorder = (m) => m.box[0] === 0 || m.box[1] === 0 || m.box[2] === WORK_SIDE - 1 || m.box[3] === WORK_SIDE - 1;
 
 function evaluate(raw, gt, { predIou, stability, dropBorder, maxMasks }) {
   const total = WORK_SIDE * WORK_SIDE;
-  const kept = samFilters(raw, predIou, stability).filter((m) => !(dropBorder && touchesBorder(m)));
-  const inWindow = kept.filter((m) => m.area >= COVERAGE_MIN_AREA * total && m.area <= COVERAGE_MAX_AREA * total).length;
-  const coverage = salientCoverage(kept, WORK_SIDE, WORK_SIDE, { maxMasks });
+  const kept = samFilters(raw, predIou, stability);
+  const inWindow = kept.filter((m) => m.area >= COVERAGE_MIN_AREA * total && m.area <= COVERAGE_MAX_AREA * total && !(dropBorder && touchesBorder(m))).length;
+  const coverage = salientCoverage(kept, WORK_SIDE, WORK_SIDE, { maxMasks, dropBorder: dropBorder === 1 });
   const covered = Uint8Array.from(coverage, (v) => (v > 0.5 ? 1 : 0));
   let area = 0;
   for (const v of covered) area += v;
@@ -273,7 +277,7 @@ async function main() {
         const encodeSeconds = (performance.now() - t0) / 1000;
         for (const P of options.pointsPerSide) {
           const t1 = performance.now();
-          const raw = await predictor.generateMasks({ pointsPerSide: P, predIouThresh: 0, stabilityScoreThresh: 0, stabilityScoreOffset: options.stabilityOffset, boxNmsThresh: 1 });
+          const raw = await predictor.generateMasks({ pointsPerSide: P, predIouThresh: 0, stabilityScoreThresh: 0, stabilityScoreOffset: options.stabilityOffset ?? focusMaskFilters(samSize).stabilityScoreOffset, boxNmsThresh: 1 });
           const seconds = encodeSeconds + (performance.now() - t1) / 1000;
           for (const f of filters) {
             const key = `S ${samSize}, P ${P}, pred-iou ${f.predIou}, stability ${f.stability}${f.dropBorder ? ', drop-border' : ''}${f.maxMasks !== COVERAGE_MAX_MASKS ? `, max-masks ${f.maxMasks}` : ''}`;

@@ -14,9 +14,10 @@ import { Tensor } from '../src/tensor.js';
 import { Graph } from '../src/graph/graph.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { ClipModel } from '../src/models/clip/model.js';
+import { AUTO_MASK_DEFAULTS } from '../src/models/sam/automatic.js';
 import type { AutoMask } from '../src/models/sam/segmenter.js';
 import { classTokenAttention, ClipPromptClassifier, SamPoolClassifier, type Classifier, type Batch } from '../src/medfocus/backbones.js';
-import { decodeMasks, encodeMasks, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
+import { decodeMasks, encodeMasks, focusMaskFilters, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { assertClose, assertThrows, gpuSuite, randn, rng } from './util.js';
 
@@ -49,6 +50,26 @@ test('salientCoverage: union of the best masks, background and specks left out; 
   }
   assert.ok(salientCoverage([background], w, h).every((v) => v === 1), 'only background: no focus evidence');
   assert.ok(salientCoverage([], w, h).every((v) => v === 1), 'no masks: all ones');
+});
+
+test('salientCoverage: masks touching the frame edge are left out unless dropBorder is false', () => {
+  const w = 20;
+  const h = 10;
+  const corner = rectMask(w, h, 14, 0, 20, 4, 0.99, 0.99); // touches the top and right edges; the best score
+  const inner = rectMask(w, h, 3, 3, 7, 7, 0.8, 0.8);
+  const count = (cov: Float32Array) => cov.reduce((s, v) => s + v, 0);
+  assert.is(count(salientCoverage([corner, inner], w, h, { maxMasks: 1 })), 16, 'default: the corner mask is dropped, the inner one (4×4) chosen');
+  assert.is(count(salientCoverage([corner, inner], w, h, { maxMasks: 1, dropBorder: false })), 24, 'dropBorder false: the best-scored corner mask (6×4) wins');
+  for (const [x0, y0, x1, y1] of [[0, 3, 4, 7], [3, 6, 7, 10], [0, 0, 20, 1]]) {
+    assert.ok(salientCoverage([rectMask(w, h, x0, y0, x1, y1, 0.9, 0.9)], w, h).every((v) => v === 1), `edge mask ${[x0, y0, x1, y1]} alone: no focus`);
+  }
+});
+
+test('focusMaskFilters: looser than SAM\'s defaults, stability offset scaled to the input side', () => {
+  const f = focusMaskFilters(512);
+  assert.ok(f.predIouThresh < AUTO_MASK_DEFAULTS.predIouThresh && f.stabilityScoreThresh < AUTO_MASK_DEFAULTS.stabilityScoreThresh);
+  assert.is(f.stabilityScoreOffset, 0.5);
+  assert.is(focusMaskFilters(1024).stabilityScoreOffset, AUTO_MASK_DEFAULTS.stabilityScoreOffset);
 });
 
 test('patchCoverage and the key/attention bias against a per-pixel reference', () => {

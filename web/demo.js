@@ -19,6 +19,8 @@ const demo = {
   /** Whether this build of the library has a MobileSAM predictor at all. */
   hasSegmenter: typeof lib.MobileSamPredictor === 'function' && typeof lib.MobileSamEncoder === 'function',
   image: undefined,
+  /** MobileSAM's input side (?sam-size=N; 1024 natively). */
+  samSize: 1024,
   /** Whether the segmenter holds the current image's embedding. */
   embedded: false,
   points: [],
@@ -142,6 +144,7 @@ async function loadSegmenter(encoderSource, decoderSource) {
   const size = Number(new URLSearchParams(location.search).get('sam-size') ?? 1024);
   const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: size });
   demo.segmenter = lib.MobileSamPredictor.fromDecoderOnnx(demo.gpu, imageEncoder, decoder);
+  demo.samSize = size;
   demo.embedded = false;
   setStatus('sam-status', `${demo.segmenter.name} ready`);
   log(`${demo.segmenter.name} loaded`);
@@ -278,10 +281,11 @@ async function automaticMasks() {
   await act('automatic masks', 'seg-status', async () => {
     if (!demo.embedded) await embed();
     setStatus('seg-status', 'generating masks from a 16×16 point grid…');
-    const masks = await demo.segmenter.generateMasks({ pointsPerSide: 16 });
+    // The trainer's filters (looser than SAM's own, which on medical images keep only the whole frame).
+    const masks = await demo.segmenter.generateMasks({ pointsPerSide: 16, ...lib.focusMaskFilters(demo.samSize) });
     demo.points = [];
     demo.labels = [];
-    // The focus, as medfocus train makes it: the union of the best masks that are neither background nor specks.
+    // The focus, as medfocus train makes it: the union of the best masks that are neither background, edge-touching nor specks.
     const salient = lib.salientCoverage(masks, demo.image.width, demo.image.height);
     demo.mask = salient.every((c) => c === 1) ? undefined : Uint8Array.from(salient);
     const colors = masks.map((_, i) => hsl(i / Math.max(1, masks.length)));

@@ -115,13 +115,13 @@ interface TrainSettings {
 
 /**
  * MobileSAM's default input side (--sam-size). The checkpoint is trained at
- * 1024, where one encoder pass takes 30–80 s on a loaded CPU Vulkan adapter.
- * Measured on busi3 test images (loaded 2-core machine): 256 — encoder ~4 s,
- * 8×8-point masks ~10 s; 512 — ~20 s + ~41 s. At both reduced sides the
- * automatic masks are mostly one whole-frame mask (filtered out as background),
- * so the focus is often inactive; pass --sam-size 1024 where time allows.
+ * 1024, where one encoder pass takes ~9 s on this 2-core CPU adapter. At 512
+ * (encoder + 8×8-point masks ≈ 4 s per image, quiet machine) a point on a
+ * phantom lesion still gives its outline (IoU 0.95, as at 1024); at 256
+ * (≈ 1.6 s) it does not (0.31), and the focus finds the phantom lesion far
+ * less often (scripts/focus-quality.js: coverage IoU 0.75 at 512).
  */
-export const SAM_SIZE_DEFAULT = 256;
+export const SAM_SIZE_DEFAULT = 512;
 
 function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
   const weights = flags.get('weights');
@@ -595,10 +595,10 @@ const parseMode = (p: string) => ((FOCUS_MODES as readonly string[]).includes(p)
 
 /**
  * The demo's size: every image costs one MobileSAM encoder pass plus the
- * automatic masks (about 10 s at input 256 on a loaded 2-core CPU adapter).
+ * automatic masks (about 4 s at input 512 on a quiet 2-core CPU adapter).
  */
-const DEMO_TRAIN_PER_CLASS = 4;
-const DEMO_TEST_PER_CLASS = 2;
+const DEMO_TRAIN_PER_CLASS = 8;
+const DEMO_TEST_PER_CLASS = 4;
 
 /** The built-in demo: phantoms → MobileSAM → sam-encoder at 5% and 100%, focus none vs attention; table and explanation PNGs. */
 async function demo(s: Session, workDir: string): Promise<void> {

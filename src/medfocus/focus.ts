@@ -2,7 +2,10 @@
 //
 // - salientCoverage: the union of the best automatic masks (ranked by
 //   predicted IoU × stability), leaving out background-sized masks (the whole
-//   field of view) and specks, as a per-pixel map in [0, 1].
+//   field of view), masks touching the frame's edge, and specks, as a
+//   per-pixel map in [0, 1]. The masks come from focusMaskFilters, looser
+//   than SAM's defaults; scripts/focus-quality.js measures the choice
+//   against ground-truth lesions (BUSI, phantoms).
 // - 'overlay' (the paper's method): the masks painted semi-transparently on
 //   the image before the encoder (render/overlay.ts).
 // - 'attention': the coverage becomes an additive attention bias on the
@@ -35,6 +38,20 @@ export interface SalientCoverageOptions {
   minAreaFraction?: number;
   /** How many of the best remaining masks form the union. Default 3. */
   maxMasks?: number;
+  /**
+   * Leave out masks whose box reaches the frame's edge. Default true: the
+   * black surround of an ultrasound sector, an X-ray's collimator edge and
+   * the frame's corners are the most stable masks and would otherwise win.
+   */
+  dropBorder?: boolean;
+}
+
+/** Automatic-mask filters the focus uses (generateMasks options), looser than SAM's own defaults: see salientCoverage. */
+export function focusMaskFilters(samSize: number) {
+  // SAM's 0.88 / 0.95 keep only the whole-frame mask on ultrasound and
+  // X-ray at every input size (scripts/focus-quality.js); the stability
+  // offset is in logits at 1024² and shrinks with the input side.
+  return { predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: samSize / 1024 };
 }
 
 /**
@@ -43,7 +60,7 @@ export interface SalientCoverageOptions {
  * the coverage is all ones: nothing gets down-weighted.
  */
 export function salientCoverage(masks: readonly AutoMask[], w: number, h: number, opts: SalientCoverageOptions = {}): Float32Array {
-  const { maxAreaFraction = 0.6, minAreaFraction = 0.002, maxMasks = 3 } = opts;
+  const { maxAreaFraction = 0.6, minAreaFraction = 0.002, maxMasks = 3, dropBorder = true } = opts;
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`salientCoverage: size must be positive integers, got ${w}×${h}`);
   if (!(minAreaFraction >= 0 && minAreaFraction < maxAreaFraction && maxAreaFraction <= 1)) {
     throw new Error(`salientCoverage: need 0 <= minAreaFraction < maxAreaFraction <= 1, got ${minAreaFraction} and ${maxAreaFraction}`);
@@ -55,10 +72,9 @@ export function salientCoverage(masks: readonly AutoMask[], w: number, h: number
     }
   });
   const total = w * h;
-  const chosen = masks
-    .filter((m) => m.area >= minAreaFraction * total && m.area <= maxAreaFraction * total)
-    .sort((a, b) => b.predictedIou * b.stabilityScore - a.predictedIou * a.stabilityScore)
-    .slice(0, maxMasks);
+  const touchesBorder = (m: AutoMask) => m.box[0] <= 0 || m.box[1] <= 0 || m.box[2] >= w - 1 || m.box[3] >= h - 1;
+  const candidates = masks.filter((m) => m.area >= minAreaFraction * total && m.area <= maxAreaFraction * total && !(dropBorder && touchesBorder(m)));
+  const chosen = candidates.sort((a, b) => b.predictedIou * b.stabilityScore - a.predictedIou * a.stabilityScore).slice(0, maxMasks);
   const coverage = new Float32Array(total);
   if (chosen.length === 0) return coverage.fill(1);
   for (const m of chosen) for (let i = 0; i < total; i++) if (m.mask[i]) coverage[i] = 1;

@@ -149,6 +149,13 @@ function lesionOutline(shape: PhantomShape, radius: number, random: () => number
   };
 }
 
+/**
+ * How much of the speckle reaches the picture (1: fully developed). Spatial
+ * compounding and log compression on a scanner soften it; at full depth no
+ * automatic SAM mask outlined the lesion (scripts/focus-quality.js).
+ */
+const SPECKLE_DEPTH = 0.5;
+
 /** Renders one phantom of the given lesion shape (deterministic for a given `random` state). */
 export function renderPhantom(shape: PhantomShape, size: number, random: () => number): Phantom {
   if (!PHANTOM_SHAPES.includes(shape)) throw new Error(`renderPhantom: unknown shape ${JSON.stringify(shape)}; expected one of ${PHANTOM_SHAPES.join(', ')}`);
@@ -185,9 +192,9 @@ export function renderPhantom(shape: PhantomShape, size: number, random: () => n
   }
 
   // The lesion, placed so that its whole outline (plus a margin) lies in the fan.
-  const radius = uniform(random, 0.09, 0.14) * size;
+  const radius = uniform(random, 0.11, 0.16) * size;
   const rotation = uniform(random, 0, 2 * Math.PI);
-  const contrast = uniform(random, 0.2, 0.45);
+  const contrast = uniform(random, 0.08, 0.25);
   const outline = lesionOutline(shape, radius, random);
   const extent = outline.extent;
   let cx = size / 2;
@@ -283,7 +290,7 @@ export function renderPhantom(shape: PhantomShape, size: number, random: () => n
       }
       const tissue = (echo[k] + bright[k]) * (1 - (1 - contrast) * lesionWeight);
       const depthGain = Math.exp((-attenuation * (depthOf(x + 0.5, y + 0.5) - near)) / size);
-      gray[k] = Math.max(0, Math.min(255, Math.round(230 * tissue * depthGain * grain[k])));
+      gray[k] = Math.max(0, Math.min(255, Math.round(230 * tissue * depthGain * (1 - SPECKLE_DEPTH + SPECKLE_DEPTH * grain[k]))));
     }
   }
   return { size, gray, mask, lesion: { shape, cx, cy, radius, extent, rotation, contrast } };

@@ -25,7 +25,7 @@ import type { AutoMask, AutoMaskOptions } from '../models/sam/segmenter.js';
 import { ProgressBar, type ProgressStream } from '../util/progress.js';
 import { contentHash, type DiskCache } from './cache.js';
 import { mixSeed, seededRandom, type DatasetItem } from './dataset.js';
-import { WORK_SIDE, decodeMasks, encodeMasks, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
+import { WORK_SIDE, decodeMasks, encodeMasks, focusMaskFilters, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
 import type { Batch, Classifier } from './backbones.js';
 import { readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
 
@@ -112,7 +112,7 @@ export class FocusPipeline {
   constructor(readonly models: PipelineModels, readonly settings: FocusSettings) {}
 
   private maskOptions(): AutoMaskOptions {
-    return { pointsPerSide: this.settings.pointsPerSide };
+    return { pointsPerSide: this.settings.pointsPerSide, ...focusMaskFilters(this.settings.samSize) };
   }
 
   private async sam(): Promise<SamParts> {
