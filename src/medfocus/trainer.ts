@@ -57,12 +57,29 @@ export interface SamParts {
   dispose(): void;
 }
 
+/** A segmenter other than MobileSAM for the automatic masks (SAM2 from its checkpoint). */
+export interface MaskSource {
+  /** Segmenter id in logs ('sam2-tiny'). */
+  readonly name: string;
+  /** The model's input side (the focus' stability offset scales with it). */
+  readonly inputSize: number;
+  /** Automatic masks of an image (one encoder pass of its own). */
+  masksOf(image: DecodedImage, options: AutoMaskOptions): Promise<AutoMask[]>;
+  dispose(): void;
+}
+
 /** What the pipeline needs: SAM is created lazily, only when a cache miss needs it. */
 export interface PipelineModels {
   gpu: Gpu;
   cache: DiskCache;
   /** MobileSAM at the settings' samSize; the caller owns it (it may serve several pipelines). */
   sam: () => Promise<SamParts>;
+  /**
+   * Where the masks come from when not MobileSAM: `id` names the checkpoint
+   * in cache keys (content hash), `load` creates it on the first cache miss
+   * (the caller owns it). sam-encoder features still come from MobileSAM.
+   */
+  segmenter?: { id: string; load: () => Promise<MaskSource> };
   /** clip: the tower's input side and patch grid; sam-encoder: undefined. */
   clip?: { resolution: number; grid: number };
   /** sam-encoder: the embedding grid kept (the 64² embedding is average-pooled to it). */
@@ -111,8 +128,8 @@ export class FocusPipeline {
 
   constructor(readonly models: PipelineModels, readonly settings: FocusSettings) {}
 
-  private maskOptions(): AutoMaskOptions {
-    return { pointsPerSide: this.settings.pointsPerSide, ...focusMaskFilters(this.settings.samSize) };
+  private maskOptions(inputSize = this.settings.samSize): AutoMaskOptions {
+    return { pointsPerSide: this.settings.pointsPerSide, ...focusMaskFilters(inputSize) };
   }
 
   private async sam(): Promise<SamParts> {
@@ -122,6 +139,9 @@ export class FocusPipeline {
   }
 
   private maskKey(hash: string): string {
+    const other = this.models.segmenter;
+    // Another segmenter's filters depend on its input side, known once it is loaded: the key names the rule instead.
+    if (other) return this.models.cache.key([hash, other.id, `work=${WORK_SIDE}`, `points=${this.settings.pointsPerSide}`, 'filters=focusMaskFilters(inputSize)']);
     return this.models.cache.key([hash, 'mobilesam', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
   }
 
@@ -133,6 +153,15 @@ export class FocusPipeline {
     const sam = await this.sam();
     this.computed.embeddings++;
     return sam.embed(image);
+  }
+
+  /** Masks from the other segmenter (models.segmenter), cached under `key`. */
+  private async segment(key: string, work: DecodedImage): Promise<AutoMask[]> {
+    const source = await this.models.segmenter!.load();
+    const masks = await source.masksOf(work, this.maskOptions(source.inputSize));
+    this.computed.masks++;
+    await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
+    return masks;
   }
 
   private async masksFrom(key: string, embedding: Tensor): Promise<AutoMask[]> {
@@ -171,11 +200,12 @@ export class FocusPipeline {
     return hit ? new Float32Array(hit.buffer.slice(hit.byteOffset, hit.byteOffset + hit.byteLength)) : null;
   }
 
-  /** Automatic masks of the work image (cached; sam-encoder: the raw features of that encoder pass too). */
+  /** Automatic masks of the work image (cached; MobileSAM with sam-encoder: the raw features of that encoder pass too). */
   async masks(hash: string, work: DecodedImage): Promise<AutoMask[]> {
     const key = this.maskKey(hash);
     const hit = await this.models.cache.get(key, 'masks');
     if (hit) return decodeMasks(hit).masks;
+    if (this.models.segmenter) return this.segment(key, work);
     const embedding = await this.embed(work);
     if (!this.models.clip) {
       const featureKey = this.featureKey(hash, 'raw');
@@ -204,17 +234,21 @@ export class FocusPipeline {
     let masks: AutoMask[] = [];
     let features: Float32Array | null = null;
     if (!clip && !usesOverlay(focus)) {
-      // Raw-image features; one encoder pass serves the masks too when both are missing.
+      // Raw-image features; one MobileSAM encoder pass serves its masks too when both are missing.
       const featureKey = this.featureKey(hash, 'raw');
+      const maskKey = this.maskKey(hash);
       features = await this.cachedFeatures(featureKey);
-      const maskHit = focus === 'none' ? null : await this.models.cache.get(this.maskKey(hash), 'masks');
+      const maskHit = focus === 'none' ? null : await this.models.cache.get(maskKey, 'masks');
       if (maskHit) masks = decodeMasks(maskHit).masks;
-      if (!features) {
+      const wantMasks = focus !== 'none' && !maskHit;
+      const other = this.models.segmenter;
+      if (!features || (wantMasks && !other)) {
         const embedding = await this.embed(work);
-        features = await this.featuresFrom(featureKey, embedding);
-        if (focus !== 'none' && !maskHit) masks = await this.masksFrom(this.maskKey(hash), embedding);
+        if (!features) features = await this.featuresFrom(featureKey, embedding);
+        if (wantMasks && !other) masks = await this.masksFrom(maskKey, embedding);
         else embedding.dispose();
-      } else if (focus !== 'none' && !maskHit) masks = await this.masks(hash, work);
+      }
+      if (wantMasks && other) masks = await this.segment(maskKey, work);
     } else if (focus !== 'none') masks = await this.masks(hash, work);
     const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
     const grid = clip ? clip.grid : this.models.featureGrid;
