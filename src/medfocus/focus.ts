@@ -48,8 +48,9 @@ export interface SalientCoverageOptions {
 
 /** Automatic-mask filters the focus uses (generateMasks options), looser than SAM's own defaults: see salientCoverage. */
 export function focusMaskFilters(samSize: number) {
-  // SAM's 0.88 / 0.95 keep only the whole-frame mask on ultrasound and
-  // X-ray at every input size (scripts/focus-quality.js); the stability
+  // SAM's 0.88 / 0.95 keep only the whole-frame mask on BUSI ultrasound at
+  // every input side up to 1024 (scripts/focus-quality.js), and left the
+  // focus inactive on all 66 covid3 test X-rays at 256; the stability
   // offset is in logits at 1024² and shrinks with the input side.
   return { predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: samSize / 1024 };
 }
