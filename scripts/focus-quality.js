@@ -41,8 +41,8 @@
 // lesion shapes in turn), rendered in memory with their lesion masks.
 //
 //   npm run build   (the script runs the engine from dist/)
-//   node scripts/focus-quality.js [--dataset busi|phantom] [--images 8] [--sam-size 256[,512,…]]
-//        [--points-per-side 8[,4]] [--pred-iou 0.88[,…]] [--stability 0.95[,…]] [--stability-offset 1]
+//   node scripts/focus-quality.js [--dataset busi|phantom] [--images 8] [--sam-size 512[,256,…]]
+//        [--points-per-side 8[,4]] [--pred-iou 0.7[,…]] [--stability 0.8[,…]] [--stability-offset S/1024]
 //        [--drop-border 1[,0]] [--max-masks 3[,1]]
 //        [--sheet out.png] [--data ../shared/datasets/busi3]
 // Exit: 0 done, 2 bad arguments or data / model files absent.
