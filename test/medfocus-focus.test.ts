@@ -17,7 +17,7 @@ import { ClipModel } from '../src/models/clip/model.js';
 import { AUTO_MASK_DEFAULTS } from '../src/models/sam/automatic.js';
 import type { AutoMask } from '../src/models/sam/segmenter.js';
 import { classTokenAttention, ClipPromptClassifier, SamPoolClassifier, type Classifier, type Batch } from '../src/medfocus/backbones.js';
-import { decodeMasks, encodeMasks, focusMaskFilters, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
+import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, salientCandidates, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { assertClose, assertThrows, gpuSuite, randn, rng } from './util.js';
 
@@ -65,11 +65,26 @@ test('salientCoverage: masks touching the frame edge are left out unless dropBor
   }
 });
 
+test('salientCandidates: the window and edge rule salientCoverage chooses from, best first', () => {
+  const w = 20;
+  const h = 10;
+  const corner = rectMask(w, h, 14, 0, 20, 4, 0.99, 0.99);
+  const small = rectMask(w, h, 3, 3, 5, 5, 0.7, 0.7);
+  const inner = rectMask(w, h, 8, 3, 12, 7, 0.9, 0.9);
+  const speck = rectMask(w, h, 9, 8, 10, 9, 1, 1); // 1 pixel: below the area window
+  const big = rectMask(w, h, 1, 1, 19, 9, 1, 1); // 144/200 pixels: above it
+  assert.equal(salientCandidates([corner, small, inner], w, h), [inner, small], 'edge mask dropped, ranked by IoU × stability');
+  assert.equal(salientCandidates([corner, small, inner], w, h, { dropBorder: false }), [corner, inner, small]);
+  assert.equal(salientCandidates([speck, big, inner], w, h, { minAreaFraction: 0.01 }), [inner]);
+  assert.throws(() => salientCandidates([inner], 21, h), /salientCoverage: mask 0 is 20×10/);
+});
+
 test('focusMaskFilters: looser than SAM\'s defaults, stability offset scaled to the input side', () => {
   const f = focusMaskFilters(512);
   assert.ok(f.predIouThresh < AUTO_MASK_DEFAULTS.predIouThresh && f.stabilityScoreThresh < AUTO_MASK_DEFAULTS.stabilityScoreThresh);
   assert.is(f.stabilityScoreOffset, 0.5);
   assert.is(focusMaskFilters(1024).stabilityScoreOffset, AUTO_MASK_DEFAULTS.stabilityScoreOffset);
+  assert.equal(focusMaskFilters(1024), { ...FOCUS_MASK_FILTERS_1024 }, 'the values cache keys name are the filters at 1024²');
 });
 
 test('patchCoverage and the key/attention bias against a per-pixel reference', () => {

@@ -5,7 +5,8 @@
 // atomically; an interrupted run leaves no partial file behind.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic-write.js';
 
@@ -14,6 +15,7 @@ export function contentHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** A sha256 in lowercase hex: cache keys and memoised file hashes. */
 const KEY = /^[0-9a-f]{64}$/;
 const KIND = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -81,5 +83,34 @@ export class DiskCache {
     if (!(bytes instanceof Uint8Array)) throw new Error(`DiskCache.put: expected a Uint8Array, got ${Object.prototype.toString.call(bytes)}`);
     await mkdir(join(this.dir, kind, key.slice(0, 2)), { recursive: true });
     await writeFileAtomic(path, bytes);
+  }
+
+  /**
+   * sha256 of a (large) file's content, memoised in the cache under its path,
+   * size, mtime and inode, so a checkpoint is read once, not once per run.
+   * `what` names the file in errors. Not counted in `stats` (those count the
+   * per-image results).
+   */
+  async fileHash(path: string, what: string): Promise<string> {
+    let info;
+    try {
+      info = await stat(path);
+    } catch (e) {
+      throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    if (!info.isFile()) throw new Error(`${what}: ${path} is not a file`);
+    const key = this.key(['file-hash', path, `size=${info.size}`, `mtime=${info.mtimeMs}`, `ino=${info.ino}`]);
+    const memo = this.pathOf(key, 'file-hash');
+    const hit = await readFile(memo, 'utf8').catch(() => null);
+    if (hit !== null && KEY.test(hit)) return hit;
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    } catch (e) {
+      throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const hex = hash.digest('hex');
+    await this.put(key, 'file-hash', new TextEncoder().encode(hex));
+    return hex;
   }
 }

@@ -26,7 +26,7 @@ import { Sam2Predictor } from '../models/sam2/predictor.js';
 import { renderHeatmap, sideBySide } from '../render/overlay.js';
 import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { DiskCache, contentHash } from './cache.js';
+import { DiskCache } from './cache.js';
 import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
 import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
@@ -281,13 +281,14 @@ async function sessionSam(s: Session, samSize: number): Promise<SamParts> {
 
 /**
  * SAM2 from a checkpoint as the pipeline's mask source: its id is the file's
- * content hash (read once per session), the model is built on first use.
+ * content hash (memoised in the disk cache by path, size and mtime), the
+ * model is built on first use.
  */
 async function sessionSam2(s: Session, path: string): Promise<NonNullable<PipelineModels['segmenter']>> {
   s.sam2 ??= new Map();
   let entry = s.sam2.get(path);
   if (!entry) {
-    entry = { id: `sam2:${contentHash(await readBytes(path, 'SAM2 checkpoint'))}` };
+    entry = { id: `sam2:${await s.cache.fileHash(path, 'SAM2 checkpoint')}` };
     s.sam2.set(path, entry);
   }
   const held = entry;

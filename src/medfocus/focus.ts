@@ -46,22 +46,31 @@ export interface SalientCoverageOptions {
   dropBorder?: boolean;
 }
 
-/** Automatic-mask filters the focus uses (generateMasks options), looser than SAM's own defaults: see salientCoverage. */
+/**
+ * The focus' automatic-mask filters at SAM's native 1024² input, looser than
+ * SAM's own defaults (see salientCoverage). SAM's 0.88 / 0.95 keep only the
+ * whole-frame mask on BUSI ultrasound at every input side up to 1024
+ * (scripts/focus-quality.js), and left the focus inactive on all 66 covid3
+ * test X-rays at 256. Cache keys of masks name these values.
+ */
+export const FOCUS_MASK_FILTERS_1024 = { predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: 1 } as const;
+
+/** focusMaskFilters at input side `samSize`: the stability offset is in logits at 1024² and shrinks with the side. */
 export function focusMaskFilters(samSize: number) {
-  // SAM's 0.88 / 0.95 keep only the whole-frame mask on BUSI ultrasound at
-  // every input side up to 1024 (scripts/focus-quality.js), and left the
-  // focus inactive on all 66 covid3 test X-rays at 256; the stability
-  // offset is in logits at 1024² and shrinks with the input side.
-  return { predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: samSize / 1024 };
+  const f = FOCUS_MASK_FILTERS_1024;
+  return { predIouThresh: f.predIouThresh, stabilityScoreThresh: f.stabilityScoreThresh, stabilityScoreOffset: (f.stabilityScoreOffset * samSize) / 1024 };
 }
 
+/** salientCoverage's defaults. */
+export const SALIENT_DEFAULTS: Required<SalientCoverageOptions> = { maxAreaFraction: 0.6, minAreaFraction: 0.002, maxMasks: 3, dropBorder: true };
+
 /**
- * Per-pixel salient coverage [h·w] in [0, 1] (1 inside the union of the best
- * masks). With no mask left after the filters there is no focus evidence and
- * the coverage is all ones: nothing gets down-weighted.
+ * The masks salientCoverage may choose from: inside the area window and,
+ * with dropBorder, clear of the frame's edge; ranked best first (predicted
+ * IoU × stability).
  */
-export function salientCoverage(masks: readonly AutoMask[], w: number, h: number, opts: SalientCoverageOptions = {}): Float32Array {
-  const { maxAreaFraction = 0.6, minAreaFraction = 0.002, maxMasks = 3, dropBorder = true } = opts;
+export function salientCandidates(masks: readonly AutoMask[], w: number, h: number, opts: SalientCoverageOptions = {}): AutoMask[] {
+  const { maxAreaFraction, minAreaFraction, maxMasks, dropBorder } = { ...SALIENT_DEFAULTS, ...opts };
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`salientCoverage: size must be positive integers, got ${w}×${h}`);
   if (!(minAreaFraction >= 0 && minAreaFraction < maxAreaFraction && maxAreaFraction <= 1)) {
     throw new Error(`salientCoverage: need 0 <= minAreaFraction < maxAreaFraction <= 1, got ${minAreaFraction} and ${maxAreaFraction}`);
@@ -74,8 +83,19 @@ export function salientCoverage(masks: readonly AutoMask[], w: number, h: number
   });
   const total = w * h;
   const touchesBorder = (m: AutoMask) => m.box[0] <= 0 || m.box[1] <= 0 || m.box[2] >= w - 1 || m.box[3] >= h - 1;
-  const candidates = masks.filter((m) => m.area >= minAreaFraction * total && m.area <= maxAreaFraction * total && !(dropBorder && touchesBorder(m)));
-  const chosen = candidates.sort((a, b) => b.predictedIou * b.stabilityScore - a.predictedIou * a.stabilityScore).slice(0, maxMasks);
+  return masks
+    .filter((m) => m.area >= minAreaFraction * total && m.area <= maxAreaFraction * total && !(dropBorder && touchesBorder(m)))
+    .sort((a, b) => b.predictedIou * b.stabilityScore - a.predictedIou * a.stabilityScore);
+}
+
+/**
+ * Per-pixel salient coverage [h·w] in [0, 1] (1 inside the union of the best
+ * masks). With no mask left after the filters there is no focus evidence and
+ * the coverage is all ones: nothing gets down-weighted.
+ */
+export function salientCoverage(masks: readonly AutoMask[], w: number, h: number, opts: SalientCoverageOptions = {}): Float32Array {
+  const chosen = salientCandidates(masks, w, h, opts).slice(0, opts.maxMasks ?? SALIENT_DEFAULTS.maxMasks);
+  const total = w * h;
   const coverage = new Float32Array(total);
   if (chosen.length === 0) return coverage.fill(1);
   for (const m of chosen) for (let i = 0; i < total; i++) if (m.mask[i]) coverage[i] = 1;

@@ -25,7 +25,7 @@ import type { AutoMask, AutoMaskOptions } from '../models/sam/segmenter.js';
 import { ProgressBar, type ProgressStream } from '../util/progress.js';
 import { contentHash, type DiskCache } from './cache.js';
 import { mixSeed, seededRandom, type DatasetItem } from './dataset.js';
-import { WORK_SIDE, decodeMasks, encodeMasks, focusMaskFilters, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
+import { FOCUS_MASK_FILTERS_1024, WORK_SIDE, decodeMasks, encodeMasks, focusMaskFilters, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
 import type { Batch, Classifier } from './backbones.js';
 import { readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
 
@@ -140,8 +140,8 @@ export class FocusPipeline {
 
   private maskKey(hash: string): string {
     const other = this.models.segmenter;
-    // Another segmenter's filters depend on its input side, known once it is loaded: the key names the rule instead.
-    if (other) return this.models.cache.key([hash, other.id, `work=${WORK_SIDE}`, `points=${this.settings.pointsPerSide}`, 'filters=focusMaskFilters(inputSize)']);
+    // Another segmenter's input side is known only once it is loaded, so the key names the filters at 1024² (they scale with the side).
+    if (other) return this.models.cache.key([hash, other.id, `work=${WORK_SIDE}`, `points=${this.settings.pointsPerSide}`, `filters@1024=${JSON.stringify(FOCUS_MASK_FILTERS_1024)}`]);
     return this.models.cache.key([hash, 'mobilesam', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
   }
 
