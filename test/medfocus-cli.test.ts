@@ -169,6 +169,30 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   await expectError(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '512'], /already holds a different run/, /samSize: 256 vs 512/);
 });
 
+test('protocol: fractions × seeds × modes; the table, JSON and chart agree with each run\'s eval.json', async ({ root, data, cache }) => {
+  if (!existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${samDir}/encoder.onnx is absent (MobileSAM weights)`);
+  const out = join(root, 'protocol');
+  // The sam-encoder test above filled the cache at input 256: nothing is recomputed here.
+  const r = await cli(['protocol', '--data', data, '--out', out, '--fractions', '0.5,1', '--seeds', '0,1', '--modes', 'none,attention', '--epochs', '2', '--cache', cache, '--sam-size', '256']);
+  assert.is(r.code, 0, r.err.join('\n'));
+  const json = JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8'));
+  assert.is(json.done, true);
+  assert.is(json.cells.length, 4, '2 fractions × 2 modes');
+  for (const cell of json.cells) {
+    assert.equal(cell.seeds, [0, 1]);
+    const accuracies = cell.seeds.map((seed: number) => JSON.parse(readFileSync(join(out, 'runs', `${cell.mode}-f${cell.fraction}-s${seed}`, 'eval.json'), 'utf8')).accuracy);
+    assert.equal(cell.accuracies, accuracies, `${cell.mode} at ${cell.fraction}: the runs' accuracies`);
+    const mean = (accuracies[0] + accuracies[1]) / 2;
+    assert.ok(Math.abs(cell.mean - mean) < 1e-12 && Math.abs(cell.std - Math.abs(accuracies[0] - accuracies[1]) / Math.SQRT2) < 1e-12, `${cell.mode} at ${cell.fraction}: mean ± sample std`);
+  }
+  const markdown = readFileSync(join(out, 'protocol.md'), 'utf8');
+  const attention1 = json.cells.find((c: { mode: string; fraction: number }) => c.mode === 'attention' && c.fraction === 1);
+  assert.match(markdown, new RegExp(`\\| 100% \\| 2 \\| [0-9.]+ ± [0-9.]+ \\| ${(100 * attention1.mean).toFixed(2)} ± ${(100 * attention1.std).toFixed(2)} \\|`));
+  assert.not.match(markdown, /PARTIAL/);
+  const chart = decodeImage(new Uint8Array(readFileSync(join(out, 'protocol.png'))), 'protocol.png');
+  assert.ok(chart.width > 200 && chart.height > 300, `chart ${chart.width}×${chart.height}`);
+});
+
 test('--sam2 FILE: the masks come from SAM2 (sam2-mini fixture), cached apart from MobileSAM\'s; features stay MobileSAM\'s', async ({ root, data }) => {
   if (!existsSync(sam2Weights) || !existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${sam2Weights} or MobileSAM is absent (SAM2 segmenter)`);
   const cache = join(root, 'sam2-cache');

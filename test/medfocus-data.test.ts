@@ -16,7 +16,7 @@ import { decodeImage, encodePng } from '../src/io/image.js';
 import { checkSplits, loadImageFolder, loadImages, stratifiedSample, type DatasetItem } from '../src/medfocus/dataset.js';
 import { generatePhantomDataset, PHANTOM_SHAPES } from '../src/medfocus/phantom.js';
 import { contentHash, DiskCache } from '../src/medfocus/cache.js';
-import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng } from '../src/medfocus/metrics.js';
+import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng } from '../src/medfocus/metrics.js';
 import { formatDuration, ProgressBar } from '../src/util/progress.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { assertThrows, rng } from './util.js';
@@ -416,6 +416,27 @@ test('renderConfusionPng / renderCurvePng: sized RGBA pictures, shading follows 
   assert.ok(countColor(curve, [255, 127, 14]) > 200, 'second series in orange');
   await assertThrows(() => renderCurvePng([], 'x'), /no series/);
   await assertThrows(() => renderCurvePng([{ name: 'loss', values: [NaN] }], 'x'), /\[loss\] have no finite values/);
+});
+
+test('renderGroupedBarsPng: bar heights follow the means on the y range, empty cells draw nothing, bad input named', async () => {
+  const blue = [31, 119, 180];
+  const orange = [255, 127, 14];
+  const chart = renderGroupedBarsPng(['5%', '100%'], [{ name: 'none', values: [[50], [100]] }, { name: 'attention', values: [[25, 75], []] }], 'acc');
+  assert.is(chart.rgba.length, chart.width * chart.height * 4);
+  // Plot 300 px high for 0–100, bars 32 px wide: blue 0.5·300·32 + 300·32, orange 0.5·300·32 (mean of 25, 75),
+  // each plus a 14×14 legend swatch, less what the whiskers and seed dots paint over: under 3 %, and for
+  // orange (std 35) also the 2-px whisker along the lower 35 % of the bar (2·106 px).
+  const expectBlue = 150 * 32 + 300 * 32 + 14 * 14;
+  const expectOrange = 150 * 32 + 14 * 14;
+  const gotBlue = countColor(chart, blue);
+  const gotOrange = countColor(chart, orange);
+  assert.ok(gotBlue <= expectBlue && gotBlue > 0.97 * expectBlue, `blue ${gotBlue} px, expected about ${expectBlue}`);
+  assert.ok(gotOrange <= expectOrange && gotOrange > 0.97 * expectOrange - 2 * 106, `orange ${gotOrange} px, expected about ${expectOrange}`);
+  const scaled = renderGroupedBarsPng(['5%'], [{ name: 'none', values: [[50]] }], 'acc', { min: 40, max: 60 });
+  assert.ok(Math.abs(countColor(scaled, blue) - (150 * 32 + 14 * 14)) < 0.03 * 150 * 32, '50 on a 40–60 axis: half height');
+  await assertThrows(() => renderGroupedBarsPng(['a', 'b'], [{ name: 'none', values: [[1]] }], 'x'), /renderGroupedBarsPng: series 'none' has 1 groups of values, expected 2/);
+  await assertThrows(() => renderGroupedBarsPng(['a'], [{ name: 'none', values: [[NaN]] }], 'x'), /series 'none' has a non-finite value NaN/);
+  await assertThrows(() => renderGroupedBarsPng([], [], 'x'), /need at least one group and one series, got 0 and 0/);
 });
 
 // ---------------------------------------------------------------- progress bar

@@ -12,7 +12,7 @@
 
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getDevice, type Gpu } from '../node.js';
 import { encodePng } from '../io/image.js';
@@ -28,7 +28,7 @@ import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { DiskCache } from './cache.js';
 import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
-import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, type EvaluationResult } from './metrics.js';
+import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
 import { configDifferences, exportHead, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
@@ -590,14 +590,31 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
   ].join('\n');
 }
 
+/** The protocol's table as a bar chart: per train fraction one bar per focus mode (mean ± std, a dot per seed), chance level dashed. */
+function protocolPng(req: ProtocolRequest, cells: ProtocolCell[], classes: number): Uint8Array {
+  const groups = req.fractions.map((f) => {
+    const images = cells.find((c) => c.fraction === f)?.trainImages;
+    return `${+(100 * f).toFixed(2)}%${images ? ` (${images})` : ''}`;
+  });
+  const series = req.modes.map((mode) => ({
+    name: mode,
+    values: req.fractions.map((f) => (cells.find((c) => c.fraction === f && c.mode === mode)?.accuracies ?? []).map((a) => 100 * a)),
+  }));
+  const title = `${basename(resolve(req.data))}: top-1 accuracy %, seeds ${req.seeds.join(',')}`;
+  const png = renderGroupedBarsPng(groups, series, title, { reference: { label: 'chance', value: 100 / classes } });
+  return encodePng(png.rgba, png.width, png.height);
+}
+
 async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: ProtocolCell[]; markdown: string }> {
   const cells: ProtocolCell[] = [];
-  const testImages = capPerClass((await loadImageFolder(req.data, 'test')).items, req.testPerClass).length;
+  const testSplit = await loadImageFolder(req.data, 'test');
+  const testImages = capPerClass(testSplit.items, req.testPerClass).length;
   await mkdir(req.out, { recursive: true });
-  // Written after every run, so an interrupted protocol still leaves a table.
+  // Written after every run, so an interrupted protocol still leaves a table and its chart.
   const write = async (done: boolean) => {
     const markdown = protocolMarkdown(req, cells, testImages, done);
     await writeFileAtomic(join(req.out, 'protocol.md'), markdown);
+    await writeFileAtomic(join(req.out, 'protocol.png'), protocolPng(req, cells, testSplit.classes.length));
     const json = { data: req.data, done, settings: req.settings, trainPerClass: req.trainPerClass, testPerClass: req.testPerClass, testImages, seeds: req.seeds, fractions: req.fractions, modes: req.modes, cells };
     await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify(json, null, 2)}\n`);
     return markdown;

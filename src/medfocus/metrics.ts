@@ -358,3 +358,82 @@ export function renderCurvePng(series: CurveSeries[], title: string): RgbaImage 
   });
   return canvas;
 }
+
+export interface BarSeries {
+  name: string;
+  /** Per group: the values (one per seed, say), or an empty list where nothing was measured. */
+  values: number[][];
+}
+
+/**
+ * Grouped bar chart on a fixed y range (e.g. accuracy 0–100 %): per group one
+ * bar per series at the mean of its values, a whisker of ± one standard
+ * deviation (sample, as meanStd) and a dot per value; an optional dashed
+ * reference line (chance level). A legend of the series below.
+ */
+export function renderGroupedBarsPng(
+  groups: string[],
+  series: BarSeries[],
+  title: string,
+  opts: { min?: number; max?: number; reference?: { label: string; value: number } } = {},
+): RgbaImage {
+  const { min = 0, max = 100, reference } = opts;
+  if (groups.length === 0 || series.length === 0) throw new Error(`renderGroupedBarsPng: need at least one group and one series, got ${groups.length} and ${series.length}`);
+  if (!(max > min)) throw new Error(`renderGroupedBarsPng: need min < max, got ${min} and ${max}`);
+  series.forEach((s) => {
+    if (s.values.length !== groups.length) throw new Error(`renderGroupedBarsPng: series '${s.name}' has ${s.values.length} groups of values, expected ${groups.length}`);
+    s.values.flat().forEach((v) => {
+      if (!Number.isFinite(v)) throw new Error(`renderGroupedBarsPng: series '${s.name}' has a non-finite value ${v}`);
+    });
+  });
+  const ticks = Array.from({ length: 6 }, (_, i) => min + ((max - min) * i) / 5);
+  const margin = 12;
+  const left = margin + Math.max(...ticks.map((t) => textWidth(formatNumber(t), TEXT))) + 8;
+  const top = margin + LINE * 2;
+  const bar = 36;
+  const gap = 28;
+  const groupW = series.length * bar + gap;
+  const plotW = Math.max(groups.length * groupW, 240);
+  const plotH = 300;
+  const width = Math.max(left + plotW + margin, margin * 2 + textWidth(title, TEXT), left + Math.max(...groups.map((g) => textWidth(g, TEXT))));
+  const height = top + plotH + LINE * (2 + series.length) + margin;
+  const canvas = new Canvas(width, height);
+  canvas.text(title, margin, margin, TEXT, BLACK);
+  const clamp = (v: number) => Math.max(min, Math.min(max, v));
+  const yOf = (v: number) => top + ((max - clamp(v)) / (max - min)) * plotH;
+  for (const t of ticks) {
+    canvas.line(left, yOf(t), left + plotW, yOf(t), GRID);
+    const label = formatNumber(t);
+    canvas.text(label, left - 8 - textWidth(label, TEXT), yOf(t) - (GLYPH_H * TEXT) / 2, TEXT, BLACK);
+  }
+  groups.forEach((g, gi) => {
+    const x0 = left + gi * groupW + gap / 2;
+    series.forEach((s, si) => {
+      const values = s.values[gi];
+      if (values.length === 0) return;
+      const color = SERIES_COLORS[si % SERIES_COLORS.length];
+      const { mean, std } = meanStd(values);
+      const x = x0 + si * bar;
+      canvas.fillRect(x + 2, yOf(mean), bar - 4, yOf(min) - yOf(mean), color);
+      const cx = x + bar / 2;
+      canvas.line(cx, yOf(mean - std), cx, yOf(mean + std), BLACK, 2);
+      canvas.line(cx - 6, yOf(mean + std), cx + 6, yOf(mean + std), BLACK, 2);
+      canvas.line(cx - 6, yOf(mean - std), cx + 6, yOf(mean - std), BLACK, 2);
+      values.forEach((v, k) => canvas.fillRect(x + 6 + ((k % 4) * (bar - 16)) / 3, yOf(v) - 2, 5, 5, BLACK));
+    });
+    canvas.textCentered(g, x0 + (series.length * bar) / 2, top + plotH + 6, TEXT, BLACK);
+  });
+  if (reference) {
+    const y = yOf(reference.value);
+    for (let x = left; x < left + plotW; x += 12) canvas.line(x, y, Math.min(x + 6, left + plotW), y, BLACK, 2);
+    canvas.text(reference.label, left + plotW - textWidth(reference.label, 1) - 2, y - GLYPH_H - 3, 1, BLACK);
+  }
+  canvas.line(left, top, left, top + plotH, BLACK);
+  canvas.line(left, top + plotH, left + plotW, top + plotH, BLACK);
+  series.forEach((s, k) => {
+    const y = top + plotH + LINE * (2 + k) - 4;
+    canvas.fillRect(left, y, GLYPH_H * TEXT, GLYPH_H * TEXT, SERIES_COLORS[k % SERIES_COLORS.length]);
+    canvas.text(s.name, left + GLYPH_H * TEXT + 8, y, TEXT, BLACK);
+  });
+  return canvas;
+}
