@@ -205,6 +205,53 @@ async function trainSteps(gpu: import('../src/device.js').Gpu, c: Classifier, ba
   return losses;
 }
 
+test('SamPoolClassifier attention pooling: [mean, focus-weighted mean] → LayerNorm → head against a float64 reference', async ({ gpu }) => {
+  const L = 9;
+  const C = 256;
+  const B = 3;
+  const K = 4;
+  const feats = randn(B * L * C, 31, 1);
+  const keyBias = randn(B * L, 32, 2);
+  const c = new SamPoolClassifier(gpu, L, C, K, { pooling: 'attention', queries: 2, seed: 5 });
+  assert.equal(c.params.get('head.w')!.shape, [2 * C, K], 'the head reads 2C features');
+  // Zero queries: every score is 0, so the attention weights are softmax(bias) over the positions.
+  c.params.get('queries')!.write(new Float32Array(2 * C));
+  const norm = { w: randn(2 * C, 33, 1), b: randn(2 * C, 34, 1) };
+  c.params.get('norm.w')!.write(norm.w);
+  c.params.get('norm.b')!.write(norm.b);
+  const headW = (await c.params.get('head.w')!.read()) as Float32Array;
+  const inputs = Tensor.fromArray(gpu, feats, [B, L, C]);
+  const { probs, weights } = c.predict({ size: B, inputs, keyBias });
+  const got = (await probs.read()) as Float32Array;
+  const gotWeights = (await weights.read()) as Float32Array;
+  for (let b = 0; b < B; b++) {
+    const bias = Array.from(keyBias.subarray(b * L, (b + 1) * L));
+    const top = Math.max(...bias);
+    const e = bias.map((v) => Math.exp(v - top));
+    const w = e.map((v) => v / e.reduce((a, x) => a + x, 0));
+    const x = new Float64Array(2 * C);
+    for (let l = 0; l < L; l++) {
+      for (let ch = 0; ch < C; ch++) {
+        const f = feats[(b * L + l) * C + ch];
+        x[ch] += f / L;
+        x[C + ch] += w[l] * f;
+      }
+    }
+    const mean = x.reduce((a, v) => a + v, 0) / (2 * C);
+    const variance = x.reduce((a, v) => a + (v - mean) ** 2, 0) / (2 * C);
+    const normed = Array.from(x, (v, i) => ((v - mean) / Math.sqrt(variance + 1e-5)) * norm.w[i] + norm.b[i]);
+    const logits = Array.from({ length: K }, (_, k) => normed.reduce((a, v, i) => a + v * headW[i * K + k], 0)); // head.b is zero at init
+    const lmax = Math.max(...logits);
+    const pe = logits.map((v) => Math.exp(v - lmax));
+    const ref = pe.map((v) => v / pe.reduce((a, q) => a + q, 0));
+    // f32 sums over 2C = 512 features of unit scale: 1e-4 absolute on probabilities.
+    assertClose(got.subarray(b * K, (b + 1) * K), ref, { atol: 1e-4, rtol: 0 }, `image ${b}: probabilities`);
+    assertClose(gotWeights.subarray(b * L, (b + 1) * L), w, { atol: 1e-5, rtol: 0 }, `image ${b}: the explanation is the focus pooling's weights`);
+  }
+  for (const t of [probs, weights, inputs]) t.dispose();
+  c.dispose();
+});
+
 test('SamPoolClassifier (mean and attention pooling) and ClipPromptClassifier learn a separable toy set', async ({ gpu }) => {
   const L = 16;
   const C = 256;
