@@ -75,6 +75,7 @@ test('salientCandidates: the window and edge rule salientCoverage chooses from, 
   const big = rectMask(w, h, 1, 1, 19, 9, 1, 1); // 144/200 pixels: above it
   assert.equal(salientCandidates([corner, small, inner], w, h), [inner, small], 'edge mask dropped, ranked by IoU × stability');
   assert.equal(salientCandidates([corner, small, inner], w, h, { dropBorder: false }), [corner, inner, small]);
+  assert.equal(salientCandidates([corner, small, inner], w, h, { dropBorder: undefined, maxMasks: undefined }), [inner, small], 'undefined options take the defaults');
   assert.equal(salientCandidates([speck, big, inner], w, h, { minAreaFraction: 0.01 }), [inner]);
   assert.throws(() => salientCandidates([inner], 21, h), /salientCoverage: mask 0 is 20×10/);
 });

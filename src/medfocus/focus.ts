@@ -70,7 +70,8 @@ export const SALIENT_DEFAULTS: Required<SalientCoverageOptions> = { maxAreaFract
  * IoU × stability).
  */
 export function salientCandidates(masks: readonly AutoMask[], w: number, h: number, opts: SalientCoverageOptions = {}): AutoMask[] {
-  const { maxAreaFraction, minAreaFraction, maxMasks, dropBorder } = { ...SALIENT_DEFAULTS, ...opts };
+  const d = SALIENT_DEFAULTS;
+  const { maxAreaFraction = d.maxAreaFraction, minAreaFraction = d.minAreaFraction, maxMasks = d.maxMasks, dropBorder = d.dropBorder } = opts;
   if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) throw new Error(`salientCoverage: size must be positive integers, got ${w}×${h}`);
   if (!(minAreaFraction >= 0 && minAreaFraction < maxAreaFraction && maxAreaFraction <= 1)) {
     throw new Error(`salientCoverage: need 0 <= minAreaFraction < maxAreaFraction <= 1, got ${minAreaFraction} and ${maxAreaFraction}`);
