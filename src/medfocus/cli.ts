@@ -525,6 +525,8 @@ interface ProtocolRequest {
   settings: TrainSettings;
   /** Caps per class (a fixed seeded choice), for data sets too big for the time at hand; the table says so. */
   trainPerClass?: number;
+  /** The data set's name in the chart's title (default: the data folder's name). */
+  name?: string;
   testPerClass?: number;
 }
 
@@ -600,7 +602,7 @@ function protocolPng(req: ProtocolRequest, cells: ProtocolCell[], classes: numbe
     name: mode,
     values: req.fractions.map((f) => (cells.find((c) => c.fraction === f && c.mode === mode)?.accuracies ?? []).map((a) => 100 * a)),
   }));
-  const title = `${basename(resolve(req.data))}: top-1 accuracy %, seeds ${req.seeds.join(',')}`;
+  const title = `${req.name ?? basename(resolve(req.data))}: top-1 accuracy %, seeds ${req.seeds.join(',')}`;
   const png = renderGroupedBarsPng(groups, series, title, { reference: { label: 'chance', value: 100 / classes } });
   return encodePng(png.rgba, png.width, png.height);
 }
@@ -678,7 +680,7 @@ async function demo(s: Session, workDir: string): Promise<void> {
     await generatePhantomDataset(data, { seed: 7, size: 128, perClassTrain: DEMO_TRAIN_PER_CLASS, perClassTest: DEMO_TEST_PER_CLASS });
   } else s.log(`demo: reusing the phantom dataset in ${data}`);
   const settings = trainSettings(new Map(), s.log);
-  const { markdown } = await protocol(s, { data, out: workDir, fractions: [0.05, 1], seeds: [0], modes: ['none', 'attention'], settings });
+  const { markdown } = await protocol(s, { data, out: workDir, fractions: [0.05, 1], seeds: [0], modes: ['none', 'attention'], settings, name: 'phantom demo' });
   const test = await loadImageFolder(data, 'test');
   const explainDir = join(workDir, 'explain');
   await mkdir(explainDir, { recursive: true });

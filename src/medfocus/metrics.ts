@@ -392,7 +392,7 @@ export function renderGroupedBarsPng(
   const top = margin + LINE * 2;
   const bar = 36;
   const gap = 28;
-  const groupW = series.length * bar + gap;
+  const groupW = Math.max(series.length * bar, ...groups.map((g) => textWidth(g, TEXT))) + gap;
   const plotW = Math.max(groups.length * groupW, 240);
   const plotH = 300;
   const width = Math.max(left + plotW + margin, margin * 2 + textWidth(title, TEXT), left + Math.max(...groups.map((g) => textWidth(g, TEXT))));
@@ -407,7 +407,7 @@ export function renderGroupedBarsPng(
     canvas.text(label, left - 8 - textWidth(label, TEXT), yOf(t) - (GLYPH_H * TEXT) / 2, TEXT, BLACK);
   }
   groups.forEach((g, gi) => {
-    const x0 = left + gi * groupW + gap / 2;
+    const x0 = left + gi * groupW + (groupW - series.length * bar) / 2;
     series.forEach((s, si) => {
       const values = s.values[gi];
       if (values.length === 0) return;
