@@ -692,7 +692,7 @@ async function demo(s: Session, workDir: string): Promise<void> {
     s.log(`explain: ${item.path} → ${out} (predicted ${predicted}; ${masks} automatic masks, salient region ${(100 * salient).toFixed(1)}% of the image)`);
   }
   s.log(`\n${markdown}`);
-  s.log(`demo finished in ${formatDuration((performance.now() - t0) / 1000)}; results in ${workDir} (protocol.md, runs/*/eval.json, explain/*.png)`);
+  s.log(`demo finished in ${formatDuration((performance.now() - t0) / 1000)}; results in ${workDir} (protocol.md and .png, runs/*/eval.json, explain/*.png)`);
 }
 
 export interface MainIo {
