@@ -525,9 +525,9 @@ interface ProtocolRequest {
   settings: TrainSettings;
   /** Caps per class (a fixed seeded choice), for data sets too big for the time at hand; the table says so. */
   trainPerClass?: number;
+  testPerClass?: number;
   /** The data set's name in the chart's title (default: the data folder's name). */
   name?: string;
-  testPerClass?: number;
 }
 
 interface ProtocolCell {
