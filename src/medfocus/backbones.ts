@@ -22,7 +22,7 @@
 //   P outputs are averaged, and the plain mean rides along as context
 //   ([mean, focus-pooled], 2C wide): where the salient region misses the
 //   lesion the head still sees the whole image (measured with the protocol:
-//   covid3 and busi3 attention +2 to +3.5 points over the focus-pooled
+//   covid3 and busi3 attention +1.3 to +3.5 points over the focus-pooled
 //   features alone, results/README.md). Then LayerNorm (trainable) and a
 //   linear layer. The queries start near zero, so at step 0 the focus part
 //   is the focus-weighted mean. predict also returns what explains the decision:
