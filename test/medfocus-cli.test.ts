@@ -7,7 +7,7 @@
 // then the step count continues from the checkpoint).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { capPerClass, main } from '../src/medfocus/cli.js';
 import { MedFocusHead } from '../src/medfocus/head.js';
+import { readCheckpoint, writeCheckpoint } from '../src/medfocus/checkpoint.js';
 import { decodeImage } from '../src/io/image.js';
 import { getDevice } from '../src/node.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
@@ -167,6 +168,13 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).samSize, 256);
   // Another MobileSAM input size is another run: refused before anything is computed.
   await expectError(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '512'], /already holds a different run/, /samSize: 256 vs 512/);
+  // A run whose head is shaped otherwise (session 4's attention head read C = 256 features, not 2C): named, not garbage.
+  const old = join(root, 'sam-run-old-head');
+  cpSync(run, old, { recursive: true });
+  const ckpt = (await readCheckpoint(old))!;
+  ckpt.params.set('norm.w', { shape: [256], data: ckpt.params.get('norm.w')!.data.slice(0, 256) });
+  await writeCheckpoint(old, ckpt);
+  await expectError(['eval', '--run', old, '--data', data, '--cache', cache], /run .*sam-run-old-head: the checkpoint's 'norm\.w' is \[256\], this model needs \[512\]/, /train it again/);
 });
 
 test('protocol: fractions × seeds × modes; the table, JSON and chart agree with each run\'s eval.json', async ({ root, data, cache }) => {

@@ -16,6 +16,7 @@ import { copyFile, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises
 import { join, resolve } from 'node:path';
 import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
 import { WORK_SIDE, type FocusMode } from './focus.js';
 import { HEAD_FORMAT, HEAD_VERSION, type HeadSpec } from './head.js';
@@ -72,6 +73,21 @@ export interface Checkpoint {
   params: Map<string, { shape: number[]; data: Float32Array }>;
   optimizer: OptimizerState;
   progress: RunProgress;
+}
+
+/**
+ * Writes a checkpoint's saved parameters into a classifier's tensors, each
+ * checked against the shape this version builds (`what` names the run in errors).
+ */
+export function loadParams(ckpt: Checkpoint, params: ReadonlyMap<string, Tensor>, what: string): void {
+  for (const [name, t] of params) {
+    const saved = ckpt.params.get(name);
+    if (!saved) throw new Error(`${what}: the checkpoint has no parameter '${name}'; it belongs to another model`);
+    if (saved.shape.join(',') !== t.shape.join(',')) {
+      throw new Error(`${what}: the checkpoint's '${name}' is [${saved.shape.join(', ')}], this model needs [${t.shape.join(', ')}] (another model, or trained by another medfocus version: train it again into a new --out)`);
+    }
+    t.write(saved.data);
+  }
 }
 
 const CONFIG = 'config.json';

@@ -31,7 +31,7 @@ import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type 
 import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
-import { configDifferences, exportHead, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
+import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
 import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type MaskSource, type PipelineModels, type PreparedImage, type SamParts } from './trainer.js';
 
@@ -356,11 +356,7 @@ async function restoreClassifier(s: Session, run: string, config: RunConfig): Pr
   if (!ckpt) throw new Error(`run ${run} has no checkpoint yet; train it first (medfocus train --out ${run} ...)`);
   if (config.backbone === 'clip') s.clip ??= await loadClip(s.gpu, config.weights!);
   const classifier = await makeClassifier(s, config, false);
-  for (const [name, t] of classifier.params) {
-    const saved = ckpt.params.get(name);
-    if (!saved || saved.data.length !== t.size) throw new Error(`run ${run}: the checkpoint has no parameter '${name}' of ${t.size} values`);
-    t.write(saved.data);
-  }
+  loadParams(ckpt, classifier.params, `run ${run}`);
   return classifier;
 }
 

@@ -27,7 +27,7 @@ import { contentHash, type DiskCache } from './cache.js';
 import { mixSeed, seededRandom, type DatasetItem } from './dataset.js';
 import { FOCUS_MASK_FILTERS_1024, WORK_SIDE, decodeMasks, encodeMasks, focusMaskFilters, focusOverlay, patchKeyBias, resizeRgba, salientCoverage, usesAttention, usesOverlay, type FocusMode } from './focus.js';
 import type { Batch, Classifier } from './backbones.js';
-import { readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
+import { loadParams, readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
 
 /** MobileSAM embedding channels. */
 export const SAM_CHANNELS = 256;
@@ -329,11 +329,7 @@ export async function trainClassifier(opts: TrainOptions): Promise<RunProgress> 
   let progress: RunProgress = { epoch: 0, step: 0, losses: [] };
   const ckpt = await readCheckpoint(run);
   if (ckpt) {
-    for (const [name, t] of classifier.params) {
-      const saved = ckpt.params.get(name);
-      if (!saved || saved.data.length !== t.size) throw new Error(`train: checkpoint in ${run} has no parameter '${name}' of ${t.size} values; it belongs to another model`);
-      t.write(saved.data);
-    }
+    loadParams(ckpt, classifier.params, `train: ${run}`);
     optimizer.load(ckpt.optimizer);
     progress = ckpt.progress;
     log(`resuming ${run} after epoch ${progress.epoch} (step ${progress.step})`);
