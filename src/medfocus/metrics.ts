@@ -395,7 +395,7 @@ export function renderGroupedBarsPng(
   const groupW = Math.max(series.length * bar, ...groups.map((g) => textWidth(g, TEXT))) + gap;
   const plotW = Math.max(groups.length * groupW, 240);
   const plotH = 300;
-  const width = Math.max(left + plotW + margin, margin * 2 + textWidth(title, TEXT), left + Math.max(...groups.map((g) => textWidth(g, TEXT))));
+  const width = Math.max(left + plotW + margin, margin * 2 + textWidth(title, TEXT));
   const height = top + plotH + LINE * (2 + series.length) + margin;
   const canvas = new Canvas(width, height);
   canvas.text(title, margin, margin, TEXT, BLACK);
@@ -419,6 +419,7 @@ export function renderGroupedBarsPng(
       canvas.line(cx, yOf(mean - std), cx, yOf(mean + std), BLACK, 2);
       canvas.line(cx - 6, yOf(mean + std), cx + 6, yOf(mean + std), BLACK, 2);
       canvas.line(cx - 6, yOf(mean - std), cx + 6, yOf(mean - std), BLACK, 2);
+      // Seed dots spread over four x positions inside the bar, so equal values stay visible apart.
       values.forEach((v, k) => canvas.fillRect(x + 6 + ((k % 4) * (bar - 16)) / 3, yOf(v) - 2, 5, 5, BLACK));
     });
     canvas.textCentered(g, x0 + (series.length * bar) / 2, top + plotH + 6, TEXT, BLACK);
