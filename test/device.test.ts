@@ -1,7 +1,6 @@
 import * as assert from 'uvu/assert';
-import { suite } from 'uvu';
 import { getDevice, Tensor } from '../src/node.js';
-import { assertThrows } from './util.js';
+import { assertThrows, suite } from './util.js';
 
 const test = suite('device');
 

@@ -12,7 +12,7 @@ import { lookup } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { suite } from 'uvu';
+import { suite } from './util.js';
 import * as assert from 'uvu/assert';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

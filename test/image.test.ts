@@ -4,9 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { crc32, deflateSync } from 'node:zlib';
 import { encode as encodeJpeg } from 'jpeg-js';
 import * as assert from 'uvu/assert';
-import { suite } from 'uvu';
 import { decodeImage, encodePng } from '../src/io/image.js';
-import { assertThrows, rng } from './util.js';
+import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('image');
 const datasets = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'datasets');

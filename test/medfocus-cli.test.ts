@@ -11,7 +11,6 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { capPerClass, main } from '../src/medfocus/cli.js';
 import { MedFocusHead } from '../src/medfocus/head.js';
@@ -19,7 +18,7 @@ import { readCheckpoint, writeCheckpoint } from '../src/medfocus/checkpoint.js';
 import { decodeImage } from '../src/io/image.js';
 import { getDevice } from '../src/node.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
-import { assertClose, assertThrows } from './util.js';
+import { assertClose, assertThrows, suite } from './util.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

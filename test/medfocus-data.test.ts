@@ -11,7 +11,6 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import * as assert from 'uvu/assert';
-import { suite } from 'uvu';
 import { decodeImage, encodePng } from '../src/io/image.js';
 import { checkSplits, loadImageFolder, loadImages, stratifiedSample, type DatasetItem } from '../src/medfocus/dataset.js';
 import { generatePhantomDataset, PHANTOM_SHAPES } from '../src/medfocus/phantom.js';
@@ -19,7 +18,7 @@ import { contentHash, DiskCache } from '../src/medfocus/cache.js';
 import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng } from '../src/medfocus/metrics.js';
 import { formatDuration, ProgressBar } from '../src/util/progress.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
-import { assertThrows, rng } from './util.js';
+import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('medfocus-data');
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

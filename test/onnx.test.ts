@@ -1,11 +1,10 @@
 import * as assert from 'uvu/assert';
-import { suite } from 'uvu';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ProtoReader, WireType } from '../src/io/protobuf.js';
 import { parseOnnx, tensorByteLength, tensorToFloat32, tensorToInt32, type OnnxModel, type OnnxTensor } from '../src/io/onnx.js';
-import { assertThrows, rng } from './util.js';
+import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('onnx');
 

@@ -1,8 +1,7 @@
 import * as assert from 'uvu/assert';
-import { suite } from 'uvu';
 import { decodeImage, encodePng, type DecodedImage } from '../src/io/image.js';
 import { COLORMAPS, MASK_PALETTE, renderHeatmap, renderOverlay, sideBySide } from '../src/render/overlay.js';
-import { assertThrows, rng } from './util.js';
+import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('overlay');
 

@@ -1,5 +1,4 @@
 import * as assert from 'uvu/assert';
-import { suite } from 'uvu';
 import { createServer, type Server } from 'node:http';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +15,7 @@ import {
   type SafetensorsEntry,
 } from '../src/io/safetensors.js';
 import { fileSource, openSafetensorsFile } from '../src/io/node-files.js';
-import { assertThrows, randn } from './util.js';
+import { assertThrows, randn, suite } from './util.js';
 
 const test = suite('safetensors');
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

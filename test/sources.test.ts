@@ -4,10 +4,9 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { bytesFrom, bytesFromFile, bytesFromUrl, type LoadProgress } from '../src/io/sources.js';
-import { assertThrows } from './util.js';
+import { assertThrows, suite } from './util.js';
 
 const test = suite<{ server: Server; base: string }>('sources', {} as { server: Server; base: string });
 const payload = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 31 + 7) & 255);

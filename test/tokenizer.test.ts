@@ -9,11 +9,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClipTokenizer, cleanText } from '../src/models/clip/tokenizer.js';
 import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
-import { assertThrows, rng } from './util.js';
+import { assertThrows, rng, suite } from './util.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const shared = join(repoRoot, '..', 'shared');

@@ -1,9 +1,81 @@
-// Shared test helpers: a seeded RNG, closeness checks with stated tolerances,
-// an assertion that an op throws a useful Error, and a per-suite GPU device.
+// Shared test helpers: the suite every test file uses (hooks that cannot fail
+// silently), the one way to skip, paths into ../shared, a seeded RNG,
+// closeness checks with stated tolerances, an assertion that an op throws a
+// useful Error, and a per-suite GPU device.
+//
+// Contract with scripts/test.js, which counts what uvu cannot say by itself:
+// - uvu 0.5.6 swallows an Error thrown by a `before` hook (its runner returns
+//   from a `finally`), so no test runs and the file exits 0. `suite` here wraps
+//   every hook: a throw prints HOOK_FAILED_MARK and the error, and the runner
+//   fails the file (it also fails any file where passed < registered).
+// - uvu has no skip from inside a test: `skip(reason)` prints SKIP_MARK and the
+//   reason, and the runner counts that test as skipped, not passed. A skip is
+//   allowed only where ../shared or Chromium is absent, and never under CI=true
+//   (CI has both), where it throws instead.
 
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
-import { suite, type Test } from 'uvu';
+import { suite as uvuSuite, type Test } from 'uvu';
 import { getDevice, type Gpu } from '../src/node.js';
+
+/** Line prefixes scripts/test.js counts (each on its own line of stdout). */
+export const SKIP_MARK = '#medfocus-skip: ';
+export const HOOK_FAILED_MARK = '#medfocus-hook-failed: ';
+
+type Hook<S> = (state: S) => unknown;
+
+/**
+ * A uvu suite whose hooks report their failure: the error is printed after
+ * HOOK_FAILED_MARK (the runner then fails the file) and re-thrown. Test files
+ * import `suite` from here, never from 'uvu' (the runner refuses that).
+ */
+export function suite<S extends object = Record<string, never>>(name: string, state: S = {} as S): Test<S> {
+  const s = uvuSuite<S>(name, state);
+  const guard = (kind: string, register: (fn: Hook<S>) => void) => (fn: Hook<S>) =>
+    register(async (ctx: S) => {
+      try {
+        await fn(ctx);
+      } catch (e) {
+        const text = e instanceof Error ? (e.stack ?? e.message) : String(e);
+        process.stdout.write(`\n${HOOK_FAILED_MARK}suite "${name}", ${kind} hook: ${text.replace(/\n/g, '\n    ')}\n`);
+        throw e;
+      }
+    });
+  const before = Object.assign(guard('before', s.before), { each: guard('before.each', s.before.each) });
+  const after = Object.assign(guard('after', s.after), { each: guard('after.each', s.after.each) });
+  return Object.assign(s, { before, after }) as Test<S>;
+}
+
+/**
+ * Marks the running test as skipped (the caller returns right after). Only for
+ * a missing ../shared or a missing Chromium; under CI=true it throws, since CI
+ * has both and every test must run there.
+ */
+export function skip(reason: string): void {
+  if (process.env.CI) throw new Error(`CI must run every test, but this one would skip: ${reason}`);
+  process.stdout.write(`\n${SKIP_MARK}${reason}\n`);
+}
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** ../shared beside the repository (fixtures, datasets, clip-vocab), as CI lays it out. */
+export const sharedDir = join(repoRoot, '..', 'shared');
+
+/**
+ * A path under ../shared: null when ../shared itself is absent (the test then
+ * calls skip), an Error naming the path when ../shared is there but the file or
+ * folder is not — a missing fixture fails, it never skips.
+ */
+export function sharedPath(...parts: string[]): string | null {
+  if (!existsSync(sharedDir)) return null;
+  const path = join(sharedDir, ...parts);
+  if (!existsSync(path)) throw new Error(`${path} is missing, though ${sharedDir} is present: the test needs it`);
+  return path;
+}
+
+/** The reason to skip a test that needs ../shared. */
+export const NO_SHARED = `${sharedDir} is absent (fixtures, datasets and the CLIP vocabulary live there)`;
 
 /** mulberry32: small, fast, seeded. */
 export function rng(seed: number): () => number {
