@@ -47,10 +47,12 @@ if [ "$with_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
 fi
 command -v chromium >/dev/null 2>&1 && echo "setup: chromium $(dpkg-query -W -f='${Version}' chromium)"
 
-# npm ci only when node_modules does not match the lock file (it rebuilds dist/ via prepare).
-if [ ! -f node_modules/.package-lock.json ] || ! cmp -s <(node -e 'const l=require("./package-lock.json");delete l.name;delete l.version;console.log(JSON.stringify(l.packages?Object.keys(l.packages).filter(k=>k).sort():[]))') <(node -e 'const l=require("./node_modules/.package-lock.json");console.log(JSON.stringify(Object.keys(l.packages).sort()))'); then
+# npm ci when node_modules is missing or older than the lock file (npm's own
+# rule); it builds dist/ through `prepare`. Otherwise rebuild dist/ only when a
+# source or shader is newer than it.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
-elif [ ! -f dist/node.js ]; then
-  npm run build
+elif [ ! -f dist/node.js ] || [ -n "$(find src shaders scripts/gen-shaders.js scripts/bundle.js -newer dist/node.js -type f -print -quit)" ]; then
+  npm run build --silent
 fi
 echo "setup: node $(node --version), node_modules and dist/ ready"
