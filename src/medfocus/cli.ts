@@ -28,7 +28,7 @@ import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { DiskCache } from './cache.js';
 import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
-import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
+import { evaluatePredictions, meanStd, pairedDifference, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
@@ -529,8 +529,11 @@ interface ProtocolRequest {
 interface ProtocolCell {
   fraction: number;
   mode: FocusMode;
-  /** Accuracy per finished seed, in seed order. */
+  /** Top-1 accuracy per finished seed, in seed order. */
   accuracies: number[];
+  /** Balanced accuracy (mean per-class recall) and macro-F1 per finished seed, in seed order. */
+  balancedAccuracies: number[];
+  macroF1s: number[];
   seeds: number[];
   trainImages: number;
   mean: number;
@@ -556,19 +559,63 @@ export function capPerClass<T extends DatasetItem>(items: T[], n: number | undef
 /** Focus modes that need masks first: their raw encoder pass caches the features `none` reads, so each raw image is encoded once. */
 const executionOrder = (modes: FocusMode[]) => [...modes.filter((m) => m !== 'none'), ...modes.filter((m) => m === 'none')];
 
+/** The flags that give `st` (the defaults too, so the command stays exact if a default changes). */
+function settingsFlags(st: TrainSettings): string {
+  const flags = [`--backbone ${st.backbone}`, `--epochs ${st.epochs}`, `--lr ${st.lr}`, `--weight-decay ${st.weightDecay}`, `--batch ${st.batch}`, `--strength ${st.strength}`];
+  flags.push(`--sam-size ${st.samSize}`, `--points-per-side ${st.pointsPerSide}`);
+  if (st.sam2) flags.push(`--sam2 ${st.sam2}`);
+  if (st.backbone === 'clip') {
+    flags.push(`--weights ${st.weights}`, `--prompts ${st.prompts}`, `--deep ${st.deep}`, `--contrastive ${st.contrastive}`);
+    if (st.tokenizer) flags.push(`--tokenizer ${st.tokenizer}`);
+  }
+  return flags.join(' ');
+}
+
+const percent = (v: number) => (100 * v).toFixed(2);
+
 function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImages: number, done: boolean): string {
   const st = req.settings;
-  const cell = (f: number, m: FocusMode) => {
-    const c = cells.find((x) => x.fraction === f && x.mode === m);
-    if (!c) return '—';
-    const n = c.accuracies.length < req.seeds.length ? ` (${c.accuracies.length} of ${req.seeds.length} seeds)` : '';
-    return `${(100 * c.mean).toFixed(2)} ± ${(100 * c.std).toFixed(2)}${n}`;
+  const cellOf = (f: number, m: FocusMode) => cells.find((x) => x.fraction === f && x.mode === m);
+  const table = (values: (c: ProtocolCell) => number[]) => {
+    const cell = (f: number, m: FocusMode) => {
+      const c = cellOf(f, m);
+      if (!c) return '—';
+      const n = c.seeds.length < req.seeds.length ? ` (${c.seeds.length} of ${req.seeds.length} seeds)` : '';
+      const { mean, std } = meanStd(values(c));
+      return `${percent(mean)} ± ${percent(std)}${n}`;
+    };
+    return [
+      `| train fraction | train images | ${req.modes.join(' | ')} |`,
+      `| --- | --- | ${req.modes.map(() => '---').join(' | ')} |`,
+      ...req.fractions.map((f) => {
+        const sizes = [...new Set(cells.filter((c) => c.fraction === f).map((c) => c.trainImages))];
+        return `| ${+(100 * f).toFixed(2)}% | ${sizes.join('/') || '—'} | ${req.modes.map((m) => cell(f, m)).join(' | ')} |`;
+      }),
+    ];
   };
-  const header = `| train fraction | train images | ${req.modes.join(' | ')} |\n| --- | --- | ${req.modes.map(() => '---').join(' | ')} |`;
-  const rows = req.fractions.map((f) => {
-    const sizes = [...new Set(cells.filter((c) => c.fraction === f).map((c) => c.trainImages))];
-    return `| ${+(100 * f).toFixed(2)}% | ${sizes.join('/') || '—'} | ${req.modes.map((m) => cell(f, m)).join(' | ')} |`;
-  });
+  // Paired by seed: the same seed draws the same training images for every mode.
+  const focusModes = req.modes.filter((m) => m !== 'none');
+  const paired = (values: (c: ProtocolCell) => number[]) => (f: number, m: FocusMode) => {
+    const a = cellOf(f, m);
+    const b = cellOf(f, 'none');
+    if (!a || !b) return '—';
+    const seeds = a.seeds.filter((sd) => b.seeds.includes(sd));
+    if (seeds.length === 0) return '—';
+    const pick = (c: ProtocolCell) => seeds.map((sd) => values(c)[c.seeds.indexOf(sd)]);
+    const d = pairedDifference(pick(a), pick(b));
+    const sign = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(100 * v).toFixed(2)}`;
+    return `${sign(d.mean)} [${sign(d.low)}, ${sign(d.high)}]${seeds.length < req.seeds.length ? ` (${seeds.length} seeds)` : ''}`;
+  };
+  const pairedTable =
+    req.modes.includes('none') && focusModes.length > 0
+      ? [
+          `| train fraction | ${focusModes.flatMap((m) => [`${m} − none, top-1`, `${m} − none, balanced`]).join(' | ')} |`,
+          `| --- | ${focusModes.flatMap(() => ['---', '---']).join(' | ')} |`,
+          ...req.fractions.map(
+            (f) => `| ${+(100 * f).toFixed(2)}% | ${focusModes.flatMap((m) => [paired((c) => c.accuracies)(f, m), paired((c) => c.balancedAccuracies)(f, m)]).join(' | ')} |`,
+          ),
+        ]
+      : [];
   const active = req.modes
     .map((m) => [m, cells.find((c) => c.mode === m && c.focusActive)?.focusActive] as const)
     .filter(([, a]) => a !== undefined)
@@ -576,15 +623,31 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
   const caps = [req.trainPerClass !== undefined ? `train capped at ${req.trainPerClass} per class` : '', req.testPerClass !== undefined ? `test capped at ${req.testPerClass} per class` : '']
     .filter(Boolean)
     .join(', ');
+  const capFlags = `${req.trainPerClass !== undefined ? ` --train-per-class ${req.trainPerClass}` : ''}${req.testPerClass !== undefined ? ` --test-per-class ${req.testPerClass}` : ''}`;
+  const running = done ? '' : ` — PARTIAL: the protocol is still running or was interrupted (${cells.reduce((n, c) => n + c.seeds.length, 0)} of ${req.fractions.length * req.modes.length * req.seeds.length} runs finished)`;
   return [
-    `Top-1 accuracy (%) on the test split (${testImages} images${caps ? `; ${caps} (a fixed seeded choice)` : ', full'}), mean ± std over seeds ${req.seeds.join(', ')}${done ? '' : ' — PARTIAL: the protocol is still running or was interrupted'}.`,
+    `Test split: ${testImages} images${caps ? `; ${caps} (a fixed seeded choice)` : ', full'}. Mean ± std (sample) over seeds ${req.seeds.join(', ')}${running}.`,
     '',
     `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, attention strength ${st.strength}; data ${req.data}.`,
     '',
-    header,
-    ...rows,
+    'Top-1 accuracy (%):',
     '',
+    ...table((c) => c.accuracies),
+    '',
+    'Balanced accuracy (%, mean per-class recall):',
+    '',
+    ...table((c) => c.balancedAccuracies),
+    '',
+    'Macro-F1 (%):',
+    '',
+    ...table((c) => c.macroF1s),
+    '',
+    ...(pairedTable.length > 0
+      ? ['Paired difference focus − none (points; same seed = same training images), mean and 95 % interval (Student\'s t over the seeds):', '', ...pairedTable, '']
+      : []),
     ...(active.length > 0 ? [`Test images on which the focus did anything (a salient mask survived; overlay: masks to paint): ${active.join(', ')}. Where it did nothing, the focus mode is the plain backbone.`, ''] : []),
+    `Any cell, one seed (fraction F, seed S, mode M): \`node scripts/medfocus.js protocol --data ${req.data} --fractions F --seeds S --modes M${capFlags} ${settingsFlags(st)} --out DIR\`.`,
+    '',
   ].join('\n');
 }
 
@@ -619,13 +682,15 @@ async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: Prot
   };
   for (const fraction of req.fractions) {
     for (const mode of executionOrder(req.modes)) {
-      const c: ProtocolCell = { fraction, mode, accuracies: [], seeds: [], trainImages: 0, mean: 0, std: 0 };
+      const c: ProtocolCell = { fraction, mode, accuracies: [], balancedAccuracies: [], macroF1s: [], seeds: [], trainImages: 0, mean: 0, std: 0 };
       for (const seed of req.seeds) {
         const run = join(req.out, 'runs', `${mode}-f${fraction}-s${seed}`);
         const config = await trainRun(s, { data: req.data, out: run, fraction, seed, focus: mode, settings: req.settings, maxPerClass: req.trainPerClass });
         const result = await evalRun(s, run, req.data, req.testPerClass);
-        s.log(`protocol: fraction ${fraction}, focus ${mode}, seed ${seed}: accuracy ${(100 * result.accuracy).toFixed(2)}%`);
+        s.log(`protocol: fraction ${fraction}, focus ${mode}, seed ${seed}: accuracy ${percent(result.accuracy)}%, balanced ${percent(result.balancedAccuracy)}%, macro-F1 ${percent(result.macroF1)}%`);
         c.accuracies.push(result.accuracy);
+        c.balancedAccuracies.push(result.balancedAccuracy);
+        c.macroF1s.push(result.macroF1);
         c.seeds.push(seed);
         c.trainImages = config.trainImages;
         c.focusActive = result.focusActive;
@@ -737,7 +802,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const data = required('eval', flags, 'data');
         job = async (s) => {
           const r = await evalRun(s, run, data);
-          s.log(JSON.stringify({ accuracy: r.accuracy, balancedAccuracy: r.balancedAccuracy, perClassRecall: r.perClassRecall, confusion: r.confusion, classes: r.classes, count: r.count, ...(r.focusActive && { focusActive: r.focusActive }) }));
+          s.log(JSON.stringify({ accuracy: r.accuracy, balancedAccuracy: r.balancedAccuracy, macroF1: r.macroF1, perClassRecall: r.perClassRecall, confusion: r.confusion, classes: r.classes, count: r.count, ...(r.focusActive && { focusActive: r.focusActive }) }));
         };
         break;
       }
