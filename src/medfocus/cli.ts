@@ -680,6 +680,9 @@ async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: Prot
     await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify(json, null, 2)}\n`);
     return markdown;
   };
+  const totalRuns = req.fractions.length * req.modes.length * req.seeds.length;
+  const t0 = performance.now();
+  let finished = 0;
   for (const fraction of req.fractions) {
     for (const mode of executionOrder(req.modes)) {
       const c: ProtocolCell = { fraction, mode, accuracies: [], balancedAccuracies: [], macroF1s: [], seeds: [], trainImages: 0, mean: 0, std: 0 };
@@ -687,7 +690,12 @@ async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: Prot
         const run = join(req.out, 'runs', `${mode}-f${fraction}-s${seed}`);
         const config = await trainRun(s, { data: req.data, out: run, fraction, seed, focus: mode, settings: req.settings, maxPerClass: req.trainPerClass });
         const result = await evalRun(s, run, req.data, req.testPerClass);
-        s.log(`protocol: fraction ${fraction}, focus ${mode}, seed ${seed}: accuracy ${percent(result.accuracy)}%, balanced ${percent(result.balancedAccuracy)}%, macro-F1 ${percent(result.macroF1)}%`);
+        finished++;
+        const elapsed = (performance.now() - t0) / 1000;
+        s.log(
+          `protocol: fraction ${fraction}, focus ${mode}, seed ${seed}: accuracy ${percent(result.accuracy)}%, balanced ${percent(result.balancedAccuracy)}%, macro-F1 ${percent(result.macroF1)}% ` +
+            `(run ${finished} of ${totalRuns}, ${formatDuration(elapsed)} so far, ETA ${formatDuration((elapsed / finished) * (totalRuns - finished))})`,
+        );
         c.accuracies.push(result.accuracy);
         c.balancedAccuracies.push(result.balancedAccuracy);
         c.macroF1s.push(result.macroF1);
