@@ -2,7 +2,8 @@
 # Set-up for a bare Debian bookworm machine, shared by the README's two commands
 # and by .ci/run (one copy): Mesa >= 25's lavapipe (Dawn refuses bookworm's
 # 22.x) from bookworm-backports, Debian's chromium for the browser parity tests
-# (playwright-core drives it; no browser is ever downloaded), then `npm ci`.
+# (playwright-core drives it; no browser is ever downloaded), python3 for one
+# reference check, then `npm ci`.
 # Idempotent and quick when everything is present. Run it with bash as root, or
 # as a user with sudo; it says so and stops when neither is possible.
 # Usage: bash scripts/setup.sh [--no-browser]
@@ -46,6 +47,13 @@ if [ "$with_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 command -v chromium >/dev/null 2>&1 && echo "setup: chromium $(dpkg-query -W -f='${Version}' chromium)"
+
+# python3 runs the reference subsample snippet of ../shared/datasets/README.md in
+# test/subsample.test.ts (Debian images usually have it already).
+if ! command -v python3 >/dev/null 2>&1; then
+  apt_update
+  as_root apt-get install -y -qq --no-install-recommends python3-minimal >/dev/null
+fi
 
 # npm ci when node_modules is missing or older than the lock file (npm's own
 # rule); it builds dist/ through `prepare`. Otherwise rebuild dist/ only when a

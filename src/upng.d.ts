@@ -27,8 +27,6 @@ declare module 'upng-js' {
     decode: {
       /** Throws strings (not Errors) on some malformed input. */
       (png: ArrayBuffer | Uint8Array): UpngImage;
-      /** zlib inflate (pako), as UPNG uses it for IDAT data. */
-      _inflate(data: Uint8Array): Uint8Array;
     };
     crc: {
       /** CRC-32 of bytes [offset, offset + length), as PNG chunks use. */

@@ -17,14 +17,12 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
-import { suite as uvuSuite, type Test } from 'uvu';
+import { suite as uvuSuite, type Callback, type Test } from 'uvu';
 import { getDevice, type Gpu } from '../src/node.js';
 
 /** Line prefixes scripts/test.js counts (each on its own line of stdout). */
 export const SKIP_MARK = '#medfocus-skip: ';
 export const HOOK_FAILED_MARK = '#medfocus-hook-failed: ';
-
-type Hook<S> = (state: S) => unknown;
 
 /**
  * A uvu suite whose hooks report their failure: the error is printed after
@@ -33,8 +31,8 @@ type Hook<S> = (state: S) => unknown;
  */
 export function suite<S extends object = Record<string, never>>(name: string, state: S = {} as S): Test<S> {
   const s = uvuSuite<S>(name, state);
-  const guard = (kind: string, register: (fn: Hook<S>) => void) => (fn: Hook<S>) =>
-    register(async (ctx: S) => {
+  const guard = (kind: string, register: (fn: Callback<S>) => void) => (fn: Callback<S>) =>
+    register(async (ctx) => {
       try {
         await fn(ctx);
       } catch (e) {

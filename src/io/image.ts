@@ -12,6 +12,7 @@
 // either); jpeg-js's IDCT and chroma upsampling differ slightly from libjpeg's.
 
 import { decode as decodeJpegData } from 'jpeg-js';
+import pako from 'pako';
 import UPNG from 'upng-js';
 
 export interface DecodedImage {
@@ -29,6 +30,14 @@ export interface DecodedImage {
 
 /** Largest accepted width or height: an RGBA8 image of 16384² is already 1 GiB. */
 const MAX_SIDE = 16384;
+/**
+ * Largest accepted pixel count (width × height), checked from the header
+ * before any pixel buffer exists: 2²⁶ pixels (e.g. 8192²) is 256 MiB as RGBA8,
+ * far above any image a few-shot folder holds.
+ */
+export const MAX_PIXELS = 1 << 26;
+/** deflate's largest compression ratio (about 1032:1): fewer compressed bytes cannot hold the declared pixels. */
+const DEFLATE_MAX_RATIO = 1032;
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -44,6 +53,9 @@ function messageOf(e: unknown): string {
 function checkDimensions(where: string, format: string, width: number, height: number): void {
   if (width < 1 || height < 1 || width > MAX_SIDE || height > MAX_SIDE) {
     throw new Error(`${where}: ${format} declares ${width}×${height} pixels; each side must be 1 to ${MAX_SIDE}`);
+  }
+  if (width * height > MAX_PIXELS) {
+    throw new Error(`${where}: ${format} declares ${width}×${height} = ${width * height} pixels, more than the limit of ${MAX_PIXELS} (MAX_PIXELS)`);
   }
 }
 
@@ -109,7 +121,9 @@ function readPngHeader(bytes: Uint8Array, where: string): PngHeader {
         throw corrupt(`IHDR compression ${compression}, filter ${filter}, interlace ${interlace}; PNG defines only 0, 0 and 0 or 1`);
       }
       checkDimensions(where, 'PNG', header.width, header.height);
-    } else if (type === 'PLTE') hasPalette = true;
+    } else if (type === 'IHDR') throw corrupt(`a second IHDR chunk at byte ${at}`);
+    else if (type === 'acTL' || type === 'fcTL' || type === 'fdAT') throw corrupt(`chunk ${type} at byte ${at}: animated PNG (APNG) is not supported`);
+    else if (type === 'PLTE') hasPalette = true;
     else if (type === 'tRNS') hasTrns = true;
     else if (type === 'IDAT') idat.push(data);
     else if (type === 'IEND') break;
@@ -132,31 +146,57 @@ function pngRawSize(h: PngHeader): number {
   return total;
 }
 
+/**
+ * The IDAT stream inflated into a buffer of exactly `size` bytes (the
+ * filtered scanlines the header implies): a stream that would give more is
+ * refused as soon as it passes the size, one that gives less is truncated.
+ */
+function inflateExactly(header: PngHeader, size: number, where: string): Uint8Array {
+  const compressed = header.idat.reduce((n, d) => n + d.length, 0);
+  if (compressed * DEFLATE_MAX_RATIO < size) {
+    throw new Error(`${where}: truncated PNG: ${header.width}×${header.height} pixels need ${size} bytes of scanlines, which ${compressed} compressed bytes cannot hold`);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  const inflator = new pako.Inflate({ chunkSize: 1 << 16 });
+  inflator.onData = (chunk) => {
+    if (at + chunk.length > size) throw new Error(`${where}: corrupt PNG: the zlib stream inflates to more than the ${size} bytes ${header.width}×${header.height} pixels need`);
+    out.set(chunk, at);
+    at += chunk.length;
+  };
+  inflator.onEnd = () => {};
+  for (let i = 0; i < header.idat.length; i++) {
+    if (!inflator.push(header.idat[i], i === header.idat.length - 1) && inflator.err) throw new Error(`${where}: corrupt PNG: zlib: ${inflator.msg || `error ${inflator.err}`}`);
+  }
+  if (at < size) throw new Error(`${where}: corrupt PNG: the zlib stream inflates to ${at} bytes, ${header.width}×${header.height} pixels need ${size} (truncated pixel data)`);
+  return out;
+}
+
+/** Every scanline starts with a filter type 0–4 (per Adam7 pass when interlaced); another value is corruption, not an image. */
+function checkFilterBytes(h: PngHeader, raw: Uint8Array, where: string): void {
+  const bitsPerPixel = PNG_SAMPLES[h.ctype] * h.depth;
+  const passes = h.interlaced ? [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [1, 0, 2, 2], [0, 1, 1, 2]] : [[0, 0, 1, 1]];
+  let at = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const w = Math.ceil((h.width - x0) / dx);
+    const rows = Math.ceil((h.height - y0) / dy);
+    if (w <= 0 || rows <= 0) continue;
+    const stride = 1 + Math.ceil((w * bitsPerPixel) / 8);
+    for (let r = 0; r < rows; r++, at += stride) {
+      if (raw[at] > 4) throw new Error(`${where}: corrupt PNG: scanline ${r}${h.interlaced ? ' of an Adam7 pass' : ''} has filter type ${raw[at]}; PNG defines 0 to 4`);
+    }
+  }
+}
+
 function decodePng(bytes: Uint8Array, where: string): DecodedImage {
   const header = readPngHeader(bytes, where);
-  const expected = pngRawSize(header);
+  // Bounded first: the header's size, the compressed bytes, the inflated size and every filter byte, before upng-js sees the file.
+  checkFilterBytes(header, inflateExactly(header, pngRawSize(header), where), where);
   let rgba: Uint8Array;
   try {
-    const img = UPNG.decode(bytes);
-    // Non-interlaced, upng-js keeps the inflated buffer; interlaced, it
-    // de-interlaces into a new one, so inflate once more to learn the size.
-    let inflated: number;
-    if (!header.interlaced) inflated = img.data?.length ?? 0;
-    else {
-      const stream = new Uint8Array(header.idat.reduce((n, d) => n + d.length, 0));
-      let at = 0;
-      for (const d of header.idat) {
-        stream.set(d, at);
-        at += d.length;
-      }
-      inflated = UPNG.decode._inflate(stream).length;
-    }
-    if (inflated < expected) {
-      throw new Error(`the zlib stream inflates to ${inflated} bytes, ${header.width}×${header.height} pixels need ${expected} (truncated pixel data)`);
-    }
-    rgba = new Uint8Array(UPNG.toRGBA8(img)[0]);
+    rgba = new Uint8Array(UPNG.toRGBA8(UPNG.decode(bytes))[0]);
   } catch (e) {
-    throw new Error(`${where}: corrupt PNG: ${messageOf(e)}`);
+    throw new Error(`${where}: corrupt PNG: the decoder failed (${messageOf(e)})`);
   }
   const { width, height, ctype } = header;
   let channels: 1 | 3 | 4 = ctype === 0 ? 1 : ctype === 2 || ctype === 3 ? 3 : 4;
@@ -181,7 +221,11 @@ interface JpegFrame {
 
 /**
  * Walks the segments from SOI to EOI (through the entropy-coded data after
- * each SOS) and returns the frame header. Throws when the file ends first.
+ * each SOS) and returns the frame header. Throws when the file ends first, and
+ * before jpeg-js allocates or dereferences anything, when a frame component
+ * uses a quantisation table never defined, a scan names a component the frame
+ * lacks or a Huffman table never defined, or the entropy-coded data is too
+ * short for the declared size (every 8×8 block costs at least one bit).
  */
 function readJpegFrame(bytes: Uint8Array, where: string): JpegFrame {
   const n = bytes.length;
@@ -189,6 +233,12 @@ function readJpegFrame(bytes: Uint8Array, where: string): JpegFrame {
   const corrupt = (what: string) => new Error(`${where}: corrupt JPEG: ${what}`);
   let frame: JpegFrame | undefined;
   let scans = 0;
+  let progressive = false;
+  let entropyBytes = 0;
+  const quantTables = new Set<number>();
+  const huffmanTables = new Set<string>(); // 'dc0', 'ac1', …
+  const componentTables = new Map<number, number>(); // component id → quantisation table
+  const payload = (at: number, length: number) => bytes.subarray(at + 2, at + length);
   for (let at = 2; ; ) {
     if (at >= n) throw truncated(`no end-of-image marker; the data ends at byte ${n}`);
     if (bytes[at] !== 0xff) throw corrupt(`expected a marker at byte ${at}, found 0x${hex(bytes, at, 1)}`);
@@ -207,14 +257,69 @@ function readJpegFrame(bytes: Uint8Array, where: string): JpegFrame {
       if (marker > 0xc2) throw corrupt(`frame type ${name} (lossless or arithmetic-coded) is not supported; only baseline and progressive Huffman JPEG are`);
       if (length < 8) throw corrupt(`frame header ${name} has length ${length}`);
       if (bytes[at + 2] !== 8) throw corrupt(`${bytes[at + 2]}-bit samples are not supported, only 8-bit`);
+      if (frame) throw corrupt(`a second frame header ${name} at byte ${at - 2}`);
       frame = { height: (bytes[at + 3] << 8) | bytes[at + 4], width: (bytes[at + 5] << 8) | bytes[at + 6], components: bytes[at + 7] };
+      progressive = marker === 0xc2;
       checkDimensions(where, 'JPEG', frame.width, frame.height);
       if (![1, 3, 4].includes(frame.components)) throw corrupt(`${frame.components} colour components; 1 (gray), 3 (YCbCr/RGB) or 4 (CMYK) are supported`);
+      if (length < 8 + 3 * frame.components) throw corrupt(`frame header ${name} has length ${length}, ${frame.components} components need ${8 + 3 * frame.components}`);
+      for (let c = 0; c < frame.components; c++) {
+        const [id, sampling, table] = bytes.subarray(at + 8 + 3 * c, at + 11 + 3 * c);
+        const h = sampling >> 4;
+        const v = sampling & 15;
+        if (h < 1 || h > 4 || v < 1 || v > 4) throw corrupt(`component ${id} has sampling factors ${h}×${v}; each must be 1 to 4`);
+        if (table > 3) throw corrupt(`component ${id} uses quantisation table ${table}; JPEG defines 0 to 3`);
+        if (componentTables.has(id)) throw corrupt(`component id ${id} appears twice in the frame header`);
+        componentTables.set(id, table);
+      }
+    } else if (marker === 0xdb) {
+      // DQT: one or more tables, each a Pq/Tq byte and 64 values of 8 or 16 bits.
+      const p = payload(at, length);
+      for (let i = 0; i < p.length; ) {
+        const precision = p[i] >> 4;
+        const id = p[i] & 15;
+        const size = 1 + 64 * (precision === 0 ? 1 : 2);
+        if (precision > 1 || id > 3 || i + size > p.length) throw corrupt(`quantisation table segment at byte ${at - 2}: table ${id}, precision ${precision}, ${p.length - i} bytes left of the ${size} it needs`);
+        quantTables.add(id);
+        i += size;
+      }
+    } else if (marker === 0xc4) {
+      // DHT: one or more tables, each a Tc/Th byte, 16 code counts and that many symbols.
+      const p = payload(at, length);
+      for (let i = 0; i < p.length; ) {
+        const kind = p[i] >> 4;
+        const id = p[i] & 15;
+        if (kind > 1 || id > 3 || i + 17 > p.length) throw corrupt(`Huffman table segment at byte ${at - 2}: class ${kind}, table ${id}, ${p.length - i} bytes left`);
+        let symbols = 0;
+        for (let k = 1; k <= 16; k++) symbols += p[i + k];
+        if (i + 17 + symbols > p.length) throw corrupt(`Huffman table ${kind ? 'AC' : 'DC'} ${id} at byte ${at - 2} declares ${symbols} symbols, past the segment's end`);
+        huffmanTables.add(`${kind ? 'ac' : 'dc'}${id}`);
+        i += 17 + symbols;
+      }
     }
     at += length;
     if (marker === 0xda) {
       if (!frame) throw corrupt(`a scan at byte ${at - length - 2} before any frame header`);
+      const sos = bytes.subarray(at - length + 2, at);
+      const count = sos[0];
+      if (count < 1 || count > 4 || sos.length < 1 + 2 * count + 3) throw corrupt(`scan header at byte ${at - length - 2} names ${count} components in ${length} bytes`);
+      const [ss, , approx] = sos.subarray(1 + 2 * count, 4 + 2 * count);
+      const ah = approx >> 4;
+      for (let c = 0; c < count; c++) {
+        const id = sos[1 + 2 * c];
+        const dc = sos[2 + 2 * c] >> 4;
+        const ac = sos[2 + 2 * c] & 15;
+        if (!componentTables.has(id)) throw corrupt(`scan ${scans + 1} names component ${id}, which the frame header lacks (it has ${[...componentTables.keys()].join(', ')})`);
+        const table = componentTables.get(id)!;
+        if (!quantTables.has(table)) throw corrupt(`component ${id} uses quantisation table ${table}, which no DQT segment before scan ${scans + 1} defines`);
+        // Baseline scans use both tables; progressive: DC first scans the DC table, AC scans the AC table, DC refinement none.
+        const needsDc = !progressive || (ss === 0 && ah === 0);
+        const needsAc = !progressive ? true : ss > 0;
+        if (needsDc && !huffmanTables.has(`dc${dc}`)) throw corrupt(`scan ${scans + 1} uses Huffman DC table ${dc}, which no DHT segment before it defines`);
+        if (needsAc && !huffmanTables.has(`ac${ac}`)) throw corrupt(`scan ${scans + 1} uses Huffman AC table ${ac}, which no DHT segment before it defines`);
+      }
       scans++;
+      const scanStart = at;
       // Entropy-coded data runs to the next marker; FF00 is a stuffed byte, FFD0–FFD7 restart markers.
       for (;;) {
         if (at + 1 >= n) throw truncated(`the file ends inside the entropy-coded data of scan ${scans}`);
@@ -224,10 +329,15 @@ function readJpegFrame(bytes: Uint8Array, where: string): JpegFrame {
         }
         at++;
       }
+      entropyBytes += at - scanStart;
     }
   }
   if (!frame) throw corrupt('no frame header (SOF marker)');
   if (scans === 0) throw corrupt('no scan (SOS marker): the file has no pixel data');
+  const blocks = Math.ceil(frame.width / 8) * Math.ceil(frame.height / 8);
+  if (entropyBytes * 8 < blocks) {
+    throw truncated(`${frame.width}×${frame.height} pixels are ${blocks} blocks of 8×8, at least one bit each, but the scans hold ${entropyBytes} bytes`);
+  }
   return frame;
 }
 
@@ -240,11 +350,11 @@ function decodeJpeg(bytes: Uint8Array, where: string): DecodedImage {
       formatAsRGBA: true,
       // Strict: a missing block is an error, not a silently skipped one.
       tolerantDecoding: false,
-      maxResolutionInMP: (MAX_SIDE * MAX_SIDE) / 1e6,
-      maxMemoryUsageInMB: 4096,
+      maxResolutionInMP: MAX_PIXELS / 1e6,
+      maxMemoryUsageInMB: 1024,
     });
   } catch (e) {
-    throw new Error(`${where}: corrupt JPEG: ${messageOf(e)}`);
+    throw new Error(`${where}: corrupt JPEG: the decoder failed (${messageOf(e)})`);
   }
   if (decoded.width !== frame.width || decoded.height !== frame.height || decoded.data.length !== frame.width * frame.height * 4) {
     throw new Error(`${where}: corrupt JPEG: the frame header says ${frame.width}×${frame.height}, the decoder produced ${decoded.width}×${decoded.height}`);

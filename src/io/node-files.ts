@@ -1,6 +1,10 @@
 // Node byte source over a file (positional reads on one file handle), so a
-// large safetensors file is read tensor by tensor instead of loaded whole.
+// large safetensors file is read tensor by tensor instead of loaded whole;
+// and bounded whole-file reads for user files (images), which refuse what is
+// not a regular file (a named pipe would block forever, /dev/zero never ends)
+// or is larger than a stated limit, before reading a byte.
 
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { openSafetensors, type ByteSource, type SafetensorsFile } from './safetensors.js';
 
@@ -37,4 +41,43 @@ export async function fileSource(path: string): Promise<ByteSource> {
 /** Opens the safetensors file at `path` (header validated; tensors read on demand). */
 export async function openSafetensorsFile(path: string): Promise<SafetensorsFile> {
   return openSafetensors(await fileSource(path), path);
+}
+
+/**
+ * Largest image file read (bytes): 4× a 16384² RGBA PNG stored uncompressed
+ * would be more, but no medical image in a few-shot folder comes near it,
+ * and it keeps a mislabelled multi-gigabyte file from being read whole.
+ */
+export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The bytes of a regular file of at most `maxBytes`; otherwise an Error naming
+ * the file and what it is (directory, named pipe, device, too large). The
+ * check is on the opened handle, so a link swapped in between cannot slip by.
+ */
+export async function readRegularFile(path: string, maxBytes: number = MAX_IMAGE_FILE_BYTES): Promise<Uint8Array> {
+  let handle;
+  try {
+    // O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw new Error(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a named pipe' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      throw new Error(`${path}: expected a regular file, found ${kind}`);
+    }
+    if (st.size > maxBytes) throw new Error(`${path}: the file has ${st.size} bytes, more than the limit of ${maxBytes}`);
+    const out = new Uint8Array(st.size);
+    for (let done = 0; done < st.size; ) {
+      const { bytesRead } = await handle.read(out, done, st.size - done, done);
+      if (bytesRead === 0) throw new Error(`${path}: the file ended at byte ${done} of ${st.size}; did it shrink while being read?`);
+      done += bytesRead;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
 }

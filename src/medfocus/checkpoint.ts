@@ -56,6 +56,13 @@ export interface RunConfig {
   featureGrid?: number;
   /** Images actually trained on (after the fraction). */
   trainImages: number;
+  /**
+   * sha256 (hex, first 16) of the trained images' paths relative to `data`,
+   * sorted and joined by newlines: a resumed run must see the same images
+   * (a run from before the subset followed ../shared/datasets/README.md lacks it
+   * and is refused rather than silently continued on other images).
+   */
+  trainSet?: string;
   /** The train split was capped to this many images per class (seeded) before the fraction was drawn. */
   maxPerClass?: number;
 }

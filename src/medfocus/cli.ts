@@ -10,9 +10,10 @@
 // Exit codes: 0 ok, 1 an error (bad data, a failed run: the message names
 // it), 2 bad arguments (a usage line on stderr).
 
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getDevice, type Gpu } from '../node.js';
 import { encodePng } from '../io/image.js';
@@ -376,9 +377,15 @@ interface TrainRequest {
   maxPerClass?: number;
 }
 
+/** RunConfig.trainSet: which images a run trains on, by their paths under the data folder. */
+function trainSetHash(data: string, items: DatasetItem[]): string {
+  const paths = items.map((it) => relative(resolve(data), it.path).split(sep).join('/')).sort();
+  return createHash('sha256').update(paths.join('\n')).digest('hex').slice(0, 16);
+}
+
 async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
   const { train } = await loadSplits(req.data);
-  const items = stratifiedSample(capPerClass(train.items, req.maxPerClass), req.fraction, req.seed);
+  const items = stratifiedSample(capPerClass(train.items, train.classes, req.maxPerClass), req.fraction, req.seed, train.classes);
   const st = req.settings;
   if (st.backbone === 'clip') s.clip ??= await loadClip(s.gpu, st.weights!);
   const config: RunConfig = {
@@ -400,6 +407,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
     pointsPerSide: st.pointsPerSide,
     ...(st.sam2 ? { sam2: st.sam2 } : {}),
     trainImages: items.length,
+    trainSet: trainSetHash(req.data, items),
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
     ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) } : { featureGrid: 16 }),
   };
@@ -409,7 +417,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
     if (diff.length > 0) throw new Error(`${req.out} already holds a different run (${diff.join('; ')}); choose another --out`);
   }
   await writeRunConfig(req.out, config);
-  const pool = req.maxPerClass !== undefined ? `${capPerClass(train.items, req.maxPerClass).length} images (the ${train.items.length} capped at ${req.maxPerClass} per class)` : `${train.items.length} images`;
+  const pool = req.maxPerClass !== undefined ? `${capPerClass(train.items, train.classes, req.maxPerClass).length} images (the ${train.items.length} capped at ${req.maxPerClass} per class)` : `${train.items.length} images`;
   s.log(`train: ${items.length} of ${pool} (fraction ${req.fraction}, seed ${req.seed}), ${train.classes.length} classes, focus ${req.focus}, backbone ${config.backbone}`);
   const pipeline = await pipelineFor(s, config);
   const prepared = await pipeline.prepareAll(items, 'prepare train');
@@ -442,7 +450,7 @@ type RunEvaluation = EvaluationResult & { focusActive?: string };
 async function evalRun(s: Session, run: string, data: string, testPerClass?: number): Promise<RunEvaluation> {
   const config = await runConfigOf(run);
   const folder = await loadImageFolder(data, 'test');
-  const test = { ...folder, items: capPerClass(folder.items, testPerClass) };
+  const test = { ...folder, items: capPerClass(folder.items, folder.classes, testPerClass) };
   if (test.classes.join('\n') !== config.classes.join('\n')) {
     throw new Error(`eval: ${data} has classes [${test.classes.join(', ')}], the run was trained on [${config.classes.join(', ')}]`);
   }
@@ -546,12 +554,12 @@ interface ProtocolCell {
 const CAP_SEED = 0xca9;
 
 /** At most `n` items per class (undefined: all), chosen by a seeded stratified draw; order kept. */
-export function capPerClass<T extends DatasetItem>(items: T[], n: number | undefined): T[] {
+export function capPerClass<T extends DatasetItem>(items: T[], classes: readonly string[], n: number | undefined): T[] {
   if (n === undefined) return items;
   const kept = new Set<T>();
   for (const label of new Set(items.map((it) => it.label))) {
     const list = items.filter((it) => it.label === label);
-    for (const it of stratifiedSample(list, Math.min(1, n / list.length), CAP_SEED)) kept.add(it);
+    for (const it of stratifiedSample(list, Math.min(1, n / list.length), CAP_SEED, classes)) kept.add(it);
   }
   return items.filter((it) => kept.has(it));
 }
@@ -669,7 +677,7 @@ function protocolPng(req: ProtocolRequest, cells: ProtocolCell[], classes: numbe
 async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: ProtocolCell[]; markdown: string }> {
   const cells: ProtocolCell[] = [];
   const testSplit = await loadImageFolder(req.data, 'test');
-  const testImages = capPerClass(testSplit.items, req.testPerClass).length;
+  const testImages = capPerClass(testSplit.items, testSplit.classes, req.testPerClass).length;
   await mkdir(req.out, { recursive: true });
   // Written after every run, so an interrupted protocol still leaves a table and its chart.
   const write = async (done: boolean) => {

@@ -2,9 +2,11 @@
 // torchvision layout), seeded stratified few-shot subsets, and decoding with
 // per-file failure reports. Class order is torchvision's: sorted folder names.
 
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { decodeImage, type DecodedImage } from '../io/image.js';
+import { readRegularFile } from '../io/node-files.js';
+import { PythonRandom } from '../util/python-random.js';
 
 export type Split = 'train' | 'test';
 
@@ -21,9 +23,17 @@ export interface ImageFolder {
   classes: string[];
   /** Sorted by class, then by path within the class. */
   items: DatasetItem[];
-  /** Files under the split that are not images by extension (README, .DS_Store, masks in the wrong place…), skipped. */
+  /**
+   * What under the split is skipped: files that are not images by extension
+   * (README, .DS_Store, masks in the wrong place…), entries that are not
+   * regular files (pipes, devices, broken links), and a folder or file reached
+   * a second time through a link (with the reason).
+   */
   ignored: string[];
 }
+
+/** Most images one class folder may hold (a link to a huge tree must not be listed forever). */
+export const MAX_IMAGES_PER_CLASS = 200_000;
 
 const IMAGE_EXTENSION = /\.(png|jpe?g)$/i;
 
@@ -40,20 +50,43 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
-/** Files under `dir`, recursively (torchvision walks class folders too), sorted; symlinks are followed. */
-async function walkFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const entries = (await readdir(dir)).sort(byName);
-  for (const name of entries) {
+/**
+ * Files under `dir`, recursively (torchvision walks class folders too), in
+ * name order. Links are followed, but every folder and file is visited once
+ * by its real path (`seen`), so a link back up (`loop -> .`, `up -> ..`)
+ * cannot list an image twice or recurse without end; entries that are not
+ * regular files (pipes, devices, sockets, broken links) go to `ignored`.
+ */
+async function walkFiles(dir: string, seen: Set<string>, ignored: string[], out: string[], limit: { count: number; max: number; what: string }): Promise<void> {
+  for (const name of (await readdir(dir)).sort(byName)) {
     const path = join(dir, name);
-    if (await isDirectory(path)) out.push(...(await walkFiles(path)));
-    else out.push(path);
+    let st;
+    let real;
+    try {
+      st = await stat(path);
+      real = await realpath(path);
+    } catch (e) {
+      ignored.push(`${path} (${(e as NodeJS.ErrnoException).code ?? 'unreadable'}: a broken link?)`);
+      continue;
+    }
+    if (seen.has(real)) {
+      ignored.push(`${path} (already listed as ${real})`);
+      continue;
+    }
+    seen.add(real);
+    if (st.isDirectory()) await walkFiles(path, seen, ignored, out, limit);
+    else if (!st.isFile()) ignored.push(`${path} (not a regular file)`);
+    else if (!IMAGE_EXTENSION.test(path)) ignored.push(path);
+    else {
+      if (++limit.count > limit.max) throw new Error(`loadImageFolder: ${limit.what} holds more than ${limit.max} images (the limit per class); is a link pointing at a larger tree?`);
+      out.push(path);
+    }
   }
-  return out;
 }
 
 /** Lists `<root>/<split>/<class>/…` images. Throws, naming the folder, when the split or a class folder has no images. */
-export async function loadImageFolder(root: string, split: Split): Promise<ImageFolder> {
+export async function loadImageFolder(root: string, split: Split, options: { maxImagesPerClass?: number } = {}): Promise<ImageFolder> {
+  const maxImagesPerClass = options.maxImagesPerClass ?? MAX_IMAGES_PER_CLASS;
   if (split !== 'train' && split !== 'test') throw new Error(`loadImageFolder: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
   if (!(await isDirectory(root))) throw new Error(`loadImageFolder: dataset folder ${root} does not exist or is not a folder`);
   const splitDir = join(root, split);
@@ -69,15 +102,15 @@ export async function loadImageFolder(root: string, split: Split): Promise<Image
   }
   if (classes.length === 0) throw new Error(`loadImageFolder: ${splitDir} has no class folders; expected ${splitDir}/<class>/*.{png,jpg,jpeg}`);
   const items: DatasetItem[] = [];
+  // One set for the whole split: an image reached from two class folders is listed once, in the first.
+  const seen = new Set<string>([await realpath(splitDir)]);
   for (let label = 0; label < classes.length; label++) {
     const classDir = join(splitDir, classes[label]);
-    let count = 0;
-    for (const path of await walkFiles(classDir)) {
-      if (IMAGE_EXTENSION.test(path)) {
-        items.push({ path, label });
-        count++;
-      } else ignored.push(path);
-    }
+    const paths: string[] = [];
+    seen.add(await realpath(classDir));
+    await walkFiles(classDir, seen, ignored, paths, { count: 0, max: maxImagesPerClass, what: `class folder ${classDir}` });
+    for (const path of paths) items.push({ path, label });
+    const count = paths.length;
     if (count === 0) throw new Error(`loadImageFolder: class folder ${classDir} (class '${classes[label]}') has no .png/.jpg/.jpeg images`);
   }
   return { root, split, classes, items, ignored };
@@ -119,34 +152,33 @@ export function mixSeed(...parts: number[]): number {
 }
 
 /**
- * Per class, round(max(1, fraction·n)) items drawn by a seeded shuffle.
- * The shuffle of each class depends only on the seed, the label and the
- * class's paths (not on the fraction), and the subset is its prefix, so a
- * smaller fraction with the same seed gives a subset of a larger one. The
- * result keeps the input order.
+ * The few-shot subset of ../shared/datasets/README.md, image for image: per
+ * class (in name order) the class's paths sorted, shuffled by Python's
+ * `random.Random(f'{seed}:{class}')` (src/util/python-random.ts), and the
+ * first max(1, int(fraction·n + 0.5)) kept. The shuffle depends only on the
+ * seed, the class name and its paths, so the subsets are nested (5 % ⊂ 10 %
+ * for one seed). `classes[label]` names each label (the ImageFolder's class
+ * folders). The result keeps the input order.
  */
-export function stratifiedSample<T extends DatasetItem>(items: T[], fraction: number, seed: number): T[] {
+export function stratifiedSample<T extends DatasetItem>(items: T[], fraction: number, seed: number, classes: readonly string[]): T[] {
   if (typeof fraction !== 'number' || !Number.isFinite(fraction) || fraction <= 0 || fraction > 1) {
     throw new Error(`stratifiedSample: fraction must be a number in (0, 1], got ${fraction}`);
   }
   if (!Number.isSafeInteger(seed)) throw new Error(`stratifiedSample: seed must be an integer, got ${seed}`);
   const byLabel = new Map<number, T[]>();
   for (const item of items) {
-    if (!Number.isInteger(item.label) || item.label < 0) throw new Error(`stratifiedSample: item ${item.path} has label ${item.label}; labels are integers ≥ 0`);
+    if (!Number.isInteger(item.label) || item.label < 0 || item.label >= classes.length) {
+      throw new Error(`stratifiedSample: item ${item.path} has label ${item.label}; expected an integer in [0, ${classes.length - 1}] (one per class name)`);
+    }
     const list = byLabel.get(item.label) ?? [];
     list.push(item);
     byLabel.set(item.label, list);
   }
   const chosen = new Set<T>();
   for (const [label, list] of byLabel) {
-    // Sorted by path first, so the subset does not depend on the input order.
-    const order = [...list].sort((a, b) => byName(a.path, b.path));
-    const random = seededRandom(mixSeed(seed, label));
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(random() * (i + 1));
-      [order[i], order[j]] = [order[j], order[i]];
-    }
-    const k = Math.round(Math.max(1, fraction * order.length));
+    // Sorted by path (code units, as Python sorts the manifest's paths: one class shares the prefix), so the subset does not depend on the input order.
+    const order = new PythonRandom(`${seed}:${classes[label]}`).shuffle([...list].sort((a, b) => byName(a.path, b.path)));
+    const k = Math.max(1, Math.floor(fraction * order.length + 0.5));
     for (const item of order.slice(0, k)) chosen.add(item);
   }
   return items.filter((item) => chosen.has(item));
@@ -185,8 +217,7 @@ export async function loadImages<T extends DatasetItem>(items: T[], options: Loa
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
     try {
-      const bytes = await readFile(item.path);
-      const image = decodeImage(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), item.path);
+      const image = decodeImage(await readRegularFile(item.path), item.path);
       images.push({ ...item, image });
     } catch (e) {
       const error = e instanceof Error ? e : new Error(String(e));

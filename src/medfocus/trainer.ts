@@ -15,10 +15,10 @@
 // only on the seed and the epoch, so a resumed run sees the same batches),
 // AdamW on the GPU, a checkpoint written atomically after every epoch.
 
-import { readFile } from 'node:fs/promises';
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
 import { decodeImage, type DecodedImage } from '../io/image.js';
+import { readRegularFile } from '../io/node-files.js';
 import { clipPreprocess } from '../kernels/preprocess.js';
 import { AdamW } from '../train/optimizer.js';
 import type { AutoMask, AutoMaskOptions } from '../models/sam/segmenter.js';
@@ -112,8 +112,7 @@ export interface FocusView {
 }
 
 async function readImage(path: string): Promise<{ bytes: Uint8Array; image: DecodedImage }> {
-  const buf = await readFile(path);
-  const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  const bytes = await readRegularFile(path);
   return { bytes, image: decodeImage(bytes, path) };
 }
 
