@@ -18,7 +18,7 @@ import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry }
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
-import { WORK_SIDE, type FocusMode } from './focus.js';
+import { FOCUS_MODES, WORK_SIDE, type FocusMode } from './focus.js';
 import { HEAD_FORMAT, HEAD_VERSION, type HeadSpec } from './head.js';
 
 export interface RunConfig {
@@ -104,19 +104,95 @@ const HEAD_JSON = 'head.json';
 const HEAD_TENSORS = 'head.safetensors';
 const HEAD_CLIP = 'clip.safetensors';
 
+type FieldRule = (v: unknown) => boolean;
+const isNumber = (lo: number, hi = Infinity, integer = false): FieldRule => (v) => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi && (!integer || Number.isInteger(v));
+const isText: FieldRule = (v) => typeof v === 'string' && v.length > 0 && v.length < 4096;
+/** Every field of RunConfig: its rule, what the rule says, and whether it may be absent. */
+const RUN_CONFIG_FIELDS: Record<keyof RunConfig, [FieldRule, string, 'optional'?]> = {
+  version: [(v) => v === 1, 'the number 1'],
+  backbone: [(v) => v === 'clip' || v === 'sam-encoder', "'clip' or 'sam-encoder'"],
+  focus: [(v) => (FOCUS_MODES as readonly unknown[]).includes(v), `one of ${FOCUS_MODES.join(', ')}`],
+  data: [isText, 'a folder path'],
+  classes: [
+    (v) => Array.isArray(v) && v.length >= 2 && v.length <= 10_000 && v.every(isText) && new Set(v).size === v.length,
+    'a list of at least 2 distinct class names',
+  ],
+  fraction: [(v) => typeof v === 'number' && v > 0 && v <= 1, 'a number in (0, 1]'],
+  seed: [isNumber(0, Number.MAX_SAFE_INTEGER, true), 'an integer ≥ 0'],
+  epochs: [isNumber(1, 1e6, true), 'an integer from 1 to 1e6'],
+  lr: [(v) => typeof v === 'number' && v > 0 && v < 1e3, 'a number in (0, 1000)'],
+  weightDecay: [isNumber(0, 1e3), 'a number ≥ 0'],
+  batch: [isNumber(1, 1e5, true), 'an integer ≥ 1'],
+  prompts: [isNumber(0, 1024, true), 'an integer from 0 to 1024'],
+  deep: [isNumber(0, 1024, true), 'an integer ≥ 0', 'optional'],
+  contrastive: [isNumber(0, 1e3), 'a number ≥ 0', 'optional'],
+  strength: [isNumber(0, 1e3), 'a number ≥ 0'],
+  overlayAlpha: [isNumber(0, 1), 'a number in [0, 1]'],
+  samSize: [(v) => isNumber(64, 1024, true)(v) && (v as number) % 16 === 0, 'a multiple of 16 from 64 to 1024'],
+  pointsPerSide: [isNumber(1, 256, true), 'an integer from 1 to 256'],
+  sam2: [isText, 'a file path', 'optional'],
+  weights: [isText, 'a file path', 'optional'],
+  tokenizer: [isText, 'a file path', 'optional'],
+  featureGrid: [isNumber(1, 1024, true), 'an integer ≥ 1', 'optional'],
+  trainImages: [isNumber(1, 1e9, true), 'an integer ≥ 1'],
+  trainSet: [(v) => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v), '16 hex digits', 'optional'],
+  maxPerClass: [isNumber(1, 1e9, true), 'an integer ≥ 1', 'optional'],
+};
+
+/** `value` as a RunConfig, or an Error naming `file`, the field, what it must be and what it is. */
+export function validateRunConfig(value: unknown, file: string): RunConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error(`${file}: expected a JSON object (a run's config), got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+  }
+  const record = value as Record<string, unknown>;
+  for (const [field, [rule, expected, optional]] of Object.entries(RUN_CONFIG_FIELDS)) {
+    const v = record[field];
+    if (v === undefined && optional) continue;
+    if (!rule(v)) throw new Error(`${file}: field '${field}' must be ${expected}, got ${v === undefined ? 'nothing' : JSON.stringify(v).slice(0, 80)}`);
+  }
+  const unknown = Object.keys(record).filter((k) => !(k in RUN_CONFIG_FIELDS));
+  if (unknown.length > 0) throw new Error(`${file}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (written by another medfocus version?)`);
+  if (record.backbone === 'clip' && (record.weights === undefined || record.tokenizer === undefined)) throw new Error(`${file}: a clip run must name its 'weights' and 'tokenizer'`);
+  return record as unknown as RunConfig;
+}
+
+/** The run's config, validated; null only when RUN/config.json does not exist. */
 export async function readRunConfig(run: string): Promise<RunConfig | null> {
+  const path = join(run, CONFIG);
   let text: string;
   try {
-    text = await readFile(join(run, CONFIG), 'utf8');
+    text = await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    throw new Error(`run ${run}: cannot read ${CONFIG} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  let value: unknown;
   try {
-    return JSON.parse(text) as RunConfig;
+    value = JSON.parse(text);
   } catch (e) {
     throw new Error(`run ${run}: ${CONFIG} is not valid JSON (${(e as Error).message})`);
   }
+  return validateRunConfig(value, path);
+}
+
+/** The first non-finite value of `data`, as a sentence naming `what`, or undefined. */
+function nonFinite(data: Float32Array, what: string): string | undefined {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return `${what} holds ${data[i]} at element ${i}`;
+  return undefined;
+}
+
+function validateProgress(value: unknown, file: string): RunProgress {
+  const p = value as RunProgress;
+  const ok =
+    typeof p === 'object' &&
+    p !== null &&
+    isNumber(0, 1e9, true)(p.epoch) &&
+    isNumber(0, 1e12, true)(p.step) &&
+    Array.isArray(p.losses) &&
+    p.losses.length === p.epoch &&
+    p.losses.every((l) => typeof l === 'number' && Number.isFinite(l));
+  if (!ok) throw new Error(`${file}: the progress metadata must be {epoch, step, losses} with one finite loss per epoch, got ${JSON.stringify(value).slice(0, 120)}`);
+  return p;
 }
 
 export async function writeRunConfig(run: string, config: RunConfig): Promise<void> {
@@ -137,7 +213,12 @@ export function configDifferences(a: RunConfig, b: RunConfig): string[] {
   return out;
 }
 
+/** Writes the checkpoint atomically; a parameter or optimizer slot that is not finite is refused, so the last good checkpoint stays. */
 export async function writeCheckpoint(run: string, ckpt: Checkpoint): Promise<void> {
+  for (const [name, p] of ckpt.params) {
+    const bad = nonFinite(p.data, `parameter '${name}'`);
+    if (bad) throw new Error(`run ${run}: not saving the checkpoint: ${bad} (training diverged; lower --lr); the last good checkpoint is kept`);
+  }
   const entries: SafetensorsEntry[] = [];
   for (const [name, p] of ckpt.params) entries.push({ name: `param.${name}`, dtype: 'F32', shape: p.shape, data: p.data });
   for (const [name, slots] of Object.entries(ckpt.optimizer.slots)) {
@@ -161,10 +242,21 @@ export async function readCheckpoint(run: string): Promise<Checkpoint | null> {
   const file = await openSafetensors(bytesSource(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)), path);
   const meta = file.metadata;
   if (!meta.progress || !meta.optimizer) throw new Error(`run ${run}: ${CHECKPOINT} lacks its progress metadata; it was not written by medfocus train`);
+  if (meta.optimizer !== 'AdamW' && meta.optimizer !== 'SgdMomentum') throw new Error(`${path}: metadata 'optimizer' must be AdamW or SgdMomentum, got ${JSON.stringify(meta.optimizer).slice(0, 40)}`);
+  if (!/^\d{1,15}$/.test(meta.optimizerStep ?? '')) throw new Error(`${path}: metadata 'optimizerStep' must be an integer ≥ 0, got ${JSON.stringify(meta.optimizerStep).slice(0, 40)}`);
+  let progressValue: unknown;
+  try {
+    progressValue = JSON.parse(meta.progress);
+  } catch (e) {
+    throw new Error(`${path}: metadata 'progress' is not valid JSON (${(e as Error).message})`);
+  }
+  const progress = validateProgress(progressValue, path);
   const params = new Map<string, { shape: number[]; data: Float32Array }>();
   const slots: OptimizerState['slots'] = {};
   for (const name of file.tensors.keys()) {
     const data = Float32Array.from(await file.read(name));
+    const bad = nonFinite(data, `tensor '${name}'`);
+    if (bad) throw new Error(`${path}: ${bad}; a checkpoint must be finite (was it written by a diverged run or damaged?)`);
     if (name.startsWith('param.')) params.set(name.slice(6), { shape: [...file.info(name).shape], data });
     else if (name.startsWith('opt.')) {
       const dot = name.lastIndexOf('.');
@@ -172,7 +264,6 @@ export async function readCheckpoint(run: string): Promise<Checkpoint | null> {
       (slots[param] ??= {})[name.slice(dot + 1)] = data;
     }
   }
-  const progress = JSON.parse(meta.progress) as RunProgress;
   const optimizer: OptimizerState = { optimizer: meta.optimizer as OptimizerState['optimizer'], step: Number(meta.optimizerStep), slots };
   await file.close();
   return { params, optimizer, progress };

@@ -66,7 +66,15 @@ function fail(message: string): never {
   throw new Error(`head.json: ${message}`);
 }
 
-const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+const isCount = (v: unknown, max: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+/**
+ * A file head.json may name: a plain .safetensors file name beside it — no
+ * folder, no '..', no scheme or host — so a head can only reach its own
+ * folder (or a page its own origin's /run/ files).
+ */
+const HEAD_FILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,200}\.safetensors$/;
+/** Bounds on head.json's sizes, far above what train writes (VPT uses 1–50 tokens, ViT-L has 24 blocks). */
+export const HEAD_LIMITS = { classes: 10_000, className: 256, prompts: 1024, deep: 256, workSide: 4096 } as const;
 
 /** Validates a parsed head.json; every problem names the field, what was expected and what came. */
 export function checkHeadSpec(spec: unknown): HeadSpec {
@@ -75,10 +83,22 @@ export function checkHeadSpec(spec: unknown): HeadSpec {
   if (s.format !== HEAD_FORMAT) fail(`"format" must be "${HEAD_FORMAT}", got ${JSON.stringify(s.format)}`);
   if (s.version !== HEAD_VERSION) fail(`"version" ${JSON.stringify(s.version)} is not supported (this library reads version ${HEAD_VERSION}; re-export with medfocus train)`);
   const classes = s.classes;
-  if (!Array.isArray(classes) || classes.length < 2 || !classes.every((c) => typeof c === 'string')) fail(`"classes" must list at least two class names, got ${JSON.stringify(classes)}`);
-  for (const key of ['clip', 'tensors']) if (typeof s[key] !== 'string' || s[key] === '') fail(`"${key}" must name a .safetensors file, got ${JSON.stringify(s[key])}`);
-  for (const key of ['prompts', 'deep']) if (!isCount(s[key])) fail(`"${key}" must be an integer >= 0, got ${JSON.stringify(s[key])}`);
-  if (!Number.isInteger(s.workSide) || (s.workSide as number) < 16) fail(`"workSide" must be an integer >= 16, got ${JSON.stringify(s.workSide)}`);
+  if (
+    !Array.isArray(classes) ||
+    classes.length < 2 ||
+    classes.length > HEAD_LIMITS.classes ||
+    !classes.every((c) => typeof c === 'string' && c.length > 0 && c.length <= HEAD_LIMITS.className)
+  ) {
+    fail(`"classes" must list 2 to ${HEAD_LIMITS.classes} class names of 1 to ${HEAD_LIMITS.className} characters, got ${JSON.stringify(classes).slice(0, 200)}`);
+  }
+  const repeated = classes.find((c, i) => classes.indexOf(c) !== i);
+  if (repeated !== undefined) fail(`"classes" names ${JSON.stringify(repeated)} twice; class names must be distinct`);
+  for (const key of ['clip', 'tensors']) {
+    if (typeof s[key] !== 'string' || !HEAD_FILE_NAME.test(s[key] as string)) fail(`"${key}" must be a .safetensors file name beside head.json (no folder, '..', scheme or host), got ${JSON.stringify(s[key]).slice(0, 200)}`);
+  }
+  if (!isCount(s.prompts, HEAD_LIMITS.prompts)) fail(`"prompts" must be an integer from 0 to ${HEAD_LIMITS.prompts}, got ${JSON.stringify(s.prompts)}`);
+  if (!isCount(s.deep, HEAD_LIMITS.deep)) fail(`"deep" must be an integer from 0 to ${HEAD_LIMITS.deep}, got ${JSON.stringify(s.deep)}`);
+  if (!isCount(s.workSide, HEAD_LIMITS.workSide) || (s.workSide as number) < 16) fail(`"workSide" must be an integer from 16 to ${HEAD_LIMITS.workSide}, got ${JSON.stringify(s.workSide)}`);
   const focus = s.focus as Record<string, unknown> | undefined;
   if (!focus || typeof focus !== 'object') fail(`"focus" must be an object { mode, strength, overlayAlpha }, got ${JSON.stringify(focus)}`);
   if (!FOCUS_MODES.includes(focus.mode as FocusMode)) fail(`"focus.mode" must be one of ${FOCUS_MODES.join(', ')}, got ${JSON.stringify(focus.mode)}`);
