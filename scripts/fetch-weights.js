@@ -5,28 +5,46 @@
 //   node scripts/fetch-weights.js                    the default set (CLIP ViT-B/16 and B/32 with their tokenizer files)
 //   node scripts/fetch-weights.js NAME...            the named entries
 // Options: --dir DIR (default weights/), --manifest FILE, --connect-timeout MS
-// (default 8000), --idle-timeout MS (default 30000), --retries N (default 3).
+// (default 8000), --idle-timeout MS (default 30000), --retries N (default 3),
+// --no-verify (allow entries the manifest does not pin by size and sha256).
 // HF_ENDPOINT (as huggingface_hub reads it) replaces https://huggingface.co in
 // every URL, for mirrors. HTTPS_PROXY / HTTP_PROXY (or lower case; http://
 // proxies, user:password@ for Basic auth) send every connection through that
 // proxy as a CONNECT tunnel, except hosts listed in NO_PROXY.
 //
+// Names: every model's `dir` (or its key) and every file's `name` must be a
+// plain name ([A-Za-z0-9._+-], no leading dot, no '..', no separator, not
+// absolute, not ending in .part), and the resolved path must lie inside --dir;
+// a manifest breaking this is refused whole (exit 1) before anything is
+// fetched.
+//
+// Verification: an entry is pinned when the manifest gives both its size and
+// its sha256. Fetching an unpinned entry is refused (exit 2) unless
+// --no-verify is given; then only what the server states is checked: a
+// Content-Length (or Content-Range total) that disagrees with the bytes
+// received, or a body with neither a length nor chunked framing (a cut could
+// not be told from the end), is refused. A text/html answer is refused for
+// every file. https -> http (or any non-https) redirects are refused.
+//
 // Each file goes to NAME.part first. An interrupted download (a cut
 // connection, Ctrl-C, a crash) resumes from the .part's size with an HTTP
 // Range request, within this run (up to --retries more attempts) or the next
 // run. A server that ignores Range restarts the file from byte 0. When done,
-// the size and the sha256 are checked (when the manifest states them), then
-// the .part is renamed onto the final name (atomic on one filesystem). On a
-// sha256 or size mismatch the .part is DELETED (its bytes cannot be resumed
-// into a correct file) and the script exits 1. A file whose manifest sha256
-// is null is accepted unverified and its computed sha256 is printed.
-// Without a network the first connection fails (DNS, refused, or no answer
-// within --connect-timeout) and the script exits 1 with one line.
+// the size and the sha256 are checked, the .part is flushed to disk and then
+// renamed over the final name (atomic on one filesystem): a file already there
+// (say with the wrong sha256) is never deleted, only replaced by a verified
+// copy, so a failed download leaves it as it was. On a sha256 or size mismatch
+// the .part is DELETED (its bytes cannot be resumed into a correct file) and
+// the script exits 1. Without a network the first connection fails (DNS,
+// refused, or no answer within --connect-timeout) and the script exits 1 with
+// one line. Exit 2: a usage error (unknown option or model name, an unpinned
+// entry without --no-verify).
 
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { closeSync, createReadStream, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep, win32 } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
@@ -40,63 +58,140 @@ class FetchError extends Error {
   constructor(message, retryable = false) {
     super(message);
     this.retryable = retryable;
+    this.exitCode = 1;
   }
 }
 
-function parseArgs(argv) {
-  const opts = { dir: join(repoRoot, 'weights'), manifest: join(repoRoot, 'weights', 'manifest.json'), connectTimeout: 8000, idleTimeout: 30000, retries: 3, list: false, names: [] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new FetchError(`${a} needs a value`);
-      return argv[++i];
-    };
-    const count = (v, what) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new FetchError(`${what} must be a non-negative integer, got ${JSON.stringify(v)}`);
-      return n;
-    };
-    if (a === '--list') opts.list = true;
-    else if (a === '--dir') opts.dir = resolve(value());
-    else if (a === '--manifest') opts.manifest = resolve(value());
-    else if (a === '--connect-timeout') opts.connectTimeout = count(value(), a);
-    else if (a === '--idle-timeout') opts.idleTimeout = count(value(), a);
-    else if (a === '--retries') opts.retries = count(value(), a);
-    else if (a === '--help' || a === '-h') opts.help = true;
-    else if (a.startsWith('-')) throw new FetchError(`unknown option ${a} (see --help)`);
-    else opts.names.push(a);
+/** A wrong invocation (option, model name, unpinned entry without --no-verify): exit 2. */
+class UsageError extends FetchError {
+  constructor(message) {
+    super(message);
+    this.exitCode = 2;
   }
-  return opts;
 }
 
-function loadManifest(path) {
+function parseOptions(argv) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        list: { type: 'boolean', default: false },
+        dir: { type: 'string' },
+        manifest: { type: 'string' },
+        'connect-timeout': { type: 'string', default: '8000' },
+        'idle-timeout': { type: 'string', default: '30000' },
+        retries: { type: 'string', default: '3' },
+        'no-verify': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (e) {
+    throw new UsageError(`${e.message.split('\n')[0]} (see --help)`);
+  }
+  const { values: v, positionals } = parsed;
+  const count = (name) => {
+    const raw = v[name];
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  };
+  return {
+    dir: v.dir !== undefined ? resolve(v.dir) : join(repoRoot, 'weights'),
+    manifest: v.manifest !== undefined ? resolve(v.manifest) : join(repoRoot, 'weights', 'manifest.json'),
+    connectTimeout: count('connect-timeout'),
+    idleTimeout: count('idle-timeout'),
+    retries: count('retries'),
+    noVerify: v['no-verify'],
+    list: v.list,
+    help: v.help,
+    names: [...new Set(positionals)],
+  };
+}
+
+const PLAIN = /^[A-Za-z0-9._+-]+$/;
+
+/** Why `value` is not a plain file or folder name (one path component, nothing that can leave its folder), or undefined. */
+function notPlainName(value) {
+  if (typeof value !== 'string' || value.length === 0) return 'must be a non-empty string';
+  if (value.length > 200) return 'is longer than 200 characters';
+  if (isAbsolute(value) || win32.isAbsolute(value)) return 'is an absolute path';
+  if (/[/\\]/.test(value)) return "contains a path separator ('/' or '\\'); a plain name is expected";
+  if (value === '.' || value === '..' || value.includes('..')) return "contains '..'";
+  if (value.startsWith('.')) return 'starts with a dot';
+  if (!PLAIN.test(value)) return 'has characters outside A-Z a-z 0-9 . _ + -';
+  if (value.endsWith('.part')) return 'ends with .part (the suffix of partial downloads)';
+  return undefined;
+}
+
+/** resolve(base, ...parts), refused unless it lies strictly inside base. */
+function inside(base, parts, what) {
+  const path = resolve(base, ...parts);
+  const rel = relative(base, path);
+  if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) throw new FetchError(`${what} resolves to ${path}, outside ${base}`);
+  return path;
+}
+
+/**
+ * Reads and checks the manifest; returns a Map name → { name, entry, dir, files }
+ * where dir and every file's `target` are absolute paths inside `baseDir`.
+ * Any bad entry refuses the whole manifest (nothing is fetched).
+ */
+function loadManifest(path, baseDir) {
   let manifest;
   try {
     manifest = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new FetchError(`cannot read the manifest ${path}: ${e.message}`);
   }
-  if (typeof manifest?.models !== 'object' || manifest.models === null) throw new FetchError(`${path}: expected an object "models"`);
+  const isObject = (x) => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (!isObject(manifest) || !isObject(manifest.models)) throw new FetchError(`${path}: expected an object "models"`);
+  const models = new Map();
   for (const [name, m] of Object.entries(manifest.models)) {
-    if (!Array.isArray(m.files) || m.files.length === 0) throw new FetchError(`${path}: model "${name}" has no files`);
-    for (const f of m.files) {
-      if (typeof f.name !== 'string' || typeof f.url !== 'string') throw new FetchError(`${path}: model "${name}": every file needs "name" and "url"`);
-      if (f.sha256 != null && !/^[0-9a-f]{64}$/.test(f.sha256)) throw new FetchError(`${path}: ${name}/${f.name}: sha256 must be 64 hex digits or null`);
-    }
+    const label = `${path}: model ${JSON.stringify(name)}`;
+    if (!isObject(m)) throw new FetchError(`${label} is not an object`);
+    if (!Array.isArray(m.files) || m.files.length === 0) throw new FetchError(`${label} has no files`);
+    const dirName = m.dir ?? name;
+    const badDir = notPlainName(dirName);
+    if (badDir) throw new FetchError(`${label}: its ${m.dir !== undefined ? '"dir"' : 'name (used as its folder)'} ${JSON.stringify(dirName)} ${badDir}`);
+    const dir = inside(baseDir, [dirName], `${label}: folder ${JSON.stringify(dirName)}`);
+    const seen = new Set();
+    const files = m.files.map((f) => {
+      if (!isObject(f) || typeof f.name !== 'string' || typeof f.url !== 'string') throw new FetchError(`${label}: every file needs "name" and "url"`);
+      const what = `${label}: file ${JSON.stringify(f.name)}`;
+      const badName = notPlainName(f.name);
+      if (badName) throw new FetchError(`${what}: the name ${badName}`);
+      if (seen.has(f.name)) throw new FetchError(`${what} is listed twice`);
+      seen.add(f.name);
+      let url;
+      try {
+        url = new URL(f.url);
+      } catch {
+        throw new FetchError(`${what}: "url" ${JSON.stringify(f.url)} is not a URL`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new FetchError(`${what}: "url" must be https:// or http://, got ${url.protocol}`);
+      if (f.sha256 != null && (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256))) throw new FetchError(`${what}: sha256 must be 64 lower-case hex digits or null`);
+      if (f.size != null && !(Number.isSafeInteger(f.size) && f.size >= 0)) throw new FetchError(`${what}: size must be a non-negative integer or null`);
+      if (f.approxSize != null && !(typeof f.approxSize === 'number' && f.approxSize >= 0)) throw new FetchError(`${what}: approxSize must be a non-negative number or null`);
+      const target = inside(dir, [f.name], what);
+      return { name: f.name, url: f.url, sha256: f.sha256 ?? null, size: f.size ?? null, approxSize: f.approxSize ?? null, target, pinned: f.sha256 != null && f.size != null };
+    });
+    models.set(name, { name, entry: m, dirName, dir, files });
   }
-  return manifest;
+  return models;
 }
 
 const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 const clock = (s) => (Number.isFinite(s) ? `${Math.floor(s / 3600) > 0 ? `${Math.floor(s / 3600)}:` : ''}${String(Math.floor(s / 60) % 60).padStart(2, '0')}:${String(Math.floor(s % 60)).padStart(2, '0')}` : '--:--');
 
-function printList(manifest) {
-  for (const [name, m] of Object.entries(manifest.models)) {
-    console.log(`${name}${m.default ? ' (default)' : ''} → ${m.dir ?? name}/  ${m.description ?? ''}`);
+function printList(models) {
+  for (const { name, entry: m, dirName, files } of models.values()) {
+    console.log(`${name}${m.default ? ' (default)' : ''} → ${dirName}/  ${m.description ?? ''}`);
     if (m.note) console.log(`    note: ${m.note}`);
-    for (const f of m.files) {
+    for (const f of files) {
       const size = f.size != null ? `${f.size} bytes` : f.approxSize != null ? `~${mb(f.approxSize)} (unverified)` : 'size unknown';
-      console.log(`    ${f.name.padEnd(28)} ${size.padEnd(26)} sha256 ${f.sha256 ?? 'null (not verified)'}`);
+      console.log(`    ${f.name.padEnd(28)} ${size.padEnd(26)} sha256 ${f.sha256 ?? 'null (not verified)'}${f.pinned ? '' : '  [not pinned: needs --no-verify]'}`);
       console.log(`      ${f.url}`);
     }
   }
@@ -182,6 +277,17 @@ function tunnelAgent(proxy, secure) {
   return agent;
 }
 
+/**
+ * Why a redirect from `from` to `to` (both URLs) is not followed, or undefined:
+ * only http(s) targets, and never from https to anything but https (a
+ * downgrade would hand the rest of the download to whoever sits on the path).
+ */
+function redirectRefusal(from, to) {
+  if (to.protocol !== 'https:' && to.protocol !== 'http:') return `${from.href} redirected to ${to.href}: refused (only https:// and http:// are followed)`;
+  if (from.protocol === 'https:' && to.protocol !== 'https:') return `${from.href} redirected to ${to.href}: refused (an https download is never continued over ${to.protocol}//)`;
+  return undefined;
+}
+
 /** Follows redirects; resolves with the final response (status 200/206/416), rejects with FetchError. */
 function request(url, headers, opts, redirects = 0) {
   return new Promise((resolvePromise, reject) => {
@@ -228,8 +334,17 @@ function request(url, headers, opts, redirects = 0) {
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
-        if (redirects >= MAX_REDIRECTS) reject(new FetchError(`too many redirects from ${url}`));
-        else request(new URL(res.headers.location, parsed).href, headers, opts, redirects + 1).then(resolvePromise, reject);
+        let next;
+        try {
+          next = new URL(res.headers.location, parsed);
+        } catch {
+          reject(new FetchError(`${url} redirected to an invalid Location ${JSON.stringify(res.headers.location)}`));
+          return;
+        }
+        const refused = redirectRefusal(parsed, next);
+        if (refused) reject(new FetchError(refused));
+        else if (redirects >= MAX_REDIRECTS) reject(new FetchError(`too many redirects from ${url}`));
+        else request(next.href, headers, opts, redirects + 1).then(resolvePromise, reject);
         return;
       }
       if (status !== 200 && status !== 206 && status !== 416) {
@@ -271,23 +386,35 @@ async function attempt(url, part, expectedSize, label, opts) {
     rmSync(part, { force: true });
     throw new FetchError(`the server refused the range bytes=${offset}- of ${url}; the partial file was removed, run again`, true);
   }
+  const type = String(res.headers['content-type'] ?? '').toLowerCase();
+  if (/^\s*(text\/html|application\/xhtml\+xml)\b/.test(type)) {
+    res.resume();
+    throw new FetchError(`${url} answered with a web page (Content-Type ${type}), not the file: refused (a login, error or consent page?)`);
+  }
+  const declared = /^\d+$/.test(res.headers['content-length'] ?? '') ? Number(res.headers['content-length']) : undefined;
   let total;
   if (res.statusCode === 206) {
     const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers['content-range'] ?? '');
-    if (!m || Number(m[1]) !== offset) {
+    const [start, end] = m ? [Number(m[1]), Number(m[2])] : [];
+    total = m && m[3] !== '*' ? Number(m[3]) : declared !== undefined ? offset + declared : undefined;
+    if (!m || start !== offset || end < start || (total !== undefined && end !== total - 1) || (declared !== undefined && declared !== end - start + 1)) {
       res.resume();
-      throw new FetchError(`bad Content-Range "${res.headers['content-range']}" for bytes=${offset}- of ${url}`);
+      throw new FetchError(`bad Content-Range "${res.headers['content-range']}" (Content-Length ${res.headers['content-length']}) for bytes=${offset}- of ${url}`);
     }
-    total = m[3] === '*' ? undefined : Number(m[3]);
   } else {
     // 200: the whole file (the server ignored Range, or none was asked): start over.
     offset = 0;
-    const length = Number(res.headers['content-length']);
-    total = Number.isFinite(length) ? length : undefined;
+    total = declared;
   }
   if (expectedSize != null && total !== undefined && total !== expectedSize) {
     res.resume();
     throw new FetchError(`${url} has ${total} bytes, the manifest expects ${expectedSize}`);
+  }
+  // Without a length or chunked framing the body ends when the connection closes, so a cut looks like the end:
+  // only a pinned size can tell them apart.
+  if (expectedSize == null && total === undefined && !/\bchunked\b/i.test(res.headers['transfer-encoding'] ?? '')) {
+    res.resume();
+    throw new FetchError(`${url} sent neither a Content-Length nor chunked framing, and the manifest pins no size: a cut download could not be told from a complete one, refused`);
   }
   const hash = await hashPrefix(part, offset);
   const out = createWriteStream(part, offset > 0 ? { flags: 'r+', start: offset } : { flags: 'w' });
@@ -323,29 +450,62 @@ async function attempt(url, part, expectedSize, label, opts) {
   return { hash, size };
 }
 
-async function fetchFile(file, dir, opts) {
-  const target = join(dir, file.name);
+/** The URL to fetch: HF_ENDPOINT (a mirror) in place of https://huggingface.co at the start of the manifest's URL. */
+function sourceUrl(url) {
+  const endpoint = process.env.HF_ENDPOINT;
+  if (!endpoint) return url;
+  let mirror;
+  try {
+    mirror = new URL(endpoint);
+  } catch {
+    throw new UsageError(`HF_ENDPOINT ${JSON.stringify(endpoint)} is not a URL`);
+  }
+  if (mirror.protocol !== 'https:' && mirror.protocol !== 'http:') throw new UsageError(`HF_ENDPOINT must be https:// or http://, got ${JSON.stringify(endpoint)}`);
+  return url.startsWith(`${HUB}/`) ? `${endpoint.replace(/\/+$/, '')}${url.slice(HUB.length)}` : url;
+}
+
+/** Flushes a file's bytes to disk (so the rename that follows never exposes a file whose data is still in flight). */
+function flushToDisk(path) {
+  const fd = openSync(path, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Fetches one manifest file to file.target via file.target.part. An existing
+ * target is checked against what the manifest states; when it fails, it stays
+ * in place until a verified download is renamed over it.
+ */
+async function fetchFile(file, opts) {
+  const { target, name: label } = file;
+  const dir = dirname(target);
   const part = `${target}.part`;
-  const url = process.env.HF_ENDPOINT ? file.url.replace(HUB, process.env.HF_ENDPOINT.replace(/\/+$/, '')) : file.url;
-  const label = file.name;
+  const url = sourceUrl(file.url);
   if (existsSync(target)) {
-    if (file.sha256 == null) {
-      console.log(`${target}: present (no sha256 in the manifest to verify)`);
+    const st = statSync(target);
+    if (!st.isFile()) throw new FetchError(`${target} exists and is not a file; move it away first`);
+    let problem;
+    if (file.size != null && st.size !== file.size) problem = `its size ${st.size} is not the manifest's ${file.size}`;
+    else if (file.sha256 != null) {
+      const digest = (await hashPrefix(target, st.size)).digest('hex');
+      if (digest !== file.sha256) problem = `its sha256 ${digest} is not the manifest's ${file.sha256}`;
+    }
+    if (!problem) {
+      if (file.sha256 != null) console.log(`${target}: present, sha256 OK`);
+      else if (file.size != null) console.log(`${target}: present, size OK (the manifest pins no sha256)`);
+      else console.log(`${target}: present (not verified: the manifest pins no size or sha256)`);
       return;
     }
-    const digest = (await hashPrefix(target, statSync(target).size)).digest('hex');
-    if (digest === file.sha256) {
-      console.log(`${target}: present, sha256 OK`);
-      return;
-    }
-    console.log(`${target}: present but its sha256 ${digest} is not the manifest's ${file.sha256}; downloading again`);
-    rmSync(target);
+    console.log(`${target}: present but ${problem}; downloading a replacement (the present file stays until a verified copy replaces it)`);
   }
   mkdirSync(dir, { recursive: true });
   let result;
   for (let tries = 0; ; tries++) {
     try {
-      result = await attempt(url, part, file.size ?? null, label, opts);
+      result = await attempt(url, part, file.size, label, opts);
       break;
     } catch (e) {
       if (!(e instanceof FetchError) || !e.retryable || tries >= opts.retries) throw e;
@@ -362,33 +522,51 @@ async function fetchFile(file, dir, opts) {
     rmSync(part, { force: true });
     throw new FetchError(`${target}: sha256 mismatch: got ${digest}, the manifest expects ${file.sha256}; removed the download`);
   }
+  flushToDisk(part);
   renameSync(part, target);
-  console.log(`${target}: ${result.size} bytes, sha256 ${digest}${file.sha256 ? ' OK' : ' (unverified: the manifest has no sha256)'}`);
+  const verdict = file.pinned ? ' OK' : file.sha256 != null ? ' OK (size not pinned)' : ' (unverified: the manifest pins no sha256; record size and sha256 there once checked against the source)';
+  console.log(`${target}: ${result.size} bytes, sha256 ${digest}${verdict}`);
 }
 
+const USAGE = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+  .split('\n')
+  .slice(1)
+  .filter((_, i, lines) => lines.slice(0, i + 1).every((l) => l.startsWith('//')))
+  .map((l) => l.replace(/^\/\/ ?/, ''))
+  .join('\n');
+
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  const opts = parseOptions(process.argv.slice(2));
   if (opts.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 12).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+    console.log(USAGE);
     return;
   }
-  const manifest = loadManifest(opts.manifest);
+  const models = loadManifest(opts.manifest, opts.dir);
   if (opts.list) {
-    printList(manifest);
+    printList(models);
     return;
   }
-  const names = opts.names.length > 0 ? opts.names : Object.keys(manifest.models).filter((n) => manifest.models[n].default);
-  const unknown = names.filter((n) => !(n in manifest.models));
-  if (unknown.length > 0) throw new FetchError(`unknown model ${unknown.map((n) => `"${n}"`).join(', ')} (known: ${Object.keys(manifest.models).join(', ')})`);
-  for (const name of names) {
-    const m = manifest.models[name];
-    if (m.note) console.log(`${name}: ${m.note}`);
-    for (const file of m.files) await fetchFile(file, join(opts.dir, m.dir ?? name), opts);
+  const names = opts.names.length > 0 ? opts.names : [...models.values()].filter((m) => m.entry.default === true).map((m) => m.name);
+  const unknown = names.filter((n) => !models.has(n));
+  if (unknown.length > 0) {
+    throw new UsageError(`unknown model ${unknown.map((n) => JSON.stringify(n)).join(', ')} (known: ${[...models.keys()].map((n) => JSON.stringify(n)).join(', ')})`);
+  }
+  const selected = names.map((n) => models.get(n));
+  const unpinned = selected.flatMap((m) => m.files.filter((f) => !f.pinned).map((f) => `${m.name}/${f.name}`));
+  if (unpinned.length > 0 && !opts.noVerify) {
+    throw new UsageError(
+      `${unpinned.length} file(s) have no size and sha256 pinned in ${opts.manifest} (${unpinned.join(', ')}): refused. Pass --no-verify to download them anyway, checked only against the server's Content-Length and Content-Type`,
+    );
+  }
+  for (const m of selected) {
+    if (m.entry.note) console.log(`${m.name}: ${m.entry.note}`);
+    for (const file of m.files) await fetchFile(file, opts);
   }
 }
 
 main().catch((e) => {
   if (process.stderr.isTTY) process.stderr.write('\n');
-  console.error(`fetch-weights: ${e instanceof FetchError ? e.message : e.stack ?? e}`);
-  process.exit(1);
+  const line = e instanceof FetchError ? e.message.replace(/\s*\n\s*/g, ' ') : (e.stack ?? String(e));
+  console.error(`fetch-weights: ${line}`);
+  process.exit(e instanceof FetchError ? e.exitCode : 1);
 });
