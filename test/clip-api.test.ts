@@ -3,12 +3,12 @@
 // activation from the config, deep VPT (forward and prompt gradients against
 // float64 finite differences), positional-embedding interpolation for other
 // input sizes, and real-size (ViT-B/32, B/16, L/14) checkpoints in both key
-// layouts, built as shape-only safetensors with a synthetic fill.
-// The float64 reference is test/ref/clip.ts on the tiny fixture weights.
+// layouts, built as shape-only safetensors with a synthetic fill (B/32 runs
+// one image, checked against float64 through block 0 and the projection).
+// The float64 references: test/ref/clip.ts (image tower) and clipTextRef
+// below (text tower), on the tiny fixture weights, both checked against the
+// fixture's outputs; test/ref/preprocess.ts for classify's pixels.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { Tensor } from '../src/tensor.js';
@@ -19,14 +19,21 @@ import { clipPreprocess } from '../src/kernels/preprocess.js';
 import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
 import { ClipModel } from '../src/models/clip/model.js';
 import { inferClipConfig, type ClipConfig } from '../src/models/clip/config.js';
-import { clipImageRef, interpolatePosRef, type ClipRefOptions, type ClipRefSizes } from './ref/clip.js';
+import { clipImageRef, interpolatePosRef, type ClipRefParams, type ClipRefSizes } from './ref/clip.js';
 import { centralDifference, dot } from './ref/backward.js';
-import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
+import { clipPreprocessRef } from './ref/preprocess.js';
+import { attentionRef } from './ref/attention.js';
+import { matmulRef } from './ref/matmul.js';
+import { layerNorm } from './ref/norm.js';
+import { assertClose, assertThrows, gpuSuite, NO_SHARED, randn, sharedPath, skip, type Tolerance } from './util.js';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const shared = join(repoRoot, '..', 'shared');
-const fixtureDir = join(shared, 'fixtures', 'clip', 'clip-tiny-p16');
-const vocabPath = join(shared, 'clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
+/** The tiny p16 fixture's files and the BPE vocabulary: null when ../shared is absent; a missing file fails this file here. */
+const WEIGHTS = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
+const IO = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'io.safetensors');
+const VOCAB = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
+/** openai/CLIP's Normalize constants (clip/clip.py _transform), written out here rather than taken from src/. */
+const OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073];
+const OPENAI_STD = [0.26862954, 0.26130258, 0.27577711];
 
 /**
  * f32 engine vs float64 reference: max |ours − ref| ≤ 1e-4 · max(1, max|ref|),
@@ -52,8 +59,8 @@ interface Tiny {
 let tiny: Tiny | null = null;
 
 test.before(async (ctx) => {
-  if (!existsSync(fixtureDir)) return;
-  const file = await openSafetensorsFile(join(fixtureDir, 'weights.safetensors'));
+  if (!WEIGHTS) return;
+  const file = await openSafetensorsFile(WEIGHTS);
   const model = await ClipModel.fromSafetensors(ctx.gpu, file);
   const cache = new Map<string, Float64Array>();
   for (const key of file.tensors.keys()) cache.set(key, Float64Array.from(await file.read(key)));
@@ -71,8 +78,9 @@ test.after(async () => {
   await tiny?.file.close();
 });
 
+/** The loaded fixture, or null after marking the test skipped (../shared is absent). */
 function fixture(): Tiny | null {
-  if (!tiny) console.log(`skip: ${fixtureDir} is absent`);
+  if (!tiny) skip(NO_SHARED);
   return tiny;
 }
 
@@ -91,7 +99,7 @@ async function readAndDispose(t: Tensor): Promise<Float32Array> {
 
 // ---------------------------------------------------------------- activation
 
-test('activation: inferred from config forms (HF hidden_act, OpenCLIP quick_gelu / vision_cfg), overridable, bad values throw', () => {
+test('activation: inferred from config forms (HF hidden_act, OpenCLIP quick_gelu / vision_cfg), overridable, bad values throw', async () => {
   const f = fixture();
   if (!f) return;
   const shapes = new Map([...f.file.tensors].map(([k, info]) => [k, info.shape] as const));
@@ -105,22 +113,22 @@ test('activation: inferred from config forms (HF hidden_act, OpenCLIP quick_gelu
   assert.is(act({ embed_dim: 512, vision_cfg: { width: 768 }, text_cfg: {} }), 'gelu/config');
   assert.is(act({ embed_dim: 512, quick_gelu: true, vision_cfg: { width: 768 } }), 'quickGelu/config');
   assert.is(act({ vision_config: { hidden_act: 'gelu' } }, 'quickGelu'), 'quickGelu/option');
-  assertThrows(() => act({ vision_config: { hidden_act: 'relu' } }), /w\.safetensors/, /hidden_act "relu" is not supported/);
-  assertThrows(() => act({ vision_config: { hidden_act: 'gelu' }, text_config: { hidden_act: 'quick_gelu' } }), /different activations/);
-  assertThrows(() => act(undefined, 'swish' as 'gelu'), /activation must be 'quickGelu' or 'gelu', got "swish"/);
+  await assertThrows(() => act({ vision_config: { hidden_act: 'relu' } }), /w\.safetensors/, /hidden_act "relu" is not supported/);
+  await assertThrows(() => act({ vision_config: { hidden_act: 'gelu' }, text_config: { hidden_act: 'quick_gelu' } }), /different activations/);
+  await assertThrows(() => act(undefined, 'swish' as 'gelu'), /activation must be 'quickGelu' or 'gelu', got "swish"/);
 });
 
 test('activation: the float64 reference reproduces the fixture (QuickGELU); a GELU model matches the reference with GELU', async (ctx) => {
   const f = fixture();
   if (!f) return;
-  const io = await openSafetensorsFile(join(fixtureDir, 'io.safetensors'));
+  const io = await openSafetensorsFile(IO!);
   const imageData = await io.read('image');
   const shape = io.info('image').shape;
   const quick = clipImageRef(f.params, f.sizes, imageData, shape, { activation: 'quickGelu' }).features;
   expectRef(await io.read('image_features'), quick, 'reference vs fixture image_features');
   await io.close();
 
-  const weights = await openSafetensorsFile(join(fixtureDir, 'weights.safetensors'));
+  const weights = await openSafetensorsFile(WEIGHTS!);
   const gelu = await ClipModel.fromSafetensors(ctx.gpu, weights, { activation: 'gelu' });
   await weights.close();
   assert.is(gelu.config.activation, 'gelu');
@@ -135,7 +143,7 @@ test('activation: the float64 reference reproduces the fixture (QuickGELU); a GE
 
 // ---------------------------------------------------------------- deep VPT
 
-test('deep VPT: per-block prompts match the float64 reference; k = 1 equals shallow prompts', async (ctx) => {
+test('deep VPT: per-block prompts match the float64 reference; k = 1 and shallow prompts match the shallow reference', async (ctx) => {
   const f = fixture();
   if (!f) return;
   const { width: W, layers } = f.sizes;
@@ -152,7 +160,8 @@ test('deep VPT: per-block prompts match the float64 reference; k = 1 equals shal
 
   const first = Tensor.fromArray(ctx.gpu, deepData.subarray(0, P * W), [1, P, W]);
   const shallow = first.reshape([P, W]);
-  assertClose(await readAndDispose(f.model.encodeImage(image, { deepPrompts: first })), await readAndDispose(f.model.encodeImage(image, { prompts: shallow })), { atol: 1e-6, rtol: 0 }, 'deep k=1 vs shallow');
+  expectRef(await readAndDispose(f.model.encodeImage(image, { deepPrompts: first })), shallowRef, 'deep VPT k = 1 vs the shallow reference');
+  expectRef(await readAndDispose(f.model.encodeImage(image, { prompts: shallow })), shallowRef, 'shallow VPT vs the shallow reference');
 
   await assertThrows(() => f.model.encodeImage(image, { prompts: shallow, deepPrompts: deep }), /prompts \(shallow VPT\) or deepPrompts/);
   const tooDeep = Tensor.empty(ctx.gpu, [layers + 1, P, W]);
@@ -220,7 +229,7 @@ test('positional interpolation: the resampled grid (class row kept) and the feat
   const b = interpolatePosRef(f.params('visual.positional_embedding'), G, W, 6, 5, 'bicubic-antialias');
   assert.ok(maxDiff(a, b) > 1e-3);
   // The checkpoint's own size: unchanged, with or without the option.
-  const io = await openSafetensorsFile(join(fixtureDir, 'io.safetensors'));
+  const io = await openSafetensorsFile(IO!);
   const image = Tensor.fromArray(ctx.gpu, await io.read('image'), io.info('image').shape);
   expectRef(await readAndDispose(f.model.encodeImage(image, { posInterpolation: 'bicubic' })), Float64Array.from(await io.read('image_features')), 'native size');
   await io.close();
@@ -253,7 +262,7 @@ function picture(seed: number): { width: number; height: number; data: Uint8Arra
   return { width, height, data };
 }
 
-function softmaxCosine(img: Float32Array, txt: Float64Array, N: number, K: number, E: number, scale: number): Float64Array {
+function softmaxCosine(img: ArrayLike<number>, txt: ArrayLike<number>, N: number, K: number, E: number, scale: number): Float64Array {
   const norm = (v: ArrayLike<number>, off: number) => Math.sqrt(Array.from({ length: E }, (_, e) => v[off + e] ** 2).reduce((a, b) => a + b, 0));
   const probs = new Float64Array(N * K);
   for (let n = 0; n < N; n++) {
@@ -269,15 +278,46 @@ function softmaxCosine(img: Float32Array, txt: Float64Array, N: number, K: numbe
   return probs;
 }
 
-test('classify: PNG and JPEG bytes → decode → preprocess → probabilities = softmax of scaled cosines (single and ensembled templates)', async (ctx) => {
+/**
+ * Float64 text tower (OpenAI keys) from the per-op references: token +
+ * positional embedding, pre-LN blocks with the causal mask and QuickGELU,
+ * ln_final, the row at argmax(ids) (the first EOT), then text_projection.
+ */
+function clipTextRef(p: ClipRefParams, ids: Int32Array, { width: W, layers, heads }: { width: number; layers: number; heads: number }): Float64Array {
+  const C = 77;
+  const N = ids.length / C;
+  const E = p('text_projection').length / W;
+  const tok = p('token_embedding.weight');
+  const pos = p('positional_embedding');
+  let x: Float64Array = new Float64Array(N * C * W);
+  for (let r = 0; r < N * C; r++) for (let c = 0; c < W; c++) x[r * W + c] = tok[ids[r] * W + c] + pos[(r % C) * W + c];
+  for (let i = 0; i < layers; i++) {
+    const b = `transformer.resblocks.${i}.`;
+    const h = layerNorm(x, N * C, W, p(`${b}ln_1.weight`), p(`${b}ln_1.bias`), 1e-5).y;
+    const qkv = matmulRef(h, [N * C, W], p(`${b}attn.in_proj_weight`), [3 * W, W], { transB: true, bias: p(`${b}attn.in_proj_bias`) }).data;
+    const part = (j: number) => Float64Array.from({ length: N * C * W }, (_, e) => qkv[Math.floor(e / W) * 3 * W + j * W + (e % W)]);
+    const att = attentionRef({ q: part(0), k: part(1), v: part(2), B: N, H: heads, Lq: C, Lk: C, D: W / heads, Dv: W / heads, layout: 'blhd', causal: true }).out;
+    const x1 = matmulRef(att, [N * C, W], p(`${b}attn.out_proj.weight`), [W, W], { transB: true, bias: p(`${b}attn.out_proj.bias`), residual: x }).data;
+    const h2 = layerNorm(x1, N * C, W, p(`${b}ln_2.weight`), p(`${b}ln_2.bias`), 1e-5).y;
+    const fc = matmulRef(h2, [N * C, W], p(`${b}mlp.c_fc.weight`), [4 * W, W], { transB: true, bias: p(`${b}mlp.c_fc.bias`), activation: 'quickGelu' }).data;
+    x = matmulRef(fc, [N * C, 4 * W], p(`${b}mlp.c_proj.weight`), [W, 4 * W], { transB: true, bias: p(`${b}mlp.c_proj.bias`), residual: x1 }).data;
+  }
+  const pooled = new Float64Array(N * W);
+  for (let n = 0; n < N; n++) {
+    const row = Array.from(ids.subarray(n * C, (n + 1) * C));
+    const t = row.indexOf(Math.max(...row));
+    pooled.set(x.subarray((n * C + t) * W, (n * C + t + 1) * W), n * W);
+  }
+  const ln = layerNorm(pooled, N, W, p('ln_final.weight'), p('ln_final.bias'), 1e-5).y;
+  return matmulRef(ln, [N, W], p('text_projection'), [W, E]).data;
+}
+
+test('classify: PNG and JPEG bytes → decode → preprocess → probabilities = float64 softmax of scaled cosines (single and ensembled templates)', async (ctx) => {
   const f = fixture();
   if (!f) return;
-  if (!existsSync(vocabPath)) {
-    console.log(`skip: ${vocabPath} is absent`);
-    return;
-  }
   const m = f.model;
   const E = m.config.embedDim;
+  const S = m.config.vision.imageResolution;
   const images = [picture(0), picture(1)];
   const png = encodePng(images[0].data, images[0].width, images[0].height);
   const jpeg = encodeJpeg({ width: images[1].width, height: images[1].height, data: images[1].data }, 90).data;
@@ -285,40 +325,51 @@ test('classify: PNG and JPEG bytes → decode → preprocess → probabilities =
   const classes = ['cat', 'dog', 'chest x-ray'];
 
   await assertThrows(() => m.classify(decoded, classes), /classify|textEmbeddings/, /no tokenizer/);
-  m.tokenizer = await loadClipTokenizer(vocabPath);
+  m.tokenizer = await loadClipTokenizer(VOCAB!);
+
+  // The reference, all float64 and none of it the engine: the decoded pixels through
+  // test/ref/preprocess.ts (PIL bicubic, openai/CLIP's mean/std) and the image tower
+  // reference; the prompts' ids (the tokenizer matches the official oracle,
+  // test/tokenizer.test.ts) through the text tower reference, itself checked here
+  // against the fixture's text_features.
+  const io = await openSafetensorsFile(IO!);
+  expectRef(await io.read('text_features'), clipTextRef(f.params, await io.readInt32('text_tokens'), m.config.text), 'text tower reference vs fixture text_features');
+  await io.close();
+  const pixelsRef = new Float64Array(2 * 3 * S * S);
+  decoded.forEach((d, i) => pixelsRef.set(clipPreprocessRef(d, S, OPENAI_MEAN, OPENAI_STD, 'bicubic'), i * 3 * S * S));
+  const img = clipImageRef(f.params, f.sizes, pixelsRef, [2, 3, S, S], { activation: 'quickGelu' }).features;
+  const textOf = (prompts: string[]) => clipTextRef(f.params, m.tokenizer!.tokenize(prompts), m.config.text);
+  const txt = textOf(classes.map((c) => `a photo of a ${c}.`));
+  const probs = softmaxCosine(img, txt, 2, 3, E, m.logitScale);
 
   const result = await m.classify(decoded, classes);
   assert.equal(result.shape, [2, 3]);
-  // Reference: the same pixels through encodeImage, the prompts through encodeText, float64 softmax of the scaled cosines.
-  const pixels = clipPreprocess(ctx.gpu, decoded, { size: m.config.vision.imageResolution });
-  const img = (await readAndDispose(m.encodeImage(pixels))) as Float32Array;
-  const textOf = async (prompts: string[]) => Float64Array.from(await readAndDispose(m.encodeText(m.tokenizer!.tokenize(prompts))));
-  const txt = await textOf(classes.map((c) => `a photo of a ${c}.`));
-  const probs = softmaxCosine(img, txt, 2, 3, E, m.logitScale);
   assertClose(result.probs, probs, { atol: PROB_TOLERANCE, rtol: 0 }, 'classify probs');
   for (let n = 0; n < 2; n++) {
     const row = Array.from(probs.subarray(n * 3, n * 3 + 3));
     assert.is(result.indices[n], row.indexOf(Math.max(...row)));
     assert.is(result.labels[n], classes[result.indices[n]]);
   }
-  // A preprocessed tensor gives the same; a second call uses the cached class embeddings and agrees.
-  assertClose((await m.classify(pixels, classes)).probs, result.probs, { atol: 1e-6, rtol: 0 }, 'tensor input');
+  // A preprocessed tensor (second call: the cached class embeddings) gives the same.
+  const pixels = clipPreprocess(ctx.gpu, decoded, { size: S });
+  assertClose((await m.classify(pixels, classes)).probs, probs, { atol: PROB_TOLERANCE, rtol: 0 }, 'tensor input');
 
   // Ensembled templates: mean of the normalised embeddings, renormalised (renormalising is what softmaxCosine's division does).
   const templates = ['a photo of a {}.', 'an x-ray showing {}'];
-  const a = await textOf(classes.map((c) => `a photo of a ${c}.`));
-  const b = await textOf(classes.map((c) => `an x-ray showing ${c}`));
+  const a = txt;
+  const b = textOf(classes.map((c) => `an x-ray showing ${c}`));
   const mean = new Float64Array(3 * E);
   for (let k = 0; k < 3; k++) {
     const na = Math.hypot(...a.subarray(k * E, (k + 1) * E));
     const nb = Math.hypot(...b.subarray(k * E, (k + 1) * E));
     for (let e = 0; e < E; e++) mean[k * E + e] = (a[k * E + e] / na + b[k * E + e] / nb) / 2;
   }
+  const ensembledRef = softmaxCosine(img, mean, 2, 3, E, m.logitScale);
   const ensembled = await m.classify(pixels, classes, { template: templates });
-  assertClose(ensembled.probs, softmaxCosine(img, mean, 2, 3, E, m.logitScale), { atol: PROB_TOLERANCE, rtol: 0 }, 'ensembled probs');
-  assert.ok(maxDiff(ensembled.probs, result.probs) > 1e-4, 'the second template must change the probabilities');
+  assertClose(ensembled.probs, ensembledRef, { atol: PROB_TOLERANCE, rtol: 0 }, 'ensembled probs');
+  assert.ok(maxDiff(ensembledRef, probs) > 10 * PROB_TOLERANCE, 'the second template must change the probabilities');
 
-  // textEmbeddings: normalised rows of encodeText.
+  // textEmbeddings: the normalised text features.
   const emb = await readAndDispose(m.textEmbeddings(['a photo of a cat.']));
   const n0 = Math.hypot(...txt.subarray(0, E));
   assertClose(emb, txt.subarray(0, E).map((v) => v / n0), { atol: 1e-5, rtol: 0 }, 'textEmbeddings');
@@ -410,24 +461,135 @@ test('real sizes: B/32, B/16, L/14 in both layouts infer their config; missing a
   }
 });
 
-test('real sizes: ViT-B/32 loads in both layouts and runs one 224² image; B/16 (HF) loads', async (ctx) => {
-  const image = Tensor.fromArray(ctx.gpu, randn(3 * 224 * 224, 3), [1, 3, 224, 224]);
-  const features: Float32Array[] = [];
+/** The OpenAI-keyed tensors the float64 reference of the embedding, block 0 and the projection reads, from either layout (HF q/k/v concatenated, visual_projection transposed back). */
+async function visionRefParams(file: SafetensorsFile, layout: 'openai' | 'hf'): Promise<ClipRefParams> {
+  const read = async (key: string) => Float64Array.from(await file.read(key));
+  const params = new Map<string, Float64Array>();
+  const b0 = 'visual.transformer.resblocks.0.';
+  const hf: Record<string, string> = {
+    'visual.conv1.weight': 'vision_model.embeddings.patch_embedding.weight',
+    'visual.class_embedding': 'vision_model.embeddings.class_embedding',
+    'visual.positional_embedding': 'vision_model.embeddings.position_embedding.weight',
+    'visual.ln_pre.weight': 'vision_model.pre_layrnorm.weight',
+    'visual.ln_pre.bias': 'vision_model.pre_layrnorm.bias',
+    'visual.ln_post.weight': 'vision_model.post_layernorm.weight',
+    'visual.ln_post.bias': 'vision_model.post_layernorm.bias',
+    [`${b0}ln_1.weight`]: 'vision_model.encoder.layers.0.layer_norm1.weight',
+    [`${b0}ln_1.bias`]: 'vision_model.encoder.layers.0.layer_norm1.bias',
+    [`${b0}attn.out_proj.weight`]: 'vision_model.encoder.layers.0.self_attn.out_proj.weight',
+    [`${b0}attn.out_proj.bias`]: 'vision_model.encoder.layers.0.self_attn.out_proj.bias',
+    [`${b0}ln_2.weight`]: 'vision_model.encoder.layers.0.layer_norm2.weight',
+    [`${b0}ln_2.bias`]: 'vision_model.encoder.layers.0.layer_norm2.bias',
+    [`${b0}mlp.c_fc.weight`]: 'vision_model.encoder.layers.0.mlp.fc1.weight',
+    [`${b0}mlp.c_fc.bias`]: 'vision_model.encoder.layers.0.mlp.fc1.bias',
+    [`${b0}mlp.c_proj.weight`]: 'vision_model.encoder.layers.0.mlp.fc2.weight',
+    [`${b0}mlp.c_proj.bias`]: 'vision_model.encoder.layers.0.mlp.fc2.bias',
+  };
+  for (const [key, hfKey] of Object.entries(hf)) params.set(key, await read(layout === 'openai' ? key : hfKey));
+  if (layout === 'openai') {
+    for (const key of [`${b0}attn.in_proj_weight`, `${b0}attn.in_proj_bias`, 'visual.proj']) params.set(key, await read(key));
+  } else {
+    for (const kind of ['weight', 'bias']) {
+      const parts = await Promise.all(['q', 'k', 'v'].map((n) => read(`vision_model.encoder.layers.0.self_attn.${n}_proj.${kind}`)));
+      const joined = new Float64Array(3 * parts[0].length);
+      parts.forEach((part, j) => joined.set(part, j * part.length));
+      params.set(`${b0}attn.in_proj_${kind}`, joined);
+    }
+    const [E, W] = file.info('visual_projection.weight').shape;
+    const t = await read('visual_projection.weight');
+    params.set('visual.proj', Float64Array.from({ length: W * E }, (_, i) => t[(i % E) * W + Math.floor(i / E)]));
+  }
+  return (key) => {
+    const v = params.get(key);
+    if (!v) throw new Error(`visionRefParams: no ${key}`);
+    return v;
+  };
+}
+
+/**
+ * Float64 output of vision block 0 (pre-LN attention + QuickGELU MLP, both
+ * residual) at token rows `rows` of x [L, W] (one image): keys and values for
+ * every token, the rest only for those rows (a fraction of the full block's cost).
+ */
+function visionBlock0Ref(p: ClipRefParams, x: Float64Array, L: number, W: number, heads: number, rows: readonly number[]): Float64Array {
+  const b = 'visual.transformer.resblocks.0.';
+  const R = rows.length;
+  const inW = p(`${b}attn.in_proj_weight`);
+  const inB = p(`${b}attn.in_proj_bias`);
+  const h = layerNorm(x, L, W, p(`${b}ln_1.weight`), p(`${b}ln_1.bias`), 1e-5).y;
+  const kv = matmulRef(h, [L, W], inW.subarray(W * W), [2 * W, W], { transB: true, bias: inB.subarray(W) }).data;
+  const pick = (src: Float64Array, stride: number, offset: number, n: number) => Float64Array.from({ length: n * W }, (_, e) => src[Math.floor(e / W) * stride + offset + (e % W)]);
+  const hRows = Float64Array.from({ length: R * W }, (_, e) => h[rows[Math.floor(e / W)] * W + (e % W)]);
+  const xRows = Float64Array.from({ length: R * W }, (_, e) => x[rows[Math.floor(e / W)] * W + (e % W)]);
+  const q = matmulRef(hRows, [R, W], inW.subarray(0, W * W), [W, W], { transB: true, bias: inB.subarray(0, W) }).data;
+  // Queries as a [1, L, W] tensor whose rows outside `rows` are never read (attentionRef computes only `queries`).
+  const qFull = new Float64Array(L * W);
+  rows.forEach((t, i) => qFull.set(q.subarray(i * W, (i + 1) * W), t * W));
+  const att = attentionRef({ q: qFull, k: pick(kv, 2 * W, 0, L), v: pick(kv, 2 * W, W, L), B: 1, H: heads, Lq: L, Lk: L, D: W / heads, Dv: W / heads, layout: 'blhd', queries: rows }).out;
+  const x1 = matmulRef(att, [R, W], p(`${b}attn.out_proj.weight`), [W, W], { transB: true, bias: p(`${b}attn.out_proj.bias`), residual: xRows }).data;
+  const h2 = layerNorm(x1, R, W, p(`${b}ln_2.weight`), p(`${b}ln_2.bias`), 1e-5).y;
+  const fc = matmulRef(h2, [R, W], p(`${b}mlp.c_fc.weight`), [4 * W, W], { transB: true, bias: p(`${b}mlp.c_fc.bias`), activation: 'quickGelu' }).data;
+  return matmulRef(fc, [R, 4 * W], p(`${b}mlp.c_proj.weight`), [W, 4 * W], { transB: true, bias: p(`${b}mlp.c_proj.bias`), residual: x1 }).data;
+}
+
+/**
+ * Amplitude of the synthetic fill in the real-size forward: uniform ±0.3 for
+ * every tensor (LayerNorm gains too), so attention scores are O(1). At the
+ * default ±0.02 they are ~1e-5, the softmax is uniform and exchanging q and k
+ * changed block 0 by 1e-6, below any tolerance; at ±0.3 by 27 (openai) and
+ * 0.1 (hf layout).
+ */
+const REAL_SIZE_FILL = 0.3;
+
+/**
+ * The real-size checks against float64 on the synthetic ViT-B/32 weights, as
+ * a fraction of max|ref|: ~10× the errors measured on lavapipe (openai / hf
+ * layout): the ln_pre input (a 3072-term conv sum) 9.0e-5 / 9.2e-5 at max|ref|
+ * 36 (2.6e-6 of it); block 0's rows 1.6e-4 / 7.6e-5 at max|ref| 77 / 71
+ * (2.1e-6); the features 7.0e-7 / 1.1e-5 at max|ref| 1.4 / 23 (5.0e-7).
+ */
+const REAL_SIZE_TOL = { embed: 3e-5, block0: 2e-5, features: 5e-6 };
+const scaled = (ref: ArrayLike<number>, fraction: number): Tolerance => ({ atol: fraction * Array.from(ref).reduce((m, x) => Math.max(m, Math.abs(x)), 0), rtol: 0 });
+
+test('real sizes: ViT-B/32 in both layouts runs one 224² image: embedding, block 0 and projection match float64; B/16 (HF) loads', async (ctx) => {
+  const imageData = randn(3 * 224 * 224, 3);
+  const image = Tensor.fromArray(ctx.gpu, imageData, [1, 3, 224, 224]);
   for (const [a, layout, forward] of [[ARCHS[0], 'openai', true], [ARCHS[0], 'hf', true], [ARCHS[1], 'hf', false]] as const) {
     const t0 = Date.now();
-    const file = await openSafetensors(syntheticSafetensors(layout === 'openai' ? openaiKeys(a) : hfKeys(a), `${a.name}-${layout}`));
+    const file = await openSafetensors(syntheticSafetensors(layout === 'openai' ? openaiKeys(a) : hfKeys(a), `${a.name}-${layout}`, REAL_SIZE_FILL));
     const model = await ClipModel.fromSafetensors(ctx.gpu, file);
     if (forward) {
-      const got = await readAndDispose(model.encodeImage(image));
-      assert.is(got.length, a.embed);
-      assert.ok(got.every(Number.isFinite), `${a.name} ${layout}: finite features`);
-      features.push(got);
+      const trace = model.traceImage(image);
+      const got = {
+        embed: await readAndDispose(trace.vision_patch_embed),
+        block0: await readAndDispose(trace.vision_block0_out),
+        lnPost: await readAndDispose(trace.vision_ln_post_out),
+        features: await readAndDispose(trace.image_features),
+      };
+      const t1 = Date.now();
+      // The reference on the same synthetic weights, read back from the file (and, for HF, mapped back to OpenAI keys).
+      const { width: W, patch, grid } = a.vision;
+      const heads = W / 64;
+      const L = grid * grid + 1;
+      const p = await visionRefParams(file, layout);
+      const sizes: ClipRefSizes = { width: W, layers: 0, heads, patch, grid, embed: a.embed };
+      const embed = clipImageRef(p, sizes, imageData, [1, 3, 224, 224], { activation: 'quickGelu' }).embed;
+      const x0 = layerNorm(embed, L, W, p('visual.ln_pre.weight'), p('visual.ln_pre.bias'), 1e-5).y;
+      const rows = [0, 1, L >> 1, L - 1];
+      const block0 = visionBlock0Ref(p, x0, L, W, heads, rows);
+      const pickRows = (v: ArrayLike<number>) => Float64Array.from({ length: rows.length * W }, (_, e) => v[rows[Math.floor(e / W)] * W + (e % W)]);
+      const features = matmulRef(got.lnPost, [1, W], p('visual.proj'), [W, a.embed]).data;
+      const label = `${a.name} ${layout}`;
+      assertClose(got.embed, embed, scaled(embed, REAL_SIZE_TOL.embed), `${label}: ln_pre input (conv, class token, positional)`);
+      const block0Tol = scaled(block0, REAL_SIZE_TOL.block0);
+      assertClose(pickRows(got.block0), block0, block0Tol, `${label}: block 0 output, tokens ${rows.join(', ')}`);
+      assertClose(got.features, features, scaled(features, REAL_SIZE_TOL.features), `${label}: image features = ln_post output · proj`);
+      assert.ok(maxDiff(block0, pickRows(x0)) > 1000 * block0Tol.atol, `${label}: block 0 must change its input`);
+      console.log(`  ${label}: float64 reference ${Date.now() - t1} ms`);
     }
     model.dispose();
     console.log(`  ${a.name} ${layout}: load${forward ? ' + forward' : ''} ${Date.now() - t0} ms`);
   }
-  // Same synthetic fill, different key order and q/k/v split: the two layouts give different weights, hence different features.
-  assert.ok(maxDiff(features[0], features[1]) > 0);
   image.dispose();
 });
 

@@ -5,10 +5,9 @@
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { lookup } from 'node:dns/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +97,15 @@ function run(args: string[], env: Record<string, string> = {}): Promise<{ code: 
   });
 }
 
+/** A local port with nothing listening on it (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const closed = createServer();
+  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  return port;
+}
+
 const fetchCase = (dir: string, ...extra: string[]) => run(['--manifest', join(dir, 'manifest.json'), '--dir', join(dir, 'w'), ...extra]);
 const downloaded = (dir: string) => join(dir, 'w', 'm', 'file.bin');
 
@@ -157,9 +165,13 @@ test('sha256 mismatch: exit 1, an Error naming both hashes, the .part removed, n
   assert.match(r.stderr, `sha256 mismatch: got ${payloadSha}, the manifest expects ${wrong}`);
   assert.not.ok(existsSync(downloaded(dir)));
   assert.not.ok(existsSync(`${downloaded(dir)}.part`));
-  // Unknown hash: accepted unverified, the computed one printed.
+  // Unknown hash: refused (exit 2, nothing fetched) unless --no-verify; then accepted unverified, the computed one printed.
   const open = setup(ctx, { url: `${ctx.base}/file.bin`, sha256: null, size: null });
-  const r2 = await fetchCase(open);
+  const refused = await fetchCase(open);
+  assert.is(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /1 file\(s\) have no size and sha256 pinned .*\(m\/file\.bin\): refused\. Pass --no-verify/);
+  assert.not.ok(existsSync(downloaded(open)));
+  const r2 = await fetchCase(open, '--no-verify');
   assert.is(r2.code, 0, r2.stderr);
   assert.match(r2.stdout, `sha256 ${payloadSha} (unverified`);
 });
@@ -170,10 +182,7 @@ test('HTTP errors and unreachable hosts fail fast with one line and exit 1', asy
   assert.match(missing.stderr, /^fetch-weights: HTTP 404 .*missing\.bin\n$/);
 
   // A closed port (refused), a TEST-NET-1 address (RFC 5737: never routed; refused or silent) and a name that cannot resolve.
-  const closed = createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const port = (closed.address() as { port: number }).port;
-  await new Promise<void>((r) => closed.close(() => r()));
+  const port = await closedPort();
   for (const url of [`http://127.0.0.1:${port}/file.bin`, 'http://192.0.2.1/file.bin', 'https://no-such-host.invalid/file.bin']) {
     const r = await fetchCase(setup(ctx, { url }), '--connect-timeout', '2000');
     assert.is(r.code, 1, url);
@@ -234,7 +243,7 @@ test('HTTP_PROXY: every connection is a CONNECT tunnel through the proxy; NO_PRO
   }
 });
 
-test('--list prints the real manifest; the real hub fails fast here when it is unreachable', async () => {
+test('--list prints the real manifest; the real hub, made unreachable, fails fast with one line', async () => {
   const list = await run(['--list']);
   assert.is(list.code, 0, list.stderr);
   for (const name of ['clip-vit-base-patch32', 'clip-vit-base-patch16', 'clip-vit-large-patch14', 'sam2.1-hiera-tiny', 'sam2.1-hiera-large']) assert.match(list.stdout, name);
@@ -251,22 +260,24 @@ test('--list prints the real manifest; the real hub fails fast here when it is u
     assert.ok(m.files.some((f) => f.name.endsWith('.safetensors')) && m.files.some((f) => f.name === 'bpe_simple_vocab_16e6.txt.gz'), `${name}: weights + tokenizer`);
     for (const f of m.files) assert.ok(f.sha256 !== null, `${name}/${f.name} has a sha256`);
   }
-  let online = true;
-  try {
-    await lookup('huggingface.co');
-  } catch {
-    online = false;
-  }
-  if (online) {
-    console.log('skip: huggingface.co resolves here; the offline-failure check of the real manifest needs no network');
-    return;
-  }
+  // The real manifest's https://huggingface.co URLs, unreachable by construction whatever this
+  // machine's network: HTTPS_PROXY names a closed local port, so the CONNECT tunnel is refused
+  // and no DNS lookup or packet leaves the machine. Then HF_ENDPOINT (a mirror) on a closed port.
+  const port = await closedPort();
   const tmp = mkdtempSync(join(tmpdir(), 'fetch-weights-real-'));
-  const r = await run(['--dir', tmp, 'clip-vit-base-patch32']);
-  rmSync(tmp, { recursive: true, force: true });
-  assert.is(r.code, 1);
-  assert.ok(r.ms < FAST_FAILURE_MS, `failed after ${r.ms} ms`);
-  assert.match(r.stderr, /^fetch-weights: cannot reach huggingface\.co [^\n]+\n$/);
+  try {
+    const viaProxy = await run(['--dir', tmp, '--connect-timeout', '2000', 'clip-vit-base-patch32'], { HTTPS_PROXY: `http://127.0.0.1:${port}` });
+    assert.is(viaProxy.code, 1, viaProxy.stderr);
+    assert.ok(viaProxy.ms < FAST_FAILURE_MS, `failed after ${viaProxy.ms} ms`);
+    assert.match(viaProxy.stderr, new RegExp(`^fetch-weights: cannot reach huggingface\\.co [^\\n]*proxy 127\\.0\\.0\\.1:${port}[^\\n]*ECONNREFUSED[^\\n]*no network\\?[^\\n]+\\n$`));
+    const mirror = await run(['--dir', tmp, '--connect-timeout', '2000', 'clip-vit-base-patch32'], { HF_ENDPOINT: `http://127.0.0.1:${port}/` });
+    assert.is(mirror.code, 1, mirror.stderr);
+    assert.ok(mirror.ms < FAST_FAILURE_MS, `failed after ${mirror.ms} ms`);
+    assert.match(mirror.stderr, new RegExp(`^fetch-weights: cannot reach 127\\.0\\.0\\.1:${port} [^\\n]*ECONNREFUSED[^\\n]*no network\\?[^\\n]+\\n$`));
+    assert.equal(readdirSync(tmp).flatMap((d) => readdirSync(join(tmp, d))), [], 'nothing written (not even a .part)');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 test.run();

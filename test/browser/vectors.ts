@@ -6,10 +6,9 @@
 
 import type * as Engine from '../../src/index.js';
 import type { Gpu, SafetensorsFile, Tensor } from '../../src/index.js';
-import type { MobileSamPredictor } from '../../src/models/sam/predictor.js';
 
-/** The engine's public API (the predictor named explicitly until src/index.ts exports it). */
-export type Lib = typeof Engine & { MobileSamPredictor: typeof MobileSamPredictor };
+/** The engine's public API, as src/index.ts (and so dist/medfocus.browser.js) exports it. */
+export type Lib = typeof Engine;
 
 export interface InputSpec {
   shape: number[];
