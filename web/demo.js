@@ -307,7 +307,7 @@ function hsl(h) {
 /** head.json from a URL: the files it names are fetched relative to it, by range requests. */
 async function loadHeadFromUrl(url) {
   const base = new URL(url, location.href);
-  const spec = await (await fetchOk(base)).json();
+  const spec = lib.parseHeadSpec(await (await fetchOk(base)).text());
   const onProgress = progressTo('head-progress');
   return lib.MedFocusHead.load(demo.gpu, spec, async (name) => {
     onProgress({ loaded: 0, total: undefined });
@@ -322,7 +322,7 @@ async function loadHeadFromFiles(files) {
   const byName = new Map([...files].map((f) => [f.name, f]));
   const json = byName.get('head.json') ?? [...files].find((f) => f.name.endsWith('.json'));
   if (!json) throw new Error(`pick head.json together with the files it names (got ${[...byName.keys()].join(', ')})`);
-  const spec = JSON.parse(new TextDecoder().decode(await lib.bytesFromFile(json)));
+  const spec = lib.parseHeadSpec(new TextDecoder().decode(await lib.bytesFromFile(json)));
   return lib.MedFocusHead.load(demo.gpu, spec, async (name) => {
     const file = byName.get(name.split('/').pop());
     if (!file) throw new Error(`head.json names "${name}", which was not among the picked files`);

@@ -148,7 +148,7 @@ export function validateRunConfig(value: unknown, file: string): RunConfig {
   for (const [field, [rule, expected, optional]] of Object.entries(RUN_CONFIG_FIELDS)) {
     const v = record[field];
     if (v === undefined && optional) continue;
-    if (!rule(v)) throw new Error(`${file}: field '${field}' must be ${expected}, got ${v === undefined ? 'nothing' : JSON.stringify(v).slice(0, 80)}`);
+    if (!rule(v)) throw new Error(`${file}: field '${field}' must be ${expected}, got ${v === undefined ? 'nothing' : (JSON.stringify(v) ?? 'nothing').slice(0, 80)}`);
   }
   const unknown = Object.keys(record).filter((k) => !(k in RUN_CONFIG_FIELDS));
   if (unknown.length > 0) throw new Error(`${file}: unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (written by another medfocus version?)`);
@@ -166,13 +166,18 @@ export async function readRunConfig(run: string): Promise<RunConfig | null> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new Error(`run ${run}: cannot read ${CONFIG} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  return parseRunConfig(text, path);
+}
+
+/** config.json's text, parsed and validated; `file` names it in errors. */
+export function parseRunConfig(text: string, file: string): RunConfig {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new Error(`run ${run}: ${CONFIG} is not valid JSON (${(e as Error).message})`);
+    throw new Error(`${file} is not valid JSON (${(e as Error).message})`);
   }
-  return validateRunConfig(value, path);
+  return validateRunConfig(value, file);
 }
 
 /** The first non-finite value of `data`, as a sentence naming `what`, or undefined. */
@@ -191,7 +196,7 @@ function validateProgress(value: unknown, file: string): RunProgress {
     Array.isArray(p.losses) &&
     p.losses.length === p.epoch &&
     p.losses.every((l) => typeof l === 'number' && Number.isFinite(l));
-  if (!ok) throw new Error(`${file}: the progress metadata must be {epoch, step, losses} with one finite loss per epoch, got ${JSON.stringify(value).slice(0, 120)}`);
+  if (!ok) throw new Error(`${file}: the progress metadata must be {epoch, step, losses} with one finite loss per epoch, got ${(JSON.stringify(value) ?? 'nothing').slice(0, 120)}`);
   return p;
 }
 
@@ -239,11 +244,16 @@ export async function readCheckpoint(run: string): Promise<Checkpoint | null> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
-  const file = await openSafetensors(bytesSource(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)), path);
+  return parseCheckpoint(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path);
+}
+
+/** A checkpoint's bytes, validated: metadata, progress and every tensor finite; `path` names it in errors. */
+export async function parseCheckpoint(bytes: Uint8Array, path: string): Promise<Checkpoint> {
+  const file = await openSafetensors(bytesSource(bytes), path);
   const meta = file.metadata;
-  if (!meta.progress || !meta.optimizer) throw new Error(`run ${run}: ${CHECKPOINT} lacks its progress metadata; it was not written by medfocus train`);
-  if (meta.optimizer !== 'AdamW' && meta.optimizer !== 'SgdMomentum') throw new Error(`${path}: metadata 'optimizer' must be AdamW or SgdMomentum, got ${JSON.stringify(meta.optimizer).slice(0, 40)}`);
-  if (!/^\d{1,15}$/.test(meta.optimizerStep ?? '')) throw new Error(`${path}: metadata 'optimizerStep' must be an integer ≥ 0, got ${JSON.stringify(meta.optimizerStep).slice(0, 40)}`);
+  if (!meta.progress || !meta.optimizer) throw new Error(`${path}: the progress metadata is missing; it was not written by medfocus train`);
+  if (meta.optimizer !== 'AdamW' && meta.optimizer !== 'SgdMomentum') throw new Error(`${path}: metadata 'optimizer' must be AdamW or SgdMomentum, got ${(JSON.stringify(meta.optimizer) ?? 'nothing').slice(0, 40)}`);
+  if (!/^\d{1,15}$/.test(meta.optimizerStep ?? '')) throw new Error(`${path}: metadata 'optimizerStep' must be an integer ≥ 0, got ${(JSON.stringify(meta.optimizerStep) ?? 'nothing').slice(0, 40)}`);
   let progressValue: unknown;
   try {
     progressValue = JSON.parse(meta.progress);

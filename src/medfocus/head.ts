@@ -66,6 +66,9 @@ function fail(message: string): never {
   throw new Error(`head.json: ${message}`);
 }
 
+/** A value for an error message: its JSON, at most 200 characters ('nothing' when absent). */
+const show = (v: unknown) => (JSON.stringify(v) ?? 'nothing').slice(0, 200);
+
 const isCount = (v: unknown, max: number): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
 /**
  * A file head.json may name: a plain .safetensors file name beside it — no
@@ -78,10 +81,10 @@ export const HEAD_LIMITS = { classes: 10_000, className: 256, prompts: 1024, dee
 
 /** Validates a parsed head.json; every problem names the field, what was expected and what came. */
 export function checkHeadSpec(spec: unknown): HeadSpec {
-  if (spec === null || typeof spec !== 'object') fail(`expected a JSON object, got ${JSON.stringify(spec)}`);
+  if (spec === null || typeof spec !== 'object') fail(`expected a JSON object, got ${show(spec)}`);
   const s = spec as Record<string, unknown>;
-  if (s.format !== HEAD_FORMAT) fail(`"format" must be "${HEAD_FORMAT}", got ${JSON.stringify(s.format)}`);
-  if (s.version !== HEAD_VERSION) fail(`"version" ${JSON.stringify(s.version)} is not supported (this library reads version ${HEAD_VERSION}; re-export with medfocus train)`);
+  if (s.format !== HEAD_FORMAT) fail(`"format" must be "${HEAD_FORMAT}", got ${show(s.format)}`);
+  if (s.version !== HEAD_VERSION) fail(`"version" ${show(s.version)} is not supported (this library reads version ${HEAD_VERSION}; re-export with medfocus train)`);
   const classes = s.classes;
   if (
     !Array.isArray(classes) ||
@@ -89,22 +92,33 @@ export function checkHeadSpec(spec: unknown): HeadSpec {
     classes.length > HEAD_LIMITS.classes ||
     !classes.every((c) => typeof c === 'string' && c.length > 0 && c.length <= HEAD_LIMITS.className)
   ) {
-    fail(`"classes" must list 2 to ${HEAD_LIMITS.classes} class names of 1 to ${HEAD_LIMITS.className} characters, got ${JSON.stringify(classes).slice(0, 200)}`);
+    fail(`"classes" must list 2 to ${HEAD_LIMITS.classes} class names of 1 to ${HEAD_LIMITS.className} characters, got ${show(classes)}`);
   }
   const repeated = classes.find((c, i) => classes.indexOf(c) !== i);
-  if (repeated !== undefined) fail(`"classes" names ${JSON.stringify(repeated)} twice; class names must be distinct`);
+  if (repeated !== undefined) fail(`"classes" names ${show(repeated)} twice; class names must be distinct`);
   for (const key of ['clip', 'tensors']) {
-    if (typeof s[key] !== 'string' || !HEAD_FILE_NAME.test(s[key] as string)) fail(`"${key}" must be a .safetensors file name beside head.json (no folder, '..', scheme or host), got ${JSON.stringify(s[key]).slice(0, 200)}`);
+    if (typeof s[key] !== 'string' || !HEAD_FILE_NAME.test(s[key] as string)) fail(`"${key}" must be a .safetensors file name beside head.json (no folder, '..', scheme or host), got ${show(s[key])}`);
   }
-  if (!isCount(s.prompts, HEAD_LIMITS.prompts)) fail(`"prompts" must be an integer from 0 to ${HEAD_LIMITS.prompts}, got ${JSON.stringify(s.prompts)}`);
-  if (!isCount(s.deep, HEAD_LIMITS.deep)) fail(`"deep" must be an integer from 0 to ${HEAD_LIMITS.deep}, got ${JSON.stringify(s.deep)}`);
-  if (!isCount(s.workSide, HEAD_LIMITS.workSide) || (s.workSide as number) < 16) fail(`"workSide" must be an integer from 16 to ${HEAD_LIMITS.workSide}, got ${JSON.stringify(s.workSide)}`);
+  if (!isCount(s.prompts, HEAD_LIMITS.prompts)) fail(`"prompts" must be an integer from 0 to ${HEAD_LIMITS.prompts}, got ${show(s.prompts)}`);
+  if (!isCount(s.deep, HEAD_LIMITS.deep)) fail(`"deep" must be an integer from 0 to ${HEAD_LIMITS.deep}, got ${show(s.deep)}`);
+  if (!isCount(s.workSide, HEAD_LIMITS.workSide) || (s.workSide as number) < 16) fail(`"workSide" must be an integer from 16 to ${HEAD_LIMITS.workSide}, got ${show(s.workSide)}`);
   const focus = s.focus as Record<string, unknown> | undefined;
-  if (!focus || typeof focus !== 'object') fail(`"focus" must be an object { mode, strength, overlayAlpha }, got ${JSON.stringify(focus)}`);
-  if (!FOCUS_MODES.includes(focus.mode as FocusMode)) fail(`"focus.mode" must be one of ${FOCUS_MODES.join(', ')}, got ${JSON.stringify(focus.mode)}`);
-  if (!(typeof focus.strength === 'number' && Number.isFinite(focus.strength) && focus.strength >= 0)) fail(`"focus.strength" must be a number >= 0, got ${JSON.stringify(focus.strength)}`);
+  if (!focus || typeof focus !== 'object') fail(`"focus" must be an object { mode, strength, overlayAlpha }, got ${show(focus)}`);
+  if (!FOCUS_MODES.includes(focus.mode as FocusMode)) fail(`"focus.mode" must be one of ${FOCUS_MODES.join(', ')}, got ${show(focus.mode)}`);
+  if (!(typeof focus.strength === 'number' && Number.isFinite(focus.strength) && focus.strength >= 0)) fail(`"focus.strength" must be a number >= 0, got ${show(focus.strength)}`);
   if (!(typeof focus.overlayAlpha === 'number' && focus.overlayAlpha >= 0 && focus.overlayAlpha <= 1)) fail(`"focus.overlayAlpha" must be a number in [0, 1], got ${JSON.stringify(focus.overlayAlpha)}`);
   return spec as HeadSpec;
+}
+
+/** head.json's text, parsed and validated: invalid JSON is an Error naming head.json, not a SyntaxError. */
+export function parseHeadSpec(text: string): HeadSpec {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    fail(`not valid JSON (${(e as Error).message})`);
+  }
+  return checkHeadSpec(value);
 }
 
 /** Nearest-neighbour resample of a 0/1 mask (pixel centres), w×h → side². */

@@ -1,0 +1,194 @@
+// What the fuzzer feeds: every reader of user files, each with a few valid
+// seed inputs built here (no ../shared needed) and a check of what it
+// accepts. A reader passes an input when it either accepts it and the result
+// keeps its invariants (sizes within the documented limits, lengths that
+// match), or refuses it with a plain Error naming the file (see
+// fuzzVerdict). ONNX seeds come from bench/onnx-writer.js.
+
+import { crc32 } from 'node:zlib';
+import { encode as encodeJpeg } from 'jpeg-js';
+import { singleOpModel } from '../../bench/onnx-writer.js';
+import { MAX_PIXELS, decodeImage, encodePng } from '../../src/io/image.js';
+import { parseOnnx, tensorToFloat32 } from '../../src/io/onnx.js';
+import { bytesSource, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
+import { parseCheckpoint, parseRunConfig } from '../../src/medfocus/checkpoint.js';
+import { parseHeadSpec } from '../../src/medfocus/head.js';
+import { fuzzRng } from './mutate.js';
+
+export interface FuzzTarget {
+  /** The name errors must carry (a file label the reader is given). */
+  label: string;
+  /** JSON text: mutations also edit values inside the tree. */
+  json?: boolean;
+  seeds(): Uint8Array[];
+  /** Applied to every mutated input (e.g. PNG CRCs recomputed, so mutations reach past the checksum). */
+  repair?(bytes: Uint8Array): Uint8Array;
+  /** Reads one input; throws to refuse it; an accepted input must pass the checks inside. */
+  read(bytes: Uint8Array): unknown;
+}
+
+function accept(ok: boolean, what: string): void {
+  if (!ok) throw new InvalidAccepted(what);
+}
+
+/** The reader accepted an input whose result breaks its own invariants. */
+export class InvalidAccepted {
+  constructor(readonly what: string) {}
+}
+
+function image(w: number, h: number, seed: number, alpha = false): Uint8Array {
+  const r = fuzzRng(seed);
+  return Uint8Array.from({ length: w * h * 4 }, (_, i) => (i % 4 === 3 && !alpha ? 255 : Math.floor(r() * 256)));
+}
+
+function checkImage(bytes: Uint8Array, label: string): void {
+  const img = decodeImage(bytes, label);
+  accept(img.width >= 1 && img.height >= 1 && img.width * img.height <= MAX_PIXELS && img.data.length === img.width * img.height * 4, `${img.width}×${img.height} with ${img.data.length} bytes`);
+}
+
+const encoder = new TextEncoder();
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+const RUN_CONFIG = {
+  version: 1,
+  backbone: 'sam-encoder',
+  focus: 'attention',
+  data: '/data/busi3',
+  classes: ['benign', 'malignant', 'normal'],
+  fraction: 0.05,
+  seed: 0,
+  epochs: 30,
+  lr: 0.003,
+  weightDecay: 1e-4,
+  batch: 16,
+  prompts: 4,
+  strength: 4,
+  overlayAlpha: 0.5,
+  samSize: 512,
+  pointsPerSide: 8,
+  featureGrid: 16,
+  trainImages: 23,
+};
+
+export const TARGETS: Record<string, FuzzTarget> = {
+  png: {
+    label: 'fuzz.png',
+    seeds: () => [encodePng(image(5, 4, 1), 5, 4), encodePng(image(9, 3, 2, true), 9, 3), encodePng(image(1, 1, 3), 1, 1)],
+    // Half the inputs get their chunk CRCs recomputed, so the mutations reach IHDR, IDAT and the decoder.
+    repair: (bytes) => (bytes.length % 2 === 0 ? fixPngCrcs(bytes) : bytes),
+    read: (bytes) => checkImage(bytes, 'fuzz.png'),
+  },
+  jpeg: {
+    label: 'fuzz.jpg',
+    seeds: () => [encodeJpeg({ data: image(16, 16, 4), width: 16, height: 16 }, 90).data, encodeJpeg({ data: image(13, 7, 5), width: 13, height: 7 }, 50).data].map((b) => new Uint8Array(b)),
+    read: (bytes) => checkImage(bytes, 'fuzz.jpg'),
+  },
+  safetensors: {
+    label: 'fuzz.safetensors',
+    seeds: () => [
+      writeSafetensors([{ name: 'w', dtype: 'F32', shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }], { format: 'pt' }),
+      writeSafetensors([
+        { name: 'a', dtype: 'F16', shape: [4], data: new Uint16Array(4) },
+        { name: 'b', dtype: 'I32', shape: [1, 2], data: Int32Array.from([7, -7]) },
+      ]),
+    ],
+    async read(bytes) {
+      const file = await openSafetensors(bytesSource(bytes, 'fuzz.safetensors'), 'fuzz.safetensors');
+      for (const name of file.tensors.keys()) {
+        const info = file.info(name);
+        const data = await file.read(name);
+        accept(data.length === info.shape.reduce((a, b) => a * b, 1), `tensor ${name}: ${data.length} values for shape [${info.shape}]`);
+      }
+    },
+  },
+  onnx: {
+    label: 'fuzz.onnx',
+    seeds: () => [
+      singleOpModel({ op: 'MatMul', inputs: [['x', [2, 3]]], initializers: [['w', [3, 2], Float32Array.from([1, 2, 3, 4, 5, 6])]], outputs: [['y', [2, 2]]] }),
+      singleOpModel({ op: 'Conv', inputs: [['x', [1, 1, 4, 4]]], initializers: [['k', [1, 1, 2, 2], Float32Array.from([1, 0, 0, 1])]], outputs: [['y', [1, 1, 3, 3]]], attributes: { strides: [1, 1], group: 1 } }),
+    ],
+    read(bytes) {
+      const model = parseOnnx(bytes, 'fuzz.onnx');
+      for (const t of model.graph.initializers.values()) {
+        const values = tensorToFloat32(t);
+        accept(values.length === t.dims.reduce((a, b) => a * Number(b), 1), `initializer ${t.name}: ${values.length} values for dims [${t.dims}]`);
+      }
+    },
+  },
+  'head-json': {
+    label: 'head.json',
+    json: true,
+    seeds: () => [
+      encoder.encode(JSON.stringify({ format: 'medfocus-head', version: 2, classes: ['a', 'b'], clip: 'clip.safetensors', tensors: 'head.safetensors', prompts: 4, deep: 0, workSide: 256, focus: { mode: 'attention', strength: 4, overlayAlpha: 0.5 } })),
+    ],
+    read(bytes) {
+      const spec = parseHeadSpec(text(bytes));
+      accept(spec.classes.length >= 2 && !spec.tensors.includes('/') && !spec.clip.includes('/') && spec.workSide <= 4096, JSON.stringify(spec).slice(0, 200));
+    },
+  },
+  'run-config': {
+    label: 'fuzz/config.json',
+    json: true,
+    seeds: () => [encoder.encode(JSON.stringify(RUN_CONFIG)), encoder.encode(JSON.stringify({ ...RUN_CONFIG, backbone: 'clip', weights: '/w.safetensors', tokenizer: '/v.txt.gz', deep: 2 }))],
+    read(bytes) {
+      const c = parseRunConfig(text(bytes), 'fuzz/config.json');
+      accept(c.classes.length >= 2 && c.fraction > 0 && c.fraction <= 1 && Number.isSafeInteger(c.seed), JSON.stringify(c).slice(0, 200));
+    },
+  },
+  checkpoint: {
+    label: 'fuzz/checkpoint.safetensors',
+    seeds: () => [checkpointBytes()],
+    async read(bytes) {
+      const ckpt = await parseCheckpoint(bytes, 'fuzz/checkpoint.safetensors');
+      for (const [name, p] of ckpt.params) accept(p.data.every(Number.isFinite) && p.data.length === p.shape.reduce((a, b) => a * b, 1), `parameter ${name}`);
+      accept(ckpt.progress.losses.length === ckpt.progress.epoch, 'progress');
+    },
+  },
+};
+
+/** Recomputes the CRC of every chunk that lies within the file (lengths as mutated). */
+function fixPngCrcs(input: Uint8Array): Uint8Array {
+  const bytes = input.slice();
+  const view = new DataView(bytes.buffer);
+  for (let at = 8; at + 12 <= bytes.length; ) {
+    const length = view.getUint32(at);
+    if (at + 12 + length > bytes.length) break;
+    view.setUint32(at + 8 + length, crc32(bytes.subarray(at + 4, at + 8 + length)));
+    at += 12 + length;
+  }
+  return bytes;
+}
+
+/** A small head's checkpoint in writeCheckpoint's layout: params as param.*, AdamW slots as opt.*.m|v, progress in the metadata. */
+function checkpointBytes(): Uint8Array {
+  const progress = { epoch: 2, step: 4, losses: [0.9, 0.7] };
+  return writeSafetensors(
+    [
+      { name: 'param.head.w', dtype: 'F32', shape: [2, 3], data: Float32Array.from([0.1, -0.2, 0.3, 0.4, 0.5, -0.6]) },
+      { name: 'opt.head.w.m', dtype: 'F32', shape: [6], data: new Float32Array(6) },
+      { name: 'opt.head.w.v', dtype: 'F32', shape: [6], data: new Float32Array(6) },
+    ],
+    { progress: JSON.stringify(progress), optimizer: 'AdamW', optimizerStep: '4' },
+  );
+}
+
+/** Messages that are a dependency's or the runtime's, never a reader's. */
+const INTERNAL = /Cannot read prop|is not a function|is not iterable|undefined is not|of undefined|of null|Maximum call stack|Invalid array length|Invalid typed array length|Array buffer allocation failed|out of memory|Unexpected token|in JSON at position/;
+
+export type Verdict = { kind: 'accepted' } | { kind: 'refused' } | { kind: 'unnamed' | 'invalid-accepted'; message: string };
+
+/** Runs one input through the target and says what happened. */
+export async function fuzzVerdict(target: FuzzTarget, bytes: Uint8Array): Promise<Verdict> {
+  try {
+    await target.read(bytes);
+    return { kind: 'accepted' };
+  } catch (e) {
+    if (e instanceof InvalidAccepted) return { kind: 'invalid-accepted', message: e.what };
+    const message = e instanceof Error ? e.message : String(e);
+    const plain = e instanceof Error && e.constructor === Error;
+    // A JSON message is the reader's own when it names the file ("…config.json is not valid JSON (…)").
+    const internal = INTERNAL.test(message) && !message.startsWith(target.label) && !message.includes(`${target.label} is not valid JSON`) && !/^head\.json: not valid JSON/.test(message);
+    if (!plain || !message.includes(target.label) || internal) return { kind: 'unnamed', message: `${e instanceof Error ? e.constructor.name : typeof e}: ${message.slice(0, 300)}` };
+    return { kind: 'refused' };
+  }
+}
