@@ -4,7 +4,7 @@
 // quantiles from scipy (stats.t.ppf(0.975, df)).
 
 import * as assert from 'uvu/assert';
-import { evaluatePredictions, pairedDifference } from '../src/medfocus/metrics.js';
+import { evaluatePredictions, pairedDifference, renderGroupedBarsPng } from '../src/medfocus/metrics.js';
 import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('metrics');
@@ -62,6 +62,34 @@ test("paired difference: mean and Student's t 95 % interval (scipy t.ppf(0.975, 
   const one = pairedDifference([0.5], [0.25]);
   assert.equal([one.mean, one.low, one.high], [0.25, 0.25, 0.25]);
   await assertThrows(() => pairedDifference([1, 2], [1]), /pairedDifference: expected two equally long, non-empty lists, got 2 and 1 values/);
+});
+
+test("grouped bars: a paper's value is drawn across its group at its height, with a legend line; a mark off the groups is refused", async () => {
+  const series = [{ name: 'none', values: [[50], [50]] }];
+  const plain = renderGroupedBarsPng(['5%', '100%'], series, 't');
+  const marked = renderGroupedBarsPng(['5%', '100%'], series, 't', { marks: [{ group: 0, value: 75, kind: 'paper', label: 'p' }] });
+  assert.is(marked.height > plain.height, true, 'a legend line for the mark');
+  // The mark's colour (120, 0, 60) appears only in the marked chart: find its rows.
+  const rows = new Set<number>();
+  for (let i = 0; i < marked.rgba.length; i += 4) {
+    if (marked.rgba[i] === 120 && marked.rgba[i + 1] === 0 && marked.rgba[i + 2] === 60) rows.add(Math.floor(i / 4 / marked.width));
+  }
+  for (let i = 0; i < plain.rgba.length; i += 4) assert.ok(!(plain.rgba[i] === 120 && plain.rgba[i + 1] === 0 && plain.rgba[i + 2] === 60), 'no mark colour without marks');
+  // Heights from the bars (both 50, colour 31,119,180): the first contiguous blue run down the column of the leftmost blue pixel fixes the scale, so 75 must sit 1.5 bar heights above the bottom.
+  const blue = (x: number, y: number) => {
+    const i = 4 * (y * marked.width + x);
+    return marked.rgba[i] === 31 && marked.rgba[i + 1] === 119 && marked.rgba[i + 2] === 180;
+  };
+  let column = -1;
+  for (let x = 0; x < marked.width && column < 0; x++) for (let y = 0; y < marked.height / 2 + 100 && column < 0; y++) if (blue(x, y)) column = x + 1; // the bar's left edge: seed dots and whiskers sit further in
+  let barTop = 0;
+  while (!blue(column, barTop)) barTop++;
+  let barBottom = barTop;
+  while (blue(column, barBottom + 1)) barBottom++;
+  const expected = barBottom - 1.5 * (barBottom - barTop);
+  const inPlot = [...rows].filter((y) => y < barBottom);
+  assert.ok(inPlot.length > 0 && inPlot.every((y) => Math.abs(y - expected) <= 3), `mark rows ${inPlot.join(',')}, expected about ${expected.toFixed(1)} (bar ${barTop}–${barBottom})`);
+  await assertThrows(() => renderGroupedBarsPng(['5%'], [{ name: 'none', values: [[1]] }], 't', { marks: [{ group: 3, value: 1, kind: 'k', label: 'paper CLIP' }] }), /mark 'paper CLIP' is at group 3/);
 });
 
 test.run();

@@ -742,7 +742,20 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
   ].join('\n');
 }
 
-/** The protocol's table as a bar chart: per train fraction one bar per focus mode (mean ± std, a dot per seed), chance level dashed. */
+/**
+ * What the MedFocusCLIP paper (Jan 2025) reports at 5 % of the training
+ * split, top-1 %: its method and pretrained CLIP after few-shot training, by
+ * our data set's folder name. lung4 is a substitute for the paper's lung set
+ * (../shared/datasets/README.md), so it gets no marks; brain4's pool is 3,200
+ * of the paper's 5,712 images.
+ */
+export const PAPER_AT_5_PERCENT: Record<string, { medfocusClip: number; clip: number }> = {
+  covid3: { medfocusClip: 71.15, clip: 66.7 },
+  brain4: { medfocusClip: 86.09, clip: 68 },
+  busi3: { medfocusClip: 58.63, clip: 29 },
+};
+
+/** The protocol's table as a bar chart: per train fraction one bar per focus mode (mean ± std, a dot per seed), chance level dashed, the paper's 5 % numbers as marks. */
 function protocolPng(req: ProtocolRequest, cells: ProtocolCell[], classes: number): Uint8Array {
   const groups = req.fractions.map((f) => {
     const images = cells.find((c) => c.fraction === f)?.trainImages;
@@ -753,7 +766,16 @@ function protocolPng(req: ProtocolRequest, cells: ProtocolCell[], classes: numbe
     values: req.fractions.map((f) => (cells.find((c) => c.fraction === f && c.mode === mode)?.accuracies ?? []).map((a) => 100 * a)),
   }));
   const title = `${req.name ?? basename(resolve(req.data))}: top-1 accuracy %, seeds ${req.seeds.join(',')}`;
-  const png = renderGroupedBarsPng(groups, series, title, { reference: { label: 'chance', value: 100 / classes } });
+  const paper = Object.hasOwn(PAPER_AT_5_PERCENT, basename(resolve(req.data))) ? PAPER_AT_5_PERCENT[basename(resolve(req.data))] : undefined;
+  const at5 = req.fractions.indexOf(0.05);
+  const marks =
+    paper && at5 >= 0
+      ? [
+          { group: at5, value: paper.medfocusClip, kind: 'paper: MedFocusCLIP (5%)', label: 'paper MedFocusCLIP' },
+          { group: at5, value: paper.clip, kind: 'paper: CLIP few-shot (5%)', label: 'paper CLIP' },
+        ]
+      : [];
+  const png = renderGroupedBarsPng(groups, series, title, { reference: { label: 'chance', value: 100 / classes }, marks });
   return encodePng(png.rgba, png.width, png.height);
 }
 

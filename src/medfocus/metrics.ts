@@ -131,6 +131,11 @@ const SERIES_COLORS: Color[] = [
   [148, 103, 189],
   [140, 86, 75],
 ];
+/** Reference marks: dark, so they read apart from the bars' colours. */
+const MARK_COLORS: Color[] = [
+  [120, 0, 60],
+  [90, 90, 90],
+];
 
 /**
  * 5×7 glyphs, one number per row, bit 4 the leftmost pixel. Letters are
@@ -412,6 +417,16 @@ export function renderCurvePng(series: CurveSeries[], title: string): RgbaImage 
   return canvas;
 }
 
+/** A reference value drawn across one group, e.g. a paper's reported accuracy; marks of one kind share a colour and a legend line. */
+export interface GroupMark {
+  group: number;
+  value: number;
+  /** The legend's text, e.g. "paper: MedFocusCLIP". */
+  kind: string;
+  /** Names it in errors. */
+  label: string;
+}
+
 export interface BarSeries {
   name: string;
   /** Per group: the values (one per seed, say), or an empty list where nothing was measured. */
@@ -428,9 +443,15 @@ export function renderGroupedBarsPng(
   groups: string[],
   series: BarSeries[],
   title: string,
-  opts: { min?: number; max?: number; reference?: { label: string; value: number } } = {},
+  opts: { min?: number; max?: number; reference?: { label: string; value: number }; marks?: GroupMark[] } = {},
 ): RgbaImage {
-  const { min = 0, max = 100, reference } = opts;
+  const { min = 0, max = 100, reference, marks = [] } = opts;
+  marks.forEach((m) => {
+    if (!Number.isInteger(m.group) || m.group < 0 || m.group >= groups.length || !Number.isFinite(m.value)) {
+      throw new Error(`renderGroupedBarsPng: mark '${m.label}' is at group ${m.group} with value ${m.value}; expected a group index in [0, ${groups.length - 1}] and a finite value`);
+    }
+  });
+  const markKinds = [...new Set(marks.map((m) => m.kind))];
   if (groups.length === 0 || series.length === 0) throw new Error(`renderGroupedBarsPng: need at least one group and one series, got ${groups.length} and ${series.length}`);
   if (!(max > min)) throw new Error(`renderGroupedBarsPng: need min < max, got ${min} and ${max}`);
   series.forEach((s) => {
@@ -449,7 +470,7 @@ export function renderGroupedBarsPng(
   const plotW = Math.max(groups.length * groupW, 240);
   const plotH = 300;
   const width = Math.max(left + plotW + margin, margin * 2 + textWidth(title, TEXT));
-  const height = top + plotH + LINE * (2 + series.length) + margin;
+  const height = top + plotH + LINE * (2 + series.length + markKinds.length) + margin;
   const canvas = new Canvas(width, height);
   canvas.text(title, margin, margin, TEXT, BLACK);
   const clamp = (v: number) => Math.max(min, Math.min(max, v));
@@ -477,6 +498,13 @@ export function renderGroupedBarsPng(
     });
     canvas.textCentered(g, x0 + (series.length * bar) / 2, top + plotH + 6, TEXT, BLACK);
   });
+  // Reference points (e.g. a paper's numbers): a thick line across the group, in the kind's colour.
+  for (const m of marks) {
+    const color = MARK_COLORS[markKinds.indexOf(m.kind) % MARK_COLORS.length];
+    const x0 = left + m.group * groupW + gap / 4;
+    const y = yOf(m.value);
+    canvas.line(x0, y, x0 + groupW - gap / 2, y, color, 3);
+  }
   if (reference) {
     const y = yOf(reference.value);
     for (let x = left; x < left + plotW; x += 12) canvas.line(x, y, Math.min(x + 6, left + plotW), y, BLACK, 2);
@@ -488,6 +516,11 @@ export function renderGroupedBarsPng(
     const y = top + plotH + LINE * (2 + k) - 4;
     canvas.fillRect(left, y, GLYPH_H * TEXT, GLYPH_H * TEXT, SERIES_COLORS[k % SERIES_COLORS.length]);
     canvas.text(s.name, left + GLYPH_H * TEXT + 8, y, TEXT, BLACK);
+  });
+  markKinds.forEach((kind, k) => {
+    const y = top + plotH + LINE * (2 + series.length + k) - 4;
+    canvas.line(left, y + (GLYPH_H * TEXT) / 2, left + GLYPH_H * TEXT, y + (GLYPH_H * TEXT) / 2, MARK_COLORS[k % MARK_COLORS.length], 3);
+    canvas.text(kind, left + GLYPH_H * TEXT + 8, y, TEXT, BLACK);
   });
   return canvas;
 }
