@@ -30,7 +30,7 @@ import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { DiskCache } from './cache.js';
 import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
-import { evaluatePredictions, meanStd, pairedDifference, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
+import { captionBelow, evaluatePredictions, meanStd, pairedDifference, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
@@ -585,7 +585,13 @@ async function predictRun(s: Session, run: string, images: string[]): Promise<Ar
  * prediction; the automatic mask count and the salient fraction of the image
  * (1: no salient mask survived the filters, so the focus left the image as it was).
  */
-async function explainImage(s: Session, run: string, image: string): Promise<{ png: Uint8Array; class: string; masks: number; salient: number }> {
+/**
+ * The explanation picture of one image: the image, its automatic masks, and
+ * the head's attention as a heat map, side by side, with a caption saying
+ * what was predicted (and the true class when the image sits in a folder
+ * named after a class), the focus, and what each panel shows.
+ */
+async function explainImage(s: Session, run: string, image: string): Promise<{ png: Uint8Array; class: string; probability: number; masks: number; salient: number }> {
   const config = await runConfigOf(run);
   const classifier = await restoreClassifier(s, run, config);
   const pipeline = await pipelineFor(s, config);
@@ -597,7 +603,21 @@ async function explainImage(s: Session, run: string, image: string): Promise<{ p
     const heat = renderHeatmap(view.work, weights[0], grid, grid, { alpha: 0.55, colormap: 'jet' });
     const panel = sideBySide([view.work, view.overlay, heat]);
     const salient = view.coverage.reduce((a, c) => a + c, 0) / view.coverage.length;
-    return { png: encodePng(panel.data, panel.width, panel.height), class: config.classes[argmax(probs[0])], masks: view.masks.length, salient: Number(salient.toFixed(4)) };
+    const best = argmax(probs[0]);
+    const folder = basename(dirname(resolve(image)));
+    const truth = config.classes.includes(folder) ? `  true: ${folder} (its folder)${folder === config.classes[best] ? ', right' : ', wrong'}` : '';
+    const captioned = captionBelow({ rgba: panel.data, width: panel.width, height: panel.height }, [
+      `predicted: ${config.classes[best]} (p ${probs[0][best].toFixed(2)})${truth}`,
+      `focus: ${config.focus}, backbone ${config.backbone}; ${view.masks.length} automatic masks, salient region ${(100 * salient).toFixed(0)}% of the image`,
+      'left: the image; middle: automatic masks in colour; right: where the head looks (red most, blue least)',
+    ]);
+    return {
+      png: encodePng(captioned.rgba, captioned.width, captioned.height),
+      class: config.classes[best],
+      probability: Number(probs[0][best].toFixed(4)),
+      masks: view.masks.length,
+      salient: Number(salient.toFixed(4)),
+    };
   } finally {
     classifier.dispose();
   }
@@ -945,7 +965,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         job = async (s) => {
           const r = await explainImage(s, run, positional[0]);
           await writeFile(png, r.png);
-          s.log(JSON.stringify({ image: positional[0], class: r.class, masks: r.masks, salient: r.salient, out: png }));
+          s.log(JSON.stringify({ image: positional[0], class: r.class, probability: r.probability, masks: r.masks, salient: r.salient, out: png }));
         };
         break;
       }

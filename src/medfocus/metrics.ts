@@ -417,6 +417,21 @@ export function renderCurvePng(series: CurveSeries[], title: string): RgbaImage 
   return canvas;
 }
 
+/**
+ * An RGBA image with caption lines under it (scale-1 font, black on white),
+ * as explanation pictures carry: what was predicted, the focus, and a legend.
+ */
+export function captionBelow(image: RgbaImage, lines: readonly string[]): RgbaImage {
+  const scale = 2;
+  const lineH = (GLYPH_H + 4) * scale;
+  const pad = 6;
+  const width = Math.max(image.width, ...lines.map((l) => textWidth(l, scale) + 2 * pad));
+  const canvas = new Canvas(width, image.height + pad * 2 + lines.length * lineH);
+  for (let y = 0; y < image.height; y++) canvas.rgba.set(image.rgba.subarray(4 * y * image.width, 4 * (y + 1) * image.width), 4 * y * width);
+  lines.forEach((line, k) => canvas.text(line, pad, image.height + pad + k * lineH, scale, BLACK));
+  return canvas;
+}
+
 /** A reference value drawn across one group, e.g. a paper's reported accuracy; marks of one kind share a colour and a legend line. */
 export interface GroupMark {
   group: number;
