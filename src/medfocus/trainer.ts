@@ -334,6 +334,8 @@ export async function trainClassifier(opts: TrainOptions): Promise<RunProgress> 
     log(`resuming ${run} after epoch ${progress.epoch} (step ${progress.step})`);
   }
   const stepsPerEpoch = Math.ceil(images.length / config.batch);
+  // One bar for the whole run (a log shows it every tenth, not a line per epoch); the checkpoint still follows every epoch.
+  const bar = new ProgressBar('train', (config.epochs - progress.epoch) * stepsPerEpoch, { stream: opts.progress });
   try {
     for (let epoch = progress.epoch; epoch < config.epochs; epoch++) {
       const random = seededRandom(mixSeed(config.seed, epoch, 0x7a11));
@@ -342,7 +344,6 @@ export async function trainClassifier(opts: TrainOptions): Promise<RunProgress> 
         const j = Math.floor(random() * (i + 1));
         [order[i], order[j]] = [order[j], order[i]];
       }
-      const bar = new ProgressBar(`epoch ${epoch + 1}/${config.epochs}`, stepsPerEpoch, { stream: opts.progress });
       let lossSum = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
         const batch = makeBatch(gpu, order.slice(s * config.batch, (s + 1) * config.batch).map((i) => images[i]), opts.clipResolution, true);
@@ -354,15 +355,14 @@ export async function trainClassifier(opts: TrainOptions): Promise<RunProgress> 
         batch.inputs.dispose();
         if (!Number.isFinite(value)) throw new Error(`train: the loss became ${value} at epoch ${epoch + 1}, step ${s + 1}; lower --lr`);
         lossSum += value;
-        bar.tick(1, `loss ${value.toFixed(4)}`);
+        bar.tick(1, `epoch ${epoch + 1}/${config.epochs} loss ${value.toFixed(4)}`);
       }
-      bar.done();
       progress = { epoch: epoch + 1, step: progress.step + stepsPerEpoch, losses: [...progress.losses, lossSum / stepsPerEpoch] };
       const saved = new Map<string, { shape: number[]; data: Float32Array }>();
       for (const [name, t] of classifier.params) saved.set(name, { shape: [...t.shape], data: Float32Array.from((await t.read()) as Float32Array) });
       await writeCheckpoint(run, { params: saved, optimizer: await optimizer.state(), progress });
-      log(`epoch ${progress.epoch}/${config.epochs}  step ${progress.step}  loss ${progress.losses.at(-1)!.toFixed(4)}`);
     }
+    bar.done();
   } finally {
     optimizer.dispose();
   }

@@ -34,6 +34,9 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** Not on a terminal, a phase whose tenths come slowly still shows it is alive this often (ms). */
+export const PLAIN_HEARTBEAT_MS = 30_000;
+
 export class ProgressBar {
   readonly label: string;
   readonly total: number;
@@ -103,9 +106,11 @@ export class ProgressBar {
       return;
     }
     const tenth = this.total > 0 ? Math.floor((Math.min(this.count, this.total) / this.total) * 10) : 10;
-    // A line on the first tick, at each further tenth, and at done() if the count fell short.
-    if (tenth > this.lastTenth || (final && this.count < this.total)) {
+    // A line on the first tick, at each further tenth, every PLAIN_HEARTBEAT_MS of a slow phase, and at done() if the count fell short.
+    const t = this.now();
+    if (tenth > this.lastTenth || (final && this.count < this.total) || t - this.lastDraw >= PLAIN_HEARTBEAT_MS) {
       this.lastTenth = tenth;
+      this.lastDraw = t;
       this.stream.write(`${this.line()}\n`);
     }
   }
