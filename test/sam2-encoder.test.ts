@@ -4,9 +4,7 @@
 // config inference for the four published variants from shape-only key
 // lists, and checkpoint key/shape errors.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { Tensor } from '../src/tensor.js';
 import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry, type SafetensorsFile } from '../src/io/safetensors.js';
@@ -15,11 +13,10 @@ import { antialiasResize, antialiasResizeRgba8 } from '../src/kernels/antialias-
 import { hieraBlocks, inferSam2Config, parseSam2ConfigJson } from '../src/models/sam2/config.js';
 import { Sam2ImageEncoder, SAM2_MEAN, SAM2_STD } from '../src/models/sam2/image-encoder.js';
 import { antialiasResizeRef, rgbaToPlanes } from './ref/sam2.js';
-import { assertClose, assertThrows, gpuSuite, randomArray, rng } from './util.js';
+import { NO_SHARED, assertClose, assertThrows, gpuSuite, randomArray, rng, sharedPath, skip } from './util.js';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const shared = join(repoRoot, '..', 'shared');
-const fixtureDir = join(shared, 'fixtures', 'sam2', 'sam2-mini');
+/** null when ../shared is absent (the fixture tests skip); missing there, it throws. */
+const fixtureDir = sharedPath('fixtures', 'sam2', 'sam2-mini');
 
 /**
  * The fixture's rule for f32 features: |ours − ref| ≤ 1e-4·(1 + |ref|). The f32
@@ -184,19 +181,18 @@ test('config inference: errors name the key, the expected and the actual shape',
 
 // ---------------------------------------------------------------- golden fixture
 
-let encoder: Sam2ImageEncoder | null = null;
-let io: SafetensorsFile | null = null;
+let encoder: Sam2ImageEncoder | undefined;
+let io: SafetensorsFile | undefined;
 
-function loaded(): { encoder: Sam2ImageEncoder; io: SafetensorsFile } | null {
-  if (!encoder || !io) {
-    console.log(`skip: ${fixtureDir} is absent (SAM2 fixture)`);
-    return null;
-  }
-  return { encoder, io };
+/** The fixture's encoder and io, or undefined when ../shared is absent (the caller skips). */
+function loaded(): { encoder: Sam2ImageEncoder; io: SafetensorsFile; dir: string } | undefined {
+  if (!fixtureDir) return undefined;
+  if (!encoder || !io) throw new Error('sam2-encoder: the before hook did not load the sam2-mini fixture');
+  return { encoder, io, dir: fixtureDir };
 }
 
 test.before(async ({ gpu }) => {
-  if (!existsSync(fixtureDir)) return;
+  if (!fixtureDir) return;
   const weights = await openSafetensorsFile(join(fixtureDir, 'weights.safetensors'));
   try {
     encoder = await Sam2ImageEncoder.fromSafetensors(gpu, weights);
@@ -213,7 +209,7 @@ test.after(async () => {
 
 test('sam2-mini config from the fixture weights (shapes + metadata)', async () => {
   const f = loaded();
-  if (!f) return;
+  if (!f) return skip(NO_SHARED);
   const c = f.encoder.config;
   assert.equal([c.variant, c.from, c.imageSize, c.trunk.embedDim, c.trunk.numHeads], ['custom', 'config', 256, 16, 1]);
   assert.equal(c.trunk.stages, [1, 2, 3, 2]);
@@ -228,7 +224,7 @@ test('sam2-mini config from the fixture weights (shapes + metadata)', async () =
 
 test('sam2-mini: preprocessing of raw_image matches the official (antialiased) transform', async () => {
   const f = loaded();
-  if (!f) return;
+  if (!f) return skip(NO_SHARED);
   const [height, width] = f.io.info('raw_image').shape;
   const rgb = await f.io.readInt32('raw_image');
   const data = new Uint8Array(width * height * 4).fill(255);
@@ -241,7 +237,7 @@ test('sam2-mini: preprocessing of raw_image matches the official (antialiased) t
 
 test('sam2-mini: every image-path intermediate within the fixture tolerance', async ({ gpu }) => {
   const f = loaded();
-  if (!f) return;
+  if (!f) return skip(NO_SHARED);
   const input = Tensor.fromArray(gpu, await f.io.read('image'), f.io.info('image').shape);
   const trace = f.encoder.trace(input);
   const expected = [
@@ -283,8 +279,9 @@ test('sam2-mini: every image-path intermediate within the fixture tolerance', as
 });
 
 test('sam2-mini: a mis-shaped or missing checkpoint tensor is an Error before any upload', async ({ gpu }) => {
-  if (!loaded()) return;
-  const weights = await openSafetensorsFile(join(fixtureDir, 'weights.safetensors'));
+  const f = loaded();
+  if (!f) return skip(NO_SHARED);
+  const weights = await openSafetensorsFile(join(f.dir, 'weights.safetensors'));
   const entries: SafetensorsEntry[] = [];
   for (const [name, info] of weights.tensors) {
     // Shapes are what is checked: the data of an altered tensor is zeros of its new size.
