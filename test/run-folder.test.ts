@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { writeSafetensors } from '../src/io/safetensors.js';
-import { readCheckpoint, readRunConfig, validateRunConfig, writeCheckpoint, type Checkpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
-import { checkHeadSpec } from '../src/medfocus/head.js';
+import { parseCheckpoint, readCheckpoint, readRunConfig, validateRunConfig, writeCheckpoint, type Checkpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
+import { checkHeadSpec, parseHeadSpec } from '../src/medfocus/head.js';
 import { assertThrows, suite } from './util.js';
 
 const test = suite('run-folder');
@@ -108,6 +108,19 @@ test('head.json: only plain file names beside it, bounded sizes, distinct classe
   await assertThrows(() => checkHeadSpec({ ...spec, deep: 999 }), /"deep" must be an integer from 0 to 256/);
   await assertThrows(() => checkHeadSpec({ ...spec, workSide: 1e6 }), /"workSide" must be an integer from 16 to 4096/);
   await assertThrows(() => checkHeadSpec({ ...spec, classes: ['a', 'b', 'a'] }), /"classes" names "a" twice; class names must be distinct/);
+  // Found by the fuzzer (test/fuzz.test.ts): an absent field crashed the message itself (JSON.stringify(undefined).slice).
+  const { tensors: _tensors, ...noTensors } = spec;
+  await assertThrows(() => checkHeadSpec(noTensors), /"tensors" must be a \.safetensors file name .*got nothing/);
+  const { classes: _classes, ...noClasses } = spec;
+  await assertThrows(() => checkHeadSpec(noClasses), /"classes" must list 2 to 10000 class names .*got nothing/);
+  await assertThrows(() => parseHeadSpec('{"format": "medfocus-head",'), /^head\.json: not valid JSON/);
+});
+
+test('checkpoint metadata found broken by the fuzzer: an absent optimizerStep is named, the file (not its folder) in the message', async () => {
+  const entries = [{ name: 'param.w', dtype: 'F32' as const, shape: [1], data: Float32Array.from([1]) }];
+  const progress = JSON.stringify({ epoch: 0, step: 0, losses: [] });
+  await assertThrows(() => parseCheckpoint(writeSafetensors(entries, { progress, optimizer: 'AdamW' }), 'R/checkpoint.safetensors'), /^R\/checkpoint\.safetensors: metadata 'optimizerStep' must be an integer ≥ 0, got nothing/);
+  await assertThrows(() => parseCheckpoint(writeSafetensors(entries, { optimizer: 'AdamW' }), 'R/checkpoint.safetensors'), /^R\/checkpoint\.safetensors: the progress metadata is missing/);
 });
 
 test.run();

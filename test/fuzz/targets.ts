@@ -5,6 +5,10 @@
 // match), or refuses it with a plain Error naming the file (see
 // fuzzVerdict). ONNX seeds come from bench/onnx-writer.js.
 
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { singleOpModel } from '../../bench/onnx-writer.js';
@@ -13,6 +17,7 @@ import { parseOnnx, tensorToFloat32 } from '../../src/io/onnx.js';
 import { bytesSource, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { parseCheckpoint, parseRunConfig } from '../../src/medfocus/checkpoint.js';
 import { parseHeadSpec } from '../../src/medfocus/head.js';
+import { loadImageFolder, loadImages } from '../../src/medfocus/dataset.js';
 import { fuzzRng } from './mutate.js';
 
 export interface FuzzTarget {
@@ -20,6 +25,8 @@ export interface FuzzTarget {
   label: string;
   /** JSON text: mutations also edit values inside the tree. */
   json?: boolean;
+  /** Inputs in npm test's bounded run, where one input is slow (default 3,000). */
+  testInputs?: number;
   seeds(): Uint8Array[];
   /** Applied to every mutated input (e.g. PNG CRCs recomputed, so mutations reach past the checksum). */
   repair?(bytes: Uint8Array): Uint8Array;
@@ -135,6 +142,12 @@ export const TARGETS: Record<string, FuzzTarget> = {
       accept(c.classes.length >= 2 && c.fraction > 0 && c.fraction <= 1 && Number.isSafeInteger(c.seed), JSON.stringify(c).slice(0, 200));
     },
   },
+  'dataset-tree': {
+    label: 'fuzz-tree-',
+    testInputs: 200, // ~0.05 s each: a folder tree is built and removed per input
+    seeds: () => [0, 1, 2].map((k) => Uint8Array.from({ length: 3 * 40 }, (_, i) => Math.floor(fuzzRng(100 + k)() * 256 + i * 37) & 255)),
+    read: readTree,
+  },
   checkpoint: {
     label: 'fuzz/checkpoint.safetensors',
     seeds: () => [checkpointBytes()],
@@ -145,6 +158,67 @@ export const TARGETS: Record<string, FuzzTarget> = {
     },
   },
 };
+
+/**
+ * An ImageFolder tree built from the input, read as a program of 3-byte
+ * steps (op, where, what): folders, valid and broken images, text files,
+ * links to anything (., .., the root, /dev/zero, nowhere, other entries),
+ * named pipes called *.png. Any bytes are a program, so every mutation is one.
+ */
+async function readTree(bytes: Uint8Array): Promise<void> {
+  const root = mkdtempSync(join(tmpdir(), 'fuzz-tree-'));
+  try {
+    const png = encodePng(image(2, 2, 9), 2, 2);
+    const dirs = ['train/c0', 'train/c1', 'test/c0', 'test/c1'].map((d) => join(root, d));
+    const entries = [...dirs];
+    for (const d of dirs) {
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'base.png'), png);
+    }
+    let pipes = 0;
+    for (let i = 0; i + 2 < Math.min(bytes.length, 3 * 64); i += 3) {
+      const [op, where, what] = [bytes[i], bytes[i + 1], bytes[i + 2]];
+      const dir = entries.filter((e) => dirs.includes(e))[where % dirs.length];
+      const path = join(dir, `e${what % 16}${op % 2 ? '.png' : ''}`);
+      try {
+        switch (op % 6) {
+          case 0:
+            mkdirSync(path);
+            dirs.push(path);
+            break;
+          case 1:
+            writeFileSync(path.endsWith('.png') ? path : `${path}.png`, png, { flag: 'wx' }); // wx: never through a link (a pipe would block the builder)
+            break;
+          case 2:
+            writeFileSync(`${path}.png`, bytes.subarray(i, i + (what % 40)), { flag: 'wx' });
+            break;
+          case 3: {
+            const targets = ['.', '..', '../..', root, '/dev/zero', join(root, 'nowhere'), ...entries];
+            symlinkSync(targets[what % targets.length], path);
+            break;
+          }
+          case 4:
+            if (pipes++ < 2) execFileSync('mkfifo', [`${path}.png`]);
+            break;
+          default:
+            writeFileSync(`${path}.txt`, 'notes', { flag: 'wx' });
+        }
+        entries.push(path);
+      } catch {
+        // The step collided with an existing name: the tree is what it is.
+      }
+    }
+    const folder = await loadImageFolder(root, 'train');
+    const real = folder.items.map((it) => realpathSync(it.path));
+    accept(new Set(real).size === real.length, `an image listed twice: ${real.join(', ')}`);
+    for (const p of real) accept(lstatSync(p).isFile(), `${p} is not a regular file`);
+    accept(folder.items.length <= 2 + 64, `${folder.items.length} images from at most 66 files`);
+    const loaded = await loadImages(folder.items, { onError: () => {} });
+    accept(loaded.images.length + loaded.failures.length === folder.items.length, 'every listed image decoded or reported');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
 
 /** Recomputes the CRC of every chunk that lies within the file (lengths as mutated). */
 function fixPngCrcs(input: Uint8Array): Uint8Array {
