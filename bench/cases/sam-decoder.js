@@ -82,8 +82,8 @@ async function mobileSam(ctx) {
   const iouDiff = maxAbsDiff(ours.iouPredictions, theirs.iou_predictions.data);
   const scale = lowRes.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   ctx.note(`${MOBILE_NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} on low-res logits (max |ref| ${scale.toFixed(1)}), ${iouDiff.toExponential(2)} on the IoU`);
-  // test/sam-decoder.test.ts's tolerances (measured 6e-5 on logits of ~60); a wrong kernel is off by order 1.
-  if (!(diff <= 1e-3 + 1e-5 * scale && iouDiff <= 1e-4)) throw new Error(`bench sam-decoder: MobileSAM differs from onnxruntime-node by ${diff} (logits), ${iouDiff} (IoU)`);
+  // test/sam-decoder.test.ts's tolerances (measured there: 4.7e-4 on logits up to 104, IoU 9.5e-7); a wrong kernel is off by order 1.
+  if (!(diff <= 1e-3 + 1e-5 * scale && iouDiff <= 1e-5)) throw new Error(`bench sam-decoder: MobileSAM differs from onnxruntime-node by ${diff} (logits), ${iouDiff} (IoU)`);
   ctx.note(`${MOBILE_NAME}: ${memoryLine(decodeStats(predictor.decoder))}`);
 
   const T = 1 + predictor.decoder.config.numMaskTokens + 2;
