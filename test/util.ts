@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { suite as uvuSuite, type Callback, type Test } from 'uvu';
 import { getDevice, type Gpu } from '../src/node.js';
+import { seededRandom } from '../src/util/random.js';
 
 /** Line prefixes scripts/test.js counts (each on its own line of stdout). */
 export const SKIP_MARK = '#medfocus-skip: ';
@@ -75,17 +76,8 @@ export function sharedPath(...parts: string[]): string | null {
 /** The reason to skip a test that needs ../shared. */
 export const NO_SHARED = `${sharedDir} is absent (fixtures, datasets and the CLIP vocabulary live there)`;
 
-/** mulberry32: small, fast, seeded. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The code base's seeded generator (mulberry32, src/util/random.ts). */
+export const rng = seededRandom;
 
 /** Uniform values in [lo, hi). */
 export function randomArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {

@@ -35,6 +35,7 @@ import { Graph, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
 import { backward } from '../graph/autograd.js';
 import type { ClipModel } from '../models/clip/model.js';
+import { seededRandom } from '../util/random.js';
 import { attentionBiasFromKeys } from './focus.js';
 
 /** What both classifiers offer the trainer. */
@@ -63,14 +64,7 @@ export interface Batch {
 
 /** Deterministic small-normal initialisation (Box–Muller on mulberry32). */
 export function initNormal(n: number, seed: number, scale: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()) * scale;
   return out;

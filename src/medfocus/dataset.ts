@@ -127,29 +127,7 @@ export function checkSplits(train: ImageFolder, test: ImageFolder): void {
   if (problems.length > 0) throw new Error(`checkSplits: ${problems.join('; ')} (${describe(train)}, ${describe(test)})`);
 }
 
-/** mulberry32: a small seeded generator, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Mixes integers into one 32-bit seed (so e.g. each class of a sample gets its own stream). */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x811c9dc5;
-  for (const p of parts) {
-    h = Math.imul(h ^ (p >>> 0), 0x01000193);
-    h ^= h >>> 15;
-    h = Math.imul(h, 0x2c1b3c6d);
-    h ^= h >>> 12;
-  }
-  return h >>> 0;
-}
+export { mixSeed, seededRandom } from '../util/random.js';
 
 /**
  * The few-shot subset of ../shared/datasets/README.md, image for image: per

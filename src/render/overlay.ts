@@ -4,6 +4,7 @@
 // Write the result with encodePng from src/io/image.ts.
 
 import type { DecodedImage } from '../io/image.js';
+import { seededRandom } from '../util/random.js';
 
 export type Rgb = readonly [number, number, number];
 
@@ -72,14 +73,7 @@ function checkAlpha(op: string, alpha: number): void {
 
 /** mulberry32, so a seed gives the same colours everywhere. */
 function seededColors(seed: number): () => Rgb {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   return () => [Math.floor(next() * 256), Math.floor(next() * 256), Math.floor(next() * 256)];
 }
 

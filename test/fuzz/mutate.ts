@@ -3,20 +3,10 @@
 // deletions, duplicated slices (a second chunk or segment), truncation; for
 // JSON inputs also a value anywhere in the tree replaced by a hostile one.
 
+import { seededRandom } from '../../src/util/random.js';
+
 const INTERESTING_U32 = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff, 16384, 65535];
 const HOSTILE_JSON: unknown[] = [null, -1, 0, 1e308, -1e308, 2 ** 53 + 1, 1.5, '', '../../../etc/passwd', '/abs/x.safetensors', 'https://elsewhere.example/x', 'x'.repeat(5000), [], {}, [1, 2, 3], true, 'NaN'];
-
-/** mulberry32 (the tests' generator, restated so the fuzzer's inputs never move when a helper elsewhere changes). */
-export function fuzzRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function byteMutation(input: Uint8Array, r: () => number): Uint8Array {
   const n = input.length;
@@ -92,7 +82,7 @@ function jsonMutation(input: Uint8Array, r: () => number): Uint8Array | undefine
 
 /** Input `index` of a run: a seed input under 1–4 mutations, all fixed by (seed, index). */
 export function mutate(seeds: readonly Uint8Array[], seed: number, index: number, json = false): Uint8Array {
-  const r = fuzzRng((seed * 0x9e3779b1 + index * 0x85ebca6b) >>> 0);
+  const r = seededRandom((seed * 0x9e3779b1 + index * 0x85ebca6b) >>> 0);
   let out = seeds[Math.floor(r() * seeds.length)];
   const count = 1 + Math.floor(r() * 4);
   for (let i = 0; i < count; i++) out = (json && r() < 0.6 ? jsonMutation(out, r) : undefined) ?? byteMutation(out, r);

@@ -18,7 +18,7 @@ import { bytesSource, openSafetensors, writeSafetensors } from '../../src/io/saf
 import { parseCheckpoint, parseRunConfig } from '../../src/medfocus/checkpoint.js';
 import { parseHeadSpec } from '../../src/medfocus/head.js';
 import { loadImageFolder, loadImages } from '../../src/medfocus/dataset.js';
-import { fuzzRng } from './mutate.js';
+import { seededRandom } from '../../src/util/random.js';
 
 export interface FuzzTarget {
   /** The name errors must carry (a file label the reader is given). */
@@ -44,7 +44,7 @@ export class InvalidAccepted {
 }
 
 function image(w: number, h: number, seed: number, alpha = false): Uint8Array {
-  const r = fuzzRng(seed);
+  const r = seededRandom(seed);
   return Uint8Array.from({ length: w * h * 4 }, (_, i) => (i % 4 === 3 && !alpha ? 255 : Math.floor(r() * 256)));
 }
 
@@ -145,7 +145,7 @@ export const TARGETS: Record<string, FuzzTarget> = {
   'dataset-tree': {
     label: 'fuzz-tree-',
     testInputs: 200, // ~0.05 s each: a folder tree is built and removed per input
-    seeds: () => [0, 1, 2].map((k) => Uint8Array.from({ length: 3 * 40 }, (_, i) => Math.floor(fuzzRng(100 + k)() * 256 + i * 37) & 255)),
+    seeds: () => [0, 1, 2].map((k) => Uint8Array.from({ length: 3 * 40 }, (_, i) => Math.floor(seededRandom(100 + k)() * 256 + i * 37) & 255)),
     read: readTree,
   },
   checkpoint: {
