@@ -18,6 +18,9 @@
 // Tensor bytes stay where they are: raw_data is a view into the input buffer
 // (no copy), so parsing a 30 MB model costs little beyond the node list.
 // Every tensor's byte size is checked against dims × dtype at parse time.
+// Typed data fields (float_data, int64_data…, packed or one record per value)
+// are counted first and then decoded straight into a typed array of the
+// checked size: parsing costs about the size of the tensors it returns.
 
 import { ProtoReader, WireType } from './protobuf.js';
 import { f16BitsToF32 } from '../half.js';
@@ -171,63 +174,39 @@ function elementCount(dims: readonly number[], fail: (problem: string) => Error)
   return count;
 }
 
-function concatFloat32(chunks: Float32Array[]): Float32Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+/** TensorProto field numbers of the typed data fields, by name. */
+const DATA_FIELDS = { float_data: 4, int32_data: 5, string_data: 6, int64_data: 7, double_data: 10, uint64_data: 11 } as const;
+type DataField = keyof typeof DATA_FIELDS | 'raw_data';
 
-function concatFloat64(chunks: Float64Array[]): Float64Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Float64Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
+/**
+ * A TensorProto in two passes. The first reads the small fields and only counts the values
+ * of the typed data fields (packed or unpacked, see ProtoReader.countRepeated); once the
+ * counts are checked against dims × data_type, the second pass decodes the one data field
+ * straight into a typed array of that size. No JS value per element, so an unpacked
+ * float_data of millions of values costs its Float32Array and nothing more.
+ */
 function parseTensor(r: ProtoReader): OnnxTensor {
   const dims: number[] = [];
   let dataType = 0;
   let dataTypeAt = r.start;
   let name = '';
   let rawData: Uint8Array | undefined;
-  const floatChunks: Float32Array[] = [];
-  const doubleChunks: Float64Array[] = [];
-  const int32s: number[] = [];
-  const int64s: bigint[] = [];
-  const uint64s: bigint[] = [];
-  const strings: Uint8Array[] = [];
+  const counts: Record<Exclude<DataField, 'raw_data'>, number> = { float_data: 0, int32_data: 0, string_data: 0, int64_data: 0, double_data: 0, uint64_data: 0 };
   let external = false;
-  const present = new Set<string>();
+  const present = new Set<DataField>();
   while (r.next()) {
     switch (r.field) {
       case 1: r.repeated(WireType.VARINT, 'dims', (p) => dims.push(p.int64())); break;
       case 2: r.expect(WireType.VARINT, 'data_type'); dataTypeAt = r.pos; dataType = r.int32(); break;
       case 3: throw r.error('segmented tensors (TensorProto.segment) are not supported');
-      case 4:
-        present.add('float_data');
-        if (r.wireType === LEN) floatChunks.push(r.packedFloats('float_data'));
-        else r.repeated(WireType.FIXED32, 'float_data', (p) => floatChunks.push(Float32Array.of(p.float())));
-        break;
-      case 5: present.add('int32_data'); r.repeated(WireType.VARINT, 'int32_data', (p) => int32s.push(p.int32())); break;
-      case 6: present.add('string_data'); r.expect(LEN, 'string_data'); strings.push(r.bytesView()); break;
-      case 7: present.add('int64_data'); r.repeated(WireType.VARINT, 'int64_data', (p) => int64s.push(p.int64Big())); break;
+      case 4: present.add('float_data'); counts.float_data += r.countRepeated(WireType.FIXED32, 'float_data'); break;
+      case 5: present.add('int32_data'); counts.int32_data += r.countRepeated(WireType.VARINT, 'int32_data'); break;
+      case 6: present.add('string_data'); r.expect(LEN, 'string_data'); r.skip(); counts.string_data++; break;
+      case 7: present.add('int64_data'); counts.int64_data += r.countRepeated(WireType.VARINT, 'int64_data'); break;
       case 8: name = stringField(r, 'name'); break;
       case 9: present.add('raw_data'); r.expect(LEN, 'raw_data'); rawData = r.bytesView(); break;
-      case 10:
-        present.add('double_data');
-        if (r.wireType === LEN) doubleChunks.push(r.packedDoubles('double_data'));
-        else r.repeated(WireType.FIXED64, 'double_data', (p) => doubleChunks.push(Float64Array.of(p.double())));
-        break;
-      case 11: present.add('uint64_data'); r.repeated(WireType.VARINT, 'uint64_data', (p) => uint64s.push(p.uint64Big())); break;
+      case 10: present.add('double_data'); counts.double_data += r.countRepeated(WireType.FIXED64, 'double_data'); break;
+      case 11: present.add('uint64_data'); counts.uint64_data += r.countRepeated(WireType.VARINT, 'uint64_data'); break;
       case 13: r.expect(LEN, 'external_data'); r.skip(); external = true; break;
       case 14: r.expect(WireType.VARINT, 'data_location'); if (r.int32() === 1) external = true; break;
       default: r.skip();
@@ -252,39 +231,40 @@ function parseTensor(r: ProtoReader): OnnxTensor {
   switch (field) {
     case undefined:
       if (count !== 0) throw fail(`${shapeText} but no data`);
-      break;
+      return tensor;
     case 'raw_data': {
       if (type === 'STRING') throw fail('STRING tensors must use string_data, not raw_data');
       const expected = Math.ceil((count * bits) / 8);
       if (rawData!.byteLength !== expected) throw fail(`${shapeText} need ${expected} bytes, raw_data has ${rawData!.byteLength}`);
       tensor.rawData = rawData;
-      break;
+      return tensor;
     }
-    case 'float_data':
-      tensor.floatData = concatFloat32(floatChunks);
-      checkCount(tensor.floatData.length, type === 'COMPLEX64' ? 2 * count : count, FLOAT_DATA_TYPES);
-      break;
-    case 'double_data':
-      tensor.doubleData = concatFloat64(doubleChunks);
-      checkCount(tensor.doubleData.length, type === 'COMPLEX128' ? 2 * count : count, DOUBLE_DATA_TYPES);
-      break;
-    case 'int32_data':
-      checkCount(int32s.length, bits < 8 ? Math.ceil((count * bits) / 8) : count, INT32_DATA_TYPES);
-      tensor.int32Data = Int32Array.from(int32s);
-      break;
-    case 'int64_data':
-      checkCount(int64s.length, count, ['INT64']);
-      tensor.int64Data = BigInt64Array.from(int64s);
-      break;
-    case 'uint64_data':
-      checkCount(uint64s.length, count, UINT64_DATA_TYPES);
-      tensor.uint64Data = BigUint64Array.from(uint64s);
-      break;
-    case 'string_data':
-      checkCount(strings.length, count, ['STRING']);
-      tensor.stringData = strings;
-      break;
+    case 'float_data': checkCount(counts.float_data, type === 'COMPLEX64' ? 2 * count : count, FLOAT_DATA_TYPES); break;
+    case 'double_data': checkCount(counts.double_data, type === 'COMPLEX128' ? 2 * count : count, DOUBLE_DATA_TYPES); break;
+    case 'int32_data': checkCount(counts.int32_data, bits < 8 ? Math.ceil((count * bits) / 8) : count, INT32_DATA_TYPES); break;
+    case 'int64_data': checkCount(counts.int64_data, count, ['INT64']); break;
+    case 'uint64_data': checkCount(counts.uint64_data, count, UINT64_DATA_TYPES); break;
+    case 'string_data': checkCount(counts.string_data, count, ['STRING']); break;
   }
+  // Second pass: the counts match the dims, so the typed array is allocated at its final size.
+  const n = counts[field];
+  const fieldNumber = DATA_FIELDS[field];
+  const again = new ProtoReader(r.bytes, r.source, r.path, r.start, r.end);
+  let filled = 0;
+  let decode: () => void;
+  switch (field) {
+    case 'float_data': { const out = (tensor.floatData = new Float32Array(n)); decode = () => { filled = again.floatsInto(out, filled, field); }; break; }
+    case 'double_data': { const out = (tensor.doubleData = new Float64Array(n)); decode = () => { filled = again.doublesInto(out, filled, field); }; break; }
+    case 'int32_data': { const out = (tensor.int32Data = new Int32Array(n)); decode = () => { filled = again.int32sInto(out, filled, field); }; break; }
+    case 'int64_data': { const out = (tensor.int64Data = new BigInt64Array(n)); decode = () => { filled = again.int64sInto(out, filled, field); }; break; }
+    case 'uint64_data': { const out = (tensor.uint64Data = new BigUint64Array(n)); decode = () => { filled = again.int64sInto(out, filled, field); }; break; }
+    case 'string_data': { const out: Uint8Array[] = (tensor.stringData = []); decode = () => { out.push(again.bytesView()); filled++; }; break; }
+  }
+  while (again.next()) {
+    if (again.field === fieldNumber) decode();
+    else again.skip();
+  }
+  if (filled !== n) throw fail(`${field} decoded to ${filled} values, but ${n} were counted (internal error)`);
   return tensor;
 }
 
@@ -449,6 +429,7 @@ function parseGraph(r: ProtoReader, depth: number): OnnxGraph {
  * The result's tensors view `bytes` (no copy): keep it unchanged while using them.
  */
 export function parseOnnx(bytes: Uint8Array, name = 'ONNX model'): OnnxModel {
+  if (!(bytes instanceof Uint8Array)) throw new Error(`${name}: expected the bytes of an ONNX model as a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`);
   // A plain view: Node's Buffer.slice shares memory, and tensors' rawData must behave like Uint8Array.
   const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new ProtoReader(plain, name, 'model');

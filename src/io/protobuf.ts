@@ -15,6 +15,11 @@
 // corrupt input throws an Error naming the source, the byte offset and the
 // field path (e.g. `model.onnx: truncated varint at byte 1234 in
 // graph.node[5].attribute[0]`) — never reads out of range or loops forever.
+//
+// Large repeated numeric fields (tensor data) are read in two passes without a
+// JS value per element: countRepeated counts the values of a record — packed,
+// or a run of unpacked records with the same tag — and the *Into methods then
+// decode them straight into a typed array the caller sized from those counts.
 
 export const WireType = { VARINT: 0, FIXED64: 1, LENGTH_DELIMITED: 2, START_GROUP: 3, END_GROUP: 4, FIXED32: 5 } as const;
 export type WireType = (typeof WireType)[keyof typeof WireType];
@@ -37,6 +42,8 @@ export class ProtoReader {
   // The last varint, as two unsigned 32-bit halves (JS numbers hold 53 bits, a varint 64).
   private lo = 0;
   private hi = 0;
+  /** A DataView over all of `bytes`, made on first use and handed to nested readers. */
+  private dataView?: DataView;
 
   /**
    * @param source names the input in errors (a file name)
@@ -160,24 +167,25 @@ export class ProtoReader {
     return this.lo !== 0 || this.hi !== 0;
   }
 
+  private get view(): DataView {
+    this.dataView ??= new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    return this.dataView;
+  }
+
   float(): number {
-    const at = this.advance(4, 'float');
-    return new DataView(this.bytes.buffer, this.bytes.byteOffset + at, 4).getFloat32(0, true);
+    return this.view.getFloat32(this.advance(4, 'float'), true);
   }
 
   double(): number {
-    const at = this.advance(8, 'double');
-    return new DataView(this.bytes.buffer, this.bytes.byteOffset + at, 8).getFloat64(0, true);
+    return this.view.getFloat64(this.advance(8, 'double'), true);
   }
 
   fixed32(): number {
-    const at = this.advance(4, 'fixed32');
-    return new DataView(this.bytes.buffer, this.bytes.byteOffset + at, 4).getUint32(0, true);
+    return this.view.getUint32(this.advance(4, 'fixed32'), true);
   }
 
   fixed64(): bigint {
-    const at = this.advance(8, 'fixed64');
-    return new DataView(this.bytes.buffer, this.bytes.byteOffset + at, 8).getBigUint64(0, true);
+    return this.view.getBigUint64(this.advance(8, 'fixed64'), true);
   }
 
   /** A length prefix, checked against what is left of the message. */
@@ -210,7 +218,9 @@ export class ProtoReader {
   message(path: string): ProtoReader {
     const n = this.length();
     const at = this.advance(n, 'message');
-    return new ProtoReader(this.bytes, this.source, path, at, at + n);
+    const child = new ProtoReader(this.bytes, this.source, path, at, at + n);
+    child.dataView = this.dataView;
+    return child;
   }
 
   /**
@@ -230,36 +240,147 @@ export class ProtoReader {
     while (packed.pos < packed.end) read(packed);
   }
 
-  /** The current packed fixed32 record (floats) copied into a Float32Array. */
-  packedFloats(name: string): Float32Array {
-    this.expect(WireType.LENGTH_DELIMITED, name);
-    const view = this.bytesView();
-    if (view.byteLength % 4 !== 0) throw this.error(`packed field ${this.field} (${name}) has ${view.byteLength} bytes, not a multiple of 4`);
-    return decodeLittleEndian(view, 4, (v, i) => v.getFloat32(i, true), Float32Array);
+  /**
+   * The tag byte of the current record, called right after its tag was read, when the tag
+   * is one byte (field < 16), else -1: runs of unpacked records are recognised by that byte.
+   */
+  private runTag(): number {
+    return this.pos - this.tagAt === 1 ? this.bytes[this.tagAt] : -1;
   }
 
-  /** The current packed fixed64 record (doubles) copied into a Float64Array. */
-  packedDoubles(name: string): Float64Array {
-    this.expect(WireType.LENGTH_DELIMITED, name);
-    const view = this.bytesView();
-    if (view.byteLength % 8 !== 0) throw this.error(`packed field ${this.field} (${name}) has ${view.byteLength} bytes, not a multiple of 8`);
-    return decodeLittleEndian(view, 8, (v, i) => v.getFloat64(i, true), Float64Array);
+  /** Skips further records that repeat the current one-byte tag `tag` (after the value just read), counting them. */
+  private skipRun(tag: number, valueBytes: number): number {
+    const { bytes, end } = this;
+    let n = 0;
+    if (tag < 0) return 0;
+    if (valueBytes > 0) {
+      while (this.pos + 1 + valueBytes <= end && bytes[this.pos] === tag) {
+        this.tagAt = this.pos;
+        this.pos += 1 + valueBytes;
+        n++;
+      }
+      return n;
+    }
+    while (this.pos < end && bytes[this.pos] === tag) {
+      this.tagAt = this.pos;
+      this.pos++;
+      this.readVarint();
+      n++;
+    }
+    return n;
   }
-}
 
-/** Copies little-endian fixed-width values into a fresh typed array (a plain copy on little-endian hosts). */
-function decodeLittleEndian<T extends Float32Array | Float64Array>(
-  view: Uint8Array,
-  size: number,
-  get: (v: DataView, byteOffset: number) => number,
-  Out: new (length: number) => T,
-): T {
-  const out = new Out(view.byteLength / size);
-  if (littleEndianHost) {
-    new Uint8Array(out.buffer).set(view);
-    return out;
+  /**
+   * Counts the values of a repeated scalar field starting at the current record, and moves
+   * past them: a packed record, or an unpacked record together with the records right after
+   * it that repeat its tag (one record per value). `wire` is the field's unpacked wire type.
+   * Nothing is decoded or allocated; read the same records again with floatsInto & co.
+   */
+  countRepeated(wire: WireType, name: string): number {
+    const size = wire === WireType.FIXED32 ? 4 : wire === WireType.FIXED64 ? 8 : 0;
+    if (this.wireType === WireType.LENGTH_DELIMITED) {
+      const n = this.length();
+      const at = this.advance(n, `packed ${name}`);
+      if (size > 0) {
+        if (n % size !== 0) throw this.error(`packed field ${this.field} (${name}) has ${n} bytes, not a multiple of ${size}`, at);
+        return n / size;
+      }
+      // Packed varints: one value per byte without the continuation bit.
+      let count = 0;
+      for (let i = at; i < at + n; i++) if (this.bytes[i] < 0x80) count++;
+      if (n > 0 && this.bytes[at + n - 1] >= 0x80) throw this.error(`packed field ${this.field} (${name}) ends inside a varint`, at + n - 1);
+      return count;
+    }
+    this.expect(wire, name);
+    const tag = this.runTag();
+    if (size > 0) this.advance(size, name);
+    else this.readVarint();
+    return 1 + this.skipRun(tag, size);
   }
-  const dv = new DataView(view.buffer, view.byteOffset, view.byteLength);
-  for (let i = 0; i < out.length; i++) out[i] = get(dv, i * size);
-  return out;
+
+  /**
+   * Decodes the values countRepeated counted at the current record into `out` from index
+   * `at`; returns the index after the last. Throws if they do not fit (the counts disagree).
+   */
+  private repeatedInto(wire: WireType, name: string, length: number, at: number, put: (reader: ProtoReader, index: number) => void): number {
+    const size = wire === WireType.FIXED32 ? 4 : wire === WireType.FIXED64 ? 8 : 0;
+    const overflow = () => this.error(`field ${this.field} (${name}) has more values than counted (${length})`, this.tagAt);
+    if (this.wireType === WireType.LENGTH_DELIMITED) {
+      const packed = this.message(`${this.path}.${name}`);
+      const n = packed.end - packed.start;
+      if (size > 0 && n % size !== 0) throw this.error(`packed field ${this.field} (${name}) has ${n} bytes, not a multiple of ${size}`, packed.start);
+      while (packed.pos < packed.end) {
+        if (at >= length) throw overflow();
+        put(packed, at++);
+      }
+      return at;
+    }
+    this.expect(wire, name);
+    const tag = this.runTag();
+    for (;;) {
+      if (at >= length) throw overflow();
+      put(this, at++);
+      if (tag < 0 || this.pos >= this.end || this.bytes[this.pos] !== tag) return at;
+      if (size > 0 && this.pos + 1 + size > this.end) return at; // let next() report the truncated record
+      this.tagAt = this.pos;
+      this.pos++;
+    }
+  }
+
+  /**
+   * A packed record of fixed-width values copied byte for byte into `out` from index `at`
+   * (little-endian hosts only, where the wire order is the memory order); -1 otherwise.
+   */
+  private packedCopy(out: Float32Array | Float64Array, at: number, size: number, name: string): number {
+    if (!littleEndianHost || this.wireType !== WireType.LENGTH_DELIMITED) return -1;
+    const bytes = this.bytesView();
+    if (bytes.byteLength % size !== 0) throw this.error(`packed field ${this.field} (${name}) has ${bytes.byteLength} bytes, not a multiple of ${size}`, this.tagAt);
+    const n = bytes.byteLength / size;
+    if (at + n > out.length) throw this.error(`field ${this.field} (${name}) has more values than counted (${out.length})`, this.tagAt);
+    new Uint8Array(out.buffer, out.byteOffset + at * size, bytes.byteLength).set(bytes);
+    return at + n;
+  }
+
+  /** FLOAT values (fixed32) of the current record and its run into `out` (see countRepeated). */
+  floatsInto(out: Float32Array, at: number, name: string): number {
+    const copied = this.packedCopy(out, at, 4, name);
+    if (copied >= 0) return copied;
+    const view = this.view;
+    return this.repeatedInto(WireType.FIXED32, name, out.length, at, (r, i) => {
+      out[i] = view.getFloat32(r.advance(4, 'float'), true);
+    });
+  }
+
+  /** DOUBLE values (fixed64) of the current record and its run into `out`. */
+  doublesInto(out: Float64Array, at: number, name: string): number {
+    const copied = this.packedCopy(out, at, 8, name);
+    if (copied >= 0) return copied;
+    const view = this.view;
+    return this.repeatedInto(WireType.FIXED64, name, out.length, at, (r, i) => {
+      out[i] = view.getFloat64(r.advance(8, 'double'), true);
+    });
+  }
+
+  /** int32 varints (low 32 bits, signed) of the current record and its run into `out`. */
+  int32sInto(out: Int32Array, at: number, name: string): number {
+    return this.repeatedInto(WireType.VARINT, name, out.length, at, (r, i) => {
+      r.readVarint();
+      out[i] = r.lo | 0;
+    });
+  }
+
+  /** 64-bit varints of the current record and its run into `out`, bit for bit (no BigInt per value on little-endian hosts). */
+  int64sInto(out: BigInt64Array | BigUint64Array, at: number, name: string): number {
+    const halves = littleEndianHost ? new Uint32Array(out.buffer, out.byteOffset, out.length * 2) : null;
+    return this.repeatedInto(WireType.VARINT, name, out.length, at, (r, i) => {
+      r.readVarint();
+      if (halves) {
+        halves[2 * i] = r.lo;
+        halves[2 * i + 1] = r.hi;
+      } else {
+        const bits = (BigInt(r.hi) << 32n) | BigInt(r.lo);
+        out[i] = out instanceof BigInt64Array ? BigInt.asIntN(64, bits) : bits;
+      }
+    });
+  }
 }
