@@ -1,7 +1,8 @@
 import * as assert from 'uvu/assert';
 import { Graph, Tensor, cachedBindGroupCount, graphOps as G, preNormBlock, preNormBlockShapes, type PreNormBlockWeights, type Value } from '../src/node.js';
 import { convTranspose2d as convTranspose2dRef, maxPool2d as maxPool2dRef } from './ref/conv.js';
-import { layerNorm2d as layerNorm2dRef } from './ref/norm.js';
+import { layerNorm2d as layerNorm2dRef, softmax as softmaxRef } from './ref/norm.js';
+import { matmulRef } from './ref/matmul.js';
 import { broadcastBinary, resize as resizeRef } from './ref/tensor-ops.js';
 import { preNormBlockRef } from './ref/transformer.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
@@ -107,17 +108,33 @@ test('profile times every dispatching node once, in order, and leaves run() work
   const y = G.softmax(g, g.reshape(G.add(g, h, x), [4, 32]));
   g.output('y', y);
   const feeds = { x: randn(8 * 16, 5), w: randn(16 * 16, 6) };
-  const expected = await g.run(feeds).y.read();
+  // float64: softmax over rows of 32 of relu(x·w) + x.
+  const h64 = matmulRef(feeds.x, [8, 16], feeds.w, [16, 16], { activation: 'relu' }).data.map((v, i) => v + feeds.x[i]);
+  const expected = softmaxRef(h64, [4, 32], 1);
+  // fp32 dot products of 16 unit-normal terms, then a softmax of 32: 1e-5 on probabilities.
+  const tol = { atol: 1e-5, rtol: 1e-4 };
+  assertClose(await g.run(feeds).y.read(), expected, tol, 'run before profile');
   const profile = await g.profile(feeds);
   const dispatching = g.nodeList.map((n, i) => ({ n, i })).filter(({ n }) => n.op !== 'reshape');
   assert.equal(profile.nodes.map((p) => p.index), dispatching.map(({ i }) => i));
   assert.equal(profile.nodes.map((p) => p.op), dispatching.map(({ n }) => n.op));
   assert.ok(profile.nodes.every((p) => p.ms > 0), 'every node takes time');
   assert.equal(profile.nodes[0].inputs, ['[8, 16]', '[16, 16]']);
-  assert.is(profile.byOp.reduce((s, k) => s + k.count, 0), dispatching.length);
-  assertClose([profile.byOp.reduce((s, k) => s + k.ms, 0)], [profile.totalMs], { atol: 1e-9, rtol: 1e-9 }, 'kind totals');
+  // Per-op totals and the grand total, summed here from the per-node times.
+  const byOp = new Map<string, { count: number; ms: number }>();
+  for (const p of profile.nodes) {
+    const k = byOp.get(p.op) ?? { count: 0, ms: 0 };
+    byOp.set(p.op, { count: k.count + 1, ms: k.ms + p.ms });
+  }
+  assert.equal(new Set(profile.byOp.map((k) => k.op)), new Set(byOp.keys()), 'one entry per op kind');
+  for (const k of profile.byOp) {
+    assert.is(k.count, byOp.get(k.op)!.count, `${k.op}: count`);
+    assertClose([k.ms], [byOp.get(k.op)!.ms], { atol: 1e-9, rtol: 1e-9 }, `${k.op}: ms`);
+  }
+  assertClose([profile.totalMs], [profile.nodes.reduce((s, p) => s + p.ms, 0)], { atol: 1e-9, rtol: 1e-9 }, 'total');
+  for (let i = 1; i < profile.byOp.length; i++) assert.ok(profile.byOp[i - 1].ms >= profile.byOp[i].ms, 'op kinds slowest first');
   assert.match(profile.table(), /^total .* ms over 4 ops/);
-  assert.equal(Array.from(await g.run(feeds).y.read()), Array.from(expected));
+  assertClose(await g.run(feeds).y.read(), expected, tol, 'run after profile');
   g.dispose();
 });
 

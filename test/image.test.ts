@@ -1,14 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { crc32, deflateSync, inflateSync } from 'node:zlib';
 import { encode as encodeJpeg } from 'jpeg-js';
 import * as assert from 'uvu/assert';
 import { decodeImage, encodePng } from '../src/io/image.js';
-import { assertThrows, rng, suite } from './util.js';
+import { assertThrows, NO_SHARED, rng, sharedPath, skip, suite } from './util.js';
 
 const test = suite('image');
-const datasets = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'datasets');
+const busi3 = sharedPath('datasets', 'busi3');
 
 // ---- PNGs built by hand (formats upng-js cannot write: gray, 16-bit, low-depth palette, interlaced, broken)
 
@@ -56,6 +55,59 @@ function ctypeOf(pngBytes: Uint8Array): number {
   return pngBytes[25]; // IHDR data starts at 16: width, height, depth, then colour type
 }
 
+/**
+ * A minimal PNG reader independent of src/io/image.ts (node:zlib and the
+ * spec's five filters), for 8-bit non-interlaced RGB and RGBA only: checks
+ * the signature, each chunk's CRC and the IHDR, and returns the samples.
+ */
+function readPng8(file: Uint8Array): { width: number; height: number; channels: number; samples: Uint8Array } {
+  const buf = Buffer.from(file);
+  assert.ok(buf.subarray(0, 8).equals(SIGNATURE), 'PNG signature');
+  let at = 8;
+  let header: Buffer | undefined;
+  const idat: Buffer[] = [];
+  for (;;) {
+    assert.ok(at + 12 <= buf.length, `chunk at byte ${at} runs past the end`);
+    const length = buf.readUInt32BE(at);
+    const type = buf.toString('latin1', at + 4, at + 8);
+    const body = buf.subarray(at + 4, at + 8 + length);
+    assert.is(buf.readUInt32BE(at + 8 + length), crc32(body), `CRC of chunk ${type}`);
+    const data = buf.subarray(at + 8, at + 8 + length);
+    if (type === 'IHDR') header = data;
+    if (type === 'IDAT') idat.push(data);
+    at += 12 + length;
+    if (type === 'IEND') break;
+  }
+  assert.is(at, buf.length, 'nothing after IEND');
+  assert.ok(header, 'an IHDR chunk');
+  const width = header.readUInt32BE(0);
+  const height = header.readUInt32BE(4);
+  const [depth, ctype, compression, filter, interlace] = header.subarray(8, 13);
+  assert.equal([depth, compression, filter, interlace], [8, 0, 0, 0], 'IHDR: 8-bit, deflate, adaptive filtering, not interlaced');
+  const channels = { 2: 3, 6: 4 }[ctype as 2 | 6];
+  assert.ok(channels, `colour type ${ctype}: expected 2 (RGB) or 6 (RGBA)`);
+  const stride = width * channels;
+  const raw = inflateSync(Buffer.concat(idat));
+  assert.is(raw.length, height * (stride + 1), 'inflated size');
+  const samples = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const type = raw[y * (stride + 1)];
+    for (let i = 0; i < stride; i++) {
+      const x = raw[y * (stride + 1) + 1 + i];
+      const a = i >= channels ? samples[y * stride + i - channels] : 0;
+      const b = y > 0 ? samples[(y - 1) * stride + i] : 0;
+      const c = i >= channels && y > 0 ? samples[(y - 1) * stride + i - channels] : 0;
+      const p = a + b - c;
+      const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+      const paeth = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      const predictor = [0, a, b, (a + b) >> 1, paeth][type];
+      assert.ok(predictor !== undefined, `row ${y}: filter type ${type}`);
+      samples[y * stride + i] = (x + predictor) & 255;
+    }
+  }
+  return { width, height, channels, samples };
+}
+
 function expectRgba(got: { width: number; height: number; data: Uint8Array }, width: number, height: number, pixel: (x: number, y: number) => number[], label: string) {
   assert.equal([got.width, got.height], [width, height], `${label}: size`);
   for (let y = 0; y < height; y++) {
@@ -69,11 +121,8 @@ function expectRgba(got: { width: number; height: number; data: Uint8Array }, wi
 // ---- real files
 
 test('busi3 JPEGs and PNG masks: sizes as in manifest.json, gray expanded to RGB', async () => {
-  if (!existsSync(datasets)) {
-    console.log(`skip: no datasets folder at ${datasets}`);
-    return;
-  }
-  const root = join(datasets, 'busi3');
+  if (!busi3) return skip(NO_SHARED);
+  const root = busi3;
   const manifest = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')) as {
     path: string;
     width: number;
@@ -113,7 +162,7 @@ test('busi3 JPEGs and PNG masks: sizes as in manifest.json, gray expanded to RGB
 
 // ---- PNG
 
-test('encodePng → decodeImage round trips: RGBA and RGB, incompressible and flat', () => {
+test('encodePng writes the source samples (checked by an independent reader) and decodeImage reads them back: RGBA and RGB, incompressible and flat', () => {
   const r = rng(7);
   const w = 37;
   const h = 23;
@@ -138,6 +187,11 @@ test('encodePng → decodeImage round trips: RGBA and RGB, incompressible and fl
   for (const [label, rgba, ctype, channels] of cases) {
     const file = encodePng(rgba, w, h);
     assert.is(ctypeOf(file), ctype, `${label}: colour type written`);
+    // The file itself, read without src/io/image.ts: the source's samples (alpha dropped when opaque).
+    const read = readPng8(file);
+    assert.equal([read.width, read.height, read.channels], [w, h, channels], `${label}: IHDR`);
+    const want = channels === 4 ? rgba : rgba.filter((_, i) => i % 4 !== 3);
+    assert.ok(Buffer.from(read.samples).equals(Buffer.from(want)), `${label}: the file's samples differ from the source`);
     const back = decodeImage(file, `${label}.png`);
     assert.equal([back.width, back.height, back.channels], [w, h, channels], label);
     assert.ok(Buffer.from(back.data).equals(Buffer.from(rgba)), `${label}: pixels differ after the round trip`);

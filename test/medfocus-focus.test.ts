@@ -6,9 +6,6 @@
 // is compared: probability mass on off-focus patches must drop by the factor
 // the bias implies. Also: both classifiers' training graphs lower the loss.
 
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import { Tensor } from '../src/tensor.js';
 import { Graph } from '../src/graph/graph.js';
@@ -19,10 +16,9 @@ import type { AutoMask } from '../src/models/sam/segmenter.js';
 import { classTokenAttention, ClipPromptClassifier, SamPoolClassifier, type Classifier, type Batch } from '../src/medfocus/backbones.js';
 import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, salientCandidates, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
 import { AdamW } from '../src/train/optimizer.js';
-import { assertClose, assertThrows, gpuSuite, randn, rng } from './util.js';
+import { assertClose, assertThrows, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const clipFixture = join(repoRoot, '..', 'shared', 'fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
+const clipFixture = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
 
 const test = gpuSuite('medfocus focus');
 
@@ -81,14 +77,18 @@ test('salientCandidates: the window and edge rule salientCoverage chooses from, 
 });
 
 test('focusMaskFilters: looser than SAM\'s defaults, stability offset scaled to the input side', () => {
-  const f = focusMaskFilters(512);
-  assert.ok(f.predIouThresh < AUTO_MASK_DEFAULTS.predIouThresh && f.stabilityScoreThresh < AUTO_MASK_DEFAULTS.stabilityScoreThresh);
-  assert.is(f.stabilityScoreOffset, 0.5);
-  assert.is(focusMaskFilters(1024).stabilityScoreOffset, AUTO_MASK_DEFAULTS.stabilityScoreOffset);
-  assert.equal(focusMaskFilters(1024), { ...FOCUS_MASK_FILTERS_1024 }, 'the values cache keys name are the filters at 1024²');
+  // Reference, written out here rather than read back from focus.ts: the README's thresholds (predicted IoU 0.7,
+  // stability 0.8) at every side, and SAM's stability offset of 1 logit at its native 1024² scaled linearly with the side.
+  const reference = (side: number) => ({ predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: (1 * side) / 1024 });
+  for (const side of [64, 256, 512, 768, 1024]) assert.equal(focusMaskFilters(side), reference(side), `filters at ${side}²`);
+  assert.is(focusMaskFilters(512).stabilityScoreOffset, 0.5);
+  assert.is(AUTO_MASK_DEFAULTS.stabilityScoreOffset, reference(1024).stabilityScoreOffset, 'at 1024² the offset is SAM\'s own');
+  assert.ok(reference(1024).predIouThresh < AUTO_MASK_DEFAULTS.predIouThresh && reference(1024).stabilityScoreThresh < AUTO_MASK_DEFAULTS.stabilityScoreThresh, 'looser than SAM\'s');
+  // Mask cache keys name FOCUS_MASK_FILTERS_1024 while the masks are made with focusMaskFilters(side): both must be the reference's.
+  assert.equal({ ...FOCUS_MASK_FILTERS_1024 }, reference(1024), 'the values cache keys name are the filters at 1024²');
 });
 
-test('patchCoverage and the key/attention bias against a per-pixel reference', () => {
+test('patchCoverage and the key/attention bias against a per-pixel reference', async () => {
   const r = rng(5);
   for (const [w, h, G] of [[8, 8, 4], [10, 7, 3], [13, 13, 13], [5, 9, 1]] as const) {
     const cov = Float32Array.from({ length: w * h }, () => (r() < 0.4 ? 1 : 0));
@@ -124,8 +124,8 @@ test('patchCoverage and the key/attention bias against a per-pixel reference', (
       }
     }
   }
-  assertThrows(() => patchCoverage(new Float32Array(3), 2, 2, 1), /patchCoverage/, /3 values/, /2×2/);
-  assertThrows(() => patchKeyBias(new Float32Array(4), 2, 2, 1, -1), /strength/, /-1/);
+  await assertThrows(() => patchCoverage(new Float32Array(3), 2, 2, 1), /patchCoverage/, /3 values/, /2×2/);
+  await assertThrows(() => patchKeyBias(new Float32Array(4), 2, 2, 1, -1), /strength/, /-1/);
 });
 
 test('mask cache codec round-trips; resizeRgba box-averages when shrinking', () => {
@@ -143,7 +143,7 @@ test('mask cache codec round-trips; resizeRgba box-averages when shrinking', () 
 });
 
 test('the attention bias lowers the class token\'s attention on off-focus patches (tiny CLIP tower)', async ({ gpu }) => {
-  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixture)`);
+  if (!clipFixture) return skip(NO_SHARED);
   const file = await openSafetensorsFile(clipFixture);
   const model = await ClipModel.fromSafetensors(gpu, file);
   await file.close();
@@ -253,7 +253,7 @@ test('SamPoolClassifier attention pooling: [mean, focus-weighted mean] → Layer
   c.dispose();
 });
 
-test('SamPoolClassifier (mean and attention pooling) and ClipPromptClassifier learn a separable toy set', async ({ gpu }) => {
+test('SamPoolClassifier (mean and attention pooling) learns a separable toy set', async ({ gpu }) => {
   const L = 16;
   const C = 256;
   const B = 6;
@@ -285,7 +285,12 @@ test('SamPoolClassifier (mean and attention pooling) and ClipPromptClassifier le
     for (const t of [probs, weights, inputs]) t.dispose();
     c.dispose();
   }
-  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixture)`);
+});
+
+test('ClipPromptClassifier learns a toy set (tiny CLIP tower)', async ({ gpu }) => {
+  if (!clipFixture) return skip(NO_SHARED);
+  const B = 6;
+  const labels = Int32Array.from({ length: B }, (_, i) => i % 3);
   const file = await openSafetensorsFile(clipFixture);
   const model = await ClipModel.fromSafetensors(gpu, file);
   await file.close();
@@ -314,7 +319,7 @@ function meanCrossEntropy(logits: Float64Array, n: number, k: number, target: (i
 }
 
 test('ClipPromptClassifier with the image–text contrastive term: loss vs a float64 reference, prompt gradient vs finite differences', async ({ gpu }) => {
-  if (!existsSync(clipFixture)) return console.log(`skip: ${clipFixture} is absent (CLIP fixture)`);
+  if (!clipFixture) return skip(NO_SHARED);
   const file = await openSafetensorsFile(clipFixture);
   const model = await ClipModel.fromSafetensors(gpu, file);
   await file.close();

@@ -1,13 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { decodeImage } from '../src/io/image.js';
 import { CLIP_MEAN, CLIP_STD, Tensor, clipPreprocess } from '../src/node.js';
 import { clipPreprocessRef, pythonRound, resizedSize, type RgbaImage } from './ref/preprocess.js';
-import { assertClose, assertThrows, gpuSuite, rng } from './util.js';
+import { assertClose, assertThrows, gpuSuite, NO_SHARED, rng, sharedPath, skip } from './util.js';
 
 const test = gpuSuite('preprocess');
+const benign1 = sharedPath('datasets', 'busi3', 'train', 'benign', 'benign_1.jpg');
 
 // f32 weights and f32 sums over at most a few hundred taps: ~1e-4 in 0..255
 // units, ~2e-6 after ÷255÷std. 1e-4 leaves room and still catches any wrong
@@ -122,11 +121,8 @@ test('geometry: centre-crop offsets with Python rounding (pixels encode their co
 });
 
 test('a decoded busi3 JPEG (gray, 305×256) through the whole transform', async ({ gpu }) => {
-  const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'datasets', 'busi3', 'train', 'benign', 'benign_1.jpg');
-  if (!existsSync(file)) {
-    console.log(`skip: no dataset image at ${file}`);
-    return;
-  }
+  const file = benign1;
+  if (!file) return skip(NO_SHARED);
   const img = decodeImage(readFileSync(file), file);
   const got = await clipPreprocess(gpu, [img]).read();
   assertClose(got, clipPreprocessRef(img, 224, CLIP_MEAN, CLIP_STD, 'bicubic'), TOL, 'benign_1.jpg');
