@@ -58,6 +58,8 @@ test('one class, --sam-size below the working range, a huge or exponent seed, an
   await usage(['train', '--data', data, '--out', 'x', '--colour', 'red'], /train: unknown option --colour/);
   await usage(['train', '--data'], /train: --data needs a value/);
   await usage(['eval', '--run', 'x', '--data', data, '--epochs', '3'], /eval: unknown option --epochs/);
+  // A negative number after an option is its value (parseArgs alone reads '-1' as an option), so the value's own check answers.
+  await usage(['train', '--data', data, '--out', 'x', '--lr', '-1'], /--lr must be a number > 0, got '-1'/);
 });
 
 test('the option table drives the usage line and --help: every option appears, each under its commands', async () => {

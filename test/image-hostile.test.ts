@@ -33,14 +33,7 @@ function ihdr(width: number, height: number, ctype = 0): Uint8Array {
 }
 
 function png(...chunks: Uint8Array[]): Uint8Array {
-  const parts = [Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ...chunks, chunk('IEND', new Uint8Array(0))];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat([Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), ...chunks, chunk('IEND', new Uint8Array(0))]));
 }
 
 /** Gray 8-bit scanlines (filter byte + width bytes per row), deflated. */

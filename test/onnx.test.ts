@@ -5,56 +5,13 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ProtoReader, WireType } from '../src/io/protobuf.js';
 import { parseOnnx, tensorByteLength, tensorToFloat32, tensorToInt32, type OnnxModel, type OnnxTensor } from '../src/io/onnx.js';
+import { DT, concat, f32Field, lenField, leBytes, modelBytes, node, sField, tensorProto, valueInfo, vField, varint, type Bytes } from './ref/protobuf-writer.js';
 import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('onnx');
 
-// ---- An independent protobuf writer, to build inputs by hand ----
+// ---- Inputs built by hand with an independent protobuf writer (test/ref/protobuf-writer.ts) ----
 
-type Bytes = number[] | Uint8Array;
-const concat = (...parts: Bytes[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
-/** Base-128 varint of the 64-bit two's complement of v. */
-function varint(v: number | bigint): number[] {
-  let x = BigInt.asUintN(64, BigInt(v));
-  const out: number[] = [];
-  do {
-    const low = Number(x & 0x7fn);
-    x >>= 7n;
-    out.push(x ? low | 0x80 : low);
-  } while (x);
-  return out;
-}
-const vField = (field: number, v: number | bigint) => concat(varint(field * 8), varint(v));
-const lenField = (field: number, ...body: Bytes[]) => {
-  const b = concat(...body);
-  return concat(varint(field * 8 + 2), varint(b.length), b);
-};
-const sField = (field: number, s: string) => lenField(field, new TextEncoder().encode(s));
-const f32Field = (field: number, v: number) => {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setFloat32(0, v, true);
-  return concat(varint(field * 8 + 5), b);
-};
-const leBytes = (values: ArrayLike<number>, Typed: Float32ArrayConstructor | Float64ArrayConstructor) =>
-  new Uint8Array(Typed.from(values).buffer);
-
-const DT = { FLOAT: 1, INT32: 6, INT64: 7, STRING: 8, FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13, BFLOAT16: 16, INT4: 22 };
-/** TensorProto from parts (dims, data_type, name, then any data fields given). */
-const tensorProto = (name: string, dataType: number, dims: number[], ...data: Bytes[]) =>
-  concat(...dims.map((d) => vField(1, d)), vField(2, dataType), sField(8, name), ...data);
-const valueInfo = (name: string, elemType: number, dims: (number | string)[]) =>
-  concat(sField(1, name), lenField(2, lenField(1, vField(1, elemType), lenField(2, ...dims.map((d) => lenField(1, typeof d === 'number' ? vField(1, d) : sField(2, d)))))));
-const node = (opType: string, inputs: string[], outputs: string[], ...attributes: Bytes[]) =>
-  concat(...inputs.map((i) => sField(1, i)), ...outputs.map((o) => sField(2, o)), sField(4, opType), ...attributes.map((a) => lenField(5, a)));
-const modelBytes = (...graph: Bytes[]) => concat(vField(1, 8), lenField(8, vField(2, 17)), sField(2, 'hand'), lenField(7, ...graph));
 const parse = (bytes: Uint8Array) => parseOnnx(bytes, 'hand.onnx');
 
 // ---- Wire-format reader ----

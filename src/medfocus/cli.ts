@@ -139,9 +139,11 @@ type Flags = Map<string, string>;
  */
 export function parseCommandLine(command: Command, argv: string[]): { flags: Flags; positional: string[] } {
   const names = Object.keys(OPTIONS).filter((n) => OPTIONS[n].commands.includes(command));
+  // Every option takes a value, so `--lr -1` means the value -1 (parseArgs alone would read -1 as an option).
+  const args = argv.flatMap((a, i) => (/^--[^=]+$/.test(a) && /^-\d/.test(argv[i + 1] ?? '') ? [`${a}=${argv[i + 1]}`] : i > 0 && /^--[^=]+$/.test(argv[i - 1]) && /^-\d/.test(a) ? [] : [a]));
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: Object.fromEntries(names.map((n) => [n, { type: 'string', multiple: true }])), allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options: Object.fromEntries(names.map((n) => [n, { type: 'string', multiple: true }])), allowPositionals: true, strict: true });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const option = /'(--?[^' =]+)/.exec((e as Error).message)?.[1] ?? '';

@@ -49,15 +49,7 @@ function byteMutation(input: Uint8Array, r: () => number): Uint8Array {
   }
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 /** A value somewhere in the parsed JSON replaced by a hostile one (or a key dropped). */
 function jsonMutation(input: Uint8Array, r: () => number): Uint8Array | undefined {

@@ -221,15 +221,7 @@ function putVarint(out: number[], v: number): void {
   out.push(v);
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (parts: Uint8Array[]): Uint8Array => new Uint8Array(Buffer.concat(parts));
 
 function record(no: number, payload: Uint8Array | string): Uint8Array {
   const bytes = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
