@@ -21,6 +21,7 @@ import { constants, crc32, deflateRawSync, gunzipSync, gzipSync } from 'node:zli
 import * as assert from 'uvu/assert';
 import { ClipTokenizer, MAX_BPE_WORD_BYTES, MAX_VOCAB_FILE_BYTES, cleanText } from '../src/models/clip/tokenizer.js';
 import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
+import { BASE_MERGES, BASE_TOKENS, BYTE_SYMBOLS, BYTE_TO_CHAR, EOT, SOT, vocabJson } from './ref/clip-small-vocab.js';
 import { assertThrows, NO_SHARED, rng, sharedPath, skip, suite } from './util.js';
 
 // null when ../shared is absent (those tests skip); a missing file fails this file here.
@@ -28,26 +29,6 @@ const officialGz = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
 
 const test = suite('clip tokenizer: hostile vocabularies and texts');
 
-const SOT = '<|startoftext|>';
-const EOT = '<|endoftext|>';
-
-/** GPT-2 bytes_to_unicode, index = byte (written out again here, not imported). */
-const BYTE_TO_CHAR: string[] = (() => {
-  const table: string[] = [];
-  let next = 256;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    table.push(String.fromCharCode(printable ? b : next++));
-  }
-  return table;
-})();
-const BYTE_SYMBOLS = [...BYTE_TO_CHAR].sort((a, b) => a.charCodeAt(0) - b.charCodeAt(0));
-
-/** A small valid vocabulary: the 512 byte symbols, "ab", "abc</w>", then the two specials. */
-const BASE_TOKENS = [...BYTE_SYMBOLS, ...BYTE_SYMBOLS.map((s) => `${s}</w>`), 'ab', 'abc</w>', SOT, EOT];
-const BASE_MERGES = '#version: 0.2\na b\nab c</w>\n';
-/** vocab.json text giving the tokens their positions as ids. */
-const vocabJson = (tokens: string[]): string => JSON.stringify(Object.fromEntries(tokens.map((t, id) => [t, id])));
 const without = (token: string) => BASE_TOKENS.filter((t) => t !== token);
 
 /**

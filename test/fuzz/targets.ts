@@ -18,6 +18,8 @@ import { bytesSource, openSafetensors, writeSafetensors } from '../../src/io/saf
 import { parseCheckpoint, parseRunConfig } from '../../src/medfocus/checkpoint.js';
 import { parseHeadSpec } from '../../src/medfocus/head.js';
 import { loadImageFolder, loadImages } from '../../src/medfocus/dataset.js';
+import { ClipTokenizer, MAX_VOCAB_SIZE } from '../../src/models/clip/tokenizer.js';
+import { BASE_MERGES, BASE_TOKENS, vocabJson } from '../ref/clip-small-vocab.js';
 import { seededRandom } from '../../src/util/random.js';
 
 export interface FuzzTarget {
@@ -27,6 +29,8 @@ export interface FuzzTarget {
   json?: boolean;
   /** Inputs in npm test's bounded run, where one input is slow (default 3,000). */
   testInputs?: number;
+  /** Every input is valid (any text tokenizes): nothing should be refused. */
+  acceptsAll?: boolean;
   seeds(): Uint8Array[];
   /** Applied to every mutated input (e.g. PNG CRCs recomputed, so mutations reach past the checksum). */
   repair?(bytes: Uint8Array): Uint8Array;
@@ -142,6 +146,27 @@ export const TARGETS: Record<string, FuzzTarget> = {
       accept(c.classes.length >= 2 && c.fraction > 0 && c.fraction <= 1 && Number.isSafeInteger(c.seed), JSON.stringify(c).slice(0, 200));
     },
   },
+  'clip-vocab': {
+    label: 'ClipTokenizer',
+    json: true,
+    seeds: () => [encoder.encode(vocabJson(BASE_TOKENS))],
+    read: (bytes) => checkTokenizer(ClipTokenizer.fromVocabAndMerges(text(bytes), BASE_MERGES)),
+  },
+  'clip-merges': {
+    label: 'ClipTokenizer',
+    seeds: () => [encoder.encode(BASE_MERGES), encoder.encode('#version: 0.2\na b\n')],
+    read: (bytes) => checkTokenizer(ClipTokenizer.fromVocabAndMerges(vocabJson(BASE_TOKENS), text(bytes))),
+  },
+  'clip-text': {
+    label: 'ClipTokenizer',
+    acceptsAll: true,
+    seeds: () => ['a photo of a benign lesion', 'abc ab &amp; 12.5% <tag> é 🙂', 'x'.repeat(300)].map((t) => encoder.encode(t)),
+    read(bytes) {
+      const t = smallTokenizer();
+      const row = t.tokenize(text(bytes), { truncate: true });
+      accept(row.length === 77 && row.every((id) => id >= 0 && id < t.vocabSize), `a row of ${row.length} ids`);
+    },
+  },
   'dataset-tree': {
     label: 'fuzz-tree-',
     testInputs: 200, // ~0.05 s each: a folder tree is built and removed per input
@@ -218,6 +243,17 @@ async function readTree(bytes: Uint8Array): Promise<void> {
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+let small: ClipTokenizer | undefined;
+/** The small valid tokenizer (test/ref/clip-small-vocab.ts), built once. */
+const smallTokenizer = () => (small ??= ClipTokenizer.fromVocabAndMerges(vocabJson(BASE_TOKENS), BASE_MERGES));
+
+/** An accepted vocabulary must encode text into ids inside its table, with the specials at its ends. */
+function checkTokenizer(t: ClipTokenizer): void {
+  accept(t.vocabSize >= 2 && t.vocabSize <= MAX_VOCAB_SIZE && t.sotToken < t.vocabSize && t.eotToken === t.vocabSize - 1, `vocabulary of ${t.vocabSize}, sot ${t.sotToken}, eot ${t.eotToken}`);
+  const ids = t.encode('abc ab a photo');
+  accept(ids.every((id) => Number.isInteger(id) && id >= 0 && id < t.vocabSize), `ids ${ids.join(',')}`);
 }
 
 /** Recomputes the CRC of every chunk that lies within the file (lengths as mutated). */
