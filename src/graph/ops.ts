@@ -25,16 +25,13 @@ import { softmax as softmaxKernel } from '../kernels/softmax.js';
 import { concat as concatKernel, pad as padKernel, permute as permuteKernel, slice as sliceKernel } from '../kernels/transform.js';
 import { unary, type UnaryOp } from '../kernels/unary.js';
 import type { BackwardRule, Graph, Value } from './graph.js';
+import { sameShape } from '../util/shape.js';
 
 /** Copies a kernel's freshly allocated result into the planned output and releases it (for kernels without an `out` option). */
 function moveInto(gpu: Gpu, result: Tensor, out: Tensor): void {
   const bytes = Math.ceil(result.byteLength / 4) * 4;
   if (bytes > 0) gpu.commandEncoder().copyBufferToBuffer(result.buffer, 0, out.buffer, 0, bytes);
   result.dispose();
-}
-
-function sameShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** A zero-filled value (one clearBuffer, planned memory like any op). */

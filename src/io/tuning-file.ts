@@ -1,13 +1,14 @@
 // A persistent TuningStore for Node: the per-adapter kernel variant choices
 // as one JSON file, so a sweep runs once per machine, not once per process.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { TuningStore } from '../kernels/tune.js';
+import { writeFileAtomicSync } from '../util/atomic-write.js';
 
 /**
  * Reads `path` (a missing file is an empty store; a corrupt one is an Error
- * naming it) and rewrites it atomically (temp file + rename) on every set.
+ * naming it) and rewrites it atomically (util/atomic-write.ts) on every set.
  */
 export function fileTuningStore(path: string): TuningStore {
   let entries: Record<string, string> = {};
@@ -26,9 +27,7 @@ export function fileTuningStore(path: string): TuningStore {
     set(key, value) {
       entries[key] = value;
       mkdirSync(dirname(path), { recursive: true });
-      const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, `${JSON.stringify(entries, null, 2)}\n`);
-      renameSync(tmp, path);
+      writeFileAtomicSync(path, `${JSON.stringify(entries, null, 2)}\n`);
     },
   };
 }

@@ -1,7 +1,7 @@
 // Shapes and input checks shared by the attention forward and backward
 // kernels. Internal: not re-exported from the package.
 
-import { Tensor, shapeString, type Shape } from '../tensor.js';
+import { Tensor, shapeString } from '../tensor.js';
 
 export const MAX_HEAD_DIM = 128;
 
@@ -24,7 +24,8 @@ export function tokenStrides(layout: AttentionLayout, H: number, L: number, widt
   return layout === 'bhld' ? [H * L * width, L * width, width] : [L * H * width, width, H * width];
 }
 
-export const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((n, i) => n === b[i]);
+// attention.ts and attention-backward.ts take sameShape from here.
+export { sameShape } from '../util/shape.js';
 
 export const attentionOutputShape = (layout: AttentionLayout, d: AttentionDims) => (layout === 'bhld' ? [d.B, d.H, d.Lq, d.Dv] : [d.B, d.Lq, d.H, d.Dv]);
 

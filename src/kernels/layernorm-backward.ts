@@ -5,6 +5,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { axisGrid, axisTiling, checkF32 } from './axis.js';
 import { dispatchKernel, linearGrid, placeholder } from './program.js';
+import { sameShape } from '../util/shape.js';
 
 export interface LayerNormBackwardOptions {
   /** Compute dx (default true); false when x is a leaf such as a frozen input. */
@@ -25,10 +26,6 @@ const PARAM_COLS = 64; // columns per `param_partials` workgroup, as in the shad
 // Rows per pass-1 block: at least this many, and at most MAX_BLOCKS blocks so pass 2 stays short.
 const MIN_ROWS_PER_BLOCK = 32;
 const MAX_BLOCKS = 256;
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
 
 /**
  * Gradients of y = layerNorm(x, γ, β) given dy, with mean and rstd [rows] as

@@ -41,6 +41,7 @@
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString, type Shape } from '../../tensor.js';
 import { Graph, type Value } from '../../graph/graph.js';
+import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { backward } from '../../graph/autograd.js';
 import { argmax } from '../../kernels/topk.js';
@@ -54,6 +55,7 @@ import type { ClipConfig, ClipTowerConfig } from './config.js';
 import type { ClipTokenizer } from './tokenizer.js';
 import { POS_INTERPOLATIONS, posInterpolationMatrix, type PosInterpolation } from './posembed.js';
 import { loadClipWeights, type ClipWeights, type LoadClipWeightsOptions } from './weights.js';
+import { sameShape } from '../../util/shape.js';
 
 export interface ClipImageOptions {
   /** Additive attention bias, broadcastable to [N, heads|1, T, T] (rank 2–4; missing leading dims are 1). */
@@ -193,10 +195,8 @@ export interface ClipLogits {
   logitsPerText: Tensor;
 }
 
-const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((d, i) => d === b[i]);
-
 export class ClipModel {
-  private readonly graphs = new Map<string, Graph>();
+  private readonly graphs = new GraphCache();
   /** Normalised class embeddings [K, E] keyed by (templates, class names). */
   private readonly classifiers = new Map<string, Tensor>();
   private disposed = false;
@@ -365,8 +365,7 @@ export class ClipModel {
 
   /** Frees the weights and every cached graph. */
   dispose(): void {
-    for (const g of this.graphs.values()) g.dispose();
-    this.graphs.clear();
+    this.graphs.dispose();
     for (const t of this.classifiers.values()) t.dispose();
     this.classifiers.clear();
     this.weights.dispose();
@@ -395,7 +394,7 @@ export class ClipModel {
     const layers = options.attnBiasLayers ? checkLayers(op, options.attnBiasLayers, v.layers) : undefined;
     const spec: ImageGraphSpec = { N, H, W, P, deepLayers, biasShape, layers, interpolation, mode };
     const key = `image|${N}|${H}x${W}|${interpolation ?? '-'}|${P}|${deepLayers}|${biasShape ? shapeString(biasShape) : '-'}|${layers?.join(',') ?? 'all'}|${mode}`;
-    const g = this.graph(key, () => this.buildImageGraph(spec));
+    const g = this.graphs.get(key, () => this.buildImageGraph(spec));
     const feeds: Record<string, Tensor> = { images };
     if (r) feeds.r = r;
     const prompts = options.prompts ?? options.deepPrompts;
@@ -439,18 +438,8 @@ export class ClipModel {
       const bad = tokens.findIndex((id) => id < 0 || id >= V);
       if (bad >= 0) throw new Error(`ClipModel.${op}: token id ${tokens[bad]} at row ${Math.floor(bad / C)}, column ${bad % C} is outside the vocabulary [0, ${V})`);
     }
-    const g = this.graph(`text|${N}|${trace}`, () => this.buildTextGraph(N, trace));
+    const g = this.graphs.get(`text|${N}|${trace}`, () => this.buildTextGraph(N, trace));
     return g.run({ tokens });
-  }
-
-  private graph(key: string, build: () => Graph): Graph {
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = build();
-      g.compile();
-      this.graphs.set(key, g);
-    }
-    return g;
   }
 
   /** A graph whose weights are the model's parameters, bound on first use. */

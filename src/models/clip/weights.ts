@@ -10,6 +10,7 @@
 import type { Gpu } from '../../device.js';
 import { Tensor } from '../../tensor.js';
 import { SAFETENSORS_FLOAT_DTYPES, type SafetensorsFile } from '../../io/safetensors.js';
+import { sameShape } from '../../util/shape.js';
 import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type ClipActivation, type ClipConfig, type SourceTensor } from './config.js';
 
 export interface ClipWeights {
@@ -36,7 +37,6 @@ export interface LoadClipWeightsOptions {
 }
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Every problem of the key set, as lines; empty when the checkpoint matches the config exactly. */
 function keyProblems(file: SafetensorsFile, config: ClipConfig, expected: readonly SourceTensor[]): string[] {
@@ -46,7 +46,7 @@ function keyProblems(file: SafetensorsFile, config: ClipConfig, expected: readon
     wanted.add(key);
     const info = file.tensors.get(key);
     if (!info) problems.push(`missing tensor "${key}" (expected shape ${fmt(shape)})`);
-    else if (!same(info.shape, shape)) problems.push(`tensor "${key}" has shape ${fmt(info.shape)}, expected ${fmt(shape)}`);
+    else if (!sameShape(info.shape, shape)) problems.push(`tensor "${key}" has shape ${fmt(info.shape)}, expected ${fmt(shape)}`);
     else if (!SAFETENSORS_FLOAT_DTYPES.includes(info.dtype)) problems.push(`tensor "${key}" is ${info.dtype}, expected a float dtype (${SAFETENSORS_FLOAT_DTYPES.join(', ')})`);
   }
   for (const [key, info] of file.tensors) {

@@ -47,6 +47,7 @@
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
 import { Graph, type Value } from '../../graph/graph.js';
+import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
 import { resize } from '../../kernels/resize.js';
@@ -304,7 +305,7 @@ interface EmbeddingGeometry {
 }
 
 export class SamMaskDecoder {
-  private readonly graphs = new Map<string, Graph>();
+  private readonly graphs = new GraphCache();
   private disposed = false;
   /** Host parts of the prompt encoder. */
   readonly pointParams: PointEncoderParams;
@@ -641,8 +642,7 @@ export class SamMaskDecoder {
   }
 
   dispose(): void {
-    for (const g of this.graphs.values()) g.dispose();
-    this.graphs.clear();
+    this.graphs.dispose();
     for (const p of this.params.values()) p.dispose();
     this.params.clear();
     this.disposed = true;
@@ -674,26 +674,23 @@ export class SamMaskDecoder {
     }
   }
 
+  /** The graph for `key` (built on first use by `build`, which adds ops to g and binds parameters through p). */
   private cachedGraph(key: string, build: (g: Graph, p: (name: string) => Value) => void): Graph {
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = new Graph(this.gpu, `sam-decoder.${key}`);
-      const graph = g;
+    return this.graphs.get(key, () => {
+      const g = new Graph(this.gpu, `sam-decoder.${key}`);
       const bound = new Map<string, Value>();
       const p = (name: string): Value => {
         let v = bound.get(name);
         if (!v) {
           const t = this.params.get(name);
           if (!t) throw new Error(`${OP}: no parameter "${name}"`);
-          bound.set(name, (v = graph.weight(name, t)));
+          bound.set(name, (v = g.weight(name, t)));
         }
         return v;
       };
       build(g, p);
-      g.compile();
-      this.graphs.set(key, g);
-    }
-    return g;
+      return g;
+    });
   }
 
   private maskDownscaling(p: (name: string) => Value) {

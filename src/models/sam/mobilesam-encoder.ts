@@ -28,7 +28,9 @@
 import type { Gpu } from '../../device.js';
 import { Tensor, numel, shapeString, type Shape } from '../../tensor.js';
 import { Graph } from '../../graph/graph.js';
+import { GraphCache } from '../../graph/graph-cache.js';
 import { parseOnnx, tensorToFloat32, type OnnxModel, type OnnxNode, type OnnxTensor } from '../../io/onnx.js';
+import { sameShape } from '../../util/shape.js';
 import type { DecodedImage } from '../../io/image.js';
 import { div as divKernel, sub as subKernel } from '../../kernels/binary.js';
 import { resize as resizeKernel } from '../../kernels/resize.js';
@@ -119,7 +121,7 @@ class Extractor {
     if (numel(t.dims) !== numel(shape) || !(t.dataType === 'FLOAT')) {
       this.fail(`${key} (${where}) should be FLOAT ${shapeString(shape)}, found ${t.dataType} ${shapeString(t.dims)}`);
     }
-    const dimsMatch = t.dims.length === shape.length && t.dims.every((d, i) => d === shape[i]);
+    const dimsMatch = sameShape(t.dims, shape);
     // [C, 1, 1] LayerNorm2d parameters and 0-d scalars are stored squeezed here.
     if (!dimsMatch && t.dims.filter((d) => d !== 1).join() !== shape.filter((d) => d !== 1).join()) {
       this.fail(`${key} (${where}) should be ${shapeString(shape)}, found ${shapeString(t.dims)}`);
@@ -267,7 +269,7 @@ export function extractMobileSamEncoderWeights(bytes: Uint8Array, name = 'encode
 /** MobileSAM's image encoder: image [N, 3, S, S] → embedding [N, 256, S/16, S/16] (S = 1024 natively). */
 export class MobileSamEncoder {
   /** One compiled graph per batch size and input side ("N×S"), reused across calls. */
-  private readonly graphs = new Map<string, Graph>();
+  private readonly graphs = new GraphCache();
   private mean: Tensor | undefined;
   private std: Tensor | undefined;
   private disposed = false;
@@ -346,11 +348,8 @@ export class MobileSamEncoder {
     return { input, scale, resizedWidth, resizedHeight };
   }
 
-  private graphFor(n: number, size: number): Graph {
-    const key = `${n}×${size}`;
-    const cached = this.graphs.get(key);
-    if (cached) return cached;
-    const g = new Graph(this.gpu, `mobileSamEncoder[${key}]`);
+  private buildGraph(n: number, size: number): Graph {
+    const g = new Graph(this.gpu, `mobileSamEncoder[${n}×${size}]`);
     const v = (key: string) => {
       const t = this.weights.get(key);
       if (!t) throw new Error(`MobileSamEncoder: internal: weight '${key}' missing`);
@@ -389,8 +388,6 @@ export class MobileSamEncoder {
     };
     const image = g.input('image', [n, 3, size, size]);
     g.output('embedding', tinyVitEncoder(g, image, weights, cfg));
-    g.compile();
-    this.graphs.set(key, g);
     return g;
   }
 
@@ -405,15 +402,15 @@ export class MobileSamEncoder {
       const got = input instanceof Tensor ? `${input.dtype} ${shapeString(input.shape)}` : String(input);
       throw new Error(`MobileSamEncoder.encode: expected an f32 image [N, 3, S, S] with N >= 1 and S a multiple of 16 from ${MIN_INPUT_SIZE} to ${MAX_INPUT_SIZE}, got ${got}`);
     }
-    const g = this.graphFor(input.shape[0], size);
+    const n = input.shape[0];
+    const g = this.graphs.get(`${n}×${size}`, () => this.buildGraph(n, size));
     return g.run({ image: input }).embedding;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const graph of this.graphs.values()) graph.dispose();
-    this.graphs.clear();
+    this.graphs.dispose();
     for (const t of this.weights.values()) t.dispose();
     this.weights.clear();
     this.mean?.dispose();

@@ -14,6 +14,7 @@
 // inference throws naming what is missing.
 
 import type { TensorShapes } from '../clip/config.js';
+import { sameShape } from '../../util/shape.js';
 
 export type Sam2Variant = 'tiny' | 'small' | 'base_plus' | 'large' | 'custom';
 
@@ -81,7 +82,6 @@ const TRUNK = 'image_encoder.trunk.';
 const NECK = 'image_encoder.neck.';
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** The per-block schedule of hieradet.Hiera: dims and heads double at stage starts; the window lags one block. */
 export function hieraBlocks(c: HieraConfig): HieraBlockSpec[] {
@@ -159,7 +159,7 @@ export function checkSam2ImageTensors(shapes: TensorShapes, c: Sam2ImageConfig, 
   for (const { key, shape } of sam2ImageTensors(c)) {
     const actual = shapes.get(key);
     if (!actual) problems.push(`missing tensor "${key}" (expected shape ${fmt(shape)})`);
-    else if (!same(actual, shape)) problems.push(`tensor "${key}" has shape ${fmt(actual)}, expected ${fmt(shape)}`);
+    else if (!sameShape(actual, shape)) problems.push(`tensor "${key}" has shape ${fmt(actual)}, expected ${fmt(shape)}`);
   }
   if (problems.length > 0) {
     const shown = problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length - 8} more)` : '');
@@ -247,12 +247,12 @@ export function inferSam2Config(shapes: TensorShapes, fileName: string, options:
 
   const given = options.config;
   const { trunk: section, imageSize: configImageSize } = given ? trunkSection(given) : { trunk: undefined, imageSize: undefined };
-  const known = (Object.keys(VARIANTS) as Array<keyof typeof VARIANTS>).find((v) => VARIANTS[v].embedDim === E && same(VARIANTS[v].stages, stages));
+  const known = (Object.keys(VARIANTS) as Array<keyof typeof VARIANTS>).find((v) => VARIANTS[v].embedDim === E && sameShape(VARIANTS[v].stages, stages));
   const numHeads = field(section, 'num_heads');
   const globalAtt = intList(field(section, 'global_att_blocks'), 'global_att_blocks', fileName);
   const windowSpec = intList(field(section, 'window_spec'), 'window_spec', fileName);
   const configStages = intList(field(section, 'stages'), 'stages', fileName);
-  if (configStages && !same(configStages, stages)) {
+  if (configStages && !sameShape(configStages, stages)) {
     throw new Error(`${fileName}: config stages ${fmt(configStages)} disagree with the checkpoint's blocks (stages ${fmt(stages)} from the blocks that carry "proj")`);
   }
   const fromConfig = numHeads !== undefined && globalAtt !== undefined;

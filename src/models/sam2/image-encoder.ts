@@ -15,6 +15,7 @@
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
 import { Graph, type Value } from '../../graph/graph.js';
+import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { antialiasResizeRgba8 } from '../../kernels/antialias-resize.js';
 import type { DecodedImage } from '../../io/image.js';
@@ -66,7 +67,7 @@ export function sinePositionEncoding(d: number, h: number, w: number): Float32Ar
 }
 
 export class Sam2ImageEncoder {
-  private readonly graphs = new Map<string, Graph>();
+  private readonly graphs = new GraphCache();
   private disposed = false;
 
   private constructor(
@@ -149,8 +150,7 @@ export class Sam2ImageEncoder {
   }
 
   dispose(): void {
-    for (const g of this.graphs.values()) g.dispose();
-    this.graphs.clear();
+    this.graphs.dispose();
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
     this.trunkPos.dispose();
@@ -174,14 +174,7 @@ export class Sam2ImageEncoder {
       throw new Error(`Sam2ImageEncoder.${op}: input must be f32 [N, 3, ${S}, ${S}] (preprocess() output), got ${input.dtype} ${shapeString(input.shape)}`);
     }
     const N = input.shape[0];
-    const key = `${N}|${trace}`;
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = this.buildGraph(N, trace);
-      g.compile();
-      this.graphs.set(key, g);
-    }
-    return g.run({ images: input });
+    return this.graphs.get(`${N}|${trace}`, () => this.buildGraph(N, trace)).run({ images: input });
   }
 
   private buildGraph(N: number, trace: boolean): Graph {
