@@ -2,6 +2,8 @@
 // curve) as RGBA images, drawn with a built-in 5×7 bitmap font so no canvas
 // or font library is needed. No Node built-ins: runs in browsers too.
 
+import { MASK_PALETTE } from '../render/overlay.js';
+
 export interface EvaluationResult {
   classes: string[];
   /** Fraction of all predictions that are right. */
@@ -123,14 +125,8 @@ type Color = readonly [number, number, number];
 const WHITE: Color = [255, 255, 255];
 const BLACK: Color = [0, 0, 0];
 const GRID: Color = [220, 220, 220];
-const SERIES_COLORS: Color[] = [
-  [31, 119, 180],
-  [255, 127, 14],
-  [44, 160, 44],
-  [214, 39, 40],
-  [148, 103, 189],
-  [140, 86, 75],
-];
+/** The overlays' mask palette, so a chart's series and a picture's masks share colours; six, repeating. */
+const SERIES_COLORS: readonly Color[] = MASK_PALETTE.slice(0, 6);
 /** Reference marks: dark, so they read apart from the bars' colours. */
 const MARK_COLORS: Color[] = [
   [120, 0, 60],
