@@ -4,9 +4,10 @@ import { backward } from '../src/node.js';
 import * as act from './ref/activations.js';
 import { attentionRef } from './ref/attention.js';
 import { attentionBackwardRef } from './ref/attention-backward.js';
-import { centralDifference, crossEntropyRows, dot, l2Normalize as l2NormalizeRef } from './ref/backward.js';
+import { crossEntropyRows, l2Normalize as l2NormalizeRef } from './ref/backward.js';
 import { matmulRef, type RefMatmulOptions } from './ref/matmul.js';
 import { layerNorm as layerNormRef, reduce as reduceRef, softmax as softmaxRef } from './ref/norm.js';
+import { checkOp, opCase, type Feed, type OpCheck } from './ref/op-check.js';
 import { broadcastBinary, concat as concatRef, pad as padRef, permute as permuteRef, slice as sliceRef } from './ref/tensor-ops.js';
 import { preNormBlockRef } from './ref/transformer.js';
 import { assertClose, assertThrows, gpuSuite, randn, type Tolerance } from './util.js';
@@ -17,49 +18,16 @@ const test = gpuSuite('autograd');
 // O(1)–O(10) gradients); the float64 central differences are accurate to ~1e-9.
 const TOL: Tolerance = { atol: 3e-4, rtol: 2e-3 };
 
-type Feed = { shape: number[]; data?: ArrayLike<number>; dtype?: 'i32'; grad?: boolean; scale?: number };
-
-interface GradCase {
-  inputs: Record<string, Feed>;
-  build: (g: Graph, v: Record<string, Value>) => Value;
-  /** The same function in float64. */
-  ref: (x: Record<string, ArrayLike<number>>) => ArrayLike<number>;
-  tol?: Tolerance;
-  /** Checks the op names of the nodes backward() added. */
-  backwardOps?: (ops: string[]) => void;
-}
-
 /**
- * Checks backward(y, wrt, seed R) — the gradient of Σ y∘R — against central
- * differences of the float64 reference, for every input marked `grad`.
+ * Checks the forward against the float64 reference and backward(y, wrt,
+ * seed R) — the gradient of Σ y∘R — against central differences of it, for
+ * every input marked `grad` (test/ref/op-check.ts checkOp).
  */
-async function checkGrads(gpu: Gpu, label: string, c: GradCase): Promise<void> {
-  const data: Record<string, ArrayLike<number>> = {};
-  let seed = 1;
-  for (const [name, f] of Object.entries(c.inputs)) data[name] = f.data ?? randn(numel(f.shape), 1000 + seed++, f.scale ?? 1);
-  const g = new Graph(gpu, label);
-  const vals: Record<string, Value> = {};
-  for (const [name, f] of Object.entries(c.inputs)) vals[name] = g.input(name, f.shape, f.dtype ?? 'f32');
-  const y = c.build(g, vals);
-  const r = randn(numel(y.shape), 77);
-  const wrt = Object.keys(c.inputs).filter((n) => c.inputs[n].grad);
-  const before = g.nodeList.length;
-  const grads = backward(g, y, wrt.map((n) => vals[n]), { seed: g.constant('R', r, y.shape) });
-  c.backwardOps?.(g.nodeList.slice(before).map((node) => node.op));
-  g.output('y', y);
-  for (const n of wrt) g.output(`d${n}`, grads.get(vals[n])!);
-  const out = g.run(data);
-  const tol = c.tol ?? TOL;
-  assertClose(await out.y.read(), c.ref(data), tol, `${label}: forward`);
-  for (const n of wrt) {
-    const loss = (x: Float64Array) => dot(c.ref({ ...data, [n]: x }), r);
-    assertClose(await out[`d${n}`].read(), centralDifference(loss, data[n]), tol, `${label}: d${n}`);
-  }
-  for (const t of Object.values(out)) t.dispose();
-  g.dispose();
+async function checkGrads(gpu: Gpu, label: string, c: Omit<OpCheck, 'tol'> & { tol?: Tolerance }): Promise<void> {
+  await checkOp(gpu, label, { ...c, tol: c.tol ?? TOL });
 }
 
-test('matmul: dA, dB, dbias, dresidual through a fused activation, batch broadcast and transposes', async ({ gpu }) => {
+opCase(test, 'matmul: dA, dB, dbias, dresidual through a fused activation, batch broadcast and transposes', { matmul: 'gradient', activationGrad: 'forward' }, async ({ gpu }) => {
   const cases: Array<{ a: number[]; b: number[]; o: RefMatmulOptions; bias?: number; residual?: number[] }> = [
     { a: [5, 7], b: [7, 3], o: {} },
     { a: [2, 5, 7], b: [7, 3], o: { activation: 'quickGelu', alpha: 0.7 }, bias: 3, residual: [2, 5, 3] },
@@ -79,7 +47,7 @@ test('matmul: dA, dB, dbias, dresidual through a fused activation, batch broadca
   }
 });
 
-test('add, sub, mul with broadcasting; a value used twice accumulates', async ({ gpu }) => {
+opCase(test, 'add, sub, mul with broadcasting; a value used twice accumulates', { add: 'gradient', sub: 'gradient', mul: 'gradient' }, async ({ gpu }) => {
   const sa = [2, 3, 4];
   await checkGrads(gpu, 'binary', {
     inputs: { a: { shape: sa, grad: true }, b: { shape: [3, 1], grad: true }, c: { shape: [4], grad: true } },
@@ -92,7 +60,30 @@ test('add, sub, mul with broadcasting; a value used twice accumulates', async ({
   });
 });
 
-test('activations, softmax, l2 normalize, reductions', async ({ gpu }) => {
+// Quotients of unit normals by denominators in [1.5, 3.5) (kept off zero so
+// central differences stay accurate). DIV_TOL is ~10× the worst error measured
+// on lavapipe: forward 2.8e-8, da 5.6e-8, db 1.0e-7 (on values up to 1.3).
+const DIV_TOL: Tolerance = { atol: 1e-6, rtol: 0 };
+
+opCase(test, 'div with broadcasting: da = dy / b, db = −dy·a / b²', { div: 'gradient' }, async ({ gpu }) => {
+  const [sa, sb] = [[2, 3, 4], [3, 1]];
+  const den = Float32Array.from(randn(3, 41), (v) => 2.5 + Math.tanh(v));
+  await checkGrads(gpu, 'div', {
+    inputs: { a: { shape: sa, grad: true }, b: { shape: sb, data: den, grad: true } },
+    build: (g, v) => G.div(g, v.a, v.b),
+    ref: (x) => broadcastBinary(x.a, sa, x.b, sb, (u, w) => u / w).data,
+    tol: DIV_TOL,
+  });
+  // b broadcast against itself: a / b with a of b's shape, and b feeding both sides.
+  await checkGrads(gpu, 'div same value', {
+    inputs: { b: { shape: [5], data: Float32Array.from(randn(5, 42), (v) => 2.5 + Math.tanh(v)), grad: true } },
+    build: (g, v) => G.div(g, G.mul(g, v.b, v.b), v.b),
+    ref: (x) => Array.from(x.b, (u) => (u * u) / u),
+    tol: DIV_TOL,
+  });
+});
+
+opCase(test, 'activations, softmax, l2 normalize, reductions', { activation: 'gradient', activationGrad: 'forward', softmax: 'gradient', l2Normalize: 'gradient', l2NormalizeBackward: 'forward', reduceSum: 'gradient', reduceMean: 'gradient', zeros: 'forward' }, async ({ gpu }) => {
   for (const op of ['relu', 'gelu', 'geluTanh', 'quickGelu', 'sigmoid'] as const) {
     await checkGrads(gpu, op, {
       inputs: { x: { shape: [3, 7], grad: true, scale: 2 } },
@@ -122,7 +113,7 @@ test('activations, softmax, l2 normalize, reductions', async ({ gpu }) => {
   });
 });
 
-test('layerNorm with and without affine parameters', async ({ gpu }) => {
+opCase(test, 'layerNorm with and without affine parameters', { layerNorm: 'gradient', layerNormBackward: 'forward' }, async ({ gpu }) => {
   await checkGrads(gpu, 'layerNorm affine', {
     inputs: { x: { shape: [2, 3, 8], grad: true, scale: 2 }, gamma: { shape: [8], grad: true }, beta: { shape: [8], grad: true } },
     build: (g, v) => G.layerNorm(g, v.x, v.gamma, v.beta),
@@ -135,7 +126,7 @@ test('layerNorm with and without affine parameters', async ({ gpu }) => {
   });
 });
 
-test('permute, slice, pad, concat, reshape', async ({ gpu }) => {
+opCase(test, 'permute, slice, pad, concat, reshape', { permute: 'gradient', slice: 'gradient', pad: 'gradient', concat: 'gradient', reshape: 'gradient' }, async ({ gpu }) => {
   const s = [2, 3, 4];
   await checkGrads(gpu, 'permute+reshape', {
     inputs: { x: { shape: s, grad: true } },
@@ -163,7 +154,7 @@ function expectFusedAttentionBackward(ops: string[]): void {
   assert.equal(ops.filter((op) => op === 'matmul' || op === 'softmax').length, 0, `backward ops: ${ops.join(', ')}`);
 }
 
-test('attention: dq, dk, dv, dbias in both layouts, causal, key padding (fused backward)', async ({ gpu }) => {
+opCase(test, 'attention: dq, dk, dv, dbias in both layouts, causal, key padding (fused backward)', { attention: 'gradient', attentionBackward: 'forward' }, async ({ gpu }) => {
   const [B, H, L, D] = [2, 2, 5, 4];
   const keyPaddingMask = [0, 0, 0, 1, 1, 0, 1, 0, 0, 0]; // [B, L]: two keys of batch 0, one of batch 1
   for (const layout of ['bhld', 'blhd'] as const) {
@@ -226,7 +217,7 @@ test('attention backward on a long sequence (L=512, D=32) never builds the Lq×L
   g.dispose();
 });
 
-test('crossEntropy: loss and dlogits', async ({ gpu }) => {
+opCase(test, 'crossEntropy: loss and dlogits', { crossEntropy: 'gradient' }, async ({ gpu }) => {
   const labels = [2, 0, 4, 1];
   await checkGrads(gpu, 'crossEntropy', {
     inputs: { logits: { shape: [4, 5], grad: true, scale: 2 }, labels: { shape: [4], data: labels, dtype: 'i32' } },

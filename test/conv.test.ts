@@ -1,6 +1,9 @@
 import * as assert from 'uvu/assert';
-import { Tensor, conv2d, convTranspose2d, maxPool2d, tuneConv2d, tunedVariant, CONV_TILE_VARIANTS, type ConvTileVariant, type Gpu } from '../src/node.js';
+import { Tensor, conv2d, convTranspose2d, graphOps as G, maxPool2d, tuneConv2d, tunedVariant, CONV_TILE_VARIANTS, type ConvTileVariant, type Gpu } from '../src/node.js';
+import { gelu } from './ref/activations.js';
 import * as ref from './ref/conv.js';
+import { checkOp, opCase } from './ref/op-check.js';
+import { refDepthwiseConv2dNhwc } from './ref/tinyvit.js';
 import { assertClose, assertThrows, gpuSuite, randomArray } from './util.js';
 
 const test = gpuSuite('conv');
@@ -219,6 +222,35 @@ test('maxPool2d defaults stride to the kernel and propagates NaN', async ({ gpu 
   assert.is(got.length, 2 * 3 * 3);
   assert.ok(Number.isNaN(got[0]), `NaN window gave ${got[0]}`);
   assertClose(got, ref.maxPool2d(xs, [1, 2, 6, 6], { kernel: [2, 2] }).data, EXACT, 'nan');
+});
+
+// The graph ops: forward-only (op-table.ts says why); checkOp also checks that backward() through them throws, naming the op.
+opCase(test, 'maxPool2d graph op (forward only) matches the float64 reference: padding, dilation, stride, floor mode', { maxPool2d: 'forward' }, async ({ gpu }) => {
+  for (const [k, o] of [{ kernel: 2 }, { kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2] }].entries()) {
+    const shape: Shape4 = [2, 3, 7, 6];
+    const pair = (v: number | number[] | undefined): Pair | undefined => (v === undefined ? undefined : typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+    await checkOp(gpu, `maxPool2d ${JSON.stringify(o)}`, {
+      // Negative values only: a padding read as 0 instead of −inf would win.
+      inputs: { x: { shape, data: randomArray(2 * 3 * 7 * 6, 90 + k, -2, -0.5) } },
+      build: (g, v) => G.maxPool2d(g, v.x, { kernel: pair(o.kernel)!, stride: pair(o.stride), padding: pair(o.padding), dilation: pair(o.dilation) }),
+      ref: (v) => ref.maxPool2d(v.x, shape, { kernel: pair(o.kernel)!, stride: pair(o.stride), padding: pair(o.padding), dilation: pair(o.dilation) }).data,
+      tol: EXACT,
+    });
+  }
+});
+
+// Sums of at most 9 products of unit normals by 0.5·N(0, 1) weights plus a bias, then GELU: DEPTHWISE_GRAPH_TOL is ~10×
+// the 4.1e-7 measured on lavapipe (on values up to 4.9).
+const DEPTHWISE_GRAPH_TOL = { atol: 4e-6, rtol: 0 };
+
+opCase(test, 'depthwiseConv2dNhwc graph op (forward only) matches the float64 reference', { depthwiseConv2dNhwc: 'forward' }, async ({ gpu }) => {
+  const [xs, c] = [[2, 5, 6, 7], 7];
+  await checkOp(gpu, 'depthwiseConv2dNhwc', {
+    inputs: { x: { shape: xs }, w: { shape: [3, 3, c], scale: 0.5 }, b: { shape: [c] } },
+    build: (g, v) => G.depthwiseConv2dNhwc(g, v.x, v.w, { bias: v.b, stride: 2, padding: 1, activation: 'gelu' }),
+    ref: (v) => refDepthwiseConv2dNhwc(v.x, xs, v.w, [3, 3], v.b, [2, 2], [1, 1], gelu).data,
+    tol: DEPTHWISE_GRAPH_TOL,
+  });
 });
 
 test('conv2d rejects bad inputs with messages naming the op and values', async ({ gpu }) => {

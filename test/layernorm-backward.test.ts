@@ -1,7 +1,8 @@
 import * as assert from 'uvu/assert';
-import { Tensor, layerNorm, layerNormBackward, type Gpu } from '../src/node.js';
+import { Tensor, graphOps, layerNorm, layerNormBackward, type Gpu } from '../src/node.js';
 import * as norm from './ref/norm.js';
 import { centralDifference, dot, layerNormBackward as refBackward } from './ref/backward.js';
+import { checkOp, opCase } from './ref/op-check.js';
 import { assertClose, assertThrows, gpuSuite, randn, randomArray } from './util.js';
 
 const test = gpuSuite('layerNormBackward');
@@ -120,6 +121,37 @@ test('dgamma/dbeta are deterministic and independent of needInputGrad', async ({
   assert.equal(await paramsOnly.dgamma!.read(), await full.dgamma!.read());
   assert.equal(await paramsOnly.dbeta!.read(), await full.dbeta!.read());
   assert.equal(layerNormBackward(gpu, dy, x, mean, rstd, undefined, { needInputGrad: false }), {});
+});
+
+// layerNorm2d's backward: layerNorm's rule on the channels-last permutation,
+// statistics recomputed. C = 5 channels at 3×4 pixels, x offset from 0 (the
+// centring matters), eps 1e-6 as SAM's. LN2D_TOL is ~10× the worst measured
+// on lavapipe: forward 5.0e-7, dx 1.5e-6, dgamma 5.4e-7, dbeta 2.5e-7 (on
+// values up to 6.8).
+const LN2D_TOL = { atol: 2e-5, rtol: 0 };
+
+opCase(test, 'layerNorm2d graph op: dx, dgamma, dbeta match finite differences of the float64 forward', { layerNorm2d: 'gradient', layerNormBackward: 'forward' }, async ({ gpu }) => {
+  const shape = [2, 5, 3, 4];
+  const x = randn(2 * 5 * 3 * 4, 61).map((v) => 1 + 1.5 * v);
+  await checkOp(gpu, 'layerNorm2d', {
+    inputs: { x: { shape, data: x, grad: true }, gamma: { shape: [5], data: randomArray(5, 62, 0.5, 1.5), grad: true }, beta: { shape: [5], grad: true } },
+    build: (g, v) => graphOps.layerNorm2d(g, v.x, v.gamma, v.beta, 1e-6),
+    ref: (v) => norm.layerNorm2d(v.x, shape, v.gamma, v.beta, 1e-6),
+    tol: LN2D_TOL,
+  });
+  // A frozen x (only dγ, dβ asked for) and a frozen γ, β (only dx).
+  await checkOp(gpu, 'layerNorm2d params only', {
+    inputs: { x: { shape, data: x }, gamma: { shape: [5], grad: true }, beta: { shape: [5], grad: true } },
+    build: (g, v) => graphOps.layerNorm2d(g, v.x, v.gamma, v.beta, 1e-6),
+    ref: (v) => norm.layerNorm2d(v.x, shape, v.gamma, v.beta, 1e-6),
+    tol: LN2D_TOL,
+  });
+  await checkOp(gpu, 'layerNorm2d x only', {
+    inputs: { x: { shape, data: x, grad: true }, gamma: { shape: [5] }, beta: { shape: [5] } },
+    build: (g, v) => graphOps.layerNorm2d(g, v.x, v.gamma, v.beta, 1e-6),
+    ref: (v) => norm.layerNorm2d(v.x, shape, v.gamma, v.beta, 1e-6),
+    tol: LN2D_TOL,
+  });
 });
 
 test('rejects bad dtypes, shapes, statistics, gamma and options', async ({ gpu }) => {

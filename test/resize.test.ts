@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
-import { Tensor, resize, type ResizeOptions } from '../src/node.js';
+import { Tensor, graphOps, resize, resizeAxisMatrix, type ResizeOptions } from '../src/node.js';
+import { checkOp, opCase } from './ref/op-check.js';
 import * as ref from './ref/tensor-ops.js';
 import { assertClose, assertThrows, gpuSuite, randomArray } from './util.js';
 
@@ -84,6 +85,49 @@ test('SAM-style upsampling: 256×256 → 1024×1024 and 64×64 → 256×256, one
     const y = resize(gpu, Tensor.fromArray(gpu, data, shape), { size: [outLen, outLen], mode: 'bilinear' });
     assertClose(await y.read(), ref.resize(data, shape, outLen, outLen, { mode: 'bilinear' }), BILINEAR_TOL, `${inLen} → ${outLen}`);
   }
+});
+
+// The graph op's backward is dx = Rhᵀ·dy·Rw (two matmuls with resizeAxisMatrix's
+// matrices). Sums of at most Ho·Wo ≤ 48 weighted terms of r ~ N(0, 1) per
+// element; RESIZE_GRAD_TOL is ~10× the worst measured on lavapipe: forward
+// 4.9e-8, dx 1.8e-7 (on gradients up to 5.2).
+const RESIZE_GRAD_TOL = { atol: 2e-6, rtol: 0 };
+
+opCase(test, 'graph op: forward and dx (Rhᵀ·dy·Rw) match the float64 reference and its finite differences, both modes, up and down', { resize: 'gradient' }, async ({ gpu }) => {
+  const cases: Array<{ shape: [number, number, number, number]; size: [number, number]; mode: 'nearest' | 'bilinear'; alignCorners?: boolean }> = [
+    { shape: [1, 2, 3, 4], size: [6, 8], mode: 'nearest' }, // SAM2's FPN: 2× nearest
+    { shape: [2, 1, 5, 4], size: [3, 7], mode: 'nearest' },
+    { shape: [1, 2, 4, 3], size: [7, 2], mode: 'bilinear' },
+    { shape: [1, 1, 5, 6], size: [9, 4], mode: 'bilinear', alignCorners: true },
+    { shape: [1, 1, 1, 3], size: [2, 1], mode: 'bilinear', alignCorners: true }, // one row in, one column out
+  ];
+  for (const { shape, size, mode, alignCorners } of cases) {
+    await checkOp(gpu, `resize [${shape}] → ${size.join('×')} ${mode}${alignCorners ? ' alignCorners' : ''}`, {
+      inputs: { x: { shape, data: randomArray(ref.numel(shape), ref.numel(shape) + 5), grad: true } },
+      build: (g, v) => graphOps.resize(g, v.x, size, { mode, alignCorners }),
+      ref: (v) => ref.resize(v.x, shape, size[0], size[1], { mode, alignCorners }),
+      tol: RESIZE_GRAD_TOL,
+    });
+  }
+});
+
+test('resizeAxisMatrix: rows of weights that sum to 1; column j is the kernel\'s resize of the j-th unit vector (bilinear: up to λ rounded in a fused multiply-add)', async ({ gpu }) => {
+  for (const [inLen, outLen, mode, alignCorners] of [[3, 6, 'nearest', false], [5, 3, 'nearest', false], [4, 7, 'bilinear', false], [6, 4, 'bilinear', true]] as const) {
+    const m = resizeAxisMatrix(inLen, outLen, mode, alignCorners);
+    for (let o = 0; o < outLen; o++) {
+      const row = m.subarray(o * inLen, (o + 1) * inLen);
+      assertClose([row.reduce((a, b) => a + b, 0)], [1], { atol: 1e-7, rtol: 0 }, `${mode} ${inLen}→${outLen} row ${o} sums to 1`);
+    }
+    // Column j of the matrix is the resize of the j-th unit vector along H.
+    for (let j = 0; j < inLen; j++) {
+      const x = Tensor.fromArray(gpu, Array.from({ length: inLen }, (_, i) => (i === j ? 1 : 0)), [1, 1, inLen, 1]);
+      const y = resize(gpu, x, { size: [outLen, 1], mode, alignCorners: mode === 'bilinear' ? alignCorners : undefined });
+      assertClose(await y.read(), Array.from({ length: outLen }, (_, o) => m[o * inLen + j]), mode === 'nearest' ? EXACT : BILINEAR_TOL, `${mode} ${inLen}→${outLen} column ${j}`);
+      x.dispose();
+      y.dispose();
+    }
+  }
+  await assertThrows(() => resizeAxisMatrix(0, 3, 'nearest'), /resizeAxisMatrix/, /in 0/);
 });
 
 test('input checks: rank, dtype, mode, size/scale, positive sizes, alignCorners with nearest, out', async ({ gpu }) => {

@@ -19,7 +19,7 @@ import { layerNorm as layerNormKernel, layerNorm2d as layerNorm2dKernel } from '
 import { layerNormBackward } from '../kernels/layernorm-backward.js';
 import { l2Normalize as l2NormalizeKernel, l2NormalizeBackward } from '../kernels/l2norm.js';
 import { matmul as matmulKernel, type MatmulActivation } from '../kernels/matmul.js';
-import { resize as resizeKernel, type ResizeOptions } from '../kernels/resize.js';
+import { resize as resizeKernel, resizeAxisMatrix, type ResizeOptions } from '../kernels/resize.js';
 import { reduceMean as reduceMeanKernel, reduceSum as reduceSumKernel } from '../kernels/reduce.js';
 import { softmax as softmaxKernel } from '../kernels/softmax.js';
 import { concat as concatKernel, pad as padKernel, permute as permuteKernel, slice as sliceKernel } from '../kernels/transform.js';
@@ -496,13 +496,18 @@ export function conv2d(g: Graph, x: Value, w: Value, opts: GraphConv2dOptions = 
     const dx = needs[0]
       ? convTranspose2d(gr, dY!, wv, { ...geometry, outputPadding: [h - ((ho - 1) * sh - 2 * ph + dh * (kh - 1) + 1), wd - ((wo - 1) * sw - 2 * pw + dw * (kw - 1) + 1)] })
       : undefined;
-    const dW = needs[1]
-      ? gr.apply('conv2dWeightGrad', [xv, dY!], wv.shape, 'f32', (gpu, [tx, tdy], out) => {
-          conv2dWeightGrad(gpu, tx, tdy, wv.shape, geometry, { out });
-        })
-      : undefined;
+    const dW = needs[1] ? conv2dWeightGradOp(gr, xv, dY!, wv.shape, geometry) : undefined;
     const dB = bias && needs[2] ? reduceSum(gr, dY!, [0, 2, 3]) : undefined;
     return [dx, dW, dB];
+  });
+}
+
+type Conv2dGeometry = Pick<Conv2dOptions, 'stride' | 'padding' | 'dilation' | 'groups'>;
+
+/** dW [O, C/groups, kH, kW] of y = conv2d(x, w) for dy (first-order only: it has no backward itself). */
+function conv2dWeightGradOp(g: Graph, x: Value, dy: Value, weightShape: Shape, geometry: Conv2dGeometry): Value {
+  return g.apply('conv2dWeightGrad', [x, dy], weightShape, 'f32', (gpu, [tx, tdy], out) => {
+    conv2dWeightGrad(gpu, tx, tdy, weightShape, geometry, { out });
   });
 }
 
@@ -510,7 +515,12 @@ export interface GraphConvTranspose2dOptions extends Omit<ConvTranspose2dOptions
   bias?: Value;
 }
 
-/** Transposed convolution (forward only): x [N, C, H, W], w [C, O/groups, kH, kW]. */
+/**
+ * Transposed convolution: x [N, C, H, W], w [C, O/groups, kH, kW]. It is the
+ * adjoint of conv2d(·, w) with the same geometry, so its backward is built
+ * from conv2d's kernels: dx = conv2d(dy, w), dW = conv2d's weight gradient
+ * with x and dy in swapped roles, dbias = Σ dy over N, H, W.
+ */
 export function convTranspose2d(g: Graph, x: Value, w: Value, opts: GraphConvTranspose2dOptions = {}): Value {
   if (x.shape.length !== 4 || w.shape.length !== 4) throw new Error(`convTranspose2d: x and w must be rank 4, got ${shapeString(x.shape)} and ${shapeString(w.shape)}`);
   const [sh, sw] = pair(opts.stride, 1);
@@ -524,8 +534,24 @@ export function convTranspose2d(g: Graph, x: Value, w: Value, opts: GraphConvTra
   if (ho <= 0 || wo <= 0) throw new Error(`convTranspose2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and weight ${shapeString(w.shape)}`);
   const { bias, ...rest } = opts;
   const inputs = bias ? [x, w, bias] : [x, w];
+  const geometry = { stride: [sh, sw] as [number, number], padding: [ph, pw] as [number, number], dilation: [dh, dw] as [number, number], groups: opts.groups };
   return g.apply('convTranspose2d', inputs, [n, og * (opts.groups ?? 1), ho, wo], 'f32', (gpu, [tx, tw, tb], out) => {
     convTranspose2dKernel(gpu, tx, tw, { ...rest, bias: tb, out });
+  }, 1, (gr, { inputs: [xv, wv], dOutputs: [dY], needs }) => {
+    // conv2d over dy gives windowOutput(ho) ≥ h rows; more only when outputPadding ≥ stride (allowed
+    // when dilation > stride): those rows of dx do not exist, and dW sees x zero-padded to match.
+    const hc = windowOutput(ho, kh, sh, ph, dh);
+    const wc = windowOutput(wo, kw, sw, pw, dw);
+    const cropped = hc !== h || wc !== wd;
+    let dx: Value | undefined;
+    if (needs[0]) {
+      dx = conv2d(gr, dY!, wv, geometry);
+      if (cropped) dx = slice(gr, dx, [0, 0, 0, 0], [n, x.shape[1], h, wd]);
+    }
+    const xFull = cropped ? pad(gr, xv, [[0, 0], [0, 0], [0, hc - h], [0, wc - wd]]) : xv;
+    const dW = needs[1] ? conv2dWeightGradOp(gr, dY!, xFull, wv.shape, geometry) : undefined;
+    const dB = bias && needs[2] ? reduceSum(gr, dY!, [0, 2, 3]) : undefined;
+    return [dx, dW, dB];
   });
 }
 
@@ -545,27 +571,52 @@ export function maxPool2d(g: Graph, x: Value, opts: Omit<MaxPool2dOptions, 'ceil
   });
 }
 
-/** F.interpolate to a fixed size (forward only): x [N, C, H, W] → [N, C, Ho, Wo]. */
+/**
+ * F.interpolate to a fixed size: x [N, C, H, W] → [N, C, Ho, Wo]. Resize is
+ * linear and separable, y = Rh · x · Rwᵀ per plane, so the backward is
+ * dx = Rhᵀ · dy · Rw: two matmuls with the axis matrices (kernels/resize.ts
+ * resizeAxisMatrix, from the shader's own f32 index math) as constants.
+ */
 export function resize(g: Graph, x: Value, size: readonly [number, number], opts: Pick<ResizeOptions, 'mode' | 'alignCorners'>): Value {
   if (x.shape.length !== 4) throw new Error(`resize: x must be [N, C, H, W], got ${shapeString(x.shape)}`);
   if (!(size[0] > 0 && size[1] > 0)) throw new Error(`resize: size must be positive, got ${size.join('×')}`);
+  const [, , h, w] = x.shape;
   return g.apply(`resize.${opts.mode}`, [x], [x.shape[0], x.shape[1], size[0], size[1]], 'f32', (gpu, [tx], out) => {
     resizeKernel(gpu, tx, { ...opts, size, out });
+  }, 1, (gr, { dOutputs: [dY] }) => {
+    const tag = `${opts.mode}${opts.alignCorners ? ',alignCorners' : ''}`;
+    const rh = gr.constant(`resize.rows(${h}→${size[0]},${tag})`, resizeAxisMatrix(h, size[0], opts.mode, opts.alignCorners), [size[0], h]);
+    const rw = gr.constant(`resize.cols(${w}→${size[1]},${tag})`, resizeAxisMatrix(w, size[1], opts.mode, opts.alignCorners), [size[1], w]);
+    return [matmul(gr, rh, matmul(gr, dY!, rw), { transA: true })];
   });
 }
 
-/** SAM's LayerNorm2d (forward only): normalizes [N, C, H, W] over C at every pixel. */
+/**
+ * SAM's LayerNorm2d: normalizes [N, C, H, W] over C at every pixel. Its
+ * backward is layerNorm's on the channels-last permutation; the forward
+ * keeps no row statistics, so the rule recomputes them with one layerNorm
+ * pass (only when a gradient flows through this node).
+ */
 export function layerNorm2d(g: Graph, x: Value, gamma: Value, beta: Value, eps = 1e-6): Value {
   if (x.shape.length !== 4) throw new Error(`layerNorm2d: x must be [N, C, H, W], got ${shapeString(x.shape)}`);
   return g.apply('layerNorm2d', [x, gamma, beta], x.shape, 'f32', (gpu, [tx, tg, tb], out) => {
     layerNorm2dKernel(gpu, tx, tg, tb, { eps, out });
+  }, 1, (gr, { inputs: [xv, gv, bv], dOutputs: [dY], needs }) => {
+    const channelsLast = [0, 2, 3, 1];
+    const xl = permute(gr, xv, channelsLast);
+    const stats = gr.producerOf(layerNorm(gr, xl, gv, bv, eps))!.outputs;
+    const [dxl, dgamma, dbeta] = layerNormBackwardRule(true, true)(gr, { inputs: [xl, gv, bv], outputs: stats, dOutputs: [permute(gr, dY!, channelsLast)], needs });
+    return [dxl && permute(gr, dxl, [0, 3, 1, 2]), dgamma, dbeta];
   });
 }
 
-/** Elementwise a / b with broadcasting (forward only). */
+/** Elementwise a / b with broadcasting; backward da = dy / b, db = −(dy / b) · y. */
 export function div(g: Graph, a: Value, b: Value): Value {
   return g.apply('div', [a, b], broadcast('div', a.shape, b.shape), 'f32', (gpu, [ta, tb], out) => {
     divKernel(gpu, ta, tb, out);
+  }, 1, (gr, { inputs: [av, bv], outputs: [y], dOutputs: [dY], needs }) => {
+    const q = div(gr, dY!, bv);
+    return [needs[0] ? sumToShape(gr, q, av.shape) : undefined, needs[1] ? sumToShape(gr, mul(gr, mul(gr, q, y), scalar(gr, -1)), bv.shape) : undefined];
   });
 }
 

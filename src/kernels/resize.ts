@@ -90,3 +90,33 @@ export function resize(gpu: Gpu, x: Tensor, opts: ResizeOptions): Tensor {
   );
   return y;
 }
+
+/**
+ * The [outLen, inLen] matrix of resize along one axis, given by size (no
+ * scale factor, as the graph op uses it): y = Rh · x · Rwᵀ on every plane.
+ * Entries come from the f32 source coordinates and weights the shader
+ * computes (nearest: one 1 per row; bilinear: 1 − λ and λ, summed where the
+ * clamp makes i0 = i1). Its transpose is resize's adjoint: the graph op's
+ * backward is dx = Rhᵀ · dy · Rw, two matmuls.
+ */
+export function resizeAxisMatrix(inLen: number, outLen: number, mode: ResizeOptions['mode'], alignCorners = false): Float32Array {
+  if (!(Number.isInteger(inLen) && inLen > 0 && Number.isInteger(outLen) && outLen > 0)) {
+    throw new Error(`resizeAxisMatrix: lengths must be positive integers, got in ${inLen}, out ${outLen}`);
+  }
+  const f = Math.fround;
+  const ratio = axisRatio(mode, alignCorners, inLen, outLen, undefined);
+  const m = new Float32Array(outLen * inLen);
+  for (let dst = 0; dst < outLen; dst++) {
+    if (mode === 'nearest') {
+      m[dst * inLen + Math.min(Math.floor(f(dst * ratio)), inLen - 1)] = 1;
+      continue;
+    }
+    const src = alignCorners ? f(ratio * dst) : Math.max(f(f(ratio * f(dst + 0.5)) - 0.5), 0);
+    const i0 = Math.min(Math.floor(src), inLen - 1);
+    const i1 = Math.min(i0 + 1, inLen - 1);
+    const lambda = Math.min(Math.max(f(src - i0), 0), 1);
+    m[dst * inLen + i0] += f(1 - lambda);
+    m[dst * inLen + i1] += lambda;
+  }
+  return m;
+}
