@@ -95,6 +95,10 @@ test('JPEG: the sample decodes; a huge declared size, an undefined table or an u
   const unknownComponent = bytes.slice();
   unknownComponent[sos + 5] = 9; // the scan's first component id
   await refused(unknownComponent, /scan 1 names component 9, which the frame header lacks \(it has 1, 2, 3\)/);
+  // Found by scripts/fuzz.js (seed 17, input 1894): a scan header whose length says 2 bytes; jpeg-js read its component specs anyway.
+  const shortScan = bytes.slice();
+  shortScan.set([0, 2], sos + 2);
+  await refused(shortScan, /corrupt JPEG: scan header at byte \d+ has length 2; 0 components \(1 to 4\) need 6/);
   const undefinedHuffman = bytes.slice();
   undefinedHuffman[sos + 6] = 0x33; // DC table 3 / AC table 3
   await refused(undefinedHuffman, /scan 1 uses Huffman DC table 3, which no DHT segment before it defines/);

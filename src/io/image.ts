@@ -301,8 +301,9 @@ function readJpegFrame(bytes: Uint8Array, where: string): JpegFrame {
     if (marker === 0xda) {
       if (!frame) throw corrupt(`a scan at byte ${at - length - 2} before any frame header`);
       const sos = bytes.subarray(at - length + 2, at);
-      const count = sos[0];
-      if (count < 1 || count > 4 || sos.length < 1 + 2 * count + 3) throw corrupt(`scan header at byte ${at - length - 2} names ${count} components in ${length} bytes`);
+      const count = sos.length > 0 ? sos[0] : 0;
+      // Ls = 6 + 2·Ns exactly: the decoder reads Ns component specs whatever the length says.
+      if (count < 1 || count > 4 || sos.length !== 1 + 2 * count + 3) throw corrupt(`scan header at byte ${at - length - 2} has length ${length}; ${count} components (1 to 4) need ${6 + 2 * count}`);
       const [ss, , approx] = sos.subarray(1 + 2 * count, 4 + 2 * count);
       const ah = approx >> 4;
       for (let c = 0; c < count; c++) {
