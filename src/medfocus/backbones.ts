@@ -34,6 +34,7 @@ import { Tensor } from '../tensor.js';
 import { Graph, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
 import { backward } from '../graph/autograd.js';
+import { GraphCache } from '../graph/graph-cache.js';
 import type { ClipModel } from '../models/clip/model.js';
 import { seededRandom } from '../util/random.js';
 import { attentionBiasFromKeys } from './focus.js';
@@ -68,24 +69,6 @@ export function initNormal(n: number, seed: number, scale: number): Float32Array
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()) * scale;
   return out;
-}
-
-/** Graphs cached per (batch size, mode). */
-class GraphCache {
-  private readonly graphs = new Map<string, Graph>();
-  get(key: string, build: () => Graph): Graph {
-    let g = this.graphs.get(key);
-    if (!g) {
-      g = build();
-      g.compile();
-      this.graphs.set(key, g);
-    }
-    return g;
-  }
-  dispose(): void {
-    for (const g of this.graphs.values()) g.dispose();
-    this.graphs.clear();
-  }
 }
 
 function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLength: number, attention: boolean): void {

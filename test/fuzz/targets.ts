@@ -16,7 +16,7 @@ import { MAX_PIXELS, decodeImage, encodePng } from '../../src/io/image.js';
 import { parseOnnx, tensorToFloat32 } from '../../src/io/onnx.js';
 import { bytesSource, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { parseCheckpoint, parseRunConfig } from '../../src/medfocus/checkpoint.js';
-import { parseHeadSpec } from '../../src/medfocus/head.js';
+import { parseWebHeadSpec } from '../../src/medfocus/head.js';
 import { loadImageFolder, loadImages } from '../../src/medfocus/dataset.js';
 import { ClipTokenizer, MAX_VOCAB_SIZE } from '../../src/models/clip/tokenizer.js';
 import { BASE_MERGES, BASE_TOKENS, vocabJson } from '../ref/clip-small-vocab.js';
@@ -81,6 +81,28 @@ const RUN_CONFIG = {
   trainImages: 23,
 };
 
+/** A sam-encoder head.json as train exports it (version 3). */
+const SAM_HEAD = {
+  format: 'medfocus-head',
+  version: 3,
+  backbone: 'sam-encoder',
+  classes: ['benign', 'malignant', 'normal'],
+  tensors: 'head.safetensors',
+  workSide: 256,
+  featureGrid: 16,
+  queries: 4,
+  mobileSam: { encoder: 'encoder.onnx', decoder: 'sam.onnx', encoderSha256: 'a'.repeat(64), decoderSha256: 'b'.repeat(64) },
+  focus: {
+    mode: 'attention',
+    strength: 4,
+    overlayAlpha: 0.5,
+    samSize: 512,
+    pointsPerSide: 8,
+    maskFilters: { predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: 0.5, boxNmsThresh: 0.7, minMaskRegionArea: 0 },
+    salient: { maxAreaFraction: 0.6, minAreaFraction: 0.002, maxMasks: 3, dropBorder: true },
+  },
+};
+
 export const TARGETS: Record<string, FuzzTarget> = {
   png: {
     label: 'fuzz.png',
@@ -131,10 +153,15 @@ export const TARGETS: Record<string, FuzzTarget> = {
     json: true,
     seeds: () => [
       encoder.encode(JSON.stringify({ format: 'medfocus-head', version: 2, classes: ['a', 'b'], clip: 'clip.safetensors', tensors: 'head.safetensors', prompts: 4, deep: 0, workSide: 256, focus: { mode: 'attention', strength: 4, overlayAlpha: 0.5 } })),
+      encoder.encode(JSON.stringify(SAM_HEAD)),
     ],
     read(bytes) {
-      const spec = parseHeadSpec(text(bytes));
-      accept(spec.classes.length >= 2 && !spec.tensors.includes('/') && !spec.clip.includes('/') && spec.workSide <= 4096, JSON.stringify(spec).slice(0, 200));
+      const spec = parseWebHeadSpec(text(bytes)) as unknown as Record<string, unknown>;
+      const files = [spec.tensors, spec.clip, (spec.mobileSam as Record<string, unknown> | undefined)?.encoder, (spec.mobileSam as Record<string, unknown> | undefined)?.decoder];
+      accept(
+        (spec.classes as string[]).length >= 2 && files.every((f) => f === undefined || (typeof f === 'string' && !f.includes('/') && !f.includes('..'))) && (spec.workSide as number) <= 4096,
+        JSON.stringify(spec).slice(0, 200),
+      );
     },
   },
   'run-config': {
