@@ -35,7 +35,8 @@ for (const name of names) {
     total.inputs += r.inputs; total.accepted += r.accepted; total.refused += r.refused; total.peak = Math.max(total.peak, r.peakRssMiB);
     total.bad.push(...r.bad.map((b) => 'seed ' + seed + ', input ' + b));
   }
-  const kinds = ['hang', 'over-limit', 'unnamed', 'invalid-accepted', 'crash'].map((k) => k + ' ' + total.bad.filter((b) => b.split(' ')[3] === k).length).join(', ');
+  // Each bad line reads 'seed S, input I KIND …': the kind is its fifth word.
+  const kinds = ['hang', 'over-limit', 'unnamed', 'invalid-accepted', 'crash'].map((k) => k + ' ' + total.bad.filter((b) => b.split(' ')[4] === k).length).join(', ');
   console.log(name + ': ' + total.inputs + ' inputs in ' + ((performance.now() - t0) / 60000).toFixed(1) + ' min, ' + total.accepted + ' accepted, ' + total.refused + ' refused, peak RSS ' + total.peak + ' MiB; ' + kinds);
   for (const b of total.bad.slice(0, 20)) console.log('  ' + b);
   mishandled += total.bad.length;
