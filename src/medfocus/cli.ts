@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { getDevice, type Gpu } from '../node.js';
@@ -588,11 +588,12 @@ async function explainImage(s: Session, run: string, image: string): Promise<{ p
     const salient = view.coverage.reduce((a, c) => a + c, 0) / view.coverage.length;
     const best = argmax(probs[0]);
     const folder = basename(dirname(resolve(image)));
-    const truth = config.classes.includes(folder) ? `  true: ${folder} (its folder)${folder === config.classes[best] ? ', right' : ', wrong'}` : '';
+    const truth = config.classes.includes(folder) ? `, true: ${folder} (its folder), ${folder === config.classes[best] ? 'right' : 'wrong'}` : '';
     const captioned = captionBelow({ rgba: panel.data, width: panel.width, height: panel.height }, [
       `predicted: ${config.classes[best]} (p ${probs[0][best].toFixed(2)})${truth}`,
-      `focus: ${config.focus}, backbone ${config.backbone}; ${view.masks.length} automatic masks, salient region ${(100 * salient).toFixed(0)}% of the image`,
-      'left: the image; middle: automatic masks in colour; right: where the head looks (red most, blue least)',
+      // The bitmap font has no ';': commas and full stops only.
+      `focus: ${config.focus}, backbone ${config.backbone}, ${view.masks.length} automatic masks, salient region ${(100 * salient).toFixed(0)}%`,
+      'left: the image. middle: automatic masks. right: where the head looks (red most)',
     ]);
     return {
       png: encodePng(captioned.rgba, captioned.width, captioned.height),
@@ -666,6 +667,11 @@ function settingsFlags(st: TrainSettings): string {
 }
 
 const percent = (v: number) => (100 * v).toFixed(2);
+/** A path as the tables print it: relative to the working folder when inside it (committed tables carry no machine's absolute paths). */
+const displayPath = (p: string) => {
+  const r = relative(process.cwd(), resolve(p));
+  return r && !r.startsWith('..') && !isAbsolute(r) ? r : p;
+};
 
 function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImages: number, done: boolean): string {
   const st = req.settings;
@@ -722,7 +728,7 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
   return [
     `Test split: ${testImages} images${caps ? `; ${caps} (a fixed seeded choice)` : ', full'}. Mean ± std (sample) over seeds ${req.seeds.join(', ')}${running}.`,
     '',
-    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, attention strength ${st.strength}; data ${req.data}.`,
+    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, attention strength ${st.strength}; data ${displayPath(req.data)}.`,
     '',
     'Top-1 accuracy (%):',
     '',
@@ -740,7 +746,7 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
       ? ['Paired difference focus − none (points; same seed = same training images), mean and 95 % interval (Student\'s t over the seeds):', '', ...pairedTable, '']
       : []),
     ...(active.length > 0 ? [`Test images on which the focus did anything (a salient mask survived; overlay: masks to paint): ${active.join(', ')}. Where it did nothing, the focus mode is the plain backbone.`, ''] : []),
-    `Any cell, one seed (fraction F, seed S, mode M): \`node scripts/medfocus.js protocol --data ${req.data} --fractions F --seeds S --modes M${capFlags} ${settingsFlags(st)} --out DIR\`.`,
+    `Any cell, one seed (fraction F, seed S, mode M): \`node scripts/medfocus.js protocol --data ${displayPath(req.data)} --fractions F --seeds S --modes M${capFlags} ${settingsFlags(st)} --out DIR\`.`,
     '',
   ].join('\n');
 }
@@ -792,7 +798,7 @@ async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: Prot
     const markdown = protocolMarkdown(req, cells, testImages, done);
     await writeFileAtomic(join(req.out, 'protocol.md'), markdown);
     await writeFileAtomic(join(req.out, 'protocol.png'), protocolPng(req, cells, testSplit.classes.length));
-    const json = { data: req.data, done, settings: req.settings, trainPerClass: req.trainPerClass, testPerClass: req.testPerClass, testImages, seeds: req.seeds, fractions: req.fractions, modes: req.modes, cells };
+    const json = { data: displayPath(req.data), done, settings: req.settings, trainPerClass: req.trainPerClass, testPerClass: req.testPerClass, testImages, seeds: req.seeds, fractions: req.fractions, modes: req.modes, cells };
     await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify(json, null, 2)}\n`);
     return markdown;
   };
