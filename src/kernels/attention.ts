@@ -15,7 +15,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { dispatchKernel, placeholder } from './program.js';
 import { MAX_HEAD_DIM, attentionOutputShape, attentionParams, sameShape, tileCapacity, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
-import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
+import { checkValues, compareVariantOutput, sweepVariants, tunedVariant, type SweepResult } from './tune.js';
 
 export interface AttentionOptions {
   /** Multiplies q·kᵀ; defaults to 1/sqrt(D). */
@@ -226,13 +226,64 @@ export async function tuneAttention(gpu: Gpu, opts: { headDims?: number[]; varia
     const out = Tensor.empty(gpu, shape);
     const key = tuningKey(cap, cap);
     try {
-      results[key] = await sweepVariants(gpu, key, [...variants.keys()], (name) => {
-        run(gpu, x, x, x, { out }, d, variants.get(name) as Variant);
-      });
+      results[key] = await sweepVariants(
+        gpu,
+        key,
+        [...variants.keys()],
+        (name) => {
+          run(gpu, x, x, x, { out }, d, variants.get(name) as Variant);
+        },
+        { check: (name) => checkAttentionVariant(gpu, key, name, variants.get(name) as Variant, D) },
+      );
     } finally {
       x.dispose();
       out.dispose();
     }
   }
   return results;
+}
+
+/**
+ * The tuner's check of an attention variant on this adapter: B=1, H=2,
+ * Lq=70 queries over Lk=75 keys of head dim D (partial query blocks and key
+ * tiles) from separate random q, k, v, against a float64 softmax(q·kᵀ/√D)·v
+ * on the CPU.
+ */
+async function checkAttentionVariant(gpu: Gpu, key: string, name: string, variant: Variant, D: number): Promise<string | undefined> {
+  const d: AttentionDims = { B: 1, H: 2, Lq: 70, Lk: 75, D, Dv: D };
+  const qData = checkValues(d.H * d.Lq * D, 51);
+  const kData = checkValues(d.H * d.Lk * D, 53);
+  const vData = checkValues(d.H * d.Lk * D, 59);
+  const scale = 1 / Math.sqrt(D);
+  const want = new Float64Array(d.H * d.Lq * D);
+  const p = new Float64Array(d.Lk);
+  for (let h = 0; h < d.H; h++) {
+    for (let i = 0; i < d.Lq; i++) {
+      let max = -Infinity;
+      for (let j = 0; j < d.Lk; j++) {
+        let dot = 0;
+        for (let c = 0; c < D; c++) dot += qData[(h * d.Lq + i) * D + c] * kData[(h * d.Lk + j) * D + c];
+        p[j] = dot * scale;
+        max = Math.max(max, p[j]);
+      }
+      let sum = 0;
+      for (let j = 0; j < d.Lk; j++) sum += p[j] = Math.exp(p[j] - max);
+      for (let j = 0; j < d.Lk; j++) {
+        for (let c = 0; c < D; c++) want[(h * d.Lq + i) * D + c] += (p[j] / sum) * vData[(h * d.Lk + j) * D + c];
+      }
+    }
+  }
+  const q = Tensor.fromArray(gpu, qData, [1, d.H, d.Lq, D]);
+  const k = Tensor.fromArray(gpu, kData, [1, d.H, d.Lk, D]);
+  const v = Tensor.fromArray(gpu, vData, [1, d.H, d.Lk, D]);
+  let y: Tensor | undefined;
+  let got: Float32Array;
+  try {
+    y = run(gpu, q, k, v, {}, d, variant);
+    got = (await y.read()) as Float32Array;
+  } finally {
+    for (const t of [q, k, v, y]) t?.dispose();
+  }
+  const problem = compareVariantOutput(key, name, got, want);
+  return problem && `q [1,2,70,${D}], k/v [1,2,75,${D}]: ${problem}`;
 }

@@ -8,7 +8,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString, type Shape } from '../tensor.js';
 import { ACTIVATIONS, activationCode, type Activation } from './activation.js';
 import { dispatchKernel, linearGrid, placeholder } from './program.js';
-import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
+import { checkValues, compareVariantOutput, sweepVariants, tunedVariant, type SweepResult } from './tune.js';
 
 export type ConvPair = number | readonly [number, number];
 
@@ -272,9 +272,69 @@ export async function tuneConv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Omit<Conv
   const Cg = p.C / p.groups;
   if (Cg === 1) throw new Error(`${op}: one input channel per group takes the depthwise kernel, which has no variants`);
   const key = tuneKey(p.N * p.Ho * p.Wo, p.O / p.groups);
-  return sweepVariants(gpu, key, candidateVariants(gpu), (variant) => {
-    conv2d(gpu, x, w, { ...opts, variant: variant as ConvTileVariant }).dispose();
-  });
+  return sweepVariants(
+    gpu,
+    key,
+    candidateVariants(gpu),
+    (variant) => {
+      conv2d(gpu, x, w, { ...opts, variant: variant as ConvTileVariant }).dispose();
+    },
+    { check: (variant) => checkConv2dVariant(gpu, key, variant as ConvTileVariant, p, opts.bias !== undefined) },
+  );
+}
+
+/**
+ * The tuner's check of a conv2d variant on this adapter: the tuned problem's
+ * geometry, channels and groups (and bias, without the activation) on one
+ * small image, a few output pixels more than the kernel's receptive field
+ * each way (a partial tile in both directions), against a float64
+ * convolution on the CPU.
+ */
+async function checkConv2dVariant(gpu: Gpu, key: string, variant: ConvTileVariant, p: Conv2dPlan, withBias: boolean): Promise<string | undefined> {
+  const { C, O, KH, KW, groups, stride, padding, dilation } = p;
+  const H = Math.min(p.H, (KH - 1) * dilation[0] + 1 + 6 * stride[0]);
+  const W = Math.min(p.W, (KW - 1) * dilation[1] + 1 + 8 * stride[1]);
+  const Ho = Math.floor((H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) / stride[0]) + 1;
+  const Wo = Math.floor((W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) / stride[1]) + 1;
+  const Cg = C / groups;
+  const Og = O / groups;
+  const xData = checkValues(C * H * W, 41);
+  const wData = checkValues(O * Cg * KH * KW, 43);
+  const bData = checkValues(O, 47);
+  const want = new Float64Array(O * Ho * Wo);
+  for (let o = 0; o < O; o++) {
+    const g = Math.floor(o / Og);
+    for (let oh = 0; oh < Ho; oh++) {
+      for (let ow = 0; ow < Wo; ow++) {
+        let sum = withBias ? bData[o] : 0;
+        for (let c = 0; c < Cg; c++) {
+          for (let kh = 0; kh < KH; kh++) {
+            const ih = oh * stride[0] - padding[0] + kh * dilation[0];
+            if (ih < 0 || ih >= H) continue;
+            for (let kw = 0; kw < KW; kw++) {
+              const iw = ow * stride[1] - padding[1] + kw * dilation[1];
+              if (iw < 0 || iw >= W) continue;
+              sum += xData[((g * Cg + c) * H + ih) * W + iw] * wData[((o * Cg + c) * KH + kh) * KW + kw];
+            }
+          }
+        }
+        want[(o * Ho + oh) * Wo + ow] = sum;
+      }
+    }
+  }
+  const x = Tensor.fromArray(gpu, xData, [1, C, H, W]);
+  const w = Tensor.fromArray(gpu, wData, [O, Cg, KH, KW]);
+  const bias = withBias ? Tensor.fromArray(gpu, bData, [O]) : undefined;
+  let y: Tensor | undefined;
+  let got: Float32Array;
+  try {
+    y = conv2d(gpu, x, w, { bias, stride, padding, dilation, groups, variant });
+    got = (await y.read()) as Float32Array;
+  } finally {
+    for (const t of [x, w, bias, y]) t?.dispose();
+  }
+  const problem = compareVariantOutput(key, variant, got, want);
+  return problem && `[1,${C},${H},${W}] * [${O},${Cg},${KH},${KW}]: ${problem}`;
 }
 
 function gcd(a: number, b: number): number {

@@ -10,7 +10,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, numel, shapeString, type Shape } from '../tensor.js';
 import { ACTIVATIONS, activationCode, type Activation } from './activation.js';
 import { dispatchKernel, placeholder } from './program.js';
-import { sweepVariants, tunedVariant, type SweepResult } from './tune.js';
+import { checkValues, compareVariantOutput, sweepVariants, tunedVariant, type SweepResult } from './tune.js';
 
 const MATMUL_ACTIVATION_NAMES: readonly Activation[] = ['none', 'relu', 'gelu', 'geluTanh', 'quickGelu'];
 export type MatmulActivation = 'none' | 'relu' | 'gelu' | 'geluTanh' | 'quickGelu';
@@ -329,10 +329,56 @@ export async function tuneMatmul(
     y: Tensor.empty(gpu, [M, N]),
   }));
   try {
-    return await sweepVariants(gpu, TUNING_KEY, candidates, (variant) => {
-      for (const p of problems) matmul(gpu, p.a, p.b, { out: p.y, variant });
-    });
+    return await sweepVariants(
+      gpu,
+      TUNING_KEY,
+      candidates,
+      (variant) => {
+        for (const p of problems) matmul(gpu, p.a, p.b, { out: p.y, variant });
+      },
+      { check: (variant) => checkMatmulVariant(gpu, variant) },
+    );
   } finally {
     for (const p of problems) for (const t of [p.a, p.b, p.y]) t.dispose();
   }
+}
+
+/**
+ * The tuner's check of a variant on this adapter: a vec4-aligned product
+ * (37×64 · 64×72, the vector paths the timed shapes take) and a ragged one
+ * (29×51 · 51×45 with B stored transposed and a bias: scalar paths, partial
+ * tiles and the K tail), each against a float64 product on the CPU.
+ */
+export async function checkMatmulVariant(gpu: Gpu, variant: string): Promise<string | undefined> {
+  const problems = [
+    { M: 37, K: 64, N: 72, transB: false, withBias: false },
+    { M: 29, K: 51, N: 45, transB: true, withBias: true },
+  ];
+  for (const [index, { M, K, N, transB, withBias }] of problems.entries()) {
+    const aData = checkValues(M * K, 11 + index);
+    const bData = checkValues(K * N, 23 + index);
+    const biasData = checkValues(N, 37 + index);
+    const want = new Float64Array(M * N);
+    for (let i = 0; i < M; i++) {
+      for (let j = 0; j < N; j++) {
+        let sum = withBias ? biasData[j] : 0;
+        for (let k = 0; k < K; k++) sum += aData[i * K + k] * (transB ? bData[j * K + k] : bData[k * N + j]);
+        want[i * N + j] = sum;
+      }
+    }
+    const a = Tensor.fromArray(gpu, aData, [M, K]);
+    const b = Tensor.fromArray(gpu, bData, transB ? [N, K] : [K, N]);
+    const bias = withBias ? Tensor.fromArray(gpu, biasData, [N]) : undefined;
+    let y: Tensor | undefined;
+    let got: Float32Array;
+    try {
+      y = matmul(gpu, a, b, { transB, bias, variant });
+      got = (await y.read()) as Float32Array;
+    } finally {
+      for (const t of [a, b, bias, y]) t?.dispose();
+    }
+    const problem = compareVariantOutput(TUNING_KEY, variant, got, want);
+    if (problem) return `${M}x${K}x${N}${transB ? ' transB' : ''}${withBias ? ' +bias' : ''}: ${problem}`;
+  }
+  return undefined;
 }
