@@ -14,7 +14,7 @@ export interface AdapterSummary {
   /** Short, file-name-safe adapter name, e.g. "llvmpipe" or "swiftshader". */
   name: string;
   isFallbackAdapter: boolean;
-  /** A software adapter running on the CPU (lavapipe, SwiftShader): kernels pick CPU-friendly variants until tuned. */
+  /** A software adapter running on the CPU (lavapipe, SwiftShader): kernels pick CPU-friendly variants until tuned. False under MEDFOCUS_GPU_VARIANTS=1. */
   isCpu: boolean;
 }
 
@@ -83,6 +83,16 @@ export async function getDevice(options: GetDeviceOptions = {}): Promise<Gpu> {
   return new Gpu(device, summarize(adapter), features.map(String), gpu);
 }
 
+/**
+ * MEDFOCUS_GPU_VARIANTS=1 in Node's environment: treat a CPU adapter as a GPU
+ * for kernel variant choices (defaults and tuning candidates: tiled matmul
+ * and conv, wide axis lanes, GPU-style attention), so lavapipe runs the paths
+ * a real GPU takes (bench/gpu.sh --small uses it for the kernel tests).
+ */
+function gpuVariantsForced(): boolean {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MEDFOCUS_GPU_VARIANTS === '1';
+}
+
 function summarize(adapter: GPUAdapter): AdapterSummary {
   const info = adapter.info ?? ({} as GPUAdapterInfo);
   const vendor = info.vendor ?? '';
@@ -92,7 +102,7 @@ function summarize(adapter: GPUAdapter): AdapterSummary {
   const raw = (description || device || architecture || vendor || 'unknown').toLowerCase();
   const name = raw.includes('llvmpipe') ? 'llvmpipe' : raw.includes('swiftshader') ? 'swiftshader' : raw.replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'unknown';
   const isFallbackAdapter = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter);
-  const isCpu = isFallbackAdapter || name === 'llvmpipe' || name === 'swiftshader' || architecture === 'software';
+  const isCpu = !gpuVariantsForced() && (isFallbackAdapter || name === 'llvmpipe' || name === 'swiftshader' || architecture === 'software');
   return { vendor, architecture, device, description, name, isFallbackAdapter, isCpu };
 }
 
