@@ -2,12 +2,16 @@
 // Benchmark runner. Runs every bench/cases/*.js on one device, prints a
 // table and writes bench/results/<adapter>-<YYYY-MM-DD>.json.
 //
-//   npm run build && node bench/run.js [--quick] [--filter NAME] [--json] [--compare OLD.json]
+//   npm run build && node bench/run.js [--quick] [--filter NAME] [--json] [--compare OLD.json] [--gpu-check] [--out DIR]
 //
 //   --quick          fewer runs and the cases' small sizes (a few minutes on lavapipe)
 //   --filter NAME    only benchmarks whose case file or name contains NAME
 //   --json           print the results as JSON instead of the table
 //   --compare FILE   list benchmarks that got more than 10% slower than in FILE
+//   --gpu-check      the real-GPU check's lines only (bench/gpu.sh): the cases in
+//                    GPU_CHECK_CASES, each choosing its line(s) for ctx.gpuCheck;
+//                    results go to <adapter>-<date>-gpu-check[-small].json
+//   --out DIR        write the results file in DIR instead of bench/results
 //
 // A case is a module whose default export receives the context below and
 // calls ctx.bench() once per benchmark (see bench/README.md):
@@ -15,6 +19,7 @@
 //   ctx.gpu          the library's Gpu (import the library from ../../dist/node.js)
 //   ctx.device       its GPUDevice, for peers that take an existing device
 //   ctx.quick        true under --quick: use small sizes
+//   ctx.gpuCheck     true under --gpu-check: run only the case's real-GPU check line(s)
 //   ctx.once(key, init)   memoised async init shared by all cases (e.g. a peer backend)
 //   ctx.note(text)   a line printed under the table
 //   ctx.wants(name)  false if --filter excludes that benchmark (skip its setup too)
@@ -47,18 +52,21 @@ import { getDevice } from '../dist/node.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SLOWER_THRESHOLD = 1.1;
+/** The case files of --gpu-check (issue 19 §2): matmul 4096³, attention L4096 d64, MobileSAM encoder 1024², CLIP ViT-B/16 batch 8, ViT-B/16 train step. */
+const GPU_CHECK_CASES = ['matmul', 'attention', 'mobilesam', 'clip', 'train'];
 
 function parseArgs(argv) {
-  const args = { quick: false, json: false, filter: undefined, compare: undefined };
+  const args = { quick: false, json: false, gpuCheck: false, filter: undefined, compare: undefined, out: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') args.quick = true;
     else if (a === '--json') args.json = true;
-    else if (a === '--filter' || a === '--compare') {
+    else if (a === '--gpu-check') args.gpuCheck = true;
+    else if (a === '--filter' || a === '--compare' || a === '--out') {
       const value = argv[++i];
       if (value === undefined) throw new Error(`bench: ${a} needs a value`);
       args[a.slice(2)] = value;
-    } else throw new Error(`bench: unknown argument '${a}' (use --quick, --filter NAME, --json, --compare OLD.json)`);
+    } else throw new Error(`bench: unknown argument '${a}' (use --quick, --filter NAME, --json, --compare OLD.json, --gpu-check, --out DIR)`);
   }
   return args;
 }
@@ -214,19 +222,28 @@ function compare(results, oldPath) {
   if (slower.length === 0) console.log(`  none more than ${Math.round((SLOWER_THRESHOLD - 1) * 100)}% slower`);
 }
 
-/** Merges into today's file for this adapter (a filtered run keeps the other entries), written atomically. */
-function writeResults(report) {
-  const dir = join(here, 'results');
+/**
+ * Merges into today's file for this adapter (a filtered run keeps the other
+ * entries, and the other cases' notes and case times), written atomically.
+ */
+function writeResults(report, dir, suffix = '') {
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${report.adapter.name}-${report.date}.json`);
-  let merged = report.results;
+  const file = join(dir, `${report.adapter.name}-${report.date}${suffix}.json`);
+  let merged = report;
   if (existsSync(file)) {
+    const old = JSON.parse(readFileSync(file, 'utf8'));
     const fresh = new Set(report.results.map((r) => `${r.name}|${r.impl}`));
-    const kept = JSON.parse(readFileSync(file, 'utf8')).results.filter((r) => !fresh.has(`${r.name}|${r.impl}`));
-    merged = [...kept, ...report.results];
+    const caseOf = (note) => note.slice(0, note.indexOf(':'));
+    const cases = new Set([...report.results.map((r) => r.case), ...report.notes.map(caseOf)]);
+    merged = {
+      ...report,
+      notes: [...(old.notes ?? []).filter((n) => !cases.has(caseOf(n))), ...report.notes],
+      case_seconds: { ...old.case_seconds, ...report.case_seconds },
+      results: [...old.results.filter((r) => !fresh.has(`${r.name}|${r.impl}`)), ...report.results],
+    };
   }
   const tmp = `${file}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify({ ...report, results: merged }, null, 2)}\n`);
+  writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`);
   renameSync(tmp, file);
   return file;
 }
@@ -242,7 +259,7 @@ async function main() {
   const log = args.json ? () => undefined : (s) => console.log(s);
 
   const caseFiles = readdirSync(join(here, 'cases'))
-    .filter((f) => f.endsWith('.js'))
+    .filter((f) => f.endsWith('.js') && (!args.gpuCheck || GPU_CHECK_CASES.includes(basename(f, '.js'))))
     .sort();
   // Wall seconds per case file, setup and correctness checks included: what a
   // --quick run's length is made of.
@@ -258,6 +275,7 @@ async function main() {
         gpu,
         device: gpu.device,
         quick: args.quick,
+        gpuCheck: args.gpuCheck,
         once(key, init) {
           if (!memo.has(key)) memo.set(key, init());
           return memo.get(key);
@@ -281,6 +299,10 @@ async function main() {
           }
           const [mine, ...others] = timed;
           mine.speedup = Object.fromEntries(others.map((p) => [p.impl, p.median_ms / mine.median_ms]));
+          for (const [peer, x] of Object.entries(mine.speedup)) {
+            log(`  ratio ${name}: ${peer} ${others.find((p) => p.impl === peer).median_ms.toFixed(2)} ms / ours ${mine.median_ms.toFixed(2)} ms = ${x.toFixed(2)}× (${x >= 1 ? 'ours faster' : 'ours slower'})`);
+          }
+          if (others.length === 0) log(`  ratio ${name}: no peer line (ours ${mine.median_ms.toFixed(2)} ms)`);
           results.push(...timed);
           return mine;
         },
@@ -304,6 +326,7 @@ async function main() {
     adapter: gpu.adapter,
     cpu: peak,
     quick: args.quick,
+    gpu_check: args.gpuCheck,
     timing: stamps
       ? 'GPU time between timestamp queries written before and after each run on the queue (wall clock to onSubmittedWorkDone kept as wall_median_ms), median of timed runs after warm-up'
       : 'wall clock from recording to queue.onSubmittedWorkDone(), median of timed runs after warm-up (the adapter has no timestamp-query)',
@@ -318,7 +341,7 @@ async function main() {
     process.exitCode = 1;
     return;
   }
-  const file = writeResults(report);
+  const file = writeResults(report, args.out ? resolve(args.out) : join(here, 'results'), args.gpuCheck ? `-gpu-check${args.quick ? '-small' : ''}` : '');
   if (args.json) {
     console.log(JSON.stringify(report, null, 2));
   } else {

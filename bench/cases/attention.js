@@ -1,7 +1,8 @@
 // Fused attention (one kernel, online softmax) vs tfjs-backend-webgpu's
 // composed matMul + softmax + matMul on the same device: the ViT-B/16 shape
 // (12 heads, 197 tokens, d 64) and SAM2's global attention at 1024² input
-// (one head of 64×64 = 4096 tokens, d 96).
+// (one head of 64×64 = 4096 tokens, d 96). --gpu-check: 8 heads of 4096
+// tokens at d 64 (--quick: 2 heads of 1024), enough workgroups to fill a GPU.
 import { Tensor, attention, tuneAttention } from '../../dist/node.js';
 import { tfjsPeer } from '../peers/tfjs.js';
 import { maxAbsDiff, values } from '../values.js';
@@ -15,16 +16,19 @@ const FULL_SHAPES = [
   [1, 12, 197, 64],
   [1, 1, 4096, 96],
 ];
-
+/** --gpu-check: [B, H, L, D] */
+const GPU_CHECK_SHAPES = { full: [[1, 8, 4096, 64]], quick: [[1, 2, 1024, 64]] };
 
 const benchName = ([B, H, L, D]) => `attention B${B} H${H} L${L} d${D}`;
 
 export default async function (ctx) {
   const { gpu } = ctx;
-  const shapes = (ctx.quick ? QUICK_SHAPES : FULL_SHAPES).filter((s) => ctx.wants(benchName(s)));
+  const sizes = ctx.gpuCheck ? GPU_CHECK_SHAPES[ctx.quick ? 'quick' : 'full'] : ctx.quick ? QUICK_SHAPES : FULL_SHAPES;
+  const shapes = sizes.filter((s) => ctx.wants(benchName(s)));
   if (shapes.length === 0) return;
   const tf = await tfjsPeer(ctx);
-  const tuned = await ctx.once('tuneAttention', () => tuneAttention(gpu));
+  // --gpu-check: the head dim of its line only.
+  const tuned = await ctx.once('tuneAttention', () => tuneAttention(gpu, ctx.gpuCheck ? { headDims: [64] } : {}));
   ctx.note(`attention variants: ${Object.entries(tuned).map(([key, r]) => `${key} → ${r.best}`).join('; ')}`);
 
   for (const [B, H, L, D] of shapes) {

