@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { parseCheckpoint, readCheckpoint, readRunConfig, validateRunConfig, writeCheckpoint, type Checkpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
 import { checkHeadSpec, parseHeadSpec } from '../src/medfocus/head.js';
+import { SAMPLE_RUN_CONFIG } from './ref/sample-run-config.js';
 import { assertThrows, suite } from './util.js';
 
 const test = suite('run-folder');
@@ -21,27 +22,7 @@ test.after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const CONFIG: RunConfig = {
-  version: 1,
-  backbone: 'sam-encoder',
-  focus: 'attention',
-  data: '/data/busi3',
-  classes: ['benign', 'malignant', 'normal'],
-  fraction: 0.05,
-  seed: 0,
-  epochs: 30,
-  lr: 0.003,
-  weightDecay: 1e-4,
-  batch: 16,
-  prompts: 4,
-  strength: 4,
-  overlayAlpha: 0.5,
-  samSize: 512,
-  pointsPerSide: 8,
-  featureGrid: 16,
-  trainImages: 23,
-  trainSet: '0123456789abcdef',
-};
+const CONFIG: RunConfig = SAMPLE_RUN_CONFIG;
 
 function checkpoint(value: number): Checkpoint {
   return {

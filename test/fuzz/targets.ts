@@ -21,6 +21,7 @@ import { loadImageFolder, loadImages } from '../../src/medfocus/dataset.js';
 import { ClipTokenizer, MAX_VOCAB_SIZE } from '../../src/models/clip/tokenizer.js';
 import { BASE_MERGES, BASE_TOKENS, vocabJson } from '../ref/clip-small-vocab.js';
 import { seededRandom } from '../../src/util/random.js';
+import { SAMPLE_RUN_CONFIG } from '../ref/sample-run-config.js';
 
 export interface FuzzTarget {
   /** The name errors must carry (a file label the reader is given). */
@@ -60,26 +61,6 @@ function checkImage(bytes: Uint8Array, label: string): void {
 const encoder = new TextEncoder();
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
-const RUN_CONFIG = {
-  version: 1,
-  backbone: 'sam-encoder',
-  focus: 'attention',
-  data: '/data/busi3',
-  classes: ['benign', 'malignant', 'normal'],
-  fraction: 0.05,
-  seed: 0,
-  epochs: 30,
-  lr: 0.003,
-  weightDecay: 1e-4,
-  batch: 16,
-  prompts: 4,
-  strength: 4,
-  overlayAlpha: 0.5,
-  samSize: 512,
-  pointsPerSide: 8,
-  featureGrid: 16,
-  trainImages: 23,
-};
 
 /** A sam-encoder head.json as train exports it (version 3). */
 const SAM_HEAD = {
@@ -167,7 +148,7 @@ export const TARGETS: Record<string, FuzzTarget> = {
   'run-config': {
     label: 'fuzz/config.json',
     json: true,
-    seeds: () => [encoder.encode(JSON.stringify(RUN_CONFIG)), encoder.encode(JSON.stringify({ ...RUN_CONFIG, backbone: 'clip', weights: '/w.safetensors', tokenizer: '/v.txt.gz', deep: 2 }))],
+    seeds: () => [encoder.encode(JSON.stringify(SAMPLE_RUN_CONFIG)), encoder.encode(JSON.stringify({ ...SAMPLE_RUN_CONFIG, backbone: 'clip', weights: '/w.safetensors', tokenizer: '/v.txt.gz', deep: 2 }))],
     read(bytes) {
       const c = parseRunConfig(text(bytes), 'fuzz/config.json');
       accept(c.classes.length >= 2 && c.fraction > 0 && c.fraction <= 1 && Number.isSafeInteger(c.seed), JSON.stringify(c).slice(0, 200));
