@@ -48,6 +48,7 @@ import { readdirSync, readFileSync, writeFileSync, renameSync, mkdirSync, exists
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, basename, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { getDevice } from '../dist/node.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -55,20 +56,26 @@ const SLOWER_THRESHOLD = 1.1;
 /** The case files of --gpu-check (issue 19 §2): matmul 4096³, attention L4096 d64, MobileSAM encoder 1024², CLIP ViT-B/16 batch 8, ViT-B/16 train step. */
 const GPU_CHECK_CASES = ['matmul', 'attention', 'mobilesam', 'clip', 'train'];
 
-function parseArgs(argv) {
-  const args = { quick: false, json: false, gpuCheck: false, filter: undefined, compare: undefined, out: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--quick') args.quick = true;
-    else if (a === '--json') args.json = true;
-    else if (a === '--gpu-check') args.gpuCheck = true;
-    else if (a === '--filter' || a === '--compare' || a === '--out') {
-      const value = argv[++i];
-      if (value === undefined) throw new Error(`bench: ${a} needs a value`);
-      args[a.slice(2)] = value;
-    } else throw new Error(`bench: unknown argument '${a}' (use --quick, --filter NAME, --json, --compare OLD.json, --gpu-check, --out DIR)`);
+/** The options above, by node:util parseArgs; an unknown option or a missing value is one line naming it. */
+function readArgs(argv) {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        quick: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        'gpu-check': { type: 'boolean', default: false },
+        filter: { type: 'string' },
+        compare: { type: 'string' },
+        out: { type: 'string' },
+      },
+    });
+    return { quick: values.quick, json: values.json, gpuCheck: values['gpu-check'], filter: values.filter, compare: values.compare, out: values.out };
+  } catch (e) {
+    console.error(`bench: ${e.message} (use --quick, --filter NAME, --json, --compare OLD.json, --gpu-check, --out DIR)`);
+    process.exit(2);
   }
-  return args;
 }
 
 /** fp32 FMA peak of this machine from /proc/cpuinfo: logical cores × clock × SIMD lanes × 2. */
@@ -249,7 +256,7 @@ function writeResults(report, dir, suffix = '') {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = readArgs(process.argv.slice(2));
   const gpu = await getDevice();
   const stamps = TimestampBracket.create(gpu.device);
   const results = [];
