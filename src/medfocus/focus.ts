@@ -28,8 +28,17 @@ export const WORK_SIDE = 256;
 export type FocusMode = 'none' | 'overlay' | 'attention' | 'both';
 export const FOCUS_MODES: readonly FocusMode[] = ['none', 'overlay', 'attention', 'both'];
 
-export const usesOverlay = (mode: FocusMode) => mode === 'overlay' || mode === 'both';
-export const usesAttention = (mode: FocusMode) => mode === 'attention' || mode === 'both';
+/**
+ * A run's focus: a FocusMode, or 'learned' (issue 18 §2, region-focus.ts): the
+ * automatic masks become region tokens and the classifier learns attention
+ * over them. CLI runs with the sam-encoder backbone only; a web head has no
+ * learned focus yet (webHeadProblem), so FOCUS_MODES (head.json) leaves it out.
+ */
+export type RunFocusMode = FocusMode | 'learned';
+export const RUN_FOCUS_MODES: readonly RunFocusMode[] = [...FOCUS_MODES, 'learned'];
+
+export const usesOverlay = (mode: RunFocusMode) => mode === 'overlay' || mode === 'both';
+export const usesAttention = (mode: RunFocusMode) => mode === 'attention' || mode === 'both';
 
 export interface SalientCoverageOptions {
   /** Masks covering more than this fraction of the image are background (the field of view, the whole frame). Default 0.6. */

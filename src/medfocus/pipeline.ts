@@ -32,21 +32,23 @@ import {
   encodeMasks,
   focusMaskFilters,
   focusOverlay,
+  patchCoverage,
   patchKeyBias,
   resizeRgba,
   salientCoverage,
   usesAttention,
   usesOverlay,
-  type FocusMode,
+  type RunFocusMode,
   type SalientCoverageOptions,
 } from './focus.js';
 import type { Batch, Classifier } from './backbones.js';
+import { packRegionTokens, regionTokens, type RegionMeta } from './region-focus.js';
 
 /** MobileSAM embedding channels. */
 export const SAM_CHANNELS = 256;
 
 export interface FocusSettings {
-  focus: FocusMode;
+  focus: RunFocusMode;
   /** MobileSAM's input side (a multiple of 16; masks and features are computed at it). */
   samSize: number;
   strength: number;
@@ -199,6 +201,48 @@ export interface PreparedImage extends DatasetItem {
    * there were masks to paint.
    */
   focusActive?: boolean;
+  /** focus learned: how many region tokens follow the whole-image token in `input` (tokens [(regions+1)·(C+REGION_META)]). */
+  regions?: number;
+}
+
+/** focus learned: at most this many automatic masks per image become region tokens (Rmax). */
+export const LEARNED_MAX_REGIONS = 8;
+
+/**
+ * focus learned: the masks that become region tokens: the filtered automatic
+ * masks (before the salient-union step), most confident first — predicted IoU
+ * descending, then stability score descending, then area descending, then
+ * the generator's order — the first LEARNED_MAX_REGIONS of them.
+ */
+export function learnedRegionMasks(masks: readonly AutoMask[]): AutoMask[] {
+  return masks
+    .map((m, i) => ({ m, i }))
+    .sort((a, b) => b.m.predictedIou - a.m.predictedIou || b.m.stabilityScore - a.m.stabilityScore || b.m.area - a.m.area || a.i - b.i)
+    .slice(0, LEARNED_MAX_REGIONS)
+    .map(({ m }) => m);
+}
+
+/**
+ * focus learned: the region tokens of one image (region-focus.ts
+ * regionTokens) from its cached features [L = grid², C] and its masks on the
+ * work image: each mask's coverage of every feature-grid cell (patchCoverage)
+ * weights the features; meta: area as a fraction of the image, box [x0, y0,
+ * x1, y1] in [0, 1] (x1, y1 exclusive), predicted IoU, stability score. A mask
+ * that covers no cell is left out.
+ */
+export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[]): { tokens: Float32Array; regions: number } {
+  const coverages: Float32Array[] = [];
+  const meta: RegionMeta[] = [];
+  for (const m of learnedRegionMasks(masks)) {
+    const { width: w, height: h } = m;
+    const cov = patchCoverage(Float32Array.from(m.mask), w, h, grid);
+    if (!cov.some((c) => c > 0)) continue;
+    coverages.push(cov);
+    const [x0, y0, x1, y1] = m.box;
+    meta.push({ area: m.area / (w * h), box: [x0 / w, y0 / h, Math.min(1, (x1 + 1) / w), Math.min(1, (y1 + 1) / h)], predIou: m.predictedIou, stability: m.stabilityScore });
+  }
+  const t = regionTokens(features, SAM_CHANNELS, grid, coverages, meta, 'lc');
+  return { tokens: t.tokens, regions: t.regions };
 }
 
 /** What prepareImage saw on the way (a web head shows it; the trainer drops it). */
@@ -362,6 +406,7 @@ export class FocusPipeline {
     const { focus, strength, overlayAlpha } = this.settings;
     const work = workImage(image);
     const clip = this.models.clip;
+    if (clip && focus === 'learned') throw new Error("focus 'learned' needs the sam-encoder backbone (region tokens over MobileSAM features); CLIP has none yet");
     let masks: AutoMask[] = [];
     let features: Float32Array | null = null;
     if (!clip && !usesOverlay(focus)) {
@@ -388,7 +433,10 @@ export class FocusPipeline {
     const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
     let input: Uint8Array | Float32Array;
     if (clip) input = resizeRgba(shown, clip.resolution, clip.resolution).data;
-    else if (features) input = features;
+    else if (features && focus === 'learned') {
+      const learned = learnedTokens(features, grid, masks);
+      return { path: item.path, label: item.label, hash, input: learned.tokens, regions: learned.regions, focusActive: learned.regions > 0, work, masks, shown, coverage };
+    } else if (features) input = features;
     else {
       const key = this.featureKey(hash, `overlay:${overlayAlpha}:${this.maskKey(hash)}`);
       const cached = await this.cachedFeatures(key);
@@ -428,6 +476,15 @@ export class FocusPipeline {
 /** The GPU batch of some prepared images. */
 export function makeBatch(gpu: Gpu, images: readonly PreparedImage[], clipResolution: number | undefined, withLabels: boolean): Batch {
   let inputs: Tensor;
+  if (images[0].regions !== undefined) {
+    // focus learned: region tokens padded to LEARNED_MAX_REGIONS, padded tokens masked by the key bias.
+    const dim = images[0].input.length / (images[0].regions + 1);
+    const packed = packRegionTokens(
+      images.map((im) => ({ tokens: im.input as Float32Array, regions: im.regions!, dim })),
+      LEARNED_MAX_REGIONS,
+    );
+    return { size: images.length, inputs: Tensor.fromArray(gpu, packed.tokens, packed.shape), keyBias: packed.keyBias, labels: withLabels ? Int32Array.from(images, (im) => im.label) : undefined };
+  }
   if (clipResolution !== undefined) {
     inputs = clipPreprocess(
       gpu,

@@ -2,7 +2,9 @@
 // matters. Instead of one fixed union of the automatic masks, every surviving
 // mask becomes a region token, and the classifier learns attention over the
 // region tokens next to the whole-image token. This file holds the classifier
-// core only; the CLI, trainer and protocol do not use it yet.
+// core; focus 'learned' (sam-encoder only) wires it in: pipeline.ts
+// learnedTokens picks the masks (at most LEARNED_MAX_REGIONS, most confident
+// first) and makeBatch packs the tokens; cli.ts makeClassifier builds it.
 //
 // - regionTokens (host): per image a [R+1, C+M] token matrix from the
 //   backbone features [C, G, G] (or [L = G², C]) and R masks over the G×G grid
