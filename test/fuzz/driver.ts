@@ -31,8 +31,17 @@ export interface FuzzOptions {
   rssLimitMiB?: number;
 }
 
-/** Runs `count` inputs of `target` from `start` in one child; resolves with its lines and how it ended. */
-function runChild(target: string, seed: number, start: number, count: number, stallMs: number, rssLimitMiB: number): Promise<{ lines: string[]; stalledAt?: number; exit: string }> {
+/** What one child did: its lines, the last input it finished (start − 1 if none), whether it stalled, how it ended. */
+interface ChildRun {
+  lines: string[];
+  last: number;
+  stalled: boolean;
+  finished: boolean;
+  exit: string;
+}
+
+/** Runs `count` inputs of `target` from `start` in one child, killed when no input finishes for `stallMs` (start-up gets 5×). */
+function runChild(target: string, seed: number, start: number, count: number, stallMs: number, rssLimitMiB: number): Promise<ChildRun> {
   return new Promise((done) => {
     const child = spawn(process.execPath, ['--max-old-space-size=512', '--import', 'tsx', join(here, 'child.ts'), target, String(seed), String(start), String(count), String(rssLimitMiB)], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -41,10 +50,10 @@ function runChild(target: string, seed: number, start: number, count: number, st
     let buffer = '';
     let stderr = '';
     let last = start - 1;
-    let stalled: number | undefined;
-    let timer = setTimeout(stall, stallMs * 5); // start-up (tsx) gets longer
+    let stalled = false;
+    let timer = setTimeout(stall, stallMs * 5);
     function stall() {
-      stalled = last;
+      stalled = true;
       child.kill('SIGKILL');
     }
     child.stdout.on('data', (d) => {
@@ -53,8 +62,9 @@ function runChild(target: string, seed: number, start: number, count: number, st
       buffer = parts.pop()!;
       for (const line of parts) {
         lines.push(line);
-        if (/^\d+$/.test(line)) {
-          last = Number(line);
+        const finishedInput = /^(\d+) [arb]$/.exec(line);
+        if (finishedInput) {
+          last = Number(finishedInput[1]);
           clearTimeout(timer);
           timer = setTimeout(stall, stallMs);
         }
@@ -63,7 +73,7 @@ function runChild(target: string, seed: number, start: number, count: number, st
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      done({ lines, stalledAt: stalled, exit: signal ? `signal ${signal}` : `code ${code}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}` });
+      done({ lines, last, stalled, finished: lines.some((l) => l.startsWith('DONE ')), exit: signal ? `signal ${signal}` : `code ${code}${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' | ')}` : ''}` });
     });
   });
 }
@@ -72,29 +82,28 @@ export async function fuzz(target: string, options: FuzzOptions): Promise<FuzzRe
   const stallMs = options.stallMs ?? 2000;
   const rssLimitMiB = options.rssLimitMiB ?? 1024;
   const report: FuzzReport = { target, seed: options.seed, inputs: 0, accepted: 0, refused: 0, peakRssMiB: 0, bad: [] };
+  const tally = (r: ChildRun) => {
+    for (const line of r.lines) {
+      if (line.startsWith('BAD ')) report.bad.push(line.slice(4));
+      else if (/^\d+ a$/.test(line)) report.accepted++;
+      else if (/^\d+ r$/.test(line)) report.refused++;
+      else if (line.startsWith('DONE ')) report.peakRssMiB = Math.max(report.peakRssMiB, Number(line.slice(5)));
+    }
+  };
   let start = 0;
   while (start < options.count) {
     const r = await runChild(target, options.seed, start, options.count - start, stallMs, rssLimitMiB);
-    for (const line of r.lines) {
-      if (line.startsWith('BAD ')) report.bad.push(line.slice(4));
-      const done = /^DONE (\d+) (\d+) (\d+)$/.exec(line);
-      if (done) {
-        report.accepted += Number(done[1]);
-        report.refused += Number(done[2]);
-        report.peakRssMiB = Math.max(report.peakRssMiB, Number(done[3]));
-      }
-    }
-    if (r.lines.some((l) => l.startsWith('DONE '))) {
-      report.inputs = options.count;
-      break;
-    }
-    // The child died or hung on the last input it announced: record it and go on after it.
-    const at = r.stalledAt ?? Number([...r.lines].reverse().find((l) => /^\d+$/.test(l)) ?? start);
-    report.bad.push(`${at} ${r.stalledAt !== undefined ? `hang (no progress for ${stallMs} ms)` : `crash (${r.exit})`}`);
-    // Inputs before `at` in this child were counted only in its (missing) DONE line: count them as seen.
-    report.inputs = at + 1;
+    tally(r);
+    if (r.finished) break;
+    // The child stopped inside input `at`. A stall may be the machine's (other jobs on the cores), not the
+    // reader's: the input runs again alone, with 5× the time, and is a hang (or crash) only if it fails again.
+    const at = r.last + 1;
+    const again = await runChild(target, options.seed, at, 1, stallMs * 5, rssLimitMiB);
+    tally(again);
+    if (!again.finished) report.bad.push(`${at} ${again.stalled ? `hang (no result in ${stallMs} ms, nor alone in ${5 * stallMs} ms)` : `crash (${again.exit})`}`);
     start = at + 1;
   }
+  report.inputs = options.count;
   return report;
 }
 
