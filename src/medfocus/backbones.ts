@@ -231,7 +231,7 @@ export class ClipPromptClassifier implements Classifier {
  * given) and `grad.<name>` for each trainable parameter, which forward()
  * bound as a weight under its own name.
  */
-function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], extra?: (labels: Value) => Value): void {
+export function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], extra?: (labels: Value) => Value): void {
   const labels = g.input('labels', [B], 'i32');
   const crossEntropy = ops.crossEntropy(g, logits, labels);
   const loss = extra ? ops.add(g, crossEntropy, extra(labels)) : crossEntropy;

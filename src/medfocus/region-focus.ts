@@ -33,9 +33,8 @@ import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
 import { Graph, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
-import { backward } from '../graph/autograd.js';
 import { GraphCache } from '../graph/graph-cache.js';
-import { initNormal, type Batch } from './backbones.js';
+import { addCrossEntropyTraining, initNormal, type Batch } from './backbones.js';
 
 /** What regionTokens reads of each mask besides its pixels. Box in image-normalised coordinates [0, 1]; area as a fraction of the image. */
 export interface RegionMeta {
@@ -201,16 +200,7 @@ export class RegionAttentionClassifier {
     const names = [...this.params.keys()];
     const g = this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.region.train[B=${B}]`);
-      const { logits } = this.forward(g, B);
-      const labels = g.input('labels', [B], 'i32');
-      const loss = ops.crossEntropy(g, logits, labels);
-      g.output('loss', loss);
-      const bound = names.map((n) => {
-        for (const node of g.nodeList) for (const x of node.inputs) if (x.kind === 'weight' && x.name === n) return x;
-        throw new Error(`RegionAttentionClassifier: parameter '${n}' is not used by graph ${g.name}`);
-      });
-      const grads = backward(g, loss, bound);
-      names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
+      addCrossEntropyTraining(g, this.forward(g, B).logits, B, names);
       return g;
     });
     const out = g.run({ ...this.feeds(batch), labels: batch.labels });
