@@ -42,7 +42,8 @@ export type { Sam2ImageFeatures, Sam2EncodeOptions } from './models/sam2/image-e
 export { Sam2Predictor } from './models/sam2/predictor.js';
 export * from './medfocus/focus.js';
 export { ClipPromptClassifier, SamPoolClassifier } from './medfocus/backbones.js';
-export type { Classifier, Batch, ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
+export type { ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
+export type { Classifier, Batch, RegionBatch } from './medfocus/classifier.js';
 export * from './medfocus/head.js';
 export { FocusPipeline, MemoryCache, SAM_CHANNELS, makeBatch, mobileSamParts, pipelineMaskFilters, predictImages, workImage } from './medfocus/pipeline.js';
 export type { FocusSettings, FocusView, MaskFilters, MaskSource, PipelineCache, PipelineModels, PreparedDetails, PreparedImage, SamParts } from './medfocus/pipeline.js';

@@ -9,12 +9,14 @@
 import * as assert from 'uvu/assert';
 import { Tensor } from '../src/tensor.js';
 import { Graph } from '../src/graph/graph.js';
+import * as ops from '../src/graph/ops.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { ClipModel } from '../src/models/clip/model.js';
 import { AUTO_MASK_DEFAULTS } from '../src/models/sam/automatic.js';
 import type { AutoMask } from '../src/models/sam/segmenter.js';
-import { classTokenAttention, ClipPromptClassifier, SamPoolClassifier, type Classifier, type Batch } from '../src/medfocus/backbones.js';
-import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, salientCandidates, patchAttentionBias, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
+import { ClipPromptClassifier, SamPoolClassifier } from '../src/medfocus/backbones.js';
+import type { Classifier, Batch } from '../src/medfocus/classifier.js';
+import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, salientCandidates, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { assertClose, assertThrows, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
 
@@ -113,16 +115,6 @@ test('patchCoverage and the key/attention bias against a per-pixel reference', a
     const strength = 3;
     const keys = patchKeyBias(cov, w, h, G, strength);
     assertClose(keys, expected.map((c) => -strength * (1 - c)), { atol: 1e-5, rtol: 0 }, 'patchKeyBias');
-    const P = 2;
-    const T = 1 + P + G * G;
-    const bias = patchAttentionBias(cov, w, h, G, { strength, prompts: P });
-    assert.is(bias.length, T * T);
-    for (let i = 0; i < T; i++) {
-      for (let j = 0; j < T; j++) {
-        const want = j < 1 + P ? 0 : keys[j - 1 - P];
-        assert.is(bias[i * T + j], want, `bias[${i}, ${j}]`);
-      }
-    }
   }
   await assertThrows(() => patchCoverage(new Float32Array(3), 2, 2, 1), /patchCoverage/, /3 values/, /2×2/);
   await assertThrows(() => patchKeyBias(new Float32Array(4), 2, 2, 1, -1), /strength/, /-1/);
@@ -157,14 +149,15 @@ test('the attention bias lowers the class token\'s attention on off-focus patche
   const cov = new Float32Array(w * w);
   for (let y = 0; y < w; y++) for (let x = 0; x < w / 2; x++) cov[y * w + x] = 1;
   const strength = 2;
-  const bias = patchAttentionBias(cov, w, w, G, { strength });
+  // The key bias [1, 1, 1, T]: 0 for the class token, then the patches'.
+  const bias = new Float32Array(T);
+  bias.set(patchKeyBias(cov, w, w, G, strength), 1);
   const run = (withBias: boolean) => {
     const g = new Graph(gpu, 'probe');
     const images = g.input('images', [N, 3, R, R]);
-    const attnBias = withBias ? g.input('attnBias', [1, 1, T, T]) : undefined;
-    const start = g.nodeList.length;
-    model.imageTower(g, images, { attnBias });
-    g.output('attn', classTokenAttention(g, start, 1));
+    const attnBias = withBias ? g.input('attnBias', [1, 1, 1, T]) : undefined;
+    const { classAttention } = model.imageTower(g, images, { attnBias, classAttention: true });
+    g.output('attn', ops.slice(g, classAttention!, [0, 1], [N, T]));
     const feeds: Record<string, ArrayLike<number>> = { images: randn(N * 3 * R * R, 9) };
     if (withBias) feeds.attnBias = bias;
     const out = g.run(feeds).attn;

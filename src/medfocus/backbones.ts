@@ -8,12 +8,23 @@
 //   tokens (shallow, or deep: per block) and a head W [E, K]; logits = exp(logit_scale) ·
 //   normalize(f) · W, W initialised from the normalised text embeddings of
 //   "This is a photo of {class}" (zero-shot CLIP at step 0). The focus bias
-//   enters as a per-batch graph input [B, 1, T, T]. Optionally (weight λ)
+//   enters as a per-batch key bias [B, 1, 1, T] (0 for the class token and
+//   the prompts), which the attention kernel broadcasts. Optionally (weight λ)
 //   the loss adds CLIP's image–text contrastive term against the frozen,
 //   normalised class-prompt embeddings t̂_k, symmetric as in CLIP's training:
 //   image→text CE(s·f̂·t̂ᵀ over the K prompts, y) and text→image
 //   CE(s·t̂_{y_i}·f̂ᵀ over the batch's images, i), averaged, times λ. It keeps
 //   the prompted features aligned with the text space while the head moves.
+//   With `regions` (focus learned), the key bias is learned instead of fixed:
+//   the gated attention scorer of region-focus.ts weighs each image's region
+//   tokens (token 0 the whole image), a = softmax(scores) [B, Rt]; each
+//   tower token j gets the weight w_j = Σ_k a_k·cover_kj (cover: the share of
+//   patch j inside region k; 1 for the class token and the prompts, and for
+//   every token under the whole-image token), and the key bias
+//   strength·(w_j − 1) ≤ 0 enters every block. All the weight on the whole
+//   image (a_0 = 1) is plain CLIP; all on one region is the fixed focus on it.
+//   The scorer trains end to end with the prompts and the head through the
+//   attention kernel's bias gradient.
 // - SamPoolClassifier: a linear probe over MobileSAM encoder embeddings
 //   (cached on disk by the caller), [L = g², C = 256] per image. Pooling:
 //   mean over all positions ('mean'), or attention pooling ('attention'):
@@ -33,44 +44,10 @@ import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
 import { Graph, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
-import { backward } from '../graph/autograd.js';
 import { GraphCache } from '../graph/graph-cache.js';
 import type { ClipModel } from '../models/clip/model.js';
-import { seededRandom } from '../util/random.js';
-import { attentionBiasFromKeys } from './focus.js';
-
-/** What both classifiers offer the trainer. */
-export interface Classifier {
-  /** 'region-attention': focus learned (region-focus.ts), whose weights are per region token [B, Rmax+1], not per patch. */
-  readonly kind: 'clip' | 'sam-encoder' | 'region-attention';
-  readonly classes: number;
-  /** Trainable parameters by name (owned by the classifier). */
-  readonly params: ReadonlyMap<string, Tensor>;
-  /** One training step's forward + backward; returns the loss and the gradients (owned by the caller). */
-  lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> };
-  /** Class probabilities [B, K] and each image's focus weights over its patches/positions [B, L] (owned by the caller). */
-  predict(batch: Batch): { probs: Tensor; weights: Tensor };
-  dispose(): void;
-}
-
-/** A batch as the classifiers read it. */
-export interface Batch {
-  size: number;
-  /** clip: preprocessed images [B, 3, R, R]; sam-encoder: features [B, L, C]. */
-  inputs: Tensor;
-  /** Additive key bias per image over its patches/positions [B, L] (host), or undefined when the focus is not attention. */
-  keyBias?: Float32Array;
-  /** i32 labels [B] (training only). */
-  labels?: Int32Array;
-}
-
-/** Deterministic small-normal initialisation (Box–Muller on mulberry32). */
-export function initNormal(n: number, seed: number, scale: number): Float32Array {
-  const next = seededRandom(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(Math.max(next(), 1e-12))) * Math.cos(2 * Math.PI * next()) * scale;
-  return out;
-}
+import { addCrossEntropyTraining, initNormal, splitOutputs, type Batch, type Classifier } from './classifier.js';
+import { gatedAttentionParams, gatedAttentionWeights } from './region-focus.js';
 
 function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLength: number, attention: boolean): void {
   const expect = [batch.size, ...inner];
@@ -84,12 +61,6 @@ function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLengt
   if (batch.labels && batch.labels.length !== batch.size) throw new Error(`${op}: labels must hold ${batch.size} values, got ${batch.labels.length}`);
 }
 
-function splitOutputs(out: Record<string, Tensor>): { loss: Tensor; grads: Map<string, Tensor> } {
-  const grads = new Map<string, Tensor>();
-  for (const [name, t] of Object.entries(out)) if (name.startsWith('grad.')) grads.set(name.slice(5), t);
-  return { loss: out.loss, grads };
-}
-
 export interface ClipClassifierOptions {
   /** VPT prompt tokens (0: head only). */
   prompts: number;
@@ -97,9 +68,22 @@ export interface ClipClassifierOptions {
   deep?: number;
   /** Whether batches carry the focus key bias. */
   attention: boolean;
+  /** Focus learned: the region scorer (not with attention). */
+  regions?: ClipRegionFocusOptions;
   /** Weight λ of the image–text contrastive term (0 or absent: cross-entropy only). */
   contrastive?: number;
   seed: number;
+}
+
+export interface ClipRegionFocusOptions {
+  /** Region token width D (features + meta). */
+  dim: number;
+  /** Tokens per image Rt = Rmax + 1. */
+  tokensPerImage: number;
+  /** The scorer's hidden width A. */
+  hidden: number;
+  /** A token with weight w gets the key bias strength·(w − 1). */
+  strength: number;
 }
 
 export class ClipPromptClassifier implements Classifier {
@@ -129,6 +113,16 @@ export class ClipPromptClassifier implements Classifier {
       for (let e = 0; e < E; e++) head[e * classes + k] = row[e] / norm;
     }
     this.params.set('head', Tensor.fromArray(gpu, head, [E, classes]));
+    const regions = opts.regions;
+    if (regions) {
+      if (opts.attention) throw new Error('ClipPromptClassifier: give attention (a fixed focus) or regions (a learned one), not both');
+      const { dim, tokensPerImage, hidden, strength } = regions;
+      for (const [name, x] of [['dim', dim], ['tokensPerImage', tokensPerImage], ['hidden', hidden]] as const) {
+        if (!Number.isInteger(x) || x < 1) throw new Error(`ClipPromptClassifier: regions.${name} must be a positive integer, got ${x}`);
+      }
+      if (!(Number.isFinite(strength) && strength >= 0)) throw new Error(`ClipPromptClassifier: regions.strength must be a number >= 0, got ${strength}`);
+      for (const [name, t] of gatedAttentionParams(gpu, 'region', dim, hidden, opts.seed + 7)) this.params.set(name, t);
+    }
     const lambda = opts.contrastive ?? 0;
     if (!(Number.isFinite(lambda) && lambda >= 0)) throw new Error(`ClipPromptClassifier: contrastive must be a number >= 0, got ${lambda}`);
     this.textNormalized = new Float32Array(classes * E);
@@ -143,29 +137,61 @@ export class ClipPromptClassifier implements Classifier {
     return 1 + this.opts.prompts + this.grid * this.grid;
   }
 
-  /** The bias input [B, 1, T, T] from per-image key biases over the patches [B, G²]. */
+  /** The key bias input [B, 1, 1, T] from per-image key biases over the patches [B, G²]: 0 for the class token and the prompts. */
   private attnBias(batch: Batch): Float32Array {
     const T = this.tokens;
     const L = this.grid * this.grid;
-    const out = new Float32Array(batch.size * T * T);
-    for (let b = 0; b < batch.size; b++) attentionBiasFromKeys(batch.keyBias!.subarray(b * L, (b + 1) * L), this.opts.prompts, out, b * T * T);
+    const out = new Float32Array(batch.size * T);
+    for (let b = 0; b < batch.size; b++) out.set(batch.keyBias!.subarray(b * L, (b + 1) * L), b * T + T - L);
     return out;
   }
 
   /** The shared forward: logits [B, K] and the normalised image features f̂ [B, E], plus the graph inputs it declared. */
-  private forward(g: Graph, B: number): { logits: Value; normalized: Value; attentionStart: number } {
+  private forward(g: Graph, B: number, classAttention = false): { logits: Value; normalized: Value; classAttention?: Value; regionWeights?: Value } {
     const R = this.resolution;
     const T = this.tokens;
+    const p = (name: string) => g.weight(name, this.params.get(name)!);
     const images = g.input('images', [B, 3, R, R]);
-    const attnBias = this.opts.attention ? g.input('attnBias', [B, 1, T, T]) : undefined;
-    const prompts = this.params.has('prompts') ? g.weight('prompts', this.params.get('prompts')!) : undefined;
-    const attentionStart = g.nodeList.length;
+    let attnBias = this.opts.attention ? g.input('attnBias', [B, 1, 1, T]) : undefined;
+    let regionWeights: Value | undefined;
+    const regions = this.opts.regions;
+    if (regions) {
+      const Rt = regions.tokensPerImage;
+      const tokens = g.input('regionTokens', [B, Rt, regions.dim]);
+      regionWeights = gatedAttentionWeights(g, tokens, g.input('regionPadBias', [B, Rt]), p, 'region'); // [B, Rt]
+      const tokenWeights = ops.matmul(g, g.reshape(regionWeights, [B, 1, Rt]), g.input('regionCover', [B, Rt, T])); // [B, 1, T]
+      const bias = ops.add(g, ops.mul(g, tokenWeights, ops.scalar(g, regions.strength)), ops.scalar(g, -regions.strength));
+      attnBias = g.reshape(bias, [B, 1, 1, T]);
+    }
+    const prompts = this.params.has('prompts') ? p('prompts') : undefined;
     const deep = prompts !== undefined && prompts.shape.length === 3;
-    const { features } = this.model.imageTower(g, images, deep ? { deepPrompts: prompts, attnBias } : { prompts, attnBias });
-    const head = g.weight('head', this.params.get('head')!);
-    const normalized = ops.l2Normalize(g, features);
-    const logits = ops.matmul(g, normalized, head, { alpha: this.model.logitScale });
-    return { logits, normalized, attentionStart };
+    const tower = this.model.imageTower(g, images, { [deep ? 'deepPrompts' : 'prompts']: prompts, attnBias, classAttention });
+    const normalized = ops.l2Normalize(g, tower.features);
+    const logits = ops.matmul(g, normalized, p('head'), { alpha: this.model.logitScale });
+    return { logits, normalized, classAttention: tower.classAttention, regionWeights };
+  }
+
+  /** focus learned: the batch's region inputs, the coverage widened from the G² patches to the T tower tokens (1 for the class token and the prompts). */
+  private regionFeeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
+    const regions = this.opts.regions!;
+    const r = batch.regions;
+    const Rt = regions.tokensPerImage;
+    const B = batch.size;
+    const L = this.grid * this.grid;
+    const T = this.tokens;
+    const op = 'ClipPromptClassifier (focus learned)';
+    if (!r) throw new Error(`${op}: the batch has no region tokens`);
+    const shape = r.tokens.shape;
+    if (shape.length !== 3 || shape[0] !== B || shape[1] !== Rt || shape[2] !== regions.dim) throw new Error(`${op}: region tokens must be [${B}, ${Rt}, ${regions.dim}], got [${shape.join(', ')}]`);
+    if (r.padBias.length !== B * Rt) throw new Error(`${op}: regions.padBias must hold B·Rt = ${B * Rt} values, got ${r.padBias.length}`);
+    if (r.cover.length !== B * Rt * L) throw new Error(`${op}: regions.cover must hold B·Rt·G² = ${B}·${Rt}·${L} values, got ${r.cover.length}`);
+    const cover = new Float32Array(B * Rt * T);
+    for (let row = 0; row < B * Rt; row++) {
+      if (r.padBias[row] !== 0) continue; // padding: weight 0 everywhere (its softmax weight is 0 anyway)
+      cover.fill(1, row * T, row * T + T - L);
+      cover.set(r.cover.subarray(row * L, (row + 1) * L), row * T + T - L);
+    }
+    return { regionTokens: r.tokens, regionPadBias: r.padBias, regionCover: cover };
   }
 
   /** λ/2 · (CE image→text + CE text→image) of f̂ [B, E] against the class prompts (see the header). */
@@ -184,7 +210,7 @@ export class ClipPromptClassifier implements Classifier {
   private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
     const feeds: Record<string, Tensor | ArrayLike<number>> = { images: batch.inputs };
     if (this.opts.attention) feeds.attnBias = this.attnBias(batch);
-    return feeds;
+    return this.opts.regions ? { ...feeds, ...this.regionFeeds(batch) } : feeds;
   }
 
   lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> } {
@@ -209,9 +235,10 @@ export class ClipPromptClassifier implements Classifier {
     const B = batch.size;
     const g = this.graphs.get(`predict|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.clip.predict[B=${B}]`);
-      const { logits, attentionStart } = this.forward(g, B);
+      const { logits, classAttention, regionWeights } = this.forward(g, B, !this.opts.regions);
       g.output('probs', ops.softmax(g, logits, -1));
-      g.output('weights', classTokenAttention(g, attentionStart, 1 + this.opts.prompts));
+      // focus learned: the region weights [B, Rt]; else the class token's attention over the patches (the class token and the prompts dropped).
+      g.output('weights', regionWeights ?? ops.slice(g, classAttention!, [0, 1 + this.opts.prompts], [B, this.tokens]));
       return g;
     });
     const out = g.run(this.feeds(batch));
@@ -223,52 +250,6 @@ export class ClipPromptClassifier implements Classifier {
     for (const t of this.params.values()) t.dispose();
     this.params.clear();
   }
-}
-
-/**
- * The training outputs of a classifier graph: `loss` (mean cross-entropy of
- * logits [B, K] against the i32 input `labels`, plus `extra(labels)` when
- * given) and `grad.<name>` for each trainable parameter, which forward()
- * bound as a weight under its own name.
- */
-export function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], extra?: (labels: Value) => Value): void {
-  const labels = g.input('labels', [B], 'i32');
-  const crossEntropy = ops.crossEntropy(g, logits, labels);
-  const loss = extra ? ops.add(g, crossEntropy, extra(labels)) : crossEntropy;
-  g.output('loss', loss);
-  const bound = names.map((n) => findWeight(g, n));
-  const grads = backward(g, loss, bound);
-  names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
-}
-
-function findWeight(g: Graph, name: string): Value {
-  for (const node of g.nodeList) for (const x of node.inputs) if (x.kind === 'weight' && x.name === name) return x;
-  throw new Error(`medfocus: parameter '${name}' is not used by graph ${g.name}`);
-}
-
-/**
- * The class token's attention probabilities over the patches in the LAST
- * attention of the tower, [B, G²] (averaged over heads): the tower's last
- * 'attention' node (added after node index `start`) gives q and k [B, T, H, D]
- * (blhd) and its bias; softmax(q_cls · kᵀ / √D + bias_cls) is recomputed from
- * them, and the first `skip` keys (class token, prompts) are dropped.
- */
-export function classTokenAttention(g: Graph, start: number, skip: number): Value {
-  const nodes = g.nodeList;
-  let node;
-  for (let i = nodes.length - 1; i >= start && !node; i--) if (nodes[i].op === 'attention') node = nodes[i];
-  if (!node) throw new Error(`classTokenAttention: graph ${g.name} has no attention after node ${start}`);
-  const [q, k, , bias] = node.inputs;
-  const [B, T, H, D] = q.shape;
-  const qCls = ops.permute(g, ops.slice(g, q, [0, 0, 0, 0], [B, 1, H, D]), [0, 2, 1, 3]); // [B, H, 1, D]
-  const kT = ops.permute(g, k, [0, 2, 1, 3]); // [B, H, T, D]
-  let scores = ops.matmul(g, qCls, kT, { transB: true, alpha: 1 / Math.sqrt(D) }); // [B, H, 1, T]
-  if (bias && bias.shape.length === 4) {
-    const [b0, h0] = bias.shape;
-    scores = ops.add(g, scores, ops.slice(g, bias, [0, 0, 0, 0], [b0, h0, 1, T]));
-  }
-  const probs = ops.reduceMean(g, ops.softmax(g, scores, -1), [1, 2]); // [B, T]
-  return ops.slice(g, probs, [0, skip], [B, T]);
 }
 
 export type SamPooling = 'mean' | 'attention';

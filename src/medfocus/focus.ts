@@ -161,31 +161,6 @@ export function patchKeyBias(coverage: Float32Array, w: number, h: number, grid:
   return cells.map((c) => -strength * (1 - c));
 }
 
-export interface PatchAttentionBiasOptions {
-  /** Down-weighting of a patch fully outside the salient region (its attention weight × e^−strength). */
-  strength: number;
-  /** Prompt tokens between the class token and the patches (shallow VPT). Default 0. */
-  prompts?: number;
-}
-
-/**
- * The attention bias [T, T], T = 1 + P + G², for ClipModel's attnBias: row i
- * (query) is the same for every i; column j gets the key bias of patch
- * j − 1 − P, and 0 for the class token and the prompts.
- */
-export function patchAttentionBias(coverage: Float32Array, w: number, h: number, grid: number, opts: PatchAttentionBiasOptions): Float32Array {
-  const P = opts.prompts ?? 0;
-  if (!Number.isInteger(P) || P < 0) throw new Error(`patchAttentionBias: prompts must be an integer >= 0, got ${P}`);
-  return attentionBiasFromKeys(patchKeyBias(coverage, w, h, grid, opts.strength), P);
-}
-
-/** [T, T] (T = 1 + P + L) from the patches' key biases [L]: every row has 0 for the class token and prompts, then the key biases. */
-export function attentionBiasFromKeys(keys: Float32Array, prompts: number, out = new Float32Array((1 + prompts + keys.length) ** 2), offset = 0): Float32Array {
-  const T = 1 + prompts + keys.length;
-  for (let i = 0; i < T; i++) out.set(keys, offset + i * T + 1 + prompts);
-  return out;
-}
-
 /** The paper's overlay: every automatic mask painted semi-transparently (largest first, so small ones stay visible). */
 export function focusOverlay(image: DecodedImage, masks: readonly AutoMask[], alpha: number): DecodedImage {
   const ordered = [...masks].sort((a, b) => b.area - a.area);

@@ -41,7 +41,7 @@ import {
   type RunFocusMode,
   type SalientCoverageOptions,
 } from './focus.js';
-import type { Batch, Classifier } from './backbones.js';
+import type { Batch, Classifier } from './classifier.js';
 import { packRegionTokens, regionTokens, type RegionMeta } from './region-focus.js';
 
 /** MobileSAM embedding channels. */

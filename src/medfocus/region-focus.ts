@@ -26,15 +26,16 @@
 //   trained on mean cross-entropy. The gate sigmoid(U h) lets the score be
 //   non-linear without tanh's near-linearity around 0 (Ilse et al. §2.4). The
 //   weights a_k are the explanation: which region (or the whole image) the
-//   decision rests on. The graph runtime has no tanh kernel; tanh(x) is built
-//   as 2·sigmoid(2x) − 1 (exact identity, both ops have backward rules).
+//   decision rests on. gatedAttentionWeights is the scorer; the CLIP backbone
+//   (backbones.ts ClipPromptClassifier with `regions`) turns the same weights
+//   into the tower's attention key bias instead of pooling tokens.
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
 import { Graph, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
 import { GraphCache } from '../graph/graph-cache.js';
-import { addCrossEntropyTraining, initNormal, type Batch } from './backbones.js';
+import { addCrossEntropyTraining, initNormal, splitOutputs, type Batch } from './classifier.js';
 
 /** What regionTokens reads of each mask besides its pixels. Box in image-normalised coordinates [0, 1]; area as a fraction of the image. */
 export interface RegionMeta {
@@ -130,6 +131,33 @@ export function packRegionTokens(images: readonly RegionTokens[], maxRegions: nu
   return { tokens, keyBias, shape: [images.length, T, D] };
 }
 
+/**
+ * The gated attention scorer's parameters (Ilse et al.): `${prefix}.V` and
+ * `${prefix}.U` [D, A], `${prefix}.w` [A, 1], small normal, seeded.
+ */
+export function gatedAttentionParams(gpu: Gpu, prefix: string, D: number, A: number, seed: number): Array<[string, Tensor]> {
+  return [
+    [`${prefix}.V`, Tensor.fromArray(gpu, initNormal(D * A, seed, 1 / Math.sqrt(D)), [D, A])],
+    [`${prefix}.U`, Tensor.fromArray(gpu, initNormal(D * A, seed + 1, 1 / Math.sqrt(D)), [D, A])],
+    [`${prefix}.w`, Tensor.fromArray(gpu, initNormal(A, seed + 2, 1 / Math.sqrt(A)), [A, 1])],
+  ];
+}
+
+/**
+ * Gated attention weights over each image's tokens h_k [B, T, D]:
+ * softmax_k(wᵀ (tanh(V h_k) ⊙ sigmoid(U h_k)) + keyBias_k), [B, T]; the
+ * parameters are bound through p under gatedAttentionParams' names. The graph
+ * runtime has no tanh kernel; tanh(x) = 2·sigmoid(2x) − 1 (exact identity, both
+ * ops have backward rules).
+ */
+export function gatedAttentionWeights(g: Graph, tokens: Value, keyBias: Value, p: (name: string) => Value, prefix: string): Value {
+  const [B, T] = tokens.shape;
+  const tanhV = ops.sub(g, ops.mul(g, ops.activation(g, 'sigmoid', ops.matmul(g, tokens, p(`${prefix}.V`), { alpha: 2 })), ops.scalar(g, 2)), ops.scalar(g, 1));
+  const gate = ops.activation(g, 'sigmoid', ops.matmul(g, tokens, p(`${prefix}.U`))); // [B, T, A]
+  const scores = g.reshape(ops.matmul(g, ops.mul(g, tanhV, gate), p(`${prefix}.w`)), [B, T]);
+  return ops.softmax(g, ops.add(g, scores, keyBias), -1);
+}
+
 export interface RegionAttentionOptions {
   /** Hidden width A of the gated attention (V, U: [D, A]; w: [A, 1]). */
   hidden: number;
@@ -154,9 +182,7 @@ export class RegionAttentionClassifier {
     for (const [name, v] of [['tokensPerImage', tokensPerImage], ['dim', dim], ['classes', classes], ['hidden', A]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`RegionAttentionClassifier: ${name} must be a positive integer, got ${v}`);
     }
-    this.params.set('attn.V', Tensor.fromArray(gpu, initNormal(D * A, opts.seed, 1 / Math.sqrt(D)), [D, A]));
-    this.params.set('attn.U', Tensor.fromArray(gpu, initNormal(D * A, opts.seed + 1, 1 / Math.sqrt(D)), [D, A]));
-    this.params.set('attn.w', Tensor.fromArray(gpu, initNormal(A, opts.seed + 2, 1 / Math.sqrt(A)), [A, 1]));
+    for (const [name, t] of gatedAttentionParams(gpu, 'attn', D, A, opts.seed)) this.params.set(name, t);
     this.params.set('head.w', Tensor.fromArray(gpu, initNormal(D * classes, opts.seed + 3, 1 / Math.sqrt(D)), [D, classes]));
     this.params.set('head.b', Tensor.fromArray(gpu, new Float32Array(classes), [classes]));
   }
@@ -167,13 +193,7 @@ export class RegionAttentionClassifier {
     const D = this.dim;
     const p = (name: string) => g.weight(name, this.params.get(name)!);
     const tokens = g.input('tokens', [B, T, D]);
-    const keyBias = g.input('keyBias', [B, T]);
-    const V = p('attn.V');
-    // tanh(x) = 2·sigmoid(2x) − 1
-    const tanhV = ops.sub(g, ops.mul(g, ops.activation(g, 'sigmoid', ops.matmul(g, tokens, V, { alpha: 2 })), ops.scalar(g, 2)), ops.scalar(g, 1));
-    const gate = ops.activation(g, 'sigmoid', ops.matmul(g, tokens, p('attn.U'))); // [B, T, A]
-    const scores = g.reshape(ops.matmul(g, ops.mul(g, tanhV, gate), p('attn.w')), [B, T]);
-    const weights = ops.softmax(g, ops.add(g, scores, keyBias), -1); // [B, T]
+    const weights = gatedAttentionWeights(g, tokens, g.input('keyBias', [B, T]), p, 'attn'); // [B, T]
     const pooled = g.reshape(ops.matmul(g, g.reshape(weights, [B, 1, T]), tokens), [B, D]);
     const logits = ops.matmul(g, pooled, p('head.w'), { bias: p('head.b') });
     return { logits, weights };
@@ -203,10 +223,7 @@ export class RegionAttentionClassifier {
       addCrossEntropyTraining(g, this.forward(g, B).logits, B, names);
       return g;
     });
-    const out = g.run({ ...this.feeds(batch), labels: batch.labels });
-    const grads = new Map<string, Tensor>();
-    for (const [name, t] of Object.entries(out)) if (name.startsWith('grad.')) grads.set(name.slice(5), t);
-    return { loss: out.loss, grads };
+    return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
   }
 
   /** Class probabilities [B, K] and the attention weight of each token [B, T] (token 0: the whole image; padded tokens 0). */

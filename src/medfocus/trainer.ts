@@ -18,7 +18,7 @@ import { AdamW } from '../train/optimizer.js';
 import { ProgressBar, type ProgressStream } from '../util/progress.js';
 import { contentHash } from './cache.js';
 import { mixSeed, seededRandom } from './dataset.js';
-import type { Classifier } from './backbones.js';
+import type { Classifier } from './classifier.js';
 import { loadParams, readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
 import { FocusPipeline as ImagePipeline, makeBatch, type PreparedImage } from './pipeline.js';
 

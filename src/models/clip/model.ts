@@ -15,9 +15,14 @@
 //
 // MedFocus hooks on the image tower:
 // - attnBias: an additive attention bias (e.g. a -inf / 0 mask from a
-//   segmentation), rank 2–4, broadcastable to [N, heads|1, T, T] (T counts
+//   segmentation), rank 2–4, broadcastable to [N, heads|1, T|1, T] (T counts
 //   prompt tokens too), added to the scaled scores before the softmax in every
-//   block or in the blocks listed in attnBiasLayers.
+//   block or in the blocks listed in attnBiasLayers. A per-key bias
+//   [N, 1, 1, T] (MedFocus' focus) is broadcast over heads and queries by the
+//   attention kernel itself; nothing expands it to T×T.
+// - classAttention (imageTower): the class token's attention probabilities
+//   over the T tokens in the last block (bias included, mean over heads),
+//   [N, T]: what MedFocus' explanation picture shows.
 // - prompts: shallow VPT (Jia et al., "Visual Prompt Tuning", 2022): P learnable
 //   tokens [P, width] are inserted into the INPUT OF THE FIRST TRANSFORMER BLOCK,
 //   right after the class token: [cls, p_1..p_P, patch_1..patch_G²]. In CLIP
@@ -58,7 +63,7 @@ import { loadClipWeights, type ClipWeights, type LoadClipWeightsOptions } from '
 import { sameShape } from '../../util/shape.js';
 
 export interface ClipImageOptions {
-  /** Additive attention bias, broadcastable to [N, heads|1, T, T] (rank 2–4; missing leading dims are 1). */
+  /** Additive attention bias, broadcastable to [N, heads|1, T|1, T] (rank 2–4; missing leading dims are 1). */
   attnBias?: Tensor;
   /** Blocks that get attnBias (default: every block). */
   attnBiasLayers?: readonly number[];
@@ -84,11 +89,13 @@ export interface ClipImageTowerOptions {
   prompts?: Value;
   /** [k, P, width] (deep VPT; not with prompts). */
   deepPrompts?: Value;
-  /** Broadcastable to [N, heads|1, T, T]. */
+  /** Broadcastable to [N, heads|1, T|1, T]. */
   attnBias?: Value;
   attnBiasLayers?: readonly number[];
   /** Required when images are not R×R. */
   posInterpolation?: PosInterpolation;
+  /** Also return classAttention (the explanation's input). */
+  classAttention?: boolean;
 }
 
 /** What imageTower adds to the graph. */
@@ -99,6 +106,8 @@ export interface ClipImageTowerValues {
   embed: Value;
   block0: Value;
   lnPost: Value;
+  /** With opts.classAttention: the class token's attention over the T tokens (class token, prompts, patches) in the last block, mean over heads, [N, T]. */
+  classAttention?: Value;
 }
 
 export interface ClipModelOptions extends LoadClipWeightsOptions {
@@ -467,7 +476,7 @@ export class ClipModel {
    * trainable prompts and a head): the model's parameters enter it as frozen
    * weights. images: [N, 3, R, R] (other sizes with posInterpolation);
    * prompts: a [P, width] value (shallow VPT) or deepPrompts [k, P, width];
-   * attnBias: broadcastable to [N, heads|1, T, T]. Returns the projected
+   * attnBias: broadcastable to [N, heads|1, T|1, T]. Returns the projected
    * features [N, embed] and the intermediates the trace names.
    */
   imageTower(g: Graph, images: Value, opts: ClipImageTowerOptions = {}): ClipImageTowerValues {
@@ -515,19 +524,22 @@ export class ClipModel {
     const bias = opts.attnBias;
     const layers = opts.attnBiasLayers;
     let block0: Value | undefined;
+    let last: BlockValues | undefined;
     for (let i = 0; i < v.layers; i++) {
       const clsToken = () => ops.slice(g, x, [0, 0, 0], [N, 1, W]);
       // Block 0: insert after the class token; deep blocks: replace the previous block's prompt outputs.
       if (P > 0 && i === 0) x = ops.concat(g, [clsToken(), promptsOf(0), ops.slice(g, x, [0, 1, 0], [N, T0, W])], 1);
       else if (i < deepLayers) x = ops.concat(g, [clsToken(), promptsOf(i), ops.slice(g, x, [0, 1 + P, 0], [N, T0 + P, W])], 1);
       const withBias = bias && (!layers || layers.includes(i)) ? bias : undefined;
-      x = this.block(g, p, x, `visual.blocks.${i}.`, v, { bias: withBias });
+      last = this.block(g, p, x, `visual.blocks.${i}.`, v, { bias: withBias });
+      x = last.out;
       if (i === 0) block0 = x;
     }
     const cls0 = g.reshape(ops.slice(g, x, [0, 0, 0], [N, 1, W]), [N, W]);
     const lnPost = ops.layerNorm(g, cls0, p('visual.lnPost.w'), p('visual.lnPost.b'), this.config.layerNormEps);
     const features = ops.matmul(g, lnPost, p('visual.proj'));
-    return { features, embed, block0: block0!, lnPost };
+    const classAttention = opts.classAttention ? classTokenAttention(g, last!) : undefined;
+    return { features, embed, block0: block0!, lnPost, ...(classAttention && { classAttention }) };
   }
 
   private buildImageGraph({ N, H, W, P, deepLayers, biasShape, layers, interpolation, mode }: ImageGraphSpec): Graph {
@@ -571,7 +583,7 @@ export class ClipModel {
     let x = embed;
     let block0: Value | undefined;
     for (let i = 0; i < t.layers; i++) {
-      x = this.block(g, p, x, `text.blocks.${i}.`, t, { causal: true });
+      x = this.block(g, p, x, `text.blocks.${i}.`, t, { causal: true }).out;
       if (i === 0) block0 = x;
     }
     // Pool at the FIRST largest id of each row (torch.argmax), all on the GPU:
@@ -601,7 +613,7 @@ export class ClipModel {
   }
 
   /** Pre-LN residual block: x + out(MHA(ln1 x)), then + proj(act(fc(ln2 x))), act from the config. */
-  private block(g: Graph, p: (name: string) => Value, x: Value, n: string, tower: ClipTowerConfig, opts: { bias?: Value; causal?: boolean }): Value {
+  private block(g: Graph, p: (name: string) => Value, x: Value, n: string, tower: ClipTowerConfig, opts: { bias?: Value; causal?: boolean }): BlockValues {
     const [N, T, D] = x.shape;
     const H = tower.heads;
     const eps = this.config.layerNormEps;
@@ -611,8 +623,34 @@ export class ClipModel {
     x = ops.matmul(g, a, p(`${n}out.w`), { transB: true, bias: p(`${n}out.b`), residual: x });
     const h2 = ops.layerNorm(g, x, p(`${n}ln2.w`), p(`${n}ln2.b`), eps);
     const m = ops.matmul(g, h2, p(`${n}fc.w`), { transB: true, bias: p(`${n}fc.b`), activation: this.config.activation });
-    return ops.matmul(g, m, p(`${n}proj.w`), { transB: true, bias: p(`${n}proj.b`), residual: x });
+    return { out: ops.matmul(g, m, p(`${n}proj.w`), { transB: true, bias: p(`${n}proj.b`), residual: x }), q, k, bias: opts.bias };
   }
+}
+
+/** A block's output and its attention's inputs (q, k [N, T, H, D], blhd; the additive bias). */
+interface BlockValues {
+  out: Value;
+  q: Value;
+  k: Value;
+  bias?: Value;
+}
+
+/**
+ * The class token's attention probabilities over the T tokens of a block,
+ * [N, T] (mean over heads): softmax(q_cls · kᵀ / √D + bias_cls) recomputed
+ * from the block's q, k and bias (the fused kernel keeps no probabilities).
+ */
+function classTokenAttention(g: Graph, { q, k, bias }: BlockValues): Value {
+  const [N, T, H, D] = q.shape;
+  const qCls = ops.permute(g, ops.slice(g, q, [0, 0, 0, 0], [N, 1, H, D]), [0, 2, 1, 3]); // [N, H, 1, D]
+  const kT = ops.permute(g, k, [0, 2, 1, 3]); // [N, H, T, D]
+  let scores = ops.matmul(g, qCls, kT, { transB: true, alpha: 1 / Math.sqrt(D) }); // [N, H, 1, T]
+  if (bias) {
+    // The bias is rank 2–4 broadcastable to [N, H, T|1, T]: the class token's row.
+    const b4 = g.reshape(bias, [...Array(4 - bias.shape.length).fill(1), ...bias.shape]);
+    scores = ops.add(g, scores, ops.slice(g, b4, [0, 0, 0, 0], [b4.shape[0], b4.shape[1], 1, T]));
+  }
+  return ops.reduceMean(g, ops.softmax(g, scores, -1), [1, 2]);
 }
 
 type Shaped = { dtype: string; shape: Shape };
@@ -636,7 +674,7 @@ function checkPromptOptions(op: string, prompts: Shaped | undefined, deepPrompts
   return { P: 0, deepLayers: 0 };
 }
 
-/** The bias as rank 4 (leading 1s added); throws unless it broadcasts to [N, heads, T, T]. */
+/** The bias as rank 4 (leading 1s added); throws unless it broadcasts to [N, heads, T, T] with the last dim exactly T (keys). */
 function checkBias(op: string, bias: Shaped, N: number, heads: number, T: number): number[] {
   const full = [N, heads, T, T];
   const rank = bias.shape.length;
@@ -644,8 +682,8 @@ function checkBias(op: string, bias: Shaped, N: number, heads: number, T: number
     throw new Error(`ClipModel.${op}: attnBias must be f32 of rank 2–4 broadcastable to [N, heads, T, T] = ${shapeString(full)}, got ${bias.dtype} ${shapeString(bias.shape)}`);
   }
   const shape = [...Array(4 - rank).fill(1), ...bias.shape];
-  if (shape.some((d, i) => d !== 1 && d !== full[i]) || !sameShape(shape.slice(2), [T, T])) {
-    throw new Error(`ClipModel.${op}: attnBias ${shapeString(bias.shape)} does not broadcast to [N, heads, T, T] = ${shapeString(full)} (T counts the class token, the patches and any prompt tokens; the last two dims must be T)`);
+  if (shape.some((d, i) => d !== 1 && d !== full[i]) || shape[3] !== T) {
+    throw new Error(`ClipModel.${op}: attnBias ${shapeString(bias.shape)} does not broadcast to [N, heads, T, T] = ${shapeString(full)} (T counts the class token, the patches and any prompt tokens; the last dim (keys) must be T, the query dim T or 1)`);
   }
   return shape;
 }
