@@ -123,8 +123,6 @@ test('bad arguments: a usage line and exit 2', async ({ data }) => {
   await expectUsage(['train', '--data', data, '--out', 'x', '--fraction', '0'], /--fraction must be a number in \(0, 1\], got '0'/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--fraction'], /--fraction needs a value/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--focus', 'blur'], /--focus must be one of none, overlay, attention, both, learned, got 'blur'/);
-  await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip', '--weights', 'w.safetensors', '--focus', 'learned'], /focus learned is sam-encoder only for now/);
-  await expectUsage(['protocol', '--data', data, '--backbone', 'clip', '--weights', 'w.safetensors', '--modes', 'none,learned'], /focus learned is sam-encoder only for now/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--epochs', '2.5'], /--epochs must be an integer >= 1/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'clip'], /--backbone clip needs --weights/);
   await expectUsage(['train', '--data', data, '--out', 'x', '--backbone', 'resnet'], /--backbone must be clip or sam-encoder/);
@@ -255,6 +253,31 @@ test('focus learned (region tokens, real MobileSAM features from the cold run\'s
   assert.is(p.code, 0, p.err.join('\n'));
   const json = JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8'));
   assert.equal(json.cells.map((c: { mode: string }) => c.mode).sort(), ['attention', 'learned', 'none']);
+});
+
+test('clip (tiny fixture), focus learned: region tokens over the cold run\'s cached MobileSAM features steer the tower; train, eval, predict, explain', async (ctx) => {
+  const { root, data } = ctx;
+  if (!clipWeights || !vocab) return skip(NO_SHARED);
+  const cache = join(root, 'clip-learned-cache');
+  cpSync((await coldSamRun(ctx)).cache, cache, { recursive: true });
+  const run = join(root, 'clip-learned-run');
+  const train = await cli(['train', '--data', data, '--out', run, '--weights', clipWeights, '--tokenizer', vocab, '--focus', 'learned', '--epochs', '2', '--prompts', '2', '--cache', cache, '--sam-size', '256']);
+  assert.is(train.code, 0, train.err.join('\n'));
+  assert.match(train.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'masks and MobileSAM features come from the cache');
+  const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  assert.equal([config.backbone, config.focus, config.featureGrid], ['clip', 'learned', 16]);
+  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  assert.is(JSON.parse(ev.out.at(-1)!).count, 2);
+  const image = join(data, 'test', 'round', 'round_0000.png');
+  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
+  assert.is(pr.code, 0, pr.err.join('\n'));
+  const p = JSON.parse(pr.out[0]).probabilities as Record<string, number>;
+  assert.ok(Math.abs(p.round + p.spiculated - 1) < 1e-4, JSON.stringify(p));
+  const png = join(root, 'clip-learned-explain.png');
+  const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
+  assert.is(ex.code, 0, ex.err.join('\n'));
+  assert.ok(readFileSync(png).subarray(1, 4).toString() === 'PNG');
 });
 
 test('protocol: fractions × seeds × modes; the table, JSON and chart agree with each run\'s eval.json', async (ctx) => {

@@ -22,7 +22,7 @@ import { openSafetensorsFile } from '../io/node-files.js';
 import { ClipModel } from '../models/clip/model.js';
 import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
 import { Sam2Predictor } from '../models/sam2/predictor.js';
-import { renderHeatmap, sideBySide } from '../render/overlay.js';
+import { COLORMAPS, renderHeatmap, renderOverlay, sideBySide } from '../render/overlay.js';
 import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { DiskCache } from './cache.js';
@@ -78,7 +78,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   run: { commands: ['eval', 'predict', 'explain'], value: 'RUN', help: 'a run folder written by train' },
   fraction: { commands: ['train'], value: 'F', help: 'the share of each class of the train split to train on, in (0, 1] (default 1), drawn as ../shared/datasets/README.md does' },
   seed: { commands: ['train'], value: 'N', help: 'the subset draw and training order (default 0)' },
-  focus: { commands: ['train'], value: RUN_FOCUS_MODES.join('|'), help: 'how segmentation steers the encoder (default attention); learned: each automatic mask (at most 8, most confident first) is a region token and the head learns attention over them (sam-encoder only)' },
+  focus: { commands: ['train'], value: RUN_FOCUS_MODES.join('|'), help: 'how segmentation steers the encoder (default attention); learned: each automatic mask (at most 8, most confident first) is a region token and the head learns attention over them (sam-encoder: pooling the tokens; clip: the learned weights become the tower\'s attention bias)' },
   fractions: { commands: ['protocol'], value: 'F,...', help: 'train fractions (default 0.05,1)' },
   seeds: { commands: ['protocol'], value: 'N,...', help: 'seeds per fraction (default 0,1,2)' },
   modes: { commands: ['protocol'], value: 'M,...', help: 'focus modes (default none,overlay,attention)' },
@@ -305,11 +305,6 @@ async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
 /** focus learned: the gated attention's hidden width. */
 const LEARNED_HIDDEN = 64;
 
-/** focus learned is sam-encoder only for now (a UsageError before the GPU starts). */
-function checkLearned(modes: readonly RunFocusMode[], settings: TrainSettings): void {
-  if (modes.includes('learned') && settings.backbone !== 'sam-encoder') throw new UsageError(`focus learned is sam-encoder only for now (region tokens over MobileSAM features); got --backbone ${settings.backbone}`);
-}
-
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
 async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
   const K = config.classes.length;
@@ -325,7 +320,8 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
       text = (await features.read()) as Float32Array;
       features.dispose();
     }
-    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), contrastive: config.contrastive, seed: config.seed });
+    const regions = config.focus === 'learned' ? { dim: SAM_CHANNELS + REGION_META, tokensPerImage: LEARNED_MAX_REGIONS + 1, hidden: LEARNED_HIDDEN, strength: config.strength } : undefined;
+    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions, contrastive: config.contrastive, seed: config.seed });
   }
   const g = config.featureGrid!;
   if (config.focus === 'learned') {
@@ -487,7 +483,7 @@ async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
     trainImages: items.length,
     trainSet: trainSetHash(req.data, items),
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
-    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) } : { featureGrid: 16 }),
+    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer), ...(req.focus === 'learned' && { featureGrid: 16 }) } : { featureGrid: 16 }),
   };
   const previous = await readRunConfig(req.out);
   if (previous) {
@@ -598,17 +594,26 @@ async function explainImage(s: Session, run: string, image: string): Promise<{ p
     const { probs, weights } = await predictImages(classifier, [prepared], 1, clipResolution(s, config));
     let grid = Math.round(Math.sqrt(weights[0].length));
     let cells = weights[0];
+    let middle = view.overlay;
+    let regionsLine = '';
     if (config.focus === 'learned') {
-      // Region weights spread over the feature grid: the whole-image token's weight everywhere, each region's over the cells its mask covers.
+      // Region weights spread over the feature grid: the whole-image token's weight everywhere, each region's over the cells its mask covers;
+      // the middle panel outlines the regions in the heat map's colours by their learned weight.
       grid = config.featureGrid!;
-      cells = new Float32Array(grid * grid).fill(weights[0][0]);
-      learnedRegionMasks(view.masks).forEach((m, k) => {
+      const w = weights[0];
+      const regions = learnedRegionMasks(view.masks, grid);
+      cells = new Float32Array(grid * grid).fill(w[0]);
+      regions.forEach((m, k) => {
         const cov = patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid);
-        for (let i = 0; i < cells.length; i++) cells[i] += weights[0][k + 1] * cov[i];
+        for (let i = 0; i < cells.length; i++) cells[i] += w[k + 1] * cov[i];
       });
+      const top = Math.max(...w.subarray(0, regions.length + 1));
+      const order = regions.map((_, k) => k).sort((a, b) => w[a + 1] - w[b + 1]); // heaviest drawn last, on top
+      middle = renderOverlay(view.work, order.map((k) => ({ mask: regions[k].mask, color: COLORMAPS.jet(w[k + 1] / top) })), { alpha: 0.12, outline: true });
+      regionsLine = `learned weights: whole image ${w[0].toFixed(2)}, regions ${regions.map((_, k) => w[k + 1].toFixed(2)).join(' ') || 'none'}`;
     }
     const heat = renderHeatmap(view.work, cells, grid, grid, { alpha: 0.55, colormap: 'jet' });
-    const panel = sideBySide([view.work, view.overlay, heat]);
+    const panel = sideBySide([view.work, middle, heat]);
     const salient = view.coverage.reduce((a, c) => a + c, 0) / view.coverage.length;
     const best = argmax(probs[0]);
     const folder = basename(dirname(resolve(image)));
@@ -617,7 +622,7 @@ async function explainImage(s: Session, run: string, image: string): Promise<{ p
       `predicted: ${config.classes[best]} (p ${probs[0][best].toFixed(2)})${truth}`,
       // The bitmap font has no ';': commas and full stops only.
       `focus: ${config.focus}, backbone ${config.backbone}, ${view.masks.length} automatic masks, salient region ${(100 * salient).toFixed(0)}%`,
-      'left: the image. middle: automatic masks. right: where the head looks (red most)',
+      ...(regionsLine ? [regionsLine, 'left: the image. middle: the regions, outlined by learned weight (red most). right: where the head looks (red most)'] : ['left: the image. middle: automatic masks. right: where the head looks (red most)']),
     ]);
     return {
       png: encodePng(captioned.rgba, captioned.width, captioned.height),
@@ -945,7 +950,6 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         if (seed === undefined) throw new UsageError(`--seed must be an integer from 0 to 999999999999999 in decimal digits, got '${rawSeed}'`);
         const focus = focusFlag(flags.get('focus'), 'attention');
         const settings = trainSettings(flags, err);
-        checkLearned([focus], settings);
         await checkDatasetArg('train', data);
         job = async (s) => {
           await trainRun(s, { data, out: resolve(outDir), fraction, seed, focus, settings });
@@ -994,7 +998,6 @@ export async function main(argv: string[], io: MainIo = {}): Promise<number> {
         const trainPerClass = cap('train-per-class');
         const testPerClass = cap('test-per-class');
         const settings = trainSettings(flags, err);
-        checkLearned(modes, settings);
         await checkDatasetArg('protocol', data);
         job = async (s) => {
           const { markdown } = await protocol(s, { data, out: outDir, fractions, seeds, modes, settings, trainPerClass, testPerClass });

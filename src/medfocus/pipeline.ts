@@ -41,7 +41,7 @@ import {
   type RunFocusMode,
   type SalientCoverageOptions,
 } from './focus.js';
-import type { Batch, Classifier } from './classifier.js';
+import type { Batch, Classifier, RegionBatch } from './classifier.js';
 import { packRegionTokens, regionTokens, type RegionMeta } from './region-focus.js';
 
 /** MobileSAM embedding channels. */
@@ -201,8 +201,16 @@ export interface PreparedImage extends DatasetItem {
    * there were masks to paint.
    */
   focusActive?: boolean;
-  /** focus learned: how many region tokens follow the whole-image token in `input` (tokens [(regions+1)·(C+REGION_META)]). */
+  /**
+   * focus learned: how many region tokens follow the whole-image token
+   * (sam-encoder: `input` holds the tokens [(regions+1)·(C+REGION_META)];
+   * clip: regionTokens does, and regionCover says what each region covers).
+   */
   regions?: number;
+  /** focus learned, clip: the region tokens [(regions+1)·(C+REGION_META)] (over MobileSAM features, as sam-encoder's). */
+  regionTokens?: Float32Array;
+  /** focus learned, clip: each token's coverage of the tower's patch grid [(regions+1)·G²] (token 0, the whole image: all ones). */
+  regionCover?: Float32Array;
 }
 
 /** focus learned: at most this many automatic masks per image become region tokens (Rmax). */
@@ -212,14 +220,17 @@ export const LEARNED_MAX_REGIONS = 8;
  * focus learned: the masks that become region tokens: the filtered automatic
  * masks (before the salient-union step), most confident first — predicted IoU
  * descending, then stability score descending, then area descending, then
- * the generator's order — the first LEARNED_MAX_REGIONS of them.
+ * the generator's order — the first LEARNED_MAX_REGIONS of them; of those,
+ * the ones that cover some cell of the feature grid (`grid`², patchCoverage):
+ * tokens 1..R in order.
  */
-export function learnedRegionMasks(masks: readonly AutoMask[]): AutoMask[] {
+export function learnedRegionMasks(masks: readonly AutoMask[], grid: number): AutoMask[] {
   return masks
     .map((m, i) => ({ m, i }))
     .sort((a, b) => b.m.predictedIou - a.m.predictedIou || b.m.stabilityScore - a.m.stabilityScore || b.m.area - a.m.area || a.i - b.i)
     .slice(0, LEARNED_MAX_REGIONS)
-    .map(({ m }) => m);
+    .map(({ m }) => m)
+    .filter((m) => patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid).some((c) => c > 0));
 }
 
 /**
@@ -227,22 +238,43 @@ export function learnedRegionMasks(masks: readonly AutoMask[]): AutoMask[] {
  * regionTokens) from its cached features [L = grid², C] and its masks on the
  * work image: each mask's coverage of every feature-grid cell (patchCoverage)
  * weights the features; meta: area as a fraction of the image, box [x0, y0,
- * x1, y1] in [0, 1] (x1, y1 exclusive), predicted IoU, stability score. A mask
- * that covers no cell is left out.
+ * x1, y1] in [0, 1] (x1, y1 exclusive), predicted IoU, stability score. With `coverGrid` (the CLIP tower's patch
+ * grid), also each region's coverage of that grid.
  */
-export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[]): { tokens: Float32Array; regions: number } {
+export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[], coverGrid?: number): LearnedRegions {
   const coverages: Float32Array[] = [];
   const meta: RegionMeta[] = [];
-  for (const m of learnedRegionMasks(masks)) {
+  const kept: AutoMask[] = [];
+  const cover: Float32Array[] = [];
+  for (const m of learnedRegionMasks(masks, grid)) {
     const { width: w, height: h } = m;
-    const cov = patchCoverage(Float32Array.from(m.mask), w, h, grid);
-    if (!cov.some((c) => c > 0)) continue;
-    coverages.push(cov);
+    const pixels = Float32Array.from(m.mask);
+    coverages.push(patchCoverage(pixels, w, h, grid));
+    kept.push(m);
+    if (coverGrid !== undefined) cover.push(patchCoverage(pixels, w, h, coverGrid));
     const [x0, y0, x1, y1] = m.box;
     meta.push({ area: m.area / (w * h), box: [x0 / w, y0 / h, Math.min(1, (x1 + 1) / w), Math.min(1, (y1 + 1) / h)], predIou: m.predictedIou, stability: m.stabilityScore });
   }
   const t = regionTokens(features, SAM_CHANNELS, grid, coverages, meta, 'lc');
-  return { tokens: t.tokens, regions: t.regions };
+  const out: LearnedRegions = { tokens: t.tokens, regions: t.regions, masks: kept };
+  if (coverGrid !== undefined) {
+    const L = coverGrid * coverGrid;
+    out.cover = new Float32Array((cover.length + 1) * L);
+    out.cover.fill(1, 0, L);
+    cover.forEach((c, k) => out.cover!.set(c, (k + 1) * L));
+  }
+  return out;
+}
+
+/** What learnedTokens makes of one image. */
+export interface LearnedRegions {
+  /** [(regions+1)·(C+REGION_META)]: token 0 the whole image. */
+  tokens: Float32Array;
+  regions: number;
+  /** The masks behind tokens 1..regions, in token order (an explanation outlines them). */
+  masks: AutoMask[];
+  /** With coverGrid: each token's coverage of that grid [(regions+1)·coverGrid²], token 0 (the whole image) all ones. */
+  cover?: Float32Array;
 }
 
 /** What prepareImage saw on the way (a web head shows it; the trainer drops it). */
@@ -406,11 +438,11 @@ export class FocusPipeline {
     const { focus, strength, overlayAlpha } = this.settings;
     const work = workImage(image);
     const clip = this.models.clip;
-    if (clip && focus === 'learned') throw new Error("focus 'learned' needs the sam-encoder backbone (region tokens over MobileSAM features); CLIP has none yet");
     let masks: AutoMask[] = [];
     let features: Float32Array | null = null;
-    if (!clip && !usesOverlay(focus)) {
-      // Raw-image features; one MobileSAM encoder pass serves its masks too when both are missing.
+    if ((!clip || focus === 'learned') && !usesOverlay(focus)) {
+      // Raw-image MobileSAM features (sam-encoder's input; the learned focus' region tokens on either backbone);
+      // one MobileSAM encoder pass serves its masks too when both are missing.
       const featureKey = this.featureKey(hash, 'raw');
       const maskKey = this.maskKey(hash);
       features = await this.cachedFeatures(featureKey);
@@ -432,11 +464,14 @@ export class FocusPipeline {
     const keyBias = coverage && patchKeyBias(coverage, WORK_SIDE, WORK_SIDE, grid, strength);
     const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
     let input: Uint8Array | Float32Array;
+    if (focus === 'learned') {
+      const learned = learnedTokens(features!, this.models.featureGrid, masks, clip?.grid);
+      const common = { path: item.path, label: item.label, hash, regions: learned.regions, focusActive: learned.regions > 0, work, masks, shown, coverage };
+      if (!clip) return { ...common, input: learned.tokens };
+      return { ...common, input: resizeRgba(shown, clip.resolution, clip.resolution).data, regionTokens: learned.tokens, regionCover: learned.cover };
+    }
     if (clip) input = resizeRgba(shown, clip.resolution, clip.resolution).data;
-    else if (features && focus === 'learned') {
-      const learned = learnedTokens(features, grid, masks);
-      return { path: item.path, label: item.label, hash, input: learned.tokens, regions: learned.regions, focusActive: learned.regions > 0, work, masks, shown, coverage };
-    } else if (features) input = features;
+    else if (features) input = features;
     else {
       const key = this.featureKey(hash, `overlay:${overlayAlpha}:${this.maskKey(hash)}`);
       const cached = await this.cachedFeatures(key);
@@ -476,7 +511,7 @@ export class FocusPipeline {
 /** The GPU batch of some prepared images. */
 export function makeBatch(gpu: Gpu, images: readonly PreparedImage[], clipResolution: number | undefined, withLabels: boolean): Batch {
   let inputs: Tensor;
-  if (images[0].regions !== undefined) {
+  if (images[0].regions !== undefined && clipResolution === undefined) {
     // focus learned: region tokens padded to LEARNED_MAX_REGIONS, padded tokens masked by the key bias.
     const dim = images[0].input.length / (images[0].regions + 1);
     const packed = packRegionTokens(
@@ -503,7 +538,22 @@ export function makeBatch(gpu: Gpu, images: readonly PreparedImage[], clipResolu
     keyBias = new Float32Array(L * images.length);
     images.forEach((im, i) => keyBias!.set(im.keyBias!, i * L));
   }
-  return { size: images.length, inputs, keyBias, labels: withLabels ? Int32Array.from(images, (im) => im.label) : undefined };
+  const labels = withLabels ? Int32Array.from(images, (im) => im.label) : undefined;
+  return { size: images.length, inputs, keyBias, labels, ...(images[0].regionTokens && { regions: packRegionBatch(gpu, images) }) };
+}
+
+/** focus learned on CLIP: the batch's region tokens padded to LEARNED_MAX_REGIONS, and each token's patch coverage (whole image: ones; padding: zeros). */
+function packRegionBatch(gpu: Gpu, images: readonly PreparedImage[]): RegionBatch {
+  const Rt = LEARNED_MAX_REGIONS + 1;
+  const dim = images[0].regionTokens!.length / (images[0].regions! + 1);
+  const packed = packRegionTokens(
+    images.map((im) => ({ tokens: im.regionTokens!, regions: im.regions!, dim })),
+    LEARNED_MAX_REGIONS,
+  );
+  const L = images[0].regionCover!.length / (images[0].regions! + 1);
+  const cover = new Float32Array(images.length * Rt * L);
+  images.forEach((im, b) => cover.set(im.regionCover!, b * Rt * L));
+  return { tokens: Tensor.fromArray(gpu, packed.tokens, packed.shape), padBias: packed.keyBias, cover };
 }
 
 /** Class probabilities [n, K] and focus weights [n, L] of prepared images, in batches. */
