@@ -305,6 +305,13 @@ export function workImage(image: DecodedImage): DecodedImage {
 export class FocusPipeline {
   /** Encoder passes and mask generations run in this process (cache misses). */
   readonly computed = { embeddings: 0, masks: 0 };
+  /**
+   * Seconds those took, by stage (the preprocessing cost the protocol
+   * reports): MobileSAM encoder passes (raw and overlaid images, until the
+   * GPU is done), automatic masks (point-grid decode, stability, NMS and
+   * clean-up; with another segmenter, its own encoder pass too).
+   */
+  readonly seconds = { encoder: 0, masks: 0 };
 
   constructor(readonly models: PipelineModels, readonly settings: FocusSettings) {}
 
@@ -343,21 +350,30 @@ export class FocusPipeline {
 
   private async embed(image: DecodedImage): Promise<Tensor> {
     const sam = await this.sam();
+    const start = performance.now();
+    const embedding = sam.embed(image);
+    await this.models.gpu.sync();
+    this.seconds.encoder += (performance.now() - start) / 1000;
     this.computed.embeddings++;
-    return sam.embed(image);
+    return embedding;
   }
 
   /** Masks from the other segmenter (models.segmenter), cached under `key`. */
   private async segment(key: string, work: DecodedImage): Promise<AutoMask[]> {
     const source = await this.models.segmenter!.load();
+    const start = performance.now();
     const masks = await source.masksOf(work, this.maskOptions(source.inputSize));
+    this.seconds.masks += (performance.now() - start) / 1000;
     this.computed.masks++;
     await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
     return masks;
   }
 
   private async masksFrom(key: string, embedding: Tensor): Promise<AutoMask[]> {
-    const masks = await (await this.sam()).masks(embedding, WORK_SIDE, WORK_SIDE, this.maskOptions());
+    const sam = await this.sam();
+    const start = performance.now();
+    const masks = await sam.masks(embedding, WORK_SIDE, WORK_SIDE, this.maskOptions());
+    this.seconds.masks += (performance.now() - start) / 1000;
     this.computed.masks++;
     await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
     return masks;
