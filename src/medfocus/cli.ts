@@ -13,8 +13,9 @@
 // This file is the option table, the parser, the usage line and --help, and
 // the dispatch to the commands; every argument is checked here (values:
 // settings.ts) before the GPU starts. The commands live in runs.ts (train,
-// eval, predict, explain), protocol.ts and demo.ts; they share a Session
-// (session.ts) that loads the segmenters (segmenters.ts) on first use.
+// eval, predict, explain), protocol.ts (its report: protocol-report.ts) and
+// demo.ts; they share a Session (session.ts) that loads the segmenters
+// (segmenters.ts) on first use.
 
 import { stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

@@ -1,6 +1,7 @@
 // ImageFolder datasets on disk (DIR/{train,test}/<class>/*.{png,jpg,jpeg}, the
-// torchvision layout), seeded stratified few-shot subsets, and decoding with
-// per-file failure reports. Class order is torchvision's: sorted folder names.
+// torchvision layout; loadSplits: both splits, same classes), seeded
+// stratified few-shot subsets and per-class caps, and decoding with per-file
+// failure reports. Class order is torchvision's: sorted folder names.
 
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';

@@ -4,7 +4,7 @@
 // region tokens next to the whole-image token. This file holds the classifier
 // core; focus 'learned' (sam-encoder only) wires it in: pipeline.ts
 // learnedTokens picks the masks (at most LEARNED_MAX_REGIONS, most confident
-// first) and makeBatch packs the tokens; cli.ts makeClassifier builds it.
+// first) and makeBatch packs the tokens; runs.ts makeClassifier builds it.
 //
 // - regionTokens (host): per image a [R+1, C+M] token matrix from the
 //   backbone features [C, G, G] (or [L = G², C]) and R masks over the G×G grid
