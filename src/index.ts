@@ -33,6 +33,8 @@ export * from './models/sam/mobilesam-decoder-weights.js';
 export * from './models/sam/predictor.js';
 export * from './models/sam/automatic.js';
 export * from './render/overlay.js';
+export * from './render/charts.js';
+export * from './util/stats.js';
 export * from './medfocus/metrics.js';
 export * from './util/progress.js';
 export * from './io/sources.js';

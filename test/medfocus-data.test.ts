@@ -13,7 +13,9 @@ import { decodeImage, encodePng } from '../src/io/image.js';
 import { checkSplits, loadImageFolder, loadImages, stratifiedSample, type DatasetItem } from '../src/medfocus/dataset.js';
 import { generatePhantomDataset, PHANTOM_SHAPES } from '../src/medfocus/phantom.js';
 import { contentHash, DiskCache } from '../src/medfocus/cache.js';
-import { evaluatePredictions, meanStd, renderConfusionPng, renderCurvePng, renderGroupedBarsPng } from '../src/medfocus/metrics.js';
+import { evaluatePredictions } from '../src/medfocus/metrics.js';
+import { renderConfusionPng, renderCurvePng, renderGroupedBarsPng } from '../src/render/charts.js';
+import { meanStd } from '../src/util/stats.js';
 import { formatDuration, ProgressBar } from '../src/util/progress.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { assertThrows, NO_SHARED, repoRoot, rng, sharedPath, skip, suite } from './util.js';
@@ -489,9 +491,9 @@ test('ProgressBar: plain lines every tenth when not a TTY; no stream, no output'
   assert.equal([formatDuration(9.4), formatDuration(125), formatDuration(3720), formatDuration(NaN)], ['9s', '2m05s', '1h02m', '--']);
 });
 
-test('metrics.ts and progress.ts bundle for the browser (no Node built-ins)', async () => {
+test('metrics.ts, charts.ts, stats.ts and progress.ts bundle for the browser (no Node built-ins)', async () => {
   const result = await build({
-    entryPoints: [join(repoRoot, 'src/medfocus/metrics.ts'), join(repoRoot, 'src/util/progress.ts')],
+    entryPoints: [join(repoRoot, 'src/medfocus/metrics.ts'), join(repoRoot, 'src/render/charts.ts'), join(repoRoot, 'src/util/stats.ts'), join(repoRoot, 'src/util/progress.ts')],
     bundle: true,
     platform: 'browser',
     format: 'esm',

@@ -4,7 +4,9 @@
 // quantiles from scipy (stats.t.ppf(0.975, df)).
 
 import * as assert from 'uvu/assert';
-import { evaluatePredictions, pairedDifference, renderGroupedBarsPng } from '../src/medfocus/metrics.js';
+import { evaluatePredictions } from '../src/medfocus/metrics.js';
+import { renderGroupedBarsPng } from '../src/render/charts.js';
+import { pairedDifference } from '../src/util/stats.js';
 import { assertThrows, rng, suite } from './util.js';
 
 const test = suite('metrics');

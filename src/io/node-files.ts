@@ -2,10 +2,11 @@
 // large safetensors file is read tensor by tensor instead of loaded whole;
 // and bounded whole-file reads for user files (images), which refuse what is
 // not a regular file (a named pipe would block forever, /dev/zero never ends)
-// or is larger than a stated limit, before reading a byte.
+// or is larger than a stated limit, before reading a byte; and whether a
+// path exists.
 
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { openSafetensors, type ByteSource, type SafetensorsFile } from './safetensors.js';
 
 /** A ByteSource over the file at `path`; close() closes the handle. */
@@ -79,5 +80,15 @@ export async function readRegularFile(path: string, maxBytes: number = MAX_IMAGE
     return out;
   } finally {
     await handle.close();
+  }
+}
+
+/** Whether anything (file, folder, link to something) is at `path`. */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -344,7 +344,7 @@ export async function exportHead(run: string, config: RunConfig, opts: { mobileS
       classes: config.classes,
       tensors: HEAD_TENSORS,
       workSide: WORK_SIDE,
-      // pipelineFor's default grid (every sam-encoder run since featureGrid existed records it).
+      // runs.ts pipelineFor's default grid (every sam-encoder run since featureGrid existed records it).
       featureGrid: config.featureGrid ?? 16,
       // The attention pooling's learned queries, as trained (mean pooling has none; the field is then unused).
       queries: ckpt.params.get('queries')?.shape[0] ?? Math.max(1, config.prompts),

@@ -1,6 +1,7 @@
 // ImageFolder datasets on disk (DIR/{train,test}/<class>/*.{png,jpg,jpeg}, the
-// torchvision layout), seeded stratified few-shot subsets, and decoding with
-// per-file failure reports. Class order is torchvision's: sorted folder names.
+// torchvision layout; loadSplits: both splits, same classes), seeded
+// stratified few-shot subsets and per-class caps, and decoding with per-file
+// failure reports. Class order is torchvision's: sorted folder names.
 
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
@@ -127,6 +128,14 @@ export function checkSplits(train: ImageFolder, test: ImageFolder): void {
   if (problems.length > 0) throw new Error(`checkSplits: ${problems.join('; ')} (${describe(train)}, ${describe(test)})`);
 }
 
+/** Both splits of the dataset at `data`, checked to hold the same classes (checkSplits). */
+export async function loadSplits(data: string): Promise<{ train: ImageFolder; test: ImageFolder }> {
+  const train = await loadImageFolder(data, 'train');
+  const test = await loadImageFolder(data, 'test');
+  checkSplits(train, test);
+  return { train, test };
+}
+
 export { mixSeed, seededRandom } from '../util/random.js';
 
 /**
@@ -160,6 +169,20 @@ export function stratifiedSample<T extends DatasetItem>(items: T[], fraction: nu
     for (const item of order.slice(0, k)) chosen.add(item);
   }
   return items.filter((item) => chosen.has(item));
+}
+
+/** The seed of the per-class caps: independent of the protocol's seeds, so every run sees the same capped pool. */
+const CAP_SEED = 0xca9;
+
+/** At most `n` items per class (undefined: all), chosen by a seeded stratified draw; order kept. */
+export function capPerClass<T extends DatasetItem>(items: T[], classes: readonly string[], n: number | undefined): T[] {
+  if (n === undefined) return items;
+  const kept = new Set<T>();
+  for (const label of new Set(items.map((it) => it.label))) {
+    const list = items.filter((it) => it.label === label);
+    for (const it of stratifiedSample(list, Math.min(1, n / list.length), CAP_SEED, classes)) kept.add(it);
+  }
+  return items.filter((it) => kept.has(it));
 }
 
 export interface LoadedImage extends DatasetItem {

@@ -1,10 +1,12 @@
-// Region focus (issue 18 §2, first piece): a focus that learns which region
-// matters. Instead of one fixed union of the automatic masks, every surviving
-// mask becomes a region token, and the classifier learns attention over the
-// region tokens next to the whole-image token. This file holds the classifier
-// core; focus 'learned' (sam-encoder only) wires it in: pipeline.ts
+// Region focus (issue 18 §2): a focus that learns which region matters.
+// Instead of one fixed union of the automatic masks, every surviving mask
+// becomes a region token, and the classifier learns attention over the
+// region tokens next to the whole-image token. This file holds the scorer and
+// the sam-encoder classifier; focus 'learned' wires them in: pipeline.ts
 // learnedTokens picks the masks (at most LEARNED_MAX_REGIONS, most confident
-// first) and makeBatch packs the tokens; cli.ts makeClassifier builds it.
+// first) and makeBatch packs the tokens; runs.ts makeClassifier builds this
+// classifier (sam-encoder) or backbones.ts ClipPromptClassifier with
+// `regions` (CLIP: the weights become the tower's attention key bias).
 //
 // - regionTokens (host): per image a [R+1, C+M] token matrix from the
 //   backbone features [C, G, G] (or [L = G², C]) and R masks over the G×G grid

@@ -1,0 +1,63 @@
+// The protocol (medfocus protocol, and the demo): every cell of train
+// fraction × focus mode × seed trained and evaluated (runs.ts), and the
+// report (protocol-report.ts: protocol.md, .png, and protocol.json) written
+// after each run, so an interrupted protocol still leaves what it finished.
+
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { formatDuration } from '../util/progress.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { meanStd } from '../util/stats.js';
+import { capPerClass, loadImageFolder } from './dataset.js';
+import type { RunFocusMode } from './focus.js';
+import { displayPath, percent, protocolMarkdown, protocolPng, type ProtocolCell, type ProtocolRequest } from './protocol-report.js';
+import { evalRun, trainRun } from './runs.js';
+import type { Session } from './session.js';
+
+/** Focus modes that need masks first: their raw encoder pass caches the features `none` reads, so each raw image is encoded once. */
+const executionOrder = (modes: RunFocusMode[]) => [...modes.filter((m) => m !== 'none'), ...modes.filter((m) => m === 'none')];
+
+export async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: ProtocolCell[]; markdown: string }> {
+  const cells: ProtocolCell[] = [];
+  const testSplit = await loadImageFolder(req.data, 'test');
+  const testImages = capPerClass(testSplit.items, testSplit.classes, req.testPerClass).length;
+  await mkdir(req.out, { recursive: true });
+  // Written after every run, so an interrupted protocol still leaves a table and its chart.
+  const write = async (done: boolean) => {
+    const markdown = protocolMarkdown(req, cells, testImages, done);
+    await writeFileAtomic(join(req.out, 'protocol.md'), markdown);
+    await writeFileAtomic(join(req.out, 'protocol.png'), protocolPng(req, cells, testSplit.classes.length));
+    const json = { data: displayPath(req.data), done, settings: req.settings, trainPerClass: req.trainPerClass, testPerClass: req.testPerClass, testImages, seeds: req.seeds, fractions: req.fractions, modes: req.modes, cells };
+    await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify(json, null, 2)}\n`);
+    return markdown;
+  };
+  const totalRuns = req.fractions.length * req.modes.length * req.seeds.length;
+  const t0 = performance.now();
+  let finished = 0;
+  for (const fraction of req.fractions) {
+    for (const mode of executionOrder(req.modes)) {
+      const c: ProtocolCell = { fraction, mode, accuracies: [], balancedAccuracies: [], macroF1s: [], seeds: [], trainImages: 0, mean: 0, std: 0 };
+      for (const seed of req.seeds) {
+        const run = join(req.out, 'runs', `${mode}-f${fraction}-s${seed}`);
+        const config = await trainRun(s, { data: req.data, out: run, fraction, seed, focus: mode, settings: req.settings, maxPerClass: req.trainPerClass });
+        const result = await evalRun(s, run, req.data, req.testPerClass);
+        finished++;
+        const elapsed = (performance.now() - t0) / 1000;
+        s.log(
+          `protocol: fraction ${fraction}, focus ${mode}, seed ${seed}: accuracy ${percent(result.accuracy)}%, balanced ${percent(result.balancedAccuracy)}%, macro-F1 ${percent(result.macroF1)}% ` +
+            `(run ${finished} of ${totalRuns}, ${formatDuration(elapsed)} so far, ETA ${formatDuration((elapsed / finished) * (totalRuns - finished))})`,
+        );
+        c.accuracies.push(result.accuracy);
+        c.balancedAccuracies.push(result.balancedAccuracy);
+        c.macroF1s.push(result.macroF1);
+        c.seeds.push(seed);
+        c.trainImages = config.trainImages;
+        c.focusActive = result.focusActive;
+        Object.assign(c, meanStd(c.accuracies));
+        if (!cells.includes(c)) cells.push(c);
+        await write(false);
+      }
+    }
+  }
+  return { cells, markdown: await write(true) };
+}

@@ -1,0 +1,318 @@
+// The commands on one run folder: train (trainRun: subset → config.json →
+// pipeline → training → web head), eval (evalRun: test split → accuracy,
+// eval.json, confusion and loss charts), predict (predictRun) and explain
+// (explainImage: image | masks | attention heat map). Each builds the
+// run's classifier (makeClassifier) and its per-image pipeline (pipelineFor,
+// with the session's segmenters), so an image goes file → pipeline.ts →
+// classifier without passing through the CLI.
+
+import { createHash } from 'node:crypto';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import type { Gpu } from '../device.js';
+import { encodePng } from '../io/image.js';
+import { openSafetensorsFile, pathExists } from '../io/node-files.js';
+import { ClipModel } from '../models/clip/model.js';
+import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
+import { captionBelow, renderConfusionPng, renderCurvePng } from '../render/charts.js';
+import { COLORMAPS, renderHeatmap, renderOverlay, sideBySide } from '../render/overlay.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem } from './dataset.js';
+import { evaluatePredictions, type EvaluationResult } from './metrics.js';
+import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
+import type { Classifier } from './classifier.js';
+import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
+import { patchCoverage, usesAttention, type RunFocusMode } from './focus.js';
+import { REGION_META, RegionAttentionClassifier } from './region-focus.js';
+import { LEARNED_MAX_REGIONS, SAM_CHANNELS, argmax, learnedRegionMasks, predictImages, type PreparedImage } from './pipeline.js';
+import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
+import type { Session } from './session.js';
+import type { TrainSettings } from './settings.js';
+import { FocusPipeline, trainClassifier } from './trainer.js';
+
+/** The tokenizer for the head's text initialisation: --tokenizer, next to the weights, or $MEDFOCUS_CLIP_VOCAB. */
+async function findTokenizer(weights: string, given?: string): Promise<string> {
+  if (given) return given;
+  const candidates = [dirname(weights), process.env.MEDFOCUS_CLIP_VOCAB].filter((p): p is string => !!p);
+  for (const dir of candidates) {
+    for (const f of ['bpe_simple_vocab_16e6.txt.gz', 'vocab.json']) if (await pathExists(join(dir, f))) return dir;
+    if (dir.endsWith('.gz') && (await pathExists(dir))) return dir;
+  }
+  throw new Error(`clip: the head is initialised from the text embeddings of "This is a photo of {class}", which needs the CLIP tokenizer; pass --tokenizer PATH (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt), put it next to ${weights}, or set MEDFOCUS_CLIP_VOCAB`);
+}
+
+async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
+  const file = await openSafetensorsFile(weights);
+  try {
+    return await ClipModel.fromSafetensors(gpu, file);
+  } finally {
+    await file.close();
+  }
+}
+
+/** focus learned: the gated attention's hidden width. */
+const LEARNED_HIDDEN = 64;
+
+/** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
+async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
+  const K = config.classes.length;
+  if (config.backbone === 'clip') {
+    const model = s.clip!;
+    const E = model.config.embedDim;
+    let text: Float32Array = new Float32Array(K * E);
+    // The text embeddings initialise the head (a fresh run) and anchor the contrastive term (always).
+    if (init || (config.contrastive ?? 0) > 0) {
+      const tokenizer = await loadClipTokenizer(config.tokenizer!);
+      const prompts = config.classes.map((c) => `This is a photo of ${c.replace(/[_-]+/g, ' ')}`);
+      const features = model.encodeText(tokenizer.tokenize(prompts, { truncate: true }));
+      text = (await features.read()) as Float32Array;
+      features.dispose();
+    }
+    const regions = config.focus === 'learned' ? { dim: SAM_CHANNELS + REGION_META, tokensPerImage: LEARNED_MAX_REGIONS + 1, hidden: LEARNED_HIDDEN, strength: config.strength } : undefined;
+    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions, contrastive: config.contrastive, seed: config.seed });
+  }
+  const g = config.featureGrid!;
+  if (config.focus === 'learned') {
+    return new RegionAttentionClassifier(s.gpu, LEARNED_MAX_REGIONS + 1, SAM_CHANNELS + REGION_META, K, { hidden: LEARNED_HIDDEN, seed: config.seed });
+  }
+  return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling: usesAttention(config.focus) ? 'attention' : 'mean', queries: Math.max(1, config.prompts), seed: config.seed });
+}
+
+async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline> {
+  const v = s.clip?.config.vision;
+  return new FocusPipeline(
+    {
+      gpu: s.gpu,
+      cache: s.cache,
+      sam: () => sessionSam(s, config.samSize),
+      ...(config.sam2 ? { segmenter: await sessionSam2(s, config.sam2) } : {}),
+      clip: config.backbone === 'clip' ? { resolution: v!.imageResolution, grid: v!.grid } : undefined,
+      featureGrid: config.featureGrid ?? 16,
+    },
+    { focus: config.focus, samSize: config.samSize, strength: config.strength, overlayAlpha: config.overlayAlpha, pointsPerSide: config.pointsPerSide },
+  );
+}
+
+/** How many images the focus changed (focus none: nothing to say); returns "k/n" for the JSON outputs. */
+function reportFocus(s: Session, focus: RunFocusMode, images: readonly PreparedImage[]): string | undefined {
+  if (focus === 'none') return undefined;
+  const active = images.filter((im) => im.focusActive).length;
+  const what = focus === 'learned' ? 'automatic masks as region tokens (the rest: the whole-image token only)' : focus === 'overlay' ? 'automatic masks to paint' : 'a salient mask (the rest: no mask survived the filters, so the coverage is the whole image)';
+  s.log(`focus ${focus}: ${active} of ${images.length} images had ${what}`);
+  return `${active}/${images.length}`;
+}
+
+function reportFailures(s: Session, failures: Array<{ path: string; error: string }>, total: number): void {
+  if (failures.length === 0) return;
+  s.err(`${failures.length} of ${total} images could not be read and were left out:`);
+  for (const f of failures) s.err(`  ${f.path}: ${f.error}`);
+}
+
+async function restoreClassifier(s: Session, run: string, config: RunConfig): Promise<Classifier> {
+  const ckpt = await readCheckpoint(run);
+  if (!ckpt) throw new Error(`run ${run} has no checkpoint yet; train it first (medfocus train --out ${run} ...)`);
+  if (config.backbone === 'clip') s.clip ??= await loadClip(s.gpu, config.weights!);
+  const classifier = await makeClassifier(s, config, false);
+  loadParams(ckpt, classifier.params, `run ${run}`);
+  return classifier;
+}
+
+async function runConfigOf(run: string): Promise<RunConfig> {
+  const config = await readRunConfig(run);
+  if (!config) throw new Error(`${run} is not a medfocus run (no config.json); create one with medfocus train --out ${run}`);
+  return config;
+}
+
+interface TrainRequest {
+  data: string;
+  out: string;
+  fraction: number;
+  seed: number;
+  focus: RunFocusMode;
+  settings: TrainSettings;
+  maxPerClass?: number;
+}
+
+/** RunConfig.trainSet: which images a run trains on, by their paths under the data folder. */
+function trainSetHash(data: string, items: DatasetItem[]): string {
+  const paths = items.map((it) => relative(resolve(data), it.path).split(sep).join('/')).sort();
+  return createHash('sha256').update(paths.join('\n')).digest('hex').slice(0, 16);
+}
+
+export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
+  const { train } = await loadSplits(req.data);
+  const items = stratifiedSample(capPerClass(train.items, train.classes, req.maxPerClass), req.fraction, req.seed, train.classes);
+  const st = req.settings;
+  if (st.backbone === 'clip') s.clip ??= await loadClip(s.gpu, st.weights!);
+  const config: RunConfig = {
+    version: 1,
+    backbone: st.backbone,
+    focus: req.focus,
+    data: resolve(req.data),
+    classes: train.classes,
+    fraction: req.fraction,
+    seed: req.seed,
+    epochs: st.epochs,
+    lr: st.lr,
+    weightDecay: st.weightDecay,
+    batch: st.batch,
+    prompts: st.prompts,
+    strength: st.strength,
+    overlayAlpha: 0.5,
+    samSize: st.samSize,
+    pointsPerSide: st.pointsPerSide,
+    ...(st.sam2 ? { sam2: st.sam2 } : {}),
+    trainImages: items.length,
+    trainSet: trainSetHash(req.data, items),
+    ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
+    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer), ...(req.focus === 'learned' && { featureGrid: 16 }) } : { featureGrid: 16 }),
+  };
+  const previous = await readRunConfig(req.out);
+  if (previous) {
+    const diff = configDifferences(previous, config);
+    if (diff.length > 0) throw new Error(`${req.out} already holds a different run (${diff.join('; ')}); choose another --out`);
+  }
+  await writeRunConfig(req.out, config);
+  const pool = req.maxPerClass !== undefined ? `${capPerClass(train.items, train.classes, req.maxPerClass).length} images (the ${train.items.length} capped at ${req.maxPerClass} per class)` : `${train.items.length} images`;
+  s.log(`train: ${items.length} of ${pool} (fraction ${req.fraction}, seed ${req.seed}), ${train.classes.length} classes, focus ${req.focus}, backbone ${config.backbone}`);
+  const pipeline = await pipelineFor(s, config);
+  const prepared = await pipeline.prepareAll(items, 'prepare train');
+  reportFailures(s, prepared.failures, items.length);
+  reportFocus(s, config.focus, prepared.images);
+  const classifier = await makeClassifier(s, config, (await readCheckpoint(req.out)) === null);
+  try {
+    const progress = await trainClassifier({
+      run: req.out,
+      config,
+      classifier,
+      images: prepared.images,
+      clipResolution: s.clip && config.backbone === 'clip' ? s.clip.config.vision.imageResolution : undefined,
+      log: s.log,
+    });
+    s.log(`trained ${req.out}: ${progress.epoch} epochs, ${progress.step} steps, final loss ${progress.losses.at(-1)?.toFixed(4) ?? '-'}`);
+    const noWebHead = webHeadProblem(config);
+    if (noWebHead) s.log(`no web head for ${req.out}: ${noWebHead}`);
+    else {
+      await exportHead(req.out, config, { mobileSam: { encoder: join(minisamDir(), 'encoder.onnx'), decoder: join(minisamDir(), 'sam.onnx') } });
+      s.log(`web head: ${join(req.out, 'head.json')} (serve it with: node scripts/serve.js --run ${req.out}, then load /run/head.json in the demo)`);
+    }
+  } finally {
+    classifier.dispose();
+  }
+  return config;
+}
+
+/** An evaluation, plus on how many test images the focus did anything ("k/n"; undefined for focus none). */
+type RunEvaluation = EvaluationResult & { focusActive?: string };
+
+export async function evalRun(s: Session, run: string, data: string, testPerClass?: number): Promise<RunEvaluation> {
+  const config = await runConfigOf(run);
+  const folder = await loadImageFolder(data, 'test');
+  const test = { ...folder, items: capPerClass(folder.items, folder.classes, testPerClass) };
+  if (test.classes.join('\n') !== config.classes.join('\n')) {
+    throw new Error(`eval: ${data} has classes [${test.classes.join(', ')}], the run was trained on [${config.classes.join(', ')}]`);
+  }
+  const classifier = await restoreClassifier(s, run, config);
+  const pipeline = await pipelineFor(s, config);
+  try {
+    const prepared = await pipeline.prepareAll(test.items, 'prepare test');
+    reportFailures(s, prepared.failures, test.items.length);
+    const focusActive = reportFocus(s, config.focus, prepared.images);
+    if (prepared.images.length === 0) throw new Error(`eval: no test image of ${data} could be read`);
+    const { probs } = await predictImages(classifier, prepared.images, config.batch, clipResolution(s, config));
+    const result = evaluatePredictions(prepared.images.map((im) => im.label), probs.map(argmax), config.classes);
+    await writeFileAtomic(join(run, 'eval.json'), `${JSON.stringify({ ...result, ...(focusActive && { focusActive }), failures: prepared.failures }, null, 2)}\n`);
+    const png = renderConfusionPng(result, `${config.focus} / ${config.backbone}: accuracy ${(100 * result.accuracy).toFixed(1)}%`);
+    await writeFileAtomic(join(run, 'confusion.png'), encodePng(png.rgba, png.width, png.height));
+    const ckpt = await readCheckpoint(run);
+    if (ckpt && ckpt.progress.losses.length > 1) {
+      const curve = renderCurvePng([{ name: 'train loss', values: ckpt.progress.losses }], 'loss per epoch');
+      await writeFileAtomic(join(run, 'loss.png'), encodePng(curve.rgba, curve.width, curve.height));
+    }
+    return { ...result, focusActive };
+  } finally {
+    classifier.dispose();
+  }
+}
+
+const clipResolution = (s: Session, config: RunConfig) => (config.backbone === 'clip' ? s.clip!.config.vision.imageResolution : undefined);
+
+export async function predictRun(s: Session, run: string, images: string[]): Promise<Array<{ image: string; class: string; probabilities: Record<string, number> }>> {
+  const config = await runConfigOf(run);
+  const classifier = await restoreClassifier(s, run, config);
+  const pipeline = await pipelineFor(s, config);
+  try {
+    const prepared = [];
+    for (const path of images) prepared.push(await pipeline.prepare({ path, label: 0 }));
+    const { probs } = await predictImages(classifier, prepared, config.batch, clipResolution(s, config));
+    return probs.map((p, i) => ({
+      image: images[i],
+      class: config.classes[argmax(p)],
+      probabilities: Object.fromEntries(config.classes.map((c, k) => [c, Number(p[k].toFixed(6))])),
+    }));
+  } finally {
+    classifier.dispose();
+  }
+}
+
+/**
+ * image | mask overlay | attention heat map, side by side, as PNG bytes; the
+ * prediction; the automatic mask count and the salient fraction of the image
+ * (1: no salient mask survived the filters, so the focus left the image as it was).
+ */
+/**
+ * The explanation picture of one image: the image, its automatic masks, and
+ * the head's attention as a heat map, side by side, with a caption saying
+ * what was predicted (and the true class when the image sits in a folder
+ * named after a class), the focus, and what each panel shows.
+ */
+export async function explainImage(s: Session, run: string, image: string): Promise<{ png: Uint8Array; class: string; probability: number; masks: number; salient: number }> {
+  const config = await runConfigOf(run);
+  const classifier = await restoreClassifier(s, run, config);
+  const pipeline = await pipelineFor(s, config);
+  try {
+    const view = await pipeline.view(image);
+    const prepared = await pipeline.prepare({ path: image, label: 0 });
+    const { probs, weights } = await predictImages(classifier, [prepared], 1, clipResolution(s, config));
+    let grid = Math.round(Math.sqrt(weights[0].length));
+    let cells = weights[0];
+    let middle = view.overlay;
+    let regionsLine = '';
+    if (config.focus === 'learned') {
+      // Region weights spread over the feature grid: the whole-image token's weight everywhere, each region's over the cells its mask covers;
+      // the middle panel outlines the regions in the heat map's colours by their learned weight.
+      grid = config.featureGrid!;
+      const w = weights[0];
+      const regions = learnedRegionMasks(view.masks, grid);
+      cells = new Float32Array(grid * grid).fill(w[0]);
+      regions.forEach((m, k) => {
+        const cov = patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid);
+        for (let i = 0; i < cells.length; i++) cells[i] += w[k + 1] * cov[i];
+      });
+      const top = Math.max(...w.subarray(0, regions.length + 1));
+      const order = regions.map((_, k) => k).sort((a, b) => w[a + 1] - w[b + 1]); // heaviest drawn last, on top
+      middle = renderOverlay(view.work, order.map((k) => ({ mask: regions[k].mask, color: COLORMAPS.jet(w[k + 1] / top) })), { alpha: 0.12, outline: true });
+      regionsLine = `learned weights: whole image ${w[0].toFixed(2)}, regions ${regions.map((_, k) => w[k + 1].toFixed(2)).join(' ') || 'none'}`;
+    }
+    const heat = renderHeatmap(view.work, cells, grid, grid, { alpha: 0.55, colormap: 'jet' });
+    const panel = sideBySide([view.work, middle, heat]);
+    const salient = view.coverage.reduce((a, c) => a + c, 0) / view.coverage.length;
+    const best = argmax(probs[0]);
+    const folder = basename(dirname(resolve(image)));
+    const truth = config.classes.includes(folder) ? `, true: ${folder} (its folder), ${folder === config.classes[best] ? 'right' : 'wrong'}` : '';
+    const captioned = captionBelow({ rgba: panel.data, width: panel.width, height: panel.height }, [
+      `predicted: ${config.classes[best]} (p ${probs[0][best].toFixed(2)})${truth}`,
+      // The bitmap font has no ';': commas and full stops only.
+      `focus: ${config.focus}, backbone ${config.backbone}, ${view.masks.length} automatic masks, salient region ${(100 * salient).toFixed(0)}%`,
+      ...(regionsLine ? [regionsLine, 'left: the image. middle: the regions, outlined by learned weight (red most). right: where the head looks (red most)'] : ['left: the image. middle: automatic masks. right: where the head looks (red most)']),
+    ]);
+    return {
+      png: encodePng(captioned.rgba, captioned.width, captioned.height),
+      class: config.classes[best],
+      probability: Number(probs[0][best].toFixed(4)),
+      masks: view.masks.length,
+      salient: Number(salient.toFixed(4)),
+    };
+  } finally {
+    classifier.dispose();
+  }
+}
