@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { encodePng } from '../src/io/image.js';
-import { main, OPTIONS, SAM_SIZE_MIN, USAGE } from '../src/medfocus/cli.js';
+import { main, OPTIONS, USAGE } from '../src/medfocus/cli.js';
+import { SAM_SIZE_MIN } from '../src/medfocus/settings.js';
 import { suite } from './util.js';
 
 const test = suite('cli-args');

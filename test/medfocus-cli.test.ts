@@ -16,7 +16,8 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
-import { capPerClass, main } from '../src/medfocus/cli.js';
+import { main } from '../src/medfocus/cli.js';
+import { capPerClass } from '../src/medfocus/dataset.js';
 import { MedFocusHead } from '../src/medfocus/head.js';
 import { readCheckpoint, writeCheckpoint } from '../src/medfocus/checkpoint.js';
 import { decodeImage } from '../src/io/image.js';

@@ -26,7 +26,7 @@ import type { SegmentPrompt } from '../src/models/sam/segmenter.js';
 import { parseOnnx, tensorToFloat32 } from '../src/io/onnx.js';
 import { MobileSamEncoder, extractMobileSamEncoderWeights } from '../src/models/sam/mobilesam-encoder.js';
 import { MobileSamPredictor } from '../src/models/sam/predictor.js';
-import { SAM_SIZE_DEFAULT } from '../src/medfocus/cli.js';
+import { SAM_SIZE_DEFAULT } from '../src/medfocus/settings.js';
 import { gelu } from './ref/activations.js';
 import { readOnnxModel } from './ref/onnx-proto.js';
 import { onnxCoord, samOnnxAtFrame } from './ref/sam-onnx.js';

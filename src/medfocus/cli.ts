@@ -30,10 +30,6 @@ import { evalRun, explainImage, predictRun, trainRun } from './runs.js';
 import { closeSession, type Session } from './session.js';
 import { SAM_SIZE_DEFAULT, SAM_SIZE_MIN, UsageError, focusFlag, isInt, listFlag, numberFlag, parseFraction, parseMode, parseSeed, trainSettings, type Flags } from './settings.js';
 
-// The CLI's tests import these from here (the MobileSAM input side's range, the protocol's per-class caps).
-export { SAM_SIZE_DEFAULT, SAM_SIZE_MIN };
-export { capPerClass } from './dataset.js';
-
 type Command = 'train' | 'eval' | 'predict' | 'explain' | 'protocol';
 const COMMANDS: readonly Command[] = ['train', 'eval', 'predict', 'explain', 'protocol'];
 const TRAINING: readonly Command[] = ['train', 'protocol'];
