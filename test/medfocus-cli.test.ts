@@ -185,6 +185,7 @@ test('sam-encoder (real MobileSAM): train with attention focus, eval, predict, e
   assert.match(train.err.join('\n'), /backbone: sam-encoder \(default: no CLIP --weights given\)/);
   assert.match(train.out.join('\n'), /trained .*3 epochs, 3 steps/);
   assert.match(train.err.join('\n'), /0 hits, 4 misses/, 'first run: masks and features of 2 images computed');
+  assert.match(train.out.join('\n'), /prepare train: computed 2 MobileSAM encoder passes \(\d+\.\d\d s each\) and 2 automatic-mask sets \(\d+\.\d\d s each\)/, 'the preprocessing cost by stage');
   assert.match(train.out.concat(train.err).join('\n'), /focus attention: [0-2] of 2 images had a salient mask/, 'the run says on how many images the focus did anything');
   const run = join(root, 'sam-run');
   const cache = join(root, 'sam-cache');

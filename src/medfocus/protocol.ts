@@ -27,7 +27,8 @@ export async function protocol(s: Session, req: ProtocolRequest): Promise<{ cell
     const markdown = protocolMarkdown(req, cells, testImages, done);
     await writeFileAtomic(join(req.out, 'protocol.md'), markdown);
     await writeFileAtomic(join(req.out, 'protocol.png'), protocolPng(req, cells, testSplit.classes.length));
-    const json = { data: displayPath(req.data), done, settings: req.settings, trainPerClass: req.trainPerClass, testPerClass: req.testPerClass, testImages, seeds: req.seeds, fractions: req.fractions, modes: req.modes, cells };
+    // preprocessing: what this invocation computed (a resumed or cached protocol computes less), seconds by stage.
+    const json = { data: displayPath(req.data), done, settings: req.settings, trainPerClass: req.trainPerClass, testPerClass: req.testPerClass, testImages, seeds: req.seeds, fractions: req.fractions, modes: req.modes, cells, ...(s.prep && { preprocessing: s.prep }) };
     await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify(json, null, 2)}\n`);
     return markdown;
   };

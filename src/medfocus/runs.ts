@@ -101,6 +101,20 @@ function reportFocus(s: Session, focus: RunFocusMode, images: readonly PreparedI
   return `${active}/${images.length}`;
 }
 
+/** Logs what a prepareAll computed (cache misses: seconds per encoder pass and per mask set) and adds it to the session's total. */
+function reportPreprocessing(s: Session, pipeline: FocusPipeline, label: string): void {
+  const { embeddings, masks } = pipeline.computed;
+  const { encoder, masks: maskSeconds } = pipeline.seconds;
+  if (embeddings + masks === 0) return;
+  const each = (seconds: number, n: number) => (n > 0 ? ` (${(seconds / n).toFixed(2)} s each)` : '');
+  s.log(`${label}: computed ${embeddings} MobileSAM encoder passes${each(encoder, embeddings)} and ${masks} automatic-mask sets${each(maskSeconds, masks)}; the rest came from the cache`);
+  s.prep ??= { encoderPasses: 0, encoderSeconds: 0, maskSets: 0, maskSeconds: 0 };
+  s.prep.encoderPasses += embeddings;
+  s.prep.encoderSeconds += encoder;
+  s.prep.maskSets += masks;
+  s.prep.maskSeconds += maskSeconds;
+}
+
 function reportFailures(s: Session, failures: Array<{ path: string; error: string }>, total: number): void {
   if (failures.length === 0) return;
   s.err(`${failures.length} of ${total} images could not be read and were left out:`);
@@ -176,6 +190,7 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
   s.log(`train: ${items.length} of ${pool} (fraction ${req.fraction}, seed ${req.seed}), ${train.classes.length} classes, focus ${req.focus}, backbone ${config.backbone}`);
   const pipeline = await pipelineFor(s, config);
   const prepared = await pipeline.prepareAll(items, 'prepare train');
+  reportPreprocessing(s, pipeline, 'prepare train');
   reportFailures(s, prepared.failures, items.length);
   reportFocus(s, config.focus, prepared.images);
   const classifier = await makeClassifier(s, config, (await readCheckpoint(req.out)) === null);
@@ -215,6 +230,7 @@ export async function evalRun(s: Session, run: string, data: string, testPerClas
   const pipeline = await pipelineFor(s, config);
   try {
     const prepared = await pipeline.prepareAll(test.items, 'prepare test');
+    reportPreprocessing(s, pipeline, 'prepare test');
     reportFailures(s, prepared.failures, test.items.length);
     const focusActive = reportFocus(s, config.focus, prepared.images);
     if (prepared.images.length === 0) throw new Error(`eval: no test image of ${data} could be read`);

@@ -16,6 +16,16 @@ export interface Session {
   sam2?: Map<string, { id: string; source?: Promise<MaskSource> }>;
   log: (s: string) => void;
   err: (s: string) => void;
+  /** What the preprocessing of this process cost (cache misses only), summed over its pipelines. */
+  prep?: PreprocessingCost;
+}
+
+/** Preprocessing cost by stage: MobileSAM encoder passes (raw and overlaid images) and automatic-mask sets, with their seconds. */
+export interface PreprocessingCost {
+  encoderPasses: number;
+  encoderSeconds: number;
+  maskSets: number;
+  maskSeconds: number;
 }
 
 /** Frees the models the session loaded; one whose load failed has nothing to free. */
