@@ -1,104 +1,21 @@
-// Region focus (src/medfocus/region-focus.ts): the region tokens against a
-// direct host computation, the gated-attention MIL classifier's forward and
-// the gradient of every parameter against a float64 reference written here,
-// padding, and a toy MIL problem where training must move the attention onto
-// the one region that carries the label.
+// Region focus (src/medfocus/region-focus.ts) on the sam-encoder backbone:
+// the region tokens against a direct host computation; SamPoolClassifier
+// with the learned focus (backbones.ts: the gated scorer's region weights →
+// each position's weight → the attention pooling's key bias) forward and the
+// gradient of every parameter against a float64 reference written here, with
+// padding; and a toy problem where training must move the weight onto the one
+// region that carries the label. The CLIP side of the same focus:
+// test/medfocus-region-clip.test.ts.
 
 import * as assert from 'uvu/assert';
 import { Tensor } from '../src/node.js';
 import { AdamW } from '../src/train/optimizer.js';
-import { PADDED_TOKEN_BIAS, REGION_META, RegionAttentionClassifier, packRegionTokens, regionTokens, type RegionMeta, type RegionTokens } from '../src/medfocus/region-focus.js';
+import { SamPoolClassifier } from '../src/medfocus/backbones.js';
+import type { Batch } from '../src/medfocus/classifier.js';
+import { PADDED_TOKEN_BIAS, REGION_META, packRegionTokens, regionTokens, type RegionMeta, type RegionTokens } from '../src/medfocus/region-focus.js';
 import { assertClose, assertThrows, gpuSuite, randn, rng } from './util.js';
 
 const test = gpuSuite('region-focus');
-
-interface RefParams {
-  V: Float64Array; // [D, A]
-  U: Float64Array; // [D, A]
-  w: Float64Array; // [A]
-  W: Float64Array; // [D, K]
-  b: Float64Array; // [K]
-}
-
-/** Float64 reference: gated attention (Ilse et al.), softmax with the key bias, pooling, head, mean cross-entropy. */
-function reference(P: RefParams, tokens: ArrayLike<number>, keyBias: ArrayLike<number>, labels: ArrayLike<number>, B: number, T: number, D: number, A: number, K: number) {
-  const logits = new Float64Array(B * K);
-  const weights = new Float64Array(B * T);
-  let loss = 0;
-  for (let bi = 0; bi < B; bi++) {
-    const s = new Float64Array(T);
-    for (let t = 0; t < T; t++) {
-      const h = (d: number) => tokens[(bi * T + t) * D + d];
-      let score = 0;
-      for (let a = 0; a < A; a++) {
-        let v = 0;
-        let u = 0;
-        for (let d = 0; d < D; d++) {
-          v += h(d) * P.V[d * A + a];
-          u += h(d) * P.U[d * A + a];
-        }
-        score += P.w[a] * Math.tanh(v) * (1 / (1 + Math.exp(-u)));
-      }
-      s[t] = score + keyBias[bi * T + t];
-    }
-    const m = Math.max(...s);
-    let z = 0;
-    for (let t = 0; t < T; t++) z += Math.exp(s[t] - m);
-    const pooled = new Float64Array(D);
-    for (let t = 0; t < T; t++) {
-      const a = Math.exp(s[t] - m) / z;
-      weights[bi * T + t] = a;
-      for (let d = 0; d < D; d++) pooled[d] += a * tokens[(bi * T + t) * D + d];
-    }
-    for (let k = 0; k < K; k++) {
-      let l = P.b[k];
-      for (let d = 0; d < D; d++) l += pooled[d] * P.W[d * K + k];
-      logits[bi * K + k] = l;
-    }
-    const row = logits.subarray(bi * K, bi * K + K);
-    const lm = Math.max(...row);
-    let lz = 0;
-    for (const l of row) lz += Math.exp(l - lm);
-    loss += lm + Math.log(lz) - row[labels[bi]];
-  }
-  return { logits, weights, loss: loss / B };
-}
-
-async function refParams(model: RegionAttentionClassifier): Promise<RefParams> {
-  const get = async (n: string) => Float64Array.from((await model.params.get(n)!.read()) as Float32Array);
-  return { V: await get('attn.V'), U: await get('attn.U'), w: await get('attn.w'), W: await get('head.w'), b: await get('head.b') };
-}
-
-const PARAM_KEYS: Array<[string, keyof RefParams]> = [['attn.V', 'V'], ['attn.U', 'U'], ['attn.w', 'w'], ['head.w', 'W'], ['head.b', 'b']];
-
-function softmaxRows(x: Float64Array, K: number): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let r = 0; r < x.length / K; r++) {
-    const row = x.subarray(r * K, r * K + K);
-    const m = Math.max(...row);
-    let z = 0;
-    for (const v of row) z += Math.exp(v - m);
-    for (let k = 0; k < K; k++) out[r * K + k] = Math.exp(row[k] - m) / z;
-  }
-  return out;
-}
-
-/** Random images with 1..Rmax regions each, their tokens from regionTokens, packed. */
-function randomBatch(B: number, C: number, G: number, Rmax: number, seed: number, regionsOf?: (b: number) => number) {
-  const r = rng(seed);
-  const images: RegionTokens[] = [];
-  for (let b = 0; b < B; b++) {
-    const R = regionsOf ? regionsOf(b) : 1 + Math.floor(r() * Rmax);
-    const masks = Array.from({ length: R }, (_, k) => {
-      const m = Float32Array.from({ length: G * G }, () => (r() < 0.4 ? 1 : r() < 0.3 ? 0.5 : 0));
-      m[(k * 7 + b) % (G * G)] = 1; // never empty
-      return m;
-    });
-    const meta: RegionMeta[] = masks.map(() => ({ area: r(), box: [r() * 0.5, r() * 0.5, 0.5 + r() * 0.5, 0.5 + r() * 0.5], predIou: r(), stability: r() }));
-    images.push(regionTokens(randn(C * G * G, seed * 31 + b), C, G, masks, meta));
-  }
-  return packRegionTokens(images, Rmax);
-}
 
 test('regionTokens: image mean, coverage-weighted mask means, meta; both layouts; errors', async () => {
   const C = 3;
@@ -140,42 +57,171 @@ test('regionTokens: image mean, coverage-weighted mask means, meta; both layouts
 
 // Sizes of the reference checks: small enough for lavapipe, every axis distinct.
 const B = 4;
-const C = 6;
+const C = 6; // two pooling heads of 3
 const G = 3;
+const L = G * G;
 const RMAX = 3;
-const T = RMAX + 1;
+const RT = RMAX + 1;
 const D = C + REGION_META;
 const A = 5;
 const K = 3;
+const Q = 2;
+const STRENGTH = 3;
 
-test('forward (probabilities, attention weights with padding) and every parameter gradient against float64', async ({ gpu }) => {
-  const model = new RegionAttentionClassifier(gpu, T, D, K, { hidden: A, seed: 3 });
+interface RefParams {
+  gamma: Float64Array; // [D] token LayerNorm
+  beta: Float64Array;
+  V: Float64Array; // [D, A]
+  U: Float64Array;
+  w: Float64Array; // [A]
+  queries: Float64Array; // [Q, C]
+  normW: Float64Array; // [2C] head LayerNorm
+  normB: Float64Array;
+  W: Float64Array; // [2C, K]
+  b: Float64Array; // [K]
+}
+
+const PARAM_KEYS: Array<[string, keyof RefParams]> = [
+  ['region.norm.w', 'gamma'], ['region.norm.b', 'beta'], ['region.V', 'V'], ['region.U', 'U'], ['region.w', 'w'],
+  ['queries', 'queries'], ['norm.w', 'normW'], ['norm.b', 'normB'], ['head.w', 'W'], ['head.b', 'b'],
+];
+
+async function refParams(model: SamPoolClassifier): Promise<RefParams> {
+  const out = {} as Record<keyof RefParams, Float64Array>;
+  for (const [name, key] of PARAM_KEYS) out[key] = Float64Array.from((await model.params.get(name)!.read()) as Float32Array);
+  return out as RefParams;
+}
+
+function layerNormRow(x: ArrayLike<number>, gamma: ArrayLike<number>, beta: ArrayLike<number>): Float64Array {
+  const n = x.length;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += x[i] / n;
+  let variance = 0;
+  for (let i = 0; i < n; i++) variance += (x[i] - mean) ** 2 / n;
+  return Float64Array.from(x, (v, i) => ((v - mean) / Math.sqrt(variance + 1e-5)) * gamma[i] + beta[i]);
+}
+
+function softmax(x: ArrayLike<number>): Float64Array {
+  const m = Math.max(...Array.from(x));
+  const e = Float64Array.from(x, (v) => Math.exp(v - m));
+  const z = e.reduce((a, v) => a + v, 0);
+  return e.map((v) => v / z);
+}
+
+/**
+ * Float64 reference of SamPoolClassifier with the learned focus: token
+ * LayerNorm, gated scores (+ padding bias), softmax → region weights a; each
+ * position's weight w = Σ_k a_k cover_k; key bias STRENGTH·(w − 1); Q queries
+ * × 2 heads attend over the L positions (scores q·f/√(C/2) + bias), outputs
+ * averaged over queries; [mean of positions, pooled] → LayerNorm → head;
+ * mean cross-entropy.
+ */
+function reference(P: RefParams, feats: ArrayLike<number>, tokens: ArrayLike<number>, pad: ArrayLike<number>, cover: ArrayLike<number>, labels: ArrayLike<number>) {
+  const H = 2;
+  const dh = C / H;
+  const probs = new Float64Array(B * K);
+  const weights = new Float64Array(B * RT);
+  let loss = 0;
+  for (let b = 0; b < B; b++) {
+    const scores = new Float64Array(RT);
+    for (let t = 0; t < RT; t++) {
+      const x = layerNormRow(Array.from({ length: D }, (_, d) => tokens[(b * RT + t) * D + d]), P.gamma, P.beta);
+      let s = pad[b * RT + t];
+      for (let a = 0; a < A; a++) {
+        let v = 0;
+        let u = 0;
+        for (let d = 0; d < D; d++) {
+          v += x[d] * P.V[d * A + a];
+          u += x[d] * P.U[d * A + a];
+        }
+        s += P.w[a] * Math.tanh(v) * (1 / (1 + Math.exp(-u)));
+      }
+      scores[t] = s;
+    }
+    const a = softmax(scores);
+    weights.set(a, b * RT);
+    const bias = Array.from({ length: L }, (_, l) => {
+      let w = 0;
+      for (let t = 0; t < RT; t++) w += a[t] * cover[(b * RT + t) * L + l];
+      return STRENGTH * (w - 1);
+    });
+    const f = (l: number, c: number) => feats[(b * L + l) * C + c];
+    const x = new Float64Array(2 * C);
+    for (let c = 0; c < C; c++) for (let l = 0; l < L; l++) x[c] += f(l, c) / L;
+    for (let q = 0; q < Q; q++) {
+      for (let h = 0; h < H; h++) {
+        const p = softmax(bias.map((bl, l) => {
+          let dot = 0;
+          for (let j = 0; j < dh; j++) dot += P.queries[q * C + h * dh + j] * f(l, h * dh + j);
+          return dot / Math.sqrt(dh) + bl;
+        }));
+        for (let j = 0; j < dh; j++) for (let l = 0; l < L; l++) x[C + h * dh + j] += (p[l] * f(l, h * dh + j)) / Q;
+      }
+    }
+    const n = layerNormRow(x, P.normW, P.normB);
+    const logits = Array.from({ length: K }, (_, k) => n.reduce((acc, v, i) => acc + v * P.W[i * K + k], P.b[k]));
+    const pr = softmax(logits);
+    probs.set(pr, b * K);
+    loss -= Math.log(pr[labels[b]]) / B;
+  }
+  return { probs, weights, loss };
+}
+
+test('learned focus (SamPoolClassifier with regions): probabilities, region weights with padding and every parameter gradient against float64', async ({ gpu }) => {
+  const model = new SamPoolClassifier(gpu, L, C, K, { pooling: 'attention', queries: Q, regions: { dim: D, tokensPerImage: RT, hidden: A, strength: STRENGTH }, seed: 3 });
+  // Away from the start (identity LayerNorms, near-zero queries), so every parameter matters.
+  model.params.get('region.norm.w')!.write(Float32Array.from(randn(D, 41, 0.3), (v) => 1 + v));
+  model.params.get('region.norm.b')!.write(randn(D, 42, 0.3));
+  model.params.get('region.w')!.write(randn(A, 43, 2));
+  model.params.get('queries')!.write(randn(Q * C, 44, 1));
+  model.params.get('norm.w')!.write(Float32Array.from(randn(2 * C, 45, 0.3), (v) => 1 + v));
+  model.params.get('norm.b')!.write(randn(2 * C, 46, 0.3));
   // Images with 3, 1, 2 and 3 regions: images 1 and 2 carry padded tokens.
   const counts = [3, 1, 2, 3];
-  const packed = randomBatch(B, C, G, RMAX, 11, (b) => counts[b]);
+  const r = rng(11);
+  const images: RegionTokens[] = [];
+  const cover = new Float32Array(B * RT * L);
+  for (let b = 0; b < B; b++) {
+    const masks = Array.from({ length: counts[b] }, (_, k) => {
+      const m = Float32Array.from({ length: L }, () => (r() < 0.4 ? 1 : r() < 0.3 ? 0.5 : 0));
+      m[(k * 7 + b) % L] = 1; // never empty
+      return m;
+    });
+    const meta: RegionMeta[] = masks.map(() => ({ area: r(), box: [r() * 0.5, r() * 0.5, 0.5 + r() * 0.5, 0.5 + r() * 0.5], predIou: r(), stability: r() }));
+    images.push(regionTokens(randn(C * L, 31 + b), C, G, masks, meta));
+    cover.fill(1, b * RT * L, (b * RT + 1) * L);
+    masks.forEach((m, k) => cover.set(m, (b * RT + 1 + k) * L));
+  }
+  const packed = packRegionTokens(images, RMAX);
+  const feats = randn(B * L * C, 12, 1);
   const labels = Int32Array.of(0, 2, 1, 2);
-  const inputs = Tensor.fromArray(gpu, packed.tokens, packed.shape);
-  const batch = { size: B, inputs, keyBias: packed.keyBias, labels };
+  const inputs = Tensor.fromArray(gpu, feats, [B, L, C]);
+  const tokens = Tensor.fromArray(gpu, packed.tokens, packed.shape);
+  const batch: Batch = { size: B, inputs, labels, regions: { tokens, padBias: packed.keyBias, cover } };
   const P = await refParams(model);
-  const ref = reference(P, packed.tokens, packed.keyBias, labels, B, T, D, A, K);
+  const ref = reference(P, feats, packed.tokens, packed.keyBias, cover, labels);
 
   const { probs, weights } = model.predict(batch);
   const gotProbs = (await probs.read()) as Float32Array;
   const gotWeights = (await weights.read()) as Float32Array;
-  // Measured max abs error 3.9e-8 (probs) and 5.1e-8 (weights) on values up to ~0.5: tolerance 5e-7.
-  assertClose(gotProbs, softmaxRows(ref.logits, K), { atol: 5e-7, rtol: 0 }, 'probs');
-  assertClose(gotWeights, ref.weights, { atol: 5e-7, rtol: 0 }, 'attention weights');
-  for (let b = 0; b < B; b++) for (let t = counts[b] + 1; t < T; t++) assert.is(gotWeights[b * T + t], 0, `padded token ${t} of image ${b} has weight 0`);
+  // Measured max abs error 5.5e-8 (probs) and 5.8e-8 (region weights) on values up to 1: tolerance ~10×.
+  assertClose(gotProbs, ref.probs, { atol: 6e-7, rtol: 0 }, 'probs');
+  assertClose(gotWeights, ref.weights, { atol: 6e-7, rtol: 0 }, 'region weights');
+  for (let b = 0; b < B; b++) for (let t = counts[b] + 1; t < RT; t++) assert.is(gotWeights[b * RT + t], 0, `padded token ${t} of image ${b} has weight 0`);
 
   const { loss, grads } = model.lossAndGradients(batch);
   const gotLoss = ((await loss.read()) as Float32Array)[0];
-  // Measured |Δloss| 4.1e-8 on a loss of 1.22: tolerance 5e-7.
+  // Measured |Δloss| 5.2e-8 on a loss of 1.16.
   assertClose([gotLoss], [ref.loss], { atol: 5e-7, rtol: 0 }, 'loss');
   // Gradients against central differences of the float64 loss (h = 1e-5: truncation ~1e-10, rounding ~1e-11).
-  // Measured max abs error of the f32 backward, per parameter (largest |gradient| in brackets):
-  // attn.V 2.1e-9 (9.1e-3), attn.U 4.1e-10 (9.7e-4), attn.w 3.2e-9 (8.3e-3), head.w 2.4e-8 (0.16),
-  // head.b 2.3e-8 (0.14). Tolerances are ~10× those, so each is well below its gradient's scale.
-  const GRAD_TOL: Record<string, number> = { 'attn.V': 2e-8, 'attn.U': 5e-9, 'attn.w': 3e-8, 'head.w': 3e-7, 'head.b': 3e-7 };
+  // Measured max abs error of the f32 backward per parameter (largest |gradient| in brackets):
+  // region.norm.w 1.6e-9 (9.7e-3), region.norm.b 4.1e-9 (4.9e-3), region.V 2.0e-8 (3.6e-2), region.U 6.8e-9 (1.7e-2),
+  // region.w 5.6e-9 (1.8e-2), queries 7.9e-9 (8.9e-2), norm.w 3.2e-8 (0.35), norm.b 2.3e-8 (0.16), head.w 1.2e-7 (0.63),
+  // head.b 1.7e-8 (0.19). Tolerances ~10× those.
+  const GRAD_TOL: Record<string, number> = {
+    'region.norm.w': 2e-8, 'region.norm.b': 4e-8, 'region.V': 2e-7, 'region.U': 7e-8, 'region.w': 6e-8,
+    queries: 8e-8, 'norm.w': 3e-7, 'norm.b': 2e-7, 'head.w': 1.2e-6, 'head.b': 2e-7,
+  };
   const h = 1e-5;
   for (const [name, key] of PARAM_KEYS) {
     const values = P[key];
@@ -183,9 +229,9 @@ test('forward (probabilities, attention weights with padding) and every paramete
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
       values[i] = v + h;
-      const up = reference(P, packed.tokens, packed.keyBias, labels, B, T, D, A, K).loss;
+      const up = reference(P, feats, packed.tokens, packed.keyBias, cover, labels).loss;
       values[i] = v - h;
-      const down = reference(P, packed.tokens, packed.keyBias, labels, B, T, D, A, K).loss;
+      const down = reference(P, feats, packed.tokens, packed.keyBias, cover, labels).loss;
       values[i] = v;
       fd[i] = (up - down) / (2 * h);
     }
@@ -194,52 +240,60 @@ test('forward (probabilities, attention weights with padding) and every paramete
   }
   // Padded tokens hold garbage: nothing changes (their weight is exactly 0).
   const garbage = packed.tokens.slice();
-  for (let b = 0; b < B; b++) for (let t = counts[b] + 1; t < T; t++) garbage.set(randn(D, 100 + b * T + t, 50), (b * T + t) * D);
-  const inputs2 = Tensor.fromArray(gpu, garbage, packed.shape);
-  const again = model.lossAndGradients({ ...batch, inputs: inputs2 });
+  for (let b = 0; b < B; b++) for (let t = counts[b] + 1; t < RT; t++) garbage.set(randn(D, 100 + b * RT + t, 50), (b * RT + t) * D);
+  const tokens2 = Tensor.fromArray(gpu, garbage, packed.shape);
+  const again = model.lossAndGradients({ ...batch, regions: { ...batch.regions!, tokens: tokens2 } });
   assert.equal([...((await again.loss.read()) as Float32Array)], [gotLoss], 'loss unchanged by padded garbage');
   for (const [name] of PARAM_KEYS) {
     assert.equal([...((await again.grads.get(name)!.read()) as Float32Array)], [...((await grads.get(name)!.read()) as Float32Array)], `grad ${name} unchanged by padded garbage`);
   }
-  for (const t of [probs, weights, loss, ...grads.values(), again.loss, ...again.grads.values(), inputs, inputs2]) t.dispose();
+  for (const t of [probs, weights, loss, ...grads.values(), again.loss, ...again.grads.values(), inputs, tokens, tokens2]) t.dispose();
 
-  await assertThrows(() => model.predict({ size: B, inputs: Tensor.fromArray(gpu, new Float32Array(B * T * (D - 1)), [B, T, D - 1]) }), /RegionAttentionClassifier\.predict/, /tokens \[4, 4, 13\]/);
-  await assertThrows(() => model.predict({ size: B, inputs: Tensor.fromArray(gpu, packed.tokens, packed.shape), keyBias: new Float32Array(3) }), /RegionAttentionClassifier\.predict/, /keyBias must hold/);
-  await assertThrows(() => model.lossAndGradients({ size: B, inputs: Tensor.fromArray(gpu, packed.tokens, packed.shape) }), /lossAndGradients/, /no labels/);
+  await assertThrows(() => model.predict({ size: B, inputs }), /SamPoolClassifier \(focus learned\)/, /no region tokens/);
+  await assertThrows(() => model.predict({ ...batch, regions: { ...batch.regions!, cover: cover.subarray(1) } }), /regions\.cover must hold/);
+  await assertThrows(() => new SamPoolClassifier(gpu, L, C, K, { pooling: 'mean', queries: Q, regions: { dim: D, tokensPerImage: RT, hidden: A, strength: 1 }, seed: 0 }), /regions \(the learned focus\) steer the attention pooling/);
   model.dispose();
 });
 
-test('AdamW on a toy MIL problem moves the attention onto the one region that carries the label', async ({ gpu }) => {
-  // Each image: 3 regions. One (at a random slot) has predIou 1 and channel 0 = ±1 by the label; the
-  // other two have predIou 0.2 and channel 0 = ±1 at random; other channels are noise. The image
-  // token's channel 0 is the mean of the three. Only attending to the high-IoU region solves it.
+test('AdamW on a toy problem moves the learned focus onto the one region that carries the label', async ({ gpu }) => {
+  // Each image: 16 positions, 3 regions of 4 positions each (the last 4 are in none). The carrier region (a random
+  // slot; predicted IoU 1, the others 0.2) has channel 0 = ±1 by the label at its positions; the other regions
+  // ±1 at random; other channels noise. Region tokens: the mean feature inside plus the meta. Only weighting the
+  // high-IoU region separates the classes well.
   const N = 32;
   const Cc = 4;
+  const Lp = 16;
   const Rr = 3;
   const Tt = Rr + 1;
   const Dd = Cc + REGION_META;
   const r = rng(5);
-  const images: RegionTokens[] = [];
+  const feats = new Float32Array(N * Lp * Cc);
+  const tokens = new Float32Array(N * Tt * Dd);
+  const cover = new Float32Array(N * Tt * Lp);
   const labels = new Int32Array(N);
   const carrier = new Int32Array(N);
   for (let n = 0; n < N; n++) {
     labels[n] = n % 2;
     carrier[n] = Math.floor(r() * Rr);
-    const tokens = new Float32Array(Tt * Dd);
+    for (let l = 0; l < Lp; l++) for (let c = 1; c < Cc; c++) feats[(n * Lp + l) * Cc + c] = 0.3 * (2 * r() - 1);
+    cover.fill(1, n * Tt * Lp, (n * Tt + 1) * Lp);
     for (let k = 0; k < Rr; k++) {
-      const row = (k + 1) * Dd;
       const carries = k === carrier[n];
-      tokens[row] = carries ? 2 * labels[n] - 1 : r() < 0.5 ? -1 : 1;
-      for (let c = 1; c < Cc; c++) tokens[row + c] = 0.3 * (2 * r() - 1);
-      tokens.set([0.2, 0.1, 0.1, 0.6, 0.6, carries ? 1 : 0.2, 0.9], row + Cc);
+      const sign = carries ? 2 * labels[n] - 1 : r() < 0.5 ? -1 : 1;
+      const row = (n * Tt + 1 + k) * Dd;
+      for (let l = 4 * k; l < 4 * k + 4; l++) {
+        feats[(n * Lp + l) * Cc] = sign;
+        cover[(n * Tt + 1 + k) * Lp + l] = 1;
+        for (let c = 0; c < Cc; c++) tokens[row + c] += feats[(n * Lp + l) * Cc + c] / 4;
+      }
+      tokens.set([0.25, 0.1, 0.1, 0.6, 0.6, carries ? 1 : 0.2, 0.9], row + Cc);
     }
-    for (let c = 0; c < Cc; c++) tokens[c] = (tokens[Dd + c] + tokens[2 * Dd + c] + tokens[3 * Dd + c]) / 3;
-    images.push({ tokens, regions: Rr, dim: Dd });
+    for (let c = 0; c < Cc; c++) for (let l = 0; l < Lp; l++) tokens[n * Tt * Dd + c] += feats[(n * Lp + l) * Cc + c] / Lp;
   }
-  const packed = packRegionTokens(images, Rr);
-  const inputs = Tensor.fromArray(gpu, packed.tokens, packed.shape);
-  const batch = { size: N, inputs, keyBias: packed.keyBias, labels };
-  const model = new RegionAttentionClassifier(gpu, Tt, Dd, 2, { hidden: 8, seed: 9 });
+  const inputs = Tensor.fromArray(gpu, feats, [N, Lp, Cc]);
+  const regionTokensT = Tensor.fromArray(gpu, tokens, [N, Tt, Dd]);
+  const batch: Batch = { size: N, inputs, labels, regions: { tokens: regionTokensT, padBias: new Float32Array(N * Tt), cover } };
+  const model = new SamPoolClassifier(gpu, Lp, Cc, 2, { pooling: 'attention', queries: 1, regions: { dim: Dd, tokensPerImage: Tt, hidden: 8, strength: 4 }, seed: 9 });
   const carrierWeight = async () => {
     const { probs, weights } = model.predict(batch);
     const w = (await weights.read()) as Float32Array;
@@ -258,7 +312,7 @@ test('AdamW on a toy MIL problem moves the attention onto the one region that ca
   const before = await carrierWeight();
   const opt = new AdamW(gpu, [...model.params].map(([name, param]) => ({ name, param })), { lr: 0.05, weightDecay: 0 });
   let lastLoss = NaN;
-  const STEPS = 60;
+  const STEPS = 200;
   for (let s = 0; s < STEPS; s++) {
     const { loss, grads } = model.lossAndGradients(batch);
     opt.step(grads);
@@ -267,14 +321,15 @@ test('AdamW on a toy MIL problem moves the attention onto the one region that ca
     loss.dispose();
   }
   const after = await carrierWeight();
-  // Measured (lavapipe): carrier weight 0.270 -> 0.999, others 0.236 -> 0.000, final loss 0.0135.
-  console.log(`  toy MIL: carrier weight ${before.onCarrier.toFixed(3)} -> ${after.onCarrier.toFixed(3)}, others ${before.onOthers.toFixed(3)} -> ${after.onOthers.toFixed(3)}, final loss ${lastLoss.toFixed(4)}`);
+  // Measured (lavapipe): carrier weight 0.216 -> 0.322, others 0.231 -> 0.100, final loss 0.176: the scorer learns
+  // to prefer the carrier, slowly (the whole-image token keeps about half the weight).
+  console.log(`  toy: carrier weight ${before.onCarrier.toFixed(3)} -> ${after.onCarrier.toFixed(3)}, others ${before.onOthers.toFixed(3)} -> ${after.onOthers.toFixed(3)}, final loss ${lastLoss.toFixed(4)}`);
   assert.ok(after.onCarrier > 2 * after.onOthers, `carrier region weight ${after.onCarrier} should exceed twice the others' ${after.onOthers}`);
-  assert.ok(after.onCarrier > before.onCarrier + 0.2, `carrier weight should rise by > 0.2: ${before.onCarrier} -> ${after.onCarrier}`);
+  assert.ok(after.onCarrier > before.onCarrier + 0.05, `carrier weight should rise by > 0.05: ${before.onCarrier} -> ${after.onCarrier}`);
   assert.ok(lastLoss < 0.3, `final loss ${lastLoss} should be < 0.3 (chance is ln 2 = 0.69)`);
   opt.dispose();
   model.dispose();
-  inputs.dispose();
+  for (const t of [inputs, regionTokensT]) t.dispose();
 });
 
 test.run();

@@ -47,7 +47,7 @@ import * as ops from '../graph/ops.js';
 import { GraphCache } from '../graph/graph-cache.js';
 import type { ClipModel } from '../models/clip/model.js';
 import { addCrossEntropyTraining, initNormal, splitOutputs, type Batch, type Classifier } from './classifier.js';
-import { gatedAttentionParams, gatedAttentionWeights } from './region-focus.js';
+import { checkRegionBatch, checkRegionFocusOptions, gatedAttentionParams, learnedKeyBias, type RegionFocusOptions } from './region-focus.js';
 
 function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLength: number, attention: boolean): void {
   const expect = [batch.size, ...inner];
@@ -69,21 +69,10 @@ export interface ClipClassifierOptions {
   /** Whether batches carry the focus key bias. */
   attention: boolean;
   /** Focus learned: the region scorer (not with attention). */
-  regions?: ClipRegionFocusOptions;
+  regions?: RegionFocusOptions;
   /** Weight λ of the image–text contrastive term (0 or absent: cross-entropy only). */
   contrastive?: number;
   seed: number;
-}
-
-export interface ClipRegionFocusOptions {
-  /** Region token width D (features + meta). */
-  dim: number;
-  /** Tokens per image Rt = Rmax + 1. */
-  tokensPerImage: number;
-  /** The scorer's hidden width A. */
-  hidden: number;
-  /** A token with weight w gets the key bias strength·(w − 1). */
-  strength: number;
 }
 
 export class ClipPromptClassifier implements Classifier {
@@ -116,12 +105,8 @@ export class ClipPromptClassifier implements Classifier {
     const regions = opts.regions;
     if (regions) {
       if (opts.attention) throw new Error('ClipPromptClassifier: give attention (a fixed focus) or regions (a learned one), not both');
-      const { dim, tokensPerImage, hidden, strength } = regions;
-      for (const [name, x] of [['dim', dim], ['tokensPerImage', tokensPerImage], ['hidden', hidden]] as const) {
-        if (!Number.isInteger(x) || x < 1) throw new Error(`ClipPromptClassifier: regions.${name} must be a positive integer, got ${x}`);
-      }
-      if (!(Number.isFinite(strength) && strength >= 0)) throw new Error(`ClipPromptClassifier: regions.strength must be a number >= 0, got ${strength}`);
-      for (const [name, t] of gatedAttentionParams(gpu, 'region', dim, hidden, opts.seed + 7)) this.params.set(name, t);
+      checkRegionFocusOptions('ClipPromptClassifier', regions);
+      for (const [name, t] of gatedAttentionParams(gpu, 'region', regions.dim, regions.hidden, opts.seed + 7)) this.params.set(name, t);
     }
     const lambda = opts.contrastive ?? 0;
     if (!(Number.isFinite(lambda) && lambda >= 0)) throw new Error(`ClipPromptClassifier: contrastive must be a number >= 0, got ${lambda}`);
@@ -155,14 +140,7 @@ export class ClipPromptClassifier implements Classifier {
     let attnBias = this.opts.attention ? g.input('attnBias', [B, 1, 1, T]) : undefined;
     let regionWeights: Value | undefined;
     const regions = this.opts.regions;
-    if (regions) {
-      const Rt = regions.tokensPerImage;
-      const tokens = g.input('regionTokens', [B, Rt, regions.dim]);
-      regionWeights = gatedAttentionWeights(g, tokens, g.input('regionPadBias', [B, Rt]), p, 'region'); // [B, Rt]
-      const tokenWeights = ops.matmul(g, g.reshape(regionWeights, [B, 1, Rt]), g.input('regionCover', [B, Rt, T])); // [B, 1, T]
-      const bias = ops.add(g, ops.mul(g, tokenWeights, ops.scalar(g, regions.strength)), ops.scalar(g, -regions.strength));
-      attnBias = g.reshape(bias, [B, 1, 1, T]);
-    }
+    if (regions) ({ keyBias: attnBias, weights: regionWeights } = learnedKeyBias(g, B, T, regions, p, 'region'));
     const prompts = this.params.has('prompts') ? p('prompts') : undefined;
     const deep = prompts !== undefined && prompts.shape.length === 3;
     const tower = this.model.imageTower(g, images, { [deep ? 'deepPrompts' : 'prompts']: prompts, attnBias, classAttention });
@@ -173,18 +151,11 @@ export class ClipPromptClassifier implements Classifier {
 
   /** focus learned: the batch's region inputs, the coverage widened from the G² patches to the T tower tokens (1 for the class token and the prompts). */
   private regionFeeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
-    const regions = this.opts.regions!;
-    const r = batch.regions;
-    const Rt = regions.tokensPerImage;
+    const Rt = this.opts.regions!.tokensPerImage;
     const B = batch.size;
     const L = this.grid * this.grid;
     const T = this.tokens;
-    const op = 'ClipPromptClassifier (focus learned)';
-    if (!r) throw new Error(`${op}: the batch has no region tokens`);
-    const shape = r.tokens.shape;
-    if (shape.length !== 3 || shape[0] !== B || shape[1] !== Rt || shape[2] !== regions.dim) throw new Error(`${op}: region tokens must be [${B}, ${Rt}, ${regions.dim}], got [${shape.join(', ')}]`);
-    if (r.padBias.length !== B * Rt) throw new Error(`${op}: regions.padBias must hold B·Rt = ${B * Rt} values, got ${r.padBias.length}`);
-    if (r.cover.length !== B * Rt * L) throw new Error(`${op}: regions.cover must hold B·Rt·G² = ${B}·${Rt}·${L} values, got ${r.cover.length}`);
+    const r = checkRegionBatch('ClipPromptClassifier (focus learned)', batch, this.opts.regions!, L);
     const cover = new Float32Array(B * Rt * T);
     for (let row = 0; row < B * Rt; row++) {
       if (r.padBias[row] !== 0) continue; // padding: weight 0 everywhere (its softmax weight is 0 anyway)
@@ -258,6 +229,8 @@ export interface SamClassifierOptions {
   pooling: SamPooling;
   /** Learned queries of the attention pooling. */
   queries: number;
+  /** Focus learned (attention pooling only): the key bias comes from the region scorer instead of the batch. */
+  regions?: RegionFocusOptions;
   seed: number;
 }
 
@@ -274,6 +247,11 @@ export class SamPoolClassifier implements Classifier {
     const C = channels;
     if (C % POOL_HEADS !== 0 || C / POOL_HEADS > 128) throw new Error(`SamPoolClassifier: channels must split into ${POOL_HEADS} heads of at most 128, got ${C}`);
     if (opts.pooling === 'attention') this.params.set('queries', Tensor.fromArray(gpu, initNormal(opts.queries * C, opts.seed, 0.02), [opts.queries, C]));
+    if (opts.regions) {
+      if (opts.pooling !== 'attention') throw new Error(`SamPoolClassifier: regions (the learned focus) steer the attention pooling; got pooling '${opts.pooling}'`);
+      checkRegionFocusOptions('SamPoolClassifier', opts.regions);
+      for (const [name, t] of gatedAttentionParams(gpu, 'region', opts.regions.dim, opts.regions.hidden, opts.seed + 7)) this.params.set(name, t);
+    }
     // Attention pooling reads the focus-pooled features next to the plain mean (the context).
     const F = opts.pooling === 'attention' ? 2 * C : C;
     this.params.set('norm.w', Tensor.fromArray(gpu, new Float32Array(F).fill(1), [F]));
@@ -292,9 +270,12 @@ export class SamPoolClassifier implements Classifier {
     const p = (name: string) => bound.get(name) ?? bound.set(name, g.weight(name, this.params.get(name)!)).get(name)!;
     let pooled: Value;
     let poolWeights: Value | undefined;
+    let regionWeights: Value | undefined;
     if (this.opts.pooling === 'attention') {
       const P = this.opts.queries;
-      const keyBias = g.input('keyBias', [B, 1, 1, L]);
+      let keyBias: Value;
+      if (this.opts.regions) ({ keyBias, weights: regionWeights } = learnedKeyBias(g, B, L, this.opts.regions, p, 'region'));
+      else keyBias = g.input('keyBias', [B, 1, 1, L]);
       const q = ops.broadcastTo(g, g.reshape(p('queries'), [1, P, H, C / H]), [B, P, H, C / H]);
       const kv = g.reshape(feats, [B, L, H, C / H]);
       const attended = ops.attention(g, q, kv, kv, { layout: 'blhd', bias: keyBias }); // [B, P, H, C/H]
@@ -309,6 +290,8 @@ export class SamPoolClassifier implements Classifier {
     const head = (x: Value) => ops.matmul(g, ops.layerNorm(g, x, p('norm.w'), p('norm.b')), p('head.w'), { bias: p('head.b') });
     const logits = head(pooled);
     if (!explain) return { logits };
+    // focus learned: the explanation is the region weights [B, Rt] (token 0: the whole image).
+    if (regionWeights) return { logits, weights: regionWeights };
     if (poolWeights) return { logits, weights: poolWeights };
     // Mean pooling weighs every position alike; explain it by each position's
     // own evidence for the prediction instead: Σ_k p_k · softmax_k(head(position)).
@@ -319,6 +302,10 @@ export class SamPoolClassifier implements Classifier {
 
   private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
     const feeds: Record<string, Tensor | ArrayLike<number>> = { features: batch.inputs };
+    if (this.opts.regions) {
+      const r = checkRegionBatch('SamPoolClassifier (focus learned)', batch, this.opts.regions, this.positions);
+      return { ...feeds, regionTokens: r.tokens, regionPadBias: r.padBias, regionCover: r.cover };
+    }
     if (this.opts.pooling === 'attention') feeds.keyBias = batch.keyBias ?? new Float32Array(batch.size * this.positions);
     return feeds;
   }

@@ -14,14 +14,13 @@ import { seededRandom } from '../util/random.js';
 
 /** What every classifier offers the trainer. */
 export interface Classifier {
-  /** 'region-attention': focus learned (region-focus.ts), whose weights are per region token [B, Rmax+1], not per patch. */
-  readonly kind: 'clip' | 'sam-encoder' | 'region-attention';
+  readonly kind: 'clip' | 'sam-encoder';
   readonly classes: number;
   /** Trainable parameters by name (owned by the classifier). */
   readonly params: ReadonlyMap<string, Tensor>;
   /** One training step's forward + backward; returns the loss and the gradients (owned by the caller). */
   lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> };
-  /** Class probabilities [B, K] and each image's focus weights over its patches/positions [B, L] (owned by the caller). */
+  /** Class probabilities [B, K] and each image's focus weights over its patches/positions [B, L], or with the learned focus over its region tokens [B, Rmax+1] (owned by the caller). */
   predict(batch: Batch): { probs: Tensor; weights: Tensor };
   dispose(): void;
 }

@@ -201,15 +201,11 @@ export interface PreparedImage extends DatasetItem {
    * there were masks to paint.
    */
   focusActive?: boolean;
-  /**
-   * focus learned: how many region tokens follow the whole-image token
-   * (sam-encoder: `input` holds the tokens [(regions+1)·(C+REGION_META)];
-   * clip: regionTokens does, and regionCover says what each region covers).
-   */
+  /** focus learned: how many region tokens follow the whole-image token in regionTokens. */
   regions?: number;
-  /** focus learned, clip: the region tokens [(regions+1)·(C+REGION_META)] (over MobileSAM features, as sam-encoder's). */
+  /** focus learned: the region tokens [(regions+1)·(C+REGION_META)] over MobileSAM's features (token 0: the whole image). */
   regionTokens?: Float32Array;
-  /** focus learned, clip: each token's coverage of the tower's patch grid [(regions+1)·G²] (token 0, the whole image: all ones). */
+  /** focus learned: each token's coverage of the keys the focus steers [(regions+1)·G²] (CLIP's patches, or sam-encoder's feature grid; token 0 all ones). */
   regionCover?: Float32Array;
 }
 
@@ -481,10 +477,10 @@ export class FocusPipeline {
     const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
     let input: Uint8Array | Float32Array;
     if (focus === 'learned') {
-      const learned = learnedTokens(features!, this.models.featureGrid, masks, clip?.grid);
-      const common = { path: item.path, label: item.label, hash, regions: learned.regions, focusActive: learned.regions > 0, work, masks, shown, coverage };
-      if (!clip) return { ...common, input: learned.tokens };
-      return { ...common, input: resizeRgba(shown, clip.resolution, clip.resolution).data, regionTokens: learned.tokens, regionCover: learned.cover };
+      // Region tokens over MobileSAM's features; their coverage of the keys the focus steers (CLIP's patches, or the feature grid).
+      const learned = learnedTokens(features!, this.models.featureGrid, masks, grid);
+      const input = clip ? resizeRgba(shown, clip.resolution, clip.resolution).data : features!;
+      return { path: item.path, label: item.label, hash, input, regions: learned.regions, regionTokens: learned.tokens, regionCover: learned.cover, focusActive: learned.regions > 0, work, masks, shown, coverage };
     }
     if (clip) input = resizeRgba(shown, clip.resolution, clip.resolution).data;
     else if (features) input = features;
@@ -527,15 +523,6 @@ export class FocusPipeline {
 /** The GPU batch of some prepared images. */
 export function makeBatch(gpu: Gpu, images: readonly PreparedImage[], clipResolution: number | undefined, withLabels: boolean): Batch {
   let inputs: Tensor;
-  if (images[0].regions !== undefined && clipResolution === undefined) {
-    // focus learned: region tokens padded to LEARNED_MAX_REGIONS, padded tokens masked by the key bias.
-    const dim = images[0].input.length / (images[0].regions + 1);
-    const packed = packRegionTokens(
-      images.map((im) => ({ tokens: im.input as Float32Array, regions: im.regions!, dim })),
-      LEARNED_MAX_REGIONS,
-    );
-    return { size: images.length, inputs: Tensor.fromArray(gpu, packed.tokens, packed.shape), keyBias: packed.keyBias, labels: withLabels ? Int32Array.from(images, (im) => im.label) : undefined };
-  }
   if (clipResolution !== undefined) {
     inputs = clipPreprocess(
       gpu,
@@ -558,7 +545,7 @@ export function makeBatch(gpu: Gpu, images: readonly PreparedImage[], clipResolu
   return { size: images.length, inputs, keyBias, labels, ...(images[0].regionTokens && { regions: packRegionBatch(gpu, images) }) };
 }
 
-/** focus learned on CLIP: the batch's region tokens padded to LEARNED_MAX_REGIONS, and each token's patch coverage (whole image: ones; padding: zeros). */
+/** focus learned: the batch's region tokens padded to LEARNED_MAX_REGIONS, and each token's coverage of the keys (whole image: ones; padding: zeros). */
 function packRegionBatch(gpu: Gpu, images: readonly PreparedImage[]): RegionBatch {
   const Rt = LEARNED_MAX_REGIONS + 1;
   const dim = images[0].regionTokens!.length / (images[0].regions! + 1);

@@ -22,13 +22,15 @@
 //   multiple-instance learning (Ilse, Tomczak & Welling, "Attention-based Deep
 //   Multiple Instance Learning", ICML 2018): an image is a bag of instances
 //   (its region tokens h_k), the label belongs to the bag, and which instance
-//   carries it is unknown; the pooling weights are learned,
-//     s_k = wᵀ (tanh(V h_k) ⊙ sigmoid(U h_k)) + keyBias_k,
-//     a   = softmax_k(s),   pooled = Σ_k a_k h_k,   logits = pooled · W + b,
-//   trained on mean cross-entropy. The gate sigmoid(U h) lets the score be
+//   carries it is unknown; the pooling weights are learned, on layer-normed
+//   tokens x_k = LN(h_k),
+//     s_k = wᵀ (tanh(V x_k) ⊙ sigmoid(U x_k)) + keyBias_k,
+//     a   = softmax_k(s),   pooled = Σ_k a_k x_k,
+//     logits = [x_0, pooled] · W + b   (the whole image stays in view),
+//   trained on mean cross-entropy. The gate sigmoid(U x) lets the score be
 //   non-linear without tanh's near-linearity around 0 (Ilse et al. §2.4). The
 //   weights a_k are the explanation: which region (or the whole image) the
-//   decision rests on. gatedAttentionWeights is the scorer; the CLIP backbone
+//   decision rests on. gatedAttention is the scorer; the CLIP backbone
 //   (backbones.ts ClipPromptClassifier with `regions`) turns the same weights
 //   into the tower's attention key bias instead of pooling tokens.
 
@@ -134,11 +136,15 @@ export function packRegionTokens(images: readonly RegionTokens[], maxRegions: nu
 }
 
 /**
- * The gated attention scorer's parameters (Ilse et al.): `${prefix}.V` and
- * `${prefix}.U` [D, A], `${prefix}.w` [A, 1], small normal, seeded.
+ * The gated attention scorer's parameters (Ilse et al.): the token
+ * LayerNorm's `${prefix}.norm.w` (ones) and `${prefix}.norm.b` (zeros) [D],
+ * `${prefix}.V` and `${prefix}.U` [D, A], `${prefix}.w` [A, 1], small normal,
+ * seeded.
  */
 export function gatedAttentionParams(gpu: Gpu, prefix: string, D: number, A: number, seed: number): Array<[string, Tensor]> {
   return [
+    [`${prefix}.norm.w`, Tensor.fromArray(gpu, new Float32Array(D).fill(1), [D])],
+    [`${prefix}.norm.b`, Tensor.fromArray(gpu, new Float32Array(D), [D])],
     [`${prefix}.V`, Tensor.fromArray(gpu, initNormal(D * A, seed, 1 / Math.sqrt(D)), [D, A])],
     [`${prefix}.U`, Tensor.fromArray(gpu, initNormal(D * A, seed + 1, 1 / Math.sqrt(D)), [D, A])],
     [`${prefix}.w`, Tensor.fromArray(gpu, initNormal(A, seed + 2, 1 / Math.sqrt(A)), [A, 1])],
@@ -146,106 +152,70 @@ export function gatedAttentionParams(gpu: Gpu, prefix: string, D: number, A: num
 }
 
 /**
- * Gated attention weights over each image's tokens h_k [B, T, D]:
- * softmax_k(wᵀ (tanh(V h_k) ⊙ sigmoid(U h_k)) + keyBias_k), [B, T]; the
- * parameters are bound through p under gatedAttentionParams' names. The graph
- * runtime has no tanh kernel; tanh(x) = 2·sigmoid(2x) − 1 (exact identity, both
- * ops have backward rules).
+ * Gated attention over each image's tokens h_k [B, T, D]: the tokens are
+ * layer-normalised, x_k = LN(h_k) (the features and the mask meta live on
+ * unrelated scales), and weighed,
+ *   a = softmax_k(wᵀ (tanh(V x_k) ⊙ sigmoid(U x_k)) + keyBias_k)   [B, T];
+ * returns x [B, T, D] and a. The parameters are bound through p under
+ * gatedAttentionParams' names. The graph runtime has no tanh kernel;
+ * tanh(x) = 2·sigmoid(2x) − 1 (exact identity, both ops have backward rules).
  */
-export function gatedAttentionWeights(g: Graph, tokens: Value, keyBias: Value, p: (name: string) => Value, prefix: string): Value {
+export function gatedAttention(g: Graph, tokens: Value, keyBias: Value, p: (name: string) => Value, prefix: string): { normalized: Value; weights: Value } {
   const [B, T] = tokens.shape;
-  const tanhV = ops.sub(g, ops.mul(g, ops.activation(g, 'sigmoid', ops.matmul(g, tokens, p(`${prefix}.V`), { alpha: 2 })), ops.scalar(g, 2)), ops.scalar(g, 1));
-  const gate = ops.activation(g, 'sigmoid', ops.matmul(g, tokens, p(`${prefix}.U`))); // [B, T, A]
+  const x = ops.layerNorm(g, tokens, p(`${prefix}.norm.w`), p(`${prefix}.norm.b`), 1e-5);
+  const tanhV = ops.sub(g, ops.mul(g, ops.activation(g, 'sigmoid', ops.matmul(g, x, p(`${prefix}.V`), { alpha: 2 })), ops.scalar(g, 2)), ops.scalar(g, 1));
+  const gate = ops.activation(g, 'sigmoid', ops.matmul(g, x, p(`${prefix}.U`))); // [B, T, A]
   const scores = g.reshape(ops.matmul(g, ops.mul(g, tanhV, gate), p(`${prefix}.w`)), [B, T]);
-  return ops.softmax(g, ops.add(g, scores, keyBias), -1);
+  return { normalized: x, weights: ops.softmax(g, ops.add(g, scores, keyBias), -1) };
 }
 
-export interface RegionAttentionOptions {
-  /** Hidden width A of the gated attention (V, U: [D, A]; w: [A, 1]). */
+/** What a classifier with the learned focus needs to know of its region inputs. */
+export interface RegionFocusOptions {
+  /** Region token width D (features + meta). */
+  dim: number;
+  /** Tokens per image Rt = Rmax + 1. */
+  tokensPerImage: number;
+  /** The scorer's hidden width A. */
   hidden: number;
-  seed: number;
+  /** A key with weight w gets the bias strength·(w − 1). */
+  strength: number;
 }
 
 /**
- * Gated-attention MIL pooling over region tokens, then a linear head. Batches
- * are `Batch`es whose inputs are tokens [B, T = Rmax+1, D] (packRegionTokens)
- * and whose keyBias [B·T] marks padded tokens (absent: every token is real).
- * Parameters: attn.V [D, A], attn.U [D, A], attn.w [A, 1], head.w [D, K],
- * head.b [K].
+ * The learned focus as an attention key bias over T keys: the graph inputs
+ * regionTokens [B, Rt, D], regionPadBias [B, Rt] and regionCover [B, Rt, T]
+ * (each token's coverage of each key: token 0 covers every key), the gated
+ * scorer's weights a [B, Rt], each key's weight w = a·cover ∈ [0, 1], and the
+ * key bias strength·(w − 1) [B, 1, 1, T] (0 where all the weight is on
+ * regions covering the key, −strength where none is). All the weight on the
+ * whole image (a_0 = 1) is no focus; all on one region is a fixed focus on it.
  */
-export class RegionAttentionClassifier {
-  readonly kind = 'region-attention' as const;
-  readonly params = new Map<string, Tensor>();
-  private readonly graphs = new GraphCache();
+export function learnedKeyBias(g: Graph, B: number, T: number, o: RegionFocusOptions, p: (name: string) => Value, prefix: string): { keyBias: Value; weights: Value } {
+  const Rt = o.tokensPerImage;
+  const tokens = g.input('regionTokens', [B, Rt, o.dim]);
+  const { weights } = gatedAttention(g, tokens, g.input('regionPadBias', [B, Rt]), p, prefix);
+  const keyWeights = ops.matmul(g, g.reshape(weights, [B, 1, Rt]), g.input('regionCover', [B, Rt, T])); // [B, 1, T]
+  const bias = ops.add(g, ops.mul(g, keyWeights, ops.scalar(g, o.strength)), ops.scalar(g, -o.strength));
+  return { keyBias: g.reshape(bias, [B, 1, 1, T]), weights };
+}
 
-  constructor(readonly gpu: Gpu, readonly tokensPerImage: number, readonly dim: number, readonly classes: number, readonly opts: RegionAttentionOptions) {
-    const D = dim;
-    const A = opts.hidden;
-    for (const [name, v] of [['tokensPerImage', tokensPerImage], ['dim', dim], ['classes', classes], ['hidden', A]] as const) {
-      if (!Number.isInteger(v) || v < 1) throw new Error(`RegionAttentionClassifier: ${name} must be a positive integer, got ${v}`);
-    }
-    for (const [name, t] of gatedAttentionParams(gpu, 'attn', D, A, opts.seed)) this.params.set(name, t);
-    this.params.set('head.w', Tensor.fromArray(gpu, initNormal(D * classes, opts.seed + 3, 1 / Math.sqrt(D)), [D, classes]));
-    this.params.set('head.b', Tensor.fromArray(gpu, new Float32Array(classes), [classes]));
+/** Checks RegionFocusOptions (a classifier's constructor calls it). */
+export function checkRegionFocusOptions(op: string, o: RegionFocusOptions): void {
+  for (const [name, x] of [['dim', o.dim], ['tokensPerImage', o.tokensPerImage], ['hidden', o.hidden]] as const) {
+    if (!Number.isInteger(x) || x < 1) throw new Error(`${op}: regions.${name} must be a positive integer, got ${x}`);
   }
+  if (!(Number.isFinite(o.strength) && o.strength >= 0)) throw new Error(`${op}: regions.strength must be a number >= 0, got ${o.strength}`);
+}
 
-  /** logits [B, K] and the attention weights [B, T]. */
-  private forward(g: Graph, B: number): { logits: Value; weights: Value } {
-    const T = this.tokensPerImage;
-    const D = this.dim;
-    const p = (name: string) => g.weight(name, this.params.get(name)!);
-    const tokens = g.input('tokens', [B, T, D]);
-    const weights = gatedAttentionWeights(g, tokens, g.input('keyBias', [B, T]), p, 'attn'); // [B, T]
-    const pooled = g.reshape(ops.matmul(g, g.reshape(weights, [B, 1, T]), tokens), [B, D]);
-    const logits = ops.matmul(g, pooled, p('head.w'), { bias: p('head.b') });
-    return { logits, weights };
-  }
-
-  private check(op: string, batch: Batch): void {
-    const expect = [batch.size, this.tokensPerImage, this.dim];
-    const shape = batch.inputs.shape;
-    if (shape.length !== 3 || shape.some((d, i) => d !== expect[i])) throw new Error(`${op}: inputs must be tokens [${expect.join(', ')}], got [${shape.join(', ')}]`);
-    const n = batch.size * this.tokensPerImage;
-    if (batch.keyBias && batch.keyBias.length !== n) throw new Error(`${op}: keyBias must hold B·T = ${batch.size}·${this.tokensPerImage} = ${n} values, got ${batch.keyBias.length}`);
-    if (batch.labels && batch.labels.length !== batch.size) throw new Error(`${op}: labels must hold ${batch.size} values, got ${batch.labels.length}`);
-  }
-
-  private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
-    return { tokens: batch.inputs, keyBias: batch.keyBias ?? new Float32Array(batch.size * this.tokensPerImage) };
-  }
-
-  /** Mean cross-entropy and the gradient of every parameter (tensors owned by the caller). */
-  lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> } {
-    this.check('RegionAttentionClassifier.lossAndGradients', batch);
-    if (!batch.labels) throw new Error('RegionAttentionClassifier.lossAndGradients: the batch has no labels');
-    const B = batch.size;
-    const names = [...this.params.keys()];
-    const g = this.graphs.get(`train|${B}`, () => {
-      const g = new Graph(this.gpu, `medfocus.region.train[B=${B}]`);
-      addCrossEntropyTraining(g, this.forward(g, B).logits, B, names);
-      return g;
-    });
-    return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
-  }
-
-  /** Class probabilities [B, K] and the attention weight of each token [B, T] (token 0: the whole image; padded tokens 0). */
-  predict(batch: Batch): { probs: Tensor; weights: Tensor } {
-    this.check('RegionAttentionClassifier.predict', batch);
-    const B = batch.size;
-    const g = this.graphs.get(`predict|${B}`, () => {
-      const g = new Graph(this.gpu, `medfocus.region.predict[B=${B}]`);
-      const { logits, weights } = this.forward(g, B);
-      g.output('probs', ops.softmax(g, logits, -1));
-      g.output('weights', weights);
-      return g;
-    });
-    const out = g.run(this.feeds(batch));
-    return { probs: out.probs, weights: out.weights };
-  }
-
-  dispose(): void {
-    this.graphs.dispose();
-    for (const t of this.params.values()) t.dispose();
-    this.params.clear();
-  }
+/** A batch's region inputs checked against the options: tokens [B, Rt, D], padBias [B·Rt], cover [B·Rt·L] over L keys. */
+export function checkRegionBatch(op: string, batch: Batch, o: RegionFocusOptions, L: number): NonNullable<Batch['regions']> {
+  const r = batch.regions;
+  const B = batch.size;
+  const Rt = o.tokensPerImage;
+  if (!r) throw new Error(`${op}: the batch has no region tokens`);
+  const shape = r.tokens.shape;
+  if (shape.length !== 3 || shape[0] !== B || shape[1] !== Rt || shape[2] !== o.dim) throw new Error(`${op}: region tokens must be [${B}, ${Rt}, ${o.dim}], got [${shape.join(', ')}]`);
+  if (r.padBias.length !== B * Rt) throw new Error(`${op}: regions.padBias must hold B·Rt = ${B * Rt} values, got ${r.padBias.length}`);
+  if (r.cover.length !== B * Rt * L) throw new Error(`${op}: regions.cover must hold B·Rt·G² = ${B}·${Rt}·${L} values, got ${r.cover.length}`);
+  return r;
 }

@@ -22,7 +22,7 @@ import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { patchCoverage, usesAttention, type RunFocusMode } from './focus.js';
-import { REGION_META, RegionAttentionClassifier } from './region-focus.js';
+import { REGION_META, type RegionFocusOptions } from './region-focus.js';
 import { LEARNED_MAX_REGIONS, SAM_CHANNELS, argmax, learnedRegionMasks, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
@@ -50,7 +50,7 @@ async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
 }
 
 /** focus learned: the gated attention's hidden width. */
-const LEARNED_HIDDEN = 64;
+const LEARNED_HIDDEN = 16;
 
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
 async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
@@ -67,14 +67,17 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
       text = (await features.read()) as Float32Array;
       features.dispose();
     }
-    const regions = config.focus === 'learned' ? { dim: SAM_CHANNELS + REGION_META, tokensPerImage: LEARNED_MAX_REGIONS + 1, hidden: LEARNED_HIDDEN, strength: config.strength } : undefined;
-    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions, contrastive: config.contrastive, seed: config.seed });
+    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions: regionFocus(config), contrastive: config.contrastive, seed: config.seed });
   }
   const g = config.featureGrid!;
-  if (config.focus === 'learned') {
-    return new RegionAttentionClassifier(s.gpu, LEARNED_MAX_REGIONS + 1, SAM_CHANNELS + REGION_META, K, { hidden: LEARNED_HIDDEN, seed: config.seed });
-  }
-  return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling: usesAttention(config.focus) ? 'attention' : 'mean', queries: Math.max(1, config.prompts), seed: config.seed });
+  const pooling = usesAttention(config.focus) || config.focus === 'learned' ? 'attention' : 'mean';
+  return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling, queries: Math.max(1, config.prompts), regions: regionFocus(config), seed: config.seed });
+}
+
+/** focus learned: the region scorer's shape (tokens of MobileSAM features + mask meta) and the key bias' strength; else undefined. */
+function regionFocus(config: RunConfig): RegionFocusOptions | undefined {
+  if (config.focus !== 'learned') return undefined;
+  return { dim: SAM_CHANNELS + REGION_META, tokensPerImage: LEARNED_MAX_REGIONS + 1, hidden: LEARNED_HIDDEN, strength: config.strength };
 }
 
 async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline> {
