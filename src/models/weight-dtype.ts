@@ -1,0 +1,31 @@
+// The precision a model stores its matmul weights in (issue 19 §1). 'f16'
+// halves their GPU memory: matmul reads them as halves and widens them to f32
+// (f32 accumulation; activations, biases, norms and softmax stay f32).
+// Adapters without `shader-f16` cannot hold f16 tensors: there a request for
+// f16 falls back to f32, with no error, and the reason in `note`.
+
+import type { Gpu } from '../device.js';
+
+export type WeightDtype = 'f32' | 'f16';
+
+export interface WeightDtypeChoice {
+  /** What the weights are stored as. */
+  dtype: WeightDtype;
+  /** Why that differs from what was asked (the f32 fallback); undefined when it does not. */
+  note?: string;
+}
+
+/**
+ * The weight dtype for `requested` on this adapter. The default is f32 on
+ * every adapter: on lavapipe f16 weights make matmul faster
+ * (bench/cases/matmul.js) but not yet the models end to end by a margin that
+ * outweighs the changed numerics, and no GPU has measured it (issue 19 §2).
+ */
+export function chooseWeightDtype(gpu: Gpu, requested: WeightDtype | undefined, model: string): WeightDtypeChoice {
+  if (requested === undefined || requested === 'f32') return { dtype: 'f32' };
+  if (requested !== 'f16') throw new Error(`${model}: dtype must be 'f32' or 'f16', got ${JSON.stringify(requested)}`);
+  if (!gpu.hasF16) {
+    return { dtype: 'f32', note: `${model}: dtype 'f16' asked for, but the adapter (${gpu.adapter.description || gpu.adapter.name}) lacks shader-f16: weights stay f32` };
+  }
+  return { dtype: 'f16' };
+}
