@@ -67,10 +67,11 @@ async function f16Line(ctx, [M, K, N], aData, bData, transB) {
 export default async function (ctx) {
   const { gpu } = ctx;
   const sizes = ctx.gpuCheck ? GPU_CHECK_SHAPES[ctx.quick ? 'quick' : 'full'] : ctx.quick ? QUICK_SHAPES : FULL_SHAPES;
-  const shapes = sizes.filter((s) => ctx.wants(benchName(s)));
+  const f16Wanted = (s) => gpu.hasF16 && (ctx.wants(`${benchName(s)} f16 B`) || ctx.wants(`${benchName(s)} transB f16 B`));
+  const shapes = sizes.filter((s) => ctx.wants(benchName(s)) || f16Wanted(s));
   if (shapes.length === 0) return;
   if (!gpu.hasF16) ctx.note('matmul f16 B: no line, the adapter lacks shader-f16');
-  const tf = await tfjsPeer(ctx);
+  const tf = shapes.some((s) => ctx.wants(benchName(s))) ? await tfjsPeer(ctx) : undefined;
   // --gpu-check --quick (lavapipe): tune on one small product, the default shapes take a minute there.
   const tuned = await ctx.once('tuneMatmul', () => tuneMatmul(gpu, ctx.gpuCheck && ctx.quick ? [[256, 256, 256]] : undefined));
   ctx.note(`our variant: ${tuned.best} (sweep medians ms: ${Object.entries(tuned.times).map(([v, t]) => `${v} ${t.toFixed(1)}`).join(', ')})`);
@@ -78,6 +79,11 @@ export default async function (ctx) {
   for (const [M, K, N] of shapes) {
     const aData = values(M * K, 1);
     const bData = values(K * N, 2);
+    if (gpu.hasF16) {
+      await f16Line(ctx, [M, K, N], aData, bData, false);
+      if (M === 197 && !ctx.gpuCheck) await f16Line(ctx, [M, K, N], aData, bData, true);
+    }
+    if (!ctx.wants(benchName([M, K, N]))) continue;
     const a = Tensor.fromArray(gpu, aData, [M, K]);
     const b = Tensor.fromArray(gpu, bData, [K, N]);
     const y = Tensor.empty(gpu, [M, N]);
@@ -111,9 +117,5 @@ export default async function (ctx) {
     });
     for (const t of [a, b, y]) t.dispose();
     tf.dispose([ta, tb]);
-    if (gpu.hasF16) {
-      await f16Line(ctx, [M, K, N], aData, bData, false);
-      if (M === 197 && !ctx.gpuCheck) await f16Line(ctx, [M, K, N], aData, bData, true);
-    }
   }
 }
