@@ -43,9 +43,10 @@
 // become one vec2<u32> read of four halves (b_halves4), the same NUMBER of
 // reads as f32, with half the bytes: on lavapipe, where each read with a
 // per-invocation index is a scalar loop over the SIMD lanes, this is what
-// bench/cases/f16-loads.js found fastest (reads of eight halves, vec4<u32>,
-// were no faster; array<vec4<f16>> was slower). unpack2x16float is core WGSL,
-// so this path needs no `enable f16`.
+// bench/cases/f16-loads.js found fastest (1.13–1.31× the f32 reads in CPU
+// time; reads of eight halves, vec4<u32>, 1.02–1.25×, and array<vec4<f16>>,
+// 0.90–1.07×, gained less). unpack2x16float is core WGSL, so this path needs
+// no `enable f16`.
 //
 // Overrides: the entry point and tile shape (WG_X, WG_Y, TM4, TN4, TK) form a
 // tuning variant; TRANS_A/TRANS_B, VEC_A/VEC_B/VEC_Y, HAS_BIAS, HAS_RESIDUAL

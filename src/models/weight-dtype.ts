@@ -17,9 +17,11 @@ export interface WeightDtypeChoice {
 
 /**
  * The weight dtype for `requested` on this adapter. The default is f32 on
- * every adapter: on lavapipe f16 weights make matmul faster
- * (bench/cases/matmul.js) but not yet the models end to end by a margin that
- * outweighs the changed numerics, and no GPU has measured it (issue 19 §2).
+ * every adapter for now: on lavapipe f16 weights made single matmuls faster
+ * in most runs (bench/cases/matmul.js "f16 B" lines) but the model lines
+ * (bench/cases/clip.js, mobilesam.js "f16 weights") did not show a
+ * consistent gain on the loaded test machine, no GPU has measured either
+ * (issue 19 §2), and f16 changes every model output by ~1e-4 relative.
  */
 export function chooseWeightDtype(gpu: Gpu, requested: WeightDtype | undefined, model: string): WeightDtypeChoice {
   if (requested === undefined || requested === 'f32') return { dtype: 'f32' };
