@@ -160,9 +160,11 @@ test('training through frozen f16 weights: loss and gradients (ln_pre input, f32
 test('without shader-f16: dtype f16 falls back to f32 with a note, no error, f32 results', async () => {
   const fs = loaded();
   if (!fs) return;
+  await assertThrows(() => getDevice({ requireF16: true, disableF16: true }), /getDevice: requireF16 and disableF16 contradict/);
   const plain = await getDevice({ disableF16: true });
   try {
     assert.is(plain.hasF16, false);
+    assert.ok(!plain.features.has('shader-f16'), 'disableF16: the device has no shader-f16');
     const f = fs[0];
     const model = await loadModel(plain, FIXTURES[0].weights!, 'f16');
     assert.is(model.weightDtype, 'f32');
