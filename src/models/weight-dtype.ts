@@ -17,11 +17,12 @@ export interface WeightDtypeChoice {
 
 /**
  * The weight dtype for `requested` on this adapter. The default is f32 on
- * every adapter for now: on lavapipe f16 weights made single matmuls faster
- * in most runs (bench/cases/matmul.js "f16 B" lines) but the model lines
- * (bench/cases/clip.js, mobilesam.js "f16 weights") did not show a
- * consistent gain on the loaded test machine, no GPU has measured either
- * (issue 19 §2), and f16 changes every model output by ~1e-4 relative.
+ * every adapter for now. On lavapipe f16 weights were faster in CPU time in
+ * every run (bench/cases/matmul.js "f16 B", clip.js and mobilesam.js "f16
+ * weights": models 1.07–1.37×), but only ever measured on a heavily loaded
+ * machine, no GPU has measured them (issue 19 §2), and f16 moves every model
+ * output by ~1e-4 relative: the switch waits for a quiet-machine run (see
+ * the README's Performance section).
  */
 export function chooseWeightDtype(gpu: Gpu, requested: WeightDtype | undefined, model: string): WeightDtypeChoice {
   if (requested === undefined || requested === 'f32') return { dtype: 'f32' };
