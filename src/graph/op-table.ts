@@ -84,7 +84,7 @@ export const OP_TABLE = {
       adds: ['matmul', 'activationGrad', 'reduceSum', 'reshape'],
     },
     tests: [AUTOGRAD],
-    kernelTests: ['test/matmul.test.ts'],
+    kernelTests: ['test/matmul.test.ts', 'test/matmul-f16.test.ts'],
   },
   add: {
     defined: 'ops',

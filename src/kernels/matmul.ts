@@ -4,10 +4,12 @@
 // tiles in workgroup memory (GPUs), `direct` reads through the caches with a
 // large register block (CPU drivers such as lavapipe). Which entry point and
 // tile shape is fastest is chosen per adapter by a timed sweep (tuneMatmul);
-// everything else is specialised per call with override constants.
+// everything else is specialised per call with override constants. B (the
+// weight operand of a linear layer) may be f16: it is read as halves and
+// widened to f32, so the products and sums stay f32 (B_F16 in the shader).
 
 import type { Gpu } from '../device.js';
-import { Tensor, numel, shapeString, type Shape } from '../tensor.js';
+import { BYTES_PER_ELEMENT, Tensor, numel, shapeString, type Shape } from '../tensor.js';
 import { ACTIVATIONS, activationCode, type Activation } from './activation.js';
 import { dispatchKernel, placeholder } from './program.js';
 import { checkValues, compareVariantOutput, sweepVariants, tunedVariant, type SweepResult } from './tune.js';
@@ -200,12 +202,13 @@ function padFront(v: number[], fill: number): number[] {
 /**
  * y = act(alpha · (A · B) + bias) + residual, with a [...batchA, M, K] (or
  * [..., K, M] with transA) and b [...batchB, K, N] (or [..., N, K] with
- * transB), all f32; batch dims broadcast numpy-style. Returns
- * [...batch, M, N] (or writes `out`).
+ * transB); a, bias, residual and the output are f32, b is f32 or f16 (f16
+ * weights: widened to f32 as read, f32 accumulation); batch dims broadcast
+ * numpy-style. Returns [...batch, M, N] (or writes `out`).
  */
 export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const { transA = false, transB = false, bias, residual, out, alpha = 1, activation = 'none' } = opts;
-  if (a.dtype !== 'f32' || b.dtype !== 'f32') throw new Error(`matmul: expected f32 operands, got a ${a.dtype} and b ${b.dtype}`);
+  if (a.dtype !== 'f32' || (b.dtype !== 'f32' && b.dtype !== 'f16')) throw new Error(`matmul: expected a f32 and b f32 or f16, got a ${a.dtype} and b ${b.dtype}`);
   if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: operands need rank >= 2, got a ${shapeString(a.shape)} and b ${shapeString(b.shape)}`);
   activationCode('matmul', activation, MATMUL_ACTIVATION_NAMES);
   if (!Number.isFinite(alpha)) throw new Error(`matmul: alpha must be a finite number, got ${alpha}`);
@@ -245,8 +248,8 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
   }
   // Checked here, before the output exists; dispatchKernel would only catch inputs after allocating it.
   const maxBinding = gpu.limits.maxStorageBufferBindingSize;
-  for (const [name, shape] of [['a', a.shape], ['b', b.shape], ['output', outShape]] as const) {
-    const bytes = numel(shape) * 4;
+  for (const [name, shape, dtype] of [['a', a.shape, a.dtype], ['b', b.shape, b.dtype], ['output', outShape, 'f32']] as const) {
+    const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
     if (bytes > maxBinding) {
       throw new Error(`matmul: ${name} ${shapeString(shape)} is ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${maxBinding} bytes`);
     }
@@ -282,6 +285,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
         HAS_BIAS: bias !== undefined,
         HAS_RESIDUAL: residual !== undefined,
         ACT: ACTIVATIONS[activation],
+        B_F16: b.dtype === 'f16',
       },
     },
     {
@@ -289,6 +293,7 @@ export function matmul(gpu: Gpu, a: Tensor, b: Tensor, opts: MatmulOptions = {})
       b,
       a4: wholeBuffer(gpu, 'a', a),
       b4: wholeBuffer(gpu, 'b', b),
+      b_halves4: wholeBuffer(gpu, 'b', b),
       bias: wholeBuffer(gpu, 'bias', bias ?? placeholder(gpu)),
       residual: wholeBuffer(gpu, 'residual', residual ?? placeholder(gpu)),
       y: wholeBuffer(gpu, 'output', y),

@@ -226,6 +226,16 @@ export class ClipModel {
     return this.weights.config;
   }
 
+  /** What the transformer blocks' linear weights are stored as ('f16' only where asked for and the adapter has shader-f16). */
+  get weightDtype(): ClipWeights['weightDtype'] {
+    return this.weights.weightDtype;
+  }
+
+  /** Why weightDtype is not the dtype asked for (the f32 fallback), for diagnostics; undefined otherwise. */
+  get weightDtypeNote(): string | undefined {
+    return this.weights.weightDtypeNote;
+  }
+
   /** exp(logit_scale), the temperature the logits are multiplied by. */
   get logitScale(): number {
     return Math.exp(this.weights.logitScale);

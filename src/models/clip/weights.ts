@@ -6,17 +6,27 @@
 // actual shape. Uploads then happen one tensor at a time (only one tensor's
 // bytes on the host at once); if a read fails midway, everything uploaded so
 // far is disposed, so the caller never holds a partly built model.
+//
+// dtype 'f16' (where the adapter has shader-f16) stores the transformer
+// blocks' linear weights (q, k, v, out, fc, proj: the matmul B operands) as
+// halves; everything else (embeddings, norms, biases, the projections)
+// stays f32.
 
 import type { Gpu } from '../../device.js';
 import { Tensor } from '../../tensor.js';
 import { SAFETENSORS_FLOAT_DTYPES, type SafetensorsFile } from '../../io/safetensors.js';
 import { sameShape } from '../../util/shape.js';
+import { chooseWeightDtype, type WeightDtype } from '../weight-dtype.js';
 import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type ClipActivation, type ClipConfig, type SourceTensor } from './config.js';
 
 export interface ClipWeights {
   readonly config: ClipConfig;
-  /** Internal name (see config.ts sourceTensors) → resident f32 tensor. */
+  /** Internal name (see config.ts sourceTensors) → resident tensor (f32; the blocks' linear weights f16 when weightDtype is). */
   readonly params: ReadonlyMap<string, Tensor>;
+  /** What the blocks' linear weights are stored as. */
+  readonly weightDtype: WeightDtype;
+  /** Why weightDtype is not what was asked (f16 on an adapter without shader-f16), for diagnostics. */
+  readonly weightDtypeNote?: string;
   /** The stored log-space temperature; logits use exp(logitScale). */
   readonly logitScale: number;
   dispose(): void;
@@ -34,7 +44,12 @@ export interface LoadClipWeightsOptions {
    * config's hidden_act / quick_gelu, else QuickGELU as in OpenAI's CLIP).
    */
   activation?: ClipActivation;
+  /** Storage of the transformer blocks' linear weights (default 'f32'); 'f16' falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
+  dtype?: WeightDtype;
 }
+
+/** The blocks' linear weights (internal names, config.ts): the matmul B operands that dtype 'f16' stores as halves. */
+const BLOCK_LINEAR_WEIGHT = /\.blocks\.\d+\.(q|k|v|out|fc|proj)\.w$/;
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
@@ -83,6 +98,7 @@ export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: 
     const shown = problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length - 8} more)` : '');
     throw new Error(`${file.name}: does not match the CLIP ViT inferred from it (${config.layout} layout, vision ${config.vision.layers}×${config.vision.width}, text ${config.text.layers}×${config.text.width}, embed ${config.embedDim}): ${shown}`);
   }
+  const { dtype, note } = chooseWeightDtype(gpu, options.dtype, `loadClipWeights(${file.name})`);
   const params = new Map<string, Tensor>();
   let logitScale = NaN;
   try {
@@ -90,7 +106,7 @@ export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: 
       const data = await file.read(src.key);
       for (const target of src.targets) {
         if (target.name === 'logitScale') logitScale = data[0];
-        else params.set(target.name, Tensor.fromArray(gpu, derive(data, src, target), target.shape));
+        else params.set(target.name, Tensor.fromArray(gpu, derive(data, src, target), target.shape, BLOCK_LINEAR_WEIGHT.test(target.name) ? dtype : 'f32'));
       }
     }
   } catch (e) {
@@ -105,6 +121,8 @@ export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: 
     config,
     params,
     logitScale,
+    weightDtype: dtype,
+    ...(note ? { weightDtypeNote: note } : {}),
     dispose() {
       for (const t of params.values()) t.dispose();
       params.clear();

