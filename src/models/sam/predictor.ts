@@ -22,7 +22,8 @@ import type { DecodedImage } from '../../io/image.js';
 import type { AutoMask, SegmentPrediction, SegmentPrompt, Segmenter } from './segmenter.js';
 import { generateMasks, type BatchedMaskDecoder, type GenerateMasksOptions } from './automatic.js';
 import { loadMobileSamDecoderWeights } from './mobilesam-decoder-weights.js';
-import { SamMaskDecoder, multimaskTokens, onnxResizedSize, onnxSingleMask, postprocessMasks } from './mask-decoder.js';
+import { SamMaskDecoder } from './mask-decoder.js';
+import { multimaskTokens, onnxResizedSize, onnxSingleMask, postprocessMasks } from './mask-selection.js';
 import { promptPoints, type PromptPoints } from './prompt-encoder.js';
 
 /** What the predictor needs of an image encoder (MobileSamEncoder fits). */
