@@ -11,7 +11,8 @@
 //   of WORKGROUP_SIZE threads owns WORKGROUP_SIZE / LANES rows; the LANES
 //   threads of a row stride along it (neighbouring threads, neighbouring
 //   addresses) and combine by trees in workgroup memory: first the max, then
-//   (Σ exp(x − m), Σ (x − m)). Writes dlogits and row_loss[row].
+//   (Σ exp(x − m), Σ (x − m)) by shaders/lib/column_tree.wgsl. Writes
+//   dlogits and row_loss[row].
 //   Grid 2-D: row group = wid.x + wid.y · nwg.x.
 // `reduce_rows` — one workgroup: thread t sums row_loss[t], row_loss[t +
 //   WORKGROUP_SIZE], … in order, then a fixed tree; loss[0] = total ·
@@ -36,10 +37,17 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-var<workgroup> scratch: array<vec2<f32>, WORKGROUP_SIZE>;
+alias Partial = vec2<f32>;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 // A quiet NaN; a private variable rather than a constant because WGSL
 // rejects non-finite constant expressions.
 var<private> nan_bits: u32 = 0x7fc00000u;
+
+fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  return a + b;
+}
+
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn per_row(
@@ -60,16 +68,16 @@ fn per_row(
   for (var j = lane; j < count; j += LANES) {
     m = max(m, logits[base + j]);
   }
-  scratch[lid] = vec2(m, 0.0);
+  partial[lid] = vec2(m, 0.0);
   workgroupBarrier();
   for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
     if (lane < stride) {
-      scratch[lid].x = max(scratch[lid].x, scratch[lid + stride].x);
+      partial[lid].x = max(partial[lid].x, partial[lid + stride].x);
     }
     workgroupBarrier();
   }
-  m = scratch[head].x;
-  // The sums below overwrite `scratch`; everyone must have read the max first.
+  m = partial[head].x;
+  // The sums below overwrite `partial`; everyone must have read the max first.
   workgroupBarrier();
 
   var acc = vec2(0.0);
@@ -77,15 +85,7 @@ fn per_row(
     let d = logits[base + j] - m;
     acc += vec2(exp(d), d);
   }
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid] = scratch[lid] + scratch[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let sums = scratch[head];
+  let sums = column_total(lid, lane, 1u, acc);
   if (row >= params.rows) {
     return;
   }
@@ -119,15 +119,15 @@ fn reduce_rows(@builtin(local_invocation_index) lid: u32) {
   for (var r = lid; r < params.rows; r += WORKGROUP_SIZE) {
     s += row_loss[r];
   }
-  scratch[lid] = vec2(s, 0.0);
+  partial[lid] = vec2(s, 0.0);
   workgroupBarrier();
   for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
     if (lid < stride) {
-      scratch[lid].x = scratch[lid].x + scratch[lid + stride].x;
+      partial[lid].x = partial[lid].x + partial[lid + stride].x;
     }
     workgroupBarrier();
   }
   if (lid == 0u) {
-    loss[0] = scratch[0].x * params.loss_scale;
+    loss[0] = partial[0].x * params.loss_scale;
   }
 }

@@ -8,8 +8,8 @@
 // Tiling as the forward layerNorm/softmax kernels with LANES_FASTEST: a
 // workgroup of WORKGROUP_SIZE threads owns WORKGROUP_SIZE / LANES rows; the
 // LANES threads of a row stride along it (neighbouring threads, neighbouring
-// addresses) and combine (Σx², Σx·dy) by a tree in workgroup memory, then
-// write the row. Grid 2-D: row group = wid.x + wid.y · nwg.x.
+// addresses) and combine (Σx², Σx·dy) by the tree of
+// shaders/lib/column_tree.wgsl, then write the row. Grid 2-D: row group = wid.x + wid.y · nwg.x.
 // Entry `forward` writes y into `out` and ignores dy; `backward` writes dx.
 
 override WORKGROUP_SIZE: u32 = 256u;
@@ -26,20 +26,14 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> scratch: array<vec2<f32>, WORKGROUP_SIZE>;
+alias Partial = vec2<f32>;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 
-// Tree-sums the LANES partials of each row; every lane of the row gets the total.
-fn row_sum(lid: u32, lane: u32, v: vec2<f32>) -> vec2<f32> {
-  scratch[lid] = v;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid] = scratch[lid] + scratch[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  return scratch[lid - lane];
+fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  return a + b;
 }
+
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn forward(
@@ -57,7 +51,7 @@ fn forward(
     let v = x[base + j];
     sq += v * v;
   }
-  let inv = 1.0 / max(sqrt(row_sum(lid, lane, vec2(sq, 0.0)).x), params.eps);
+  let inv = 1.0 / max(sqrt(column_total(lid, lane, 1u, vec2(sq, 0.0)).x), params.eps);
   for (var j = lane; j < count; j += LANES) {
     out[base + j] = x[base + j] * inv;
   }
@@ -78,7 +72,7 @@ fn backward(
     let v = x[base + j];
     acc += vec2(v * v, v * dy[base + j]);
   }
-  let sums = row_sum(lid, lane, acc);
+  let sums = column_total(lid, lane, 1u, acc);
   let n = sqrt(sums.x);
   if (n > params.eps) {
     let inv = 1.0 / n;

@@ -52,7 +52,15 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(9) var<uniform> params: Params;
 
-var<workgroup> scratch: array<vec2<f32>, 256>;
+// `input_grad`'s column tree and `param_partials`' per-lane sums.
+alias Partial = vec2<f32>;
+var<workgroup> partial: array<Partial, 256>;
+
+fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+  return a + b;
+}
+
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn input_grad(
@@ -82,15 +90,7 @@ fn input_grad(
     }
     acc += vec2(g, g * (x[base + j] - m) * rs);
   }
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid] = scratch[lid] + scratch[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let sums = scratch[lid - lane] / f32(c);
+  let sums = column_total(lid, lane, 1u, acc) / f32(c);
 
   for (var j = lane; j < count; j += LANES) {
     var g = dy[base + j];
@@ -118,12 +118,12 @@ fn param_partials(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
       acc += vec2(d * (x[i] - mean[r]) * rstd[r], d);
     }
   }
-  scratch[lid] = acc;
+  partial[lid] = acc;
   workgroupBarrier();
   if (lane == 0u && c < params.channels) {
-    var total = scratch[col];
+    var total = partial[col];
     for (var l = 1u; l < PARAM_LANES; l++) {
-      total += scratch[l * PARAM_COLS + col];
+      total += partial[l * PARAM_COLS + col];
     }
     partials[row_block * params.channels + c] = total;
   }

@@ -4,7 +4,7 @@
 //
 // Tiling: a workgroup of WORKGROUP_SIZE threads owns COLS = WORKGROUP_SIZE /
 // LANES consecutive columns. The LANES threads of a column stride along the
-// axis, then combine their partials by a tree in workgroup memory.
+// axis, then combine their partials by the tree of shaders/lib/column_tree.wgsl.
 //   LANES_FASTEST (inner = 1): neighbouring threads are neighbouring lanes of
 //     one row and read neighbouring addresses; several short rows share a
 //     workgroup when the row is shorter than WORKGROUP_SIZE.
@@ -36,14 +36,15 @@ struct Params {
 @group(0) @binding(2) var<uniform> params: Params;
 
 // (running max, Σ exp(x − running max)) per thread.
-var<workgroup> partial: array<vec2<f32>, WORKGROUP_SIZE>;
+alias Partial = vec2<f32>;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 
 fn is_neg_inf(v: f32) -> bool {
   return bitcast<u32>(v) == 0xff800000u;
 }
 
 // Merges two (max, sum) pairs; a pair whose max is −inf holds no mass.
-fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   let m = max(a.x, b.x);
   if (is_neg_inf(m)) {
     return a;
@@ -54,6 +55,7 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
 }
 
 //! include axis_column
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -63,8 +65,6 @@ fn main(
 ) {
   let column = axis_column(lid, wid, nwg);
   let lane = column.lane;
-  let col = column.local;
-  let step = column.step;
   let g = column.index;
   let in_range = g < params.columns;
   let n = params.axis;
@@ -74,7 +74,7 @@ fn main(
   let count = select(0u, n, in_range);
 
   // Start from (first element, no mass) rather than (−inf, 0): WGSL rejects a
-  // constant −inf, and merge() treats either the same way.
+  // constant −inf, and combine() treats either the same way.
   var run = vec2(0.0);
   if (in_range) {
     run.x = x[base];
@@ -90,15 +90,7 @@ fn main(
       run.y += exp(v - run.x);
     }
   }
-  partial[lid] = run;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      partial[lid] = merge(partial[lid], partial[lid + stride * step]);
-    }
-    workgroupBarrier();
-  }
-  let total = partial[lid - lane * step];
+  let total = column_total(lid, lane, column.step, run);
   let masked = is_neg_inf(total.x);
   let inv_sum = 1.0 / total.y;
 

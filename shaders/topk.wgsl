@@ -44,8 +44,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> indices: array<i32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> cand_key: array<u32, WORKGROUP_SIZE>;
-var<workgroup> cand_index: array<u32, WORKGROUP_SIZE>;
+// A lane's best candidate so far: (order key, index along the axis).
+alias Partial = vec2<u32>;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 var<workgroup> key_cache: array<u32, CACHE_LEN>;
 
 // An index after every real one: a thread with no candidate loses every comparison.
@@ -69,7 +70,12 @@ fn before(a: u32, ia: u32, b: u32, ib: u32) -> bool {
   return a > b || (a == b && ia < ib);
 }
 
+fn combine(a: Partial, b: Partial) -> Partial {
+  return select(a, b, before(b.x, b.y, a.x, a.y));
+}
+
 //! include axis_column
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(
@@ -80,8 +86,6 @@ fn main(
   let column = axis_column(lid, wid, nwg);
   let lane = column.lane;
   let col = column.local;
-  let step = column.step;
-  let head = lid - lane * step;
   let g = column.index;
   let in_range = g < params.columns;
   let n = params.axis;
@@ -113,23 +117,9 @@ fn main(
         best_index = r;
       }
     }
-    cand_key[lid] = best_key;
-    cand_index[lid] = best_index;
-    workgroupBarrier();
-    for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-      if (lane < stride) {
-        let other = lid + stride * step;
-        if (before(cand_key[other], cand_index[other], cand_key[lid], cand_index[lid])) {
-          cand_key[lid] = cand_key[other];
-          cand_index[lid] = cand_index[other];
-        }
-      }
-      workgroupBarrier();
-    }
-    prev_key = cand_key[head];
-    prev_index = cand_index[head];
-    // The next round overwrites the candidates; everyone must have read them first.
-    workgroupBarrier();
+    let best = column_total(lid, lane, column.step, vec2(best_key, best_index));
+    prev_key = best.x;
+    prev_index = best.y;
     if (in_range && lane == 0u) {
       let at = (o * params.k + t) * inner + i;
       indices[at] = i32(prev_index);
