@@ -21,6 +21,7 @@
 
 override WORKGROUP_SIZE: u32 = 256u;
 override LANES: u32 = 256u; // `per_row`: threads per row, a power of two dividing WORKGROUP_SIZE
+const LANES_FASTEST = true; // rows are contiguous
 
 struct Params {
   rows: u32,
@@ -37,32 +38,22 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-alias Partial = vec2<f32>;
-var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 // A quiet NaN; a private variable rather than a constant because WGSL
 // rejects non-finite constant expressions.
 var<private> nan_bits: u32 = 0x7fc00000u;
 
-fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-  return a + b;
-}
-
-//! include column_tree
+//! include column_sum
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn per_row(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let rows_per_group = WORKGROUP_SIZE / LANES;
-  let lane = lid % LANES;
-  let head = lid - lane;
-  let row = (wid.x + wid.y * nwg.x) * rows_per_group + lid / LANES;
+fn per_row(at: AxisInvocation) {
+  let column = axis_column(at);
+  let lid = column.slot;
+  let lane = column.lane;
+  let row = column.index;
   let k = params.classes;
-  // Threads past the last row loop zero times but still reach every barrier.
-  let count = select(0u, k, row < params.rows);
-  let base = row * k;
+  let span = column_span(column, params.rows, k, 1u);
+  let count = span.count;
+  let base = span.base;
 
   var m = -3.4028234e38;
   for (var j = lane; j < count; j += LANES) {
@@ -76,7 +67,7 @@ fn per_row(
     }
     workgroupBarrier();
   }
-  m = partial[head].x;
+  m = partial[lid - lane].x;
   // The sums below overwrite `partial`; everyone must have read the max first.
   workgroupBarrier();
 
@@ -85,7 +76,7 @@ fn per_row(
     let d = logits[base + j] - m;
     acc += vec2(exp(d), d);
   }
-  let sums = column_total(lid, lane, 1u, acc);
+  let sums = column_total(column, acc);
   if (row >= params.rows) {
     return;
   }

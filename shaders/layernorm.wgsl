@@ -45,52 +45,32 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-alias Partial = vec2<f32>;
-var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
-
-fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-  return a + b;
-}
-
-//! include axis_column
-//! include column_tree
+//! include column_sum
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
-  let lane = column.lane;
-  let step = column.step;
-  let g = column.index;
-  let in_range = g < params.columns;
-  let n = params.axis;
-  let inner = params.inner;
-  let base = (g / inner) * n * inner + g % inner;
-  // Threads past the last column loop zero times but still reach every barrier.
-  let count = select(0u, n, in_range);
-  let inv_n = 1.0 / f32(n);
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
+  let span = column_span(column, params.columns, params.axis, params.inner);
+  let inv_n = 1.0 / f32(params.axis);
 
   var s = 0.0;
-  for (var r = lane; r < count; r += LANES) {
-    s += x[base + r * inner];
+  for (var r = column.lane; r < span.count; r += LANES) {
+    s += x[span.base + r * params.inner];
   }
-  let m = column_total(lid, lane, step, vec2(s, 0.0)).x * inv_n;
+  let m = column_total(column, vec2(s, 0.0)).x * inv_n;
 
   var acc = vec2(0.0);
-  for (var r = lane; r < count; r += LANES) {
-    let d = x[base + r * inner] - m;
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let d = x[span.base + r * params.inner] - m;
     acc += vec2(d, d * d);
   }
-  let dsum = column_total(lid, lane, step, acc);
+  let dsum = column_total(column, acc);
   let shift = dsum.x * inv_n;
   let variance = max(dsum.y * inv_n - shift * shift, 0.0);
   let rs = inverseSqrt(variance + params.eps);
 
-  for (var r = lane; r < count; r += LANES) {
-    let i = base + r * inner;
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let i = span.base + r * params.inner;
     var v = (x[i] - m - shift) * rs;
     if (HAS_GAMMA) {
       v *= gamma[r];
@@ -100,8 +80,8 @@ fn main(
     }
     y[i] = v;
   }
-  if (STORE_STATS && in_range && lane == 0u) {
-    mean[g] = m + shift;
-    rstd[g] = rs;
+  if (STORE_STATS && column.index < params.columns && column.lane == 0u) {
+    mean[column.index] = m + shift;
+    rstd[column.index] = rs;
   }
 }

@@ -29,6 +29,7 @@
 
 override WORKGROUP_SIZE: u32 = 256u;
 override LANES: u32 = 256u; // `input_grad`: threads per row, a power of two dividing WORKGROUP_SIZE
+const LANES_FASTEST = true; // rows are contiguous
 override HAS_GAMMA: bool = false;
 
 const PARAM_COLS: u32 = 64u;
@@ -52,29 +53,19 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(9) var<uniform> params: Params;
 
-// `input_grad`'s column tree and `param_partials`' per-lane sums.
-alias Partial = vec2<f32>;
-var<workgroup> partial: array<Partial, 256>;
-
-fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-  return a + b;
-}
-
-//! include column_tree
+// `partial` holds `input_grad`'s row tree and `param_partials`' per-lane sums
+// (that entry runs with WORKGROUP_SIZE at its default 256 = PARAM_COLS · PARAM_LANES).
+//! include column_sum
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn input_grad(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let rows_per_group = WORKGROUP_SIZE / LANES;
-  let lane = lid % LANES;
-  let row = (wid.x + wid.y * nwg.x) * rows_per_group + lid / LANES;
+fn input_grad(at: AxisInvocation) {
+  let column = axis_column(at);
+  let lane = column.lane;
+  let row = column.index;
   let c = params.channels;
-  // Threads past the last row loop zero times but still reach every barrier.
-  let count = select(0u, c, row < params.rows);
-  let base = row * c;
+  let span = column_span(column, params.rows, c, 1u);
+  let count = span.count;
+  let base = span.base;
   var m = 0.0;
   var rs = 0.0;
   if (row < params.rows) {
@@ -90,7 +81,7 @@ fn input_grad(
     }
     acc += vec2(g, g * (x[base + j] - m) * rs);
   }
-  let sums = column_total(lid, lane, 1u, acc) / f32(c);
+  let sums = column_total(column, acc) / f32(c);
 
   for (var j = lane; j < count; j += LANES) {
     var g = dy[base + j];

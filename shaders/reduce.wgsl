@@ -54,16 +54,11 @@ fn combine(a: f32, b: f32) -> f32 {
   return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
 }
 
-//! include axis_column
 //! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
   let lane = column.lane;
   let g = column.index;
   let in_range = g < params.columns;
@@ -85,7 +80,7 @@ fn main(
   for (var r = start + lane; r < end; r += LANES) {
     acc = combine(acc, x[base + r * inner]);
   }
-  let total = column_total(lid, lane, column.step, acc);
+  let total = column_total(column, acc);
   if (in_range && lane == 0u) {
     y[g] = select(total, total * params.scale, OP == 0u);
   }

@@ -54,33 +54,22 @@ fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   return vec2(m, sa + sb);
 }
 
-//! include axis_column
 //! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
-  let lane = column.lane;
-  let g = column.index;
-  let in_range = g < params.columns;
-  let n = params.axis;
-  let inner = params.inner;
-  let base = (g / inner) * n * inner + g % inner;
-  // Threads past the last column loop zero times but still reach every barrier.
-  let count = select(0u, n, in_range);
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
+  let in_range = column.index < params.columns;
+  let span = column_span(column, params.columns, params.axis, params.inner);
 
   // Start from (first element, no mass) rather than (−inf, 0): WGSL rejects a
   // constant −inf, and combine() treats either the same way.
   var run = vec2(0.0);
   if (in_range) {
-    run.x = x[base];
+    run.x = x[span.base];
   }
-  for (var r = lane; r < count; r += LANES) {
-    let v = x[base + r * inner];
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let v = x[span.base + r * params.inner];
     if (is_neg_inf(v)) {
       continue;
     }
@@ -90,12 +79,12 @@ fn main(
       run.y += exp(v - run.x);
     }
   }
-  let total = column_total(lid, lane, column.step, run);
+  let total = column_total(column, run);
   let masked = is_neg_inf(total.x);
   let inv_sum = 1.0 / total.y;
 
-  for (var r = lane; r < count; r += LANES) {
-    let i = base + r * inner;
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let i = span.base + r * params.inner;
     y[i] = select(exp(x[i] - total.x) * inv_sum, 0.0, masked);
   }
 }

@@ -74,27 +74,14 @@ fn combine(a: Partial, b: Partial) -> Partial {
   return select(a, b, before(b.x, b.y, a.x, a.y));
 }
 
-//! include axis_column
 //! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
-  let lane = column.lane;
-  let col = column.local;
-  let g = column.index;
-  let in_range = g < params.columns;
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
+  let span = column_span(column, params.columns, params.axis, params.inner);
   let n = params.axis;
   let inner = params.inner;
-  let o = g / inner;
-  let i = g % inner;
-  let base = o * n * inner + i;
-  // Threads past the last column loop zero times but still reach every barrier.
-  let count = select(0u, n, in_range);
   let cached = CACHE_LEN > 1u;
 
   var prev_key = 0u;
@@ -102,14 +89,14 @@ fn main(
   for (var t = 0u; t < params.k; t++) {
     var best_key = 0u;
     var best_index = NONE;
-    for (var r = lane; r < count; r += LANES) {
+    for (var r = column.lane; r < span.count; r += LANES) {
       var key: u32;
       if (cached && t > 0u) {
-        key = key_cache[col * n + r];
+        key = key_cache[column.local * n + r];
       } else {
-        key = order_key(x[base + r * inner]);
+        key = order_key(x[span.base + r * inner]);
         if (cached) {
-          key_cache[col * n + r] = key;
+          key_cache[column.local * n + r] = key;
         }
       }
       if ((t == 0u || before(prev_key, prev_index, key, r)) && before(key, r, best_key, best_index)) {
@@ -117,14 +104,15 @@ fn main(
         best_index = r;
       }
     }
-    let best = column_total(lid, lane, column.step, vec2(best_key, best_index));
+    let best = column_total(column, vec2(best_key, best_index));
     prev_key = best.x;
     prev_index = best.y;
-    if (in_range && lane == 0u) {
-      let at = (o * params.k + t) * inner + i;
-      indices[at] = i32(prev_index);
+    if (column.index < params.columns && column.lane == 0u) {
+      let o = column.index / inner;
+      let out_at = (o * params.k + t) * inner + column.index % inner;
+      indices[out_at] = i32(prev_index);
       if (WRITE_VALUES) {
-        values[at] = x[base + prev_index * inner];
+        values[out_at] = x[span.base + prev_index * inner];
       }
     }
   }
