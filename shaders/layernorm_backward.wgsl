@@ -21,8 +21,8 @@
 //   and written to partials[block · C + c] = (Σ dy·x̂, Σ dy).
 //
 // `param_final` — pass 2: one thread per column sums its `blocks` partials in
-//   block order (neighbouring threads, neighbouring addresses). Grid 2-D:
-//   c = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+//   block order (neighbouring threads, neighbouring addresses). The flat grid
+//   of shaders/lib/linear_grid.wgsl.
 //
 // Every binding appears in every entry's layout; the host binds scratch
 // buffers to outputs an entry does not write.
@@ -120,9 +120,11 @@ fn param_partials(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
   }
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn param_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn param_final(at: LinearInvocation) {
+  let c = linear_index(at);
   if (c >= params.channels) {
     return;
   }

@@ -12,8 +12,7 @@
 // The host merges axes that both sides walk contiguously, so rank is small.
 // One invocation per walked element (RUN = 1) or per RUN elements along the
 // innermost axis; with dense dst strides (permute, slice, pad) consecutive
-// invocations store consecutive words. Grid is 2-D (65535
-// workgroups per dimension): i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+// invocations store consecutive words, on the flat grid of shaders/lib/linear_grid.wgsl.
 // The last-two-axes swap of permute uses the tiled kernel in transpose_tiled.wgsl.
 
 override PADDED: bool = false;
@@ -83,9 +82,11 @@ fn walk_to(index: u32, axes: u32) -> Walk {
   return w;
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn main(at: LinearInvocation) {
+  let i = linear_index(at);
   if (RUN == 1u) {
     if (i >= params.n) {
       return;
