@@ -52,15 +52,8 @@ override ROWS: u32 = 1u;
 override KEY_TILE: u32 = 32u;
 // Keys per online-softmax step: 4, 8 or 16 (at most MAX_KEY_STEP).
 override KEY_STEP: u32 = 4u;
-// Capacity of a K / V tile row in vec4s (≥ ceil(D / 4), ceil(Dv / 4)); the
-// loops run to the actual widths in params, so one pipeline serves many head
-// dims.
-override TILE_D_VEC4: u32 = 16u;
-override TILE_DV_VEC4: u32 = 16u;
-override HAS_BIAS: bool = false;
-override HAS_MASK: bool = false;
-override MASK_IS_F32: bool = false;
-override CAUSAL: bool = false;
+// TILE_D_VEC4, TILE_DV_VEC4, HAS_BIAS, HAS_MASK, MASK_IS_F32, CAUSAL and the
+// uniform layout: shaders/lib/attention_common.wgsl.
 override WRITE_LSE: bool = false;
 
 // Bounds of the private arrays (WGSL sizes them with constants, not
@@ -69,25 +62,6 @@ const MAX_D_VEC4: u32 = 32u;
 const MAX_ROWS: u32 = 8u;
 const MAX_KEY_STEP: u32 = 16u;
 const MAX_STEP_VEC4: u32 = 4u;
-const MASKED_SCORE: f32 = -1e30;
-
-struct Params {
-  lq: u32,
-  lk: u32,
-  d: u32,
-  dv: u32,
-  // ceil(D / 4), ceil(Dv / 4): a row's width in vec4s, zero-padded past D.
-  d_vec4: u32,
-  dv_vec4: u32,
-  scale: f32,
-  // Element strides for (batch, head, token); the head dim is contiguous.
-  q_strides: vec3<u32>,
-  k_strides: vec3<u32>,
-  v_strides: vec3<u32>,
-  out_strides: vec3<u32>,
-  // Element strides for (batch, head, query, key); 0 for a broadcast dim.
-  bias_strides: vec4<u32>,
-}
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -103,7 +77,7 @@ var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
 // Four keys to a vec4: 1.0 where the key is past Lk or padding.
 var<workgroup> key_off: array<vec4<f32>, KEY_TILE / 4u>;
 
-//! include attention_reads
+//! include attention_common
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -51,36 +51,13 @@ override WORKGROUP_SIZE: u32 = 64u;
 // Keys per K/V tile (query_grads) and queries per q/d_out tile (key_grads).
 override KEY_TILE: u32 = 32u;
 override QUERY_TILE: u32 = 32u;
-override TILE_D_VEC4: u32 = 16u;
-override TILE_DV_VEC4: u32 = 16u;
-override HAS_BIAS: bool = false;
-override HAS_MASK: bool = false;
-override MASK_IS_F32: bool = false;
-override CAUSAL: bool = false;
+// TILE_D_VEC4, TILE_DV_VEC4, HAS_BIAS, HAS_MASK, MASK_IS_F32, CAUSAL and the
+// uniform layout: shaders/lib/attention_common.wgsl.
 override WRITE_DS: bool = false;
 
 // Bound of the private row arrays (WGSL sizes them with constants); the TS
 // side keeps D, Dv ≤ 128.
 const MAX_D_VEC4: u32 = 32u;
-const MASKED_SCORE: f32 = -1e30;
-
-struct Params {
-  lq: u32,
-  lk: u32,
-  d: u32,
-  dv: u32,
-  // ceil(D / 4), ceil(Dv / 4).
-  d_vec4: u32,
-  dv_vec4: u32,
-  scale: f32,
-  // Element strides for (batch, head, token); the head dim is contiguous.
-  q_strides: vec3<u32>,
-  k_strides: vec3<u32>,
-  v_strides: vec3<u32>,
-  out_strides: vec3<u32>,
-  // Element strides for (batch, head, query, key); 0 for a broadcast dim.
-  bias_strides: vec4<u32>,
-}
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -108,7 +85,7 @@ var<workgroup> do_tile: array<vec4<f32>, QUERY_TILE * TILE_DV_VEC4>;
 var<workgroup> lse_tile: array<f32, QUERY_TILE>;
 var<workgroup> delta_tile: array<f32, QUERY_TILE>;
 
-//! include attention_reads
+//! include attention_common
 
 fn load_out4(base: u32, at: u32, len: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
