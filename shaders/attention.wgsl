@@ -72,8 +72,6 @@ const MAX_STEP_VEC4: u32 = 4u;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<uniform> params: Params;
 
-var<workgroup> k_tile: array<vec4<f32>, KEY_TILE * TILE_D_VEC4>;
-var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
 // Four keys to a vec4: 1.0 where the key is past Lk or padding.
 var<workgroup> key_off: array<vec4<f32>, KEY_TILE / 4u>;
 
@@ -109,25 +107,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     l[r] = 0.0;
   }
 
-  let k_head = b * params.k_strides.x + h * params.k_strides.y;
-  let v_head = b * params.v_strides.x + h * params.v_strides.y;
   // Causal: no query of this block sees keys past its last query.
   var key_end = params.lk;
   if (CAUSAL) { key_end = min(key_end, block_start + query_block); }
 
   for (var tile_start = 0u; tile_start < key_end; tile_start += KEY_TILE) {
-    for (var e = lid; e < KEY_TILE * d_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / d_vec4;
-      var kv = vec4<f32>(0.0);
-      if (j < params.lk) { kv = load_k4(k_head + j * params.k_strides.z, 4u * (e % d_vec4), params.d); }
-      k_tile[e] = kv;
-    }
-    for (var e = lid; e < KEY_TILE * dv_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / dv_vec4;
-      var vv = vec4<f32>(0.0);
-      if (j < params.lk) { vv = load_v4(v_head + j * params.v_strides.z, 4u * (e % dv_vec4), params.dv); }
-      v_tile[e] = vv;
-    }
+    stage_kv_tile(b, h, tile_start, lid);
     for (var e = lid; e < KEY_TILE / 4u; e += WORKGROUP_SIZE) {
       var off = vec4<f32>(0.0);
       for (var t = 0u; t < 4u; t++) { off[t] = select(0.0, 1.0, key_is_off(b, tile_start + 4u * e + t)); }

@@ -75,9 +75,7 @@ const MAX_D_VEC4: u32 = 32u;
 @group(0) @binding(12) var<storage, read_write> ds: array<f32>;
 @group(0) @binding(13) var<uniform> params: Params;
 
-// query_grads' K/V tiles and key flags (1.0 = padded or past Lk).
-var<workgroup> k_tile: array<vec4<f32>, KEY_TILE * TILE_D_VEC4>;
-var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
+// query_grads' key flags (1.0 = padded or past Lk); its K/V tiles are attention_common's.
 var<workgroup> key_off: array<f32, KEY_TILE>;
 // key_grads' q / d_out tiles, with lse (MASKED_SCORE past Lq) and delta.
 var<workgroup> q_tile: array<vec4<f32>, QUERY_TILE * TILE_D_VEC4>;
@@ -150,24 +148,11 @@ fn query_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   // -inf (fully masked) or past Lq: no pair of this row counts. `!(x > m)` also catches NaN.
   let row_off = !(lse_i > MASKED_SCORE);
 
-  let k_head = b * params.k_strides.x + h * params.k_strides.y;
-  let v_head = b * params.v_strides.x + h * params.v_strides.y;
   var key_end = params.lk;
   if (CAUSAL) { key_end = min(key_end, block_start + WORKGROUP_SIZE); }
 
   for (var tile_start = 0u; tile_start < key_end; tile_start += KEY_TILE) {
-    for (var e = lid; e < KEY_TILE * d_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / d_vec4;
-      var kv = vec4<f32>(0.0);
-      if (j < params.lk) { kv = load_k4(k_head + j * params.k_strides.z, 4u * (e % d_vec4), params.d); }
-      k_tile[e] = kv;
-    }
-    for (var e = lid; e < KEY_TILE * dv_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / dv_vec4;
-      var vv = vec4<f32>(0.0);
-      if (j < params.lk) { vv = load_v4(v_head + j * params.v_strides.z, 4u * (e % dv_vec4), params.dv); }
-      v_tile[e] = vv;
-    }
+    stage_kv_tile(b, h, tile_start, lid);
     for (var t = lid; t < KEY_TILE; t += WORKGROUP_SIZE) {
       key_off[t] = select(0.0, 1.0, key_is_off(b, tile_start + t));
     }

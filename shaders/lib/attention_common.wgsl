@@ -2,7 +2,8 @@
 // (written by attentionParams in src/kernels/attention-shapes.ts), the
 // masking and tile overrides, and the reads of q, k, v rows and the key mask.
 // The includer declares the bindings q, k, v (f32 rows), key_mask (u32
-// words) and `params: Params` (a uniform).
+// words) and `params: Params` (a uniform), and the overrides WORKGROUP_SIZE
+// and KEY_TILE.
 
 // Capacity of a K / V tile row in vec4s (≥ ceil(D / 4), ceil(Dv / 4)); the
 // loops run to the actual widths in params, so one pipeline serves many head
@@ -68,4 +69,31 @@ fn key_is_off(b: u32, j: u32) -> bool {
   let word = key_mask[b * params.lk + j];
   if (MASK_IS_F32) { return (word & 0x7fffffffu) != 0u; }
   return word != 0u;
+}
+
+// A tile of KEY_TILE keys and their values in workgroup memory, rows of
+// TILE_D_VEC4 (TILE_DV_VEC4) vec4s of which the first d_vec4 (dv_vec4) are used.
+var<workgroup> k_tile: array<vec4<f32>, KEY_TILE * TILE_D_VEC4>;
+var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
+
+// Stages keys tile_start … tile_start + KEY_TILE − 1 of head (b, h) into
+// k_tile and v_tile, zero rows past Lk; the workgroup's threads share the
+// copy, so the caller puts a barrier before reading the tiles.
+fn stage_kv_tile(b: u32, h: u32, tile_start: u32, lid: u32) {
+  let k_head = b * params.k_strides.x + h * params.k_strides.y;
+  let v_head = b * params.v_strides.x + h * params.v_strides.y;
+  let d_vec4 = params.d_vec4;
+  let dv_vec4 = params.dv_vec4;
+  for (var e = lid; e < KEY_TILE * d_vec4; e += WORKGROUP_SIZE) {
+    let j = tile_start + e / d_vec4;
+    var kv = vec4<f32>(0.0);
+    if (j < params.lk) { kv = load_k4(k_head + j * params.k_strides.z, 4u * (e % d_vec4), params.d); }
+    k_tile[e] = kv;
+  }
+  for (var e = lid; e < KEY_TILE * dv_vec4; e += WORKGROUP_SIZE) {
+    let j = tile_start + e / dv_vec4;
+    var vv = vec4<f32>(0.0);
+    if (j < params.lk) { vv = load_v4(v_head + j * params.v_strides.z, 4u * (e % dv_vec4), params.dv); }
+    v_tile[e] = vv;
+  }
 }
