@@ -26,11 +26,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// Axis d (0..7) of a vec4 pair.
-fn axis_value(lo: vec4<u32>, hi: vec4<u32>, d: u32) -> u32 {
-  let v = select(hi, lo, d < 4u);
-  return v[d & 3u];
-}
+//! include axis_pairs
 
 fn apply(u: f32, v: f32) -> f32 {
   switch OP {

@@ -46,11 +46,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-// Axis d (0..7) of a vec4 pair.
-fn axis_value(lo: vec4<u32>, hi: vec4<u32>, d: u32) -> u32 {
-  let v = select(hi, lo, d < 4u);
-  return v[d & 3u];
-}
+//! include axis_pairs
 
 struct Walk {
   si: u32,
