@@ -57,8 +57,7 @@ override KEY_STEP: u32 = 4u;
 override WRITE_LSE: bool = false;
 
 // Bounds of the private arrays (WGSL sizes them with constants, not
-// overrides); the TS side keeps D, Dv ≤ 128 and ROWS ≤ MAX_ROWS.
-const MAX_D_VEC4: u32 = 32u;
+// overrides; MAX_D_VEC4 is attention_common's): the TS side keeps ROWS ≤ MAX_ROWS.
 const MAX_ROWS: u32 = 8u;
 const MAX_KEY_STEP: u32 = 16u;
 const MAX_STEP_VEC4: u32 = 4u;

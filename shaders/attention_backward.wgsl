@@ -55,10 +55,6 @@ override QUERY_TILE: u32 = 32u;
 // uniform layout: shaders/lib/attention_common.wgsl.
 override WRITE_DS: bool = false;
 
-// Bound of the private row arrays (WGSL sizes them with constants); the TS
-// side keeps D, Dv ≤ 128.
-const MAX_D_VEC4: u32 = 32u;
-
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;

@@ -15,6 +15,10 @@ override HAS_MASK: bool = false;
 override MASK_IS_F32: bool = false;
 override CAUSAL: bool = false;
 
+// Bound of the private row arrays in vec4s (WGSL sizes them with constants,
+// not overrides): MAX_HEAD_DIM in src/kernels/attention-shapes.ts keeps D, Dv ≤ 128.
+const MAX_D_VEC4: u32 = 32u;
+
 // A score at or below this is masked (so -inf bias and MASKED_SCORE both mask).
 const MASKED_SCORE: f32 = -1e30;
 
