@@ -47,33 +47,29 @@ var<private> nan_bits: u32 = 0x7fc00000u;
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn per_row(at: AxisInvocation) {
   let column = axis_column(at);
-  let lid = column.slot;
-  let lane = column.lane;
   let row = column.index;
   let k = params.classes;
   let span = column_span(column, params.rows, k, 1u);
-  let count = span.count;
-  let base = span.base;
 
   var m = -3.4028234e38;
-  for (var j = lane; j < count; j += LANES) {
-    m = max(m, logits[base + j]);
+  for (var j = column.lane; j < span.count; j += LANES) {
+    m = max(m, logits[span.base + j]);
   }
-  partial[lid] = vec2(m, 0.0);
+  partial[column.slot] = vec2(m, 0.0);
   workgroupBarrier();
   for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      partial[lid].x = max(partial[lid].x, partial[lid + stride].x);
+    if (column.lane < stride) {
+      partial[column.slot].x = max(partial[column.slot].x, partial[column.slot + stride].x);
     }
     workgroupBarrier();
   }
-  m = partial[lid - lane].x;
+  m = partial[column.slot - column.lane].x;
   // The sums below overwrite `partial`; everyone must have read the max first.
   workgroupBarrier();
 
   var acc = vec2(0.0);
-  for (var j = lane; j < count; j += LANES) {
-    let d = logits[base + j] - m;
+  for (var j = column.lane; j < span.count; j += LANES) {
+    let d = logits[span.base + j] - m;
     acc += vec2(exp(d), d);
   }
   let sums = column_total(column, acc);
@@ -88,15 +84,15 @@ fn per_row(at: AxisInvocation) {
   let log_sum = log(sums.x);
   let inv_sum = 1.0 / sums.x;
   let off_target = eps / f32(k);
-  for (var j = lane; j < count; j += LANES) {
-    let p = exp(logits[base + j] - m) * inv_sum;
+  for (var j = column.lane; j < span.count; j += LANES) {
+    let p = exp(logits[span.base + j] - m) * inv_sum;
     let smoothed_target = select(off_target, off_target + 1.0 - eps, i32(j) == label);
-    dlogits[base + j] = select(nan, (p - smoothed_target) * params.grad_scale, valid);
+    dlogits[span.base + j] = select(nan, (p - smoothed_target) * params.grad_scale, valid);
   }
-  if (lane == 0u) {
+  if (column.lane == 0u) {
     var v = nan;
     if (valid) {
-      let nll = log_sum - (logits[base + u32(label)] - m);
+      let nll = log_sum - (logits[span.base + u32(label)] - m);
       let uniform_nll = log_sum - sums.y / f32(k);
       v = (1.0 - eps) * nll + eps * uniform_nll;
     }

@@ -60,12 +60,9 @@ struct Params {
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn input_grad(at: AxisInvocation) {
   let column = axis_column(at);
-  let lane = column.lane;
   let row = column.index;
   let c = params.channels;
   let span = column_span(column, params.rows, c, 1u);
-  let count = span.count;
-  let base = span.base;
   var m = 0.0;
   var rs = 0.0;
   if (row < params.rows) {
@@ -74,22 +71,22 @@ fn input_grad(at: AxisInvocation) {
   }
 
   var acc = vec2(0.0);
-  for (var j = lane; j < count; j += LANES) {
-    var g = dy[base + j];
+  for (var j = column.lane; j < span.count; j += LANES) {
+    var g = dy[span.base + j];
     if (HAS_GAMMA) {
       g *= gamma[j];
     }
-    acc += vec2(g, g * (x[base + j] - m) * rs);
+    acc += vec2(g, g * (x[span.base + j] - m) * rs);
   }
   let sums = column_total(column, acc) / f32(c);
 
-  for (var j = lane; j < count; j += LANES) {
-    var g = dy[base + j];
+  for (var j = column.lane; j < span.count; j += LANES) {
+    var g = dy[span.base + j];
     if (HAS_GAMMA) {
       g *= gamma[j];
     }
-    let xhat = (x[base + j] - m) * rs;
-    dx[base + j] = rs * (g - sums.x - xhat * sums.y);
+    let xhat = (x[span.base + j] - m) * rs;
+    dx[span.base + j] = rs * (g - sums.x - xhat * sums.y);
   }
 }
 
