@@ -26,7 +26,9 @@ import { detectLayout } from '../dist/models/clip/config.js';
 import { ClipModel } from '../dist/models/clip/model.js';
 import { Sam2ImageEncoder } from '../dist/models/sam2/image-encoder.js';
 import { describeSam2Config } from '../dist/models/sam2/config.js';
-import { SamMaskDecoder, dynamicSingleMask, loadSam2DecoderWeights, multimaskTokens, predictSam2, selectTokens } from '../dist/models/sam/mask-decoder.js';
+import { loadSam2DecoderWeights } from '../dist/models/sam/mask-decoder-weights.js';
+import { SamMaskDecoder } from '../dist/models/sam/mask-decoder.js';
+import { dynamicSingleMask, multimaskTokens, predictSam2, selectTokens } from '../dist/models/sam/mask-selection.js';
 import { promptPoints } from '../dist/models/sam/prompt-encoder.js';
 
 /**

@@ -6,13 +6,17 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'shaders');
-// WGSL has no includes: a line `//! include NAME` splices in shaders/lib/NAME.wgsl.
-function expand(file, seen = []) {
+// WGSL has no includes: a line `//! include NAME` splices in shaders/lib/NAME.wgsl,
+// once per shader (a library that another included library already brought in,
+// such as axis_column through column_tree, is not spliced again).
+function expand(file, included = new Set(), seen = []) {
   if (seen.includes(file)) throw new Error(`gen-shaders: include cycle ${[...seen, file].join(' -> ')}`);
   return readFileSync(file, 'utf8').replace(/^\/\/! include (\w+)\s*$/gm, (_, name) => {
     const lib = join(dir, 'lib', `${name}.wgsl`);
     if (!existsSync(lib)) throw new Error(`gen-shaders: ${file} includes '${name}', but ${lib} does not exist`);
-    return expand(lib, [...seen, file]);
+    if (included.has(name)) return `// (${name} is already included)`;
+    included.add(name);
+    return expand(lib, included, [...seen, file]);
   });
 }
 const entries = readdirSync(dir)

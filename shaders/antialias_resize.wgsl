@@ -21,7 +21,7 @@
 // Layout: one invocation per output element, i = (outer·out_len + o)·inner + j,
 // so neighbouring invocations read neighbouring source elements (along H:
 // the same taps, consecutive j; along W: overlapping spans of one row);
-// 2-D grid, i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// the flat grid of shaders/lib/linear_grid.wgsl.
 
 override WORKGROUP_SIZE: u32 = 256u;
 override NORMALIZE: bool = false;
@@ -46,13 +46,11 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-}
+//! include linear_grid
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn resample(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+fn resample(at: LinearInvocation) {
+  let i = linear_index(at);
   if (i >= params.n) {
     return;
   }
@@ -75,8 +73,8 @@ fn resample(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn resample_rgba8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg);
+fn resample_rgba8(at: LinearInvocation) {
+  let i = linear_index(at);
   if (i >= params.n) {
     return;
   }

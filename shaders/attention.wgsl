@@ -52,42 +52,15 @@ override ROWS: u32 = 1u;
 override KEY_TILE: u32 = 32u;
 // Keys per online-softmax step: 4, 8 or 16 (at most MAX_KEY_STEP).
 override KEY_STEP: u32 = 4u;
-// Capacity of a K / V tile row in vec4s (≥ ceil(D / 4), ceil(Dv / 4)); the
-// loops run to the actual widths in params, so one pipeline serves many head
-// dims.
-override TILE_D_VEC4: u32 = 16u;
-override TILE_DV_VEC4: u32 = 16u;
-override HAS_BIAS: bool = false;
-override HAS_MASK: bool = false;
-override MASK_IS_F32: bool = false;
-override CAUSAL: bool = false;
+// TILE_D_VEC4, TILE_DV_VEC4, HAS_BIAS, HAS_MASK, MASK_IS_F32, CAUSAL and the
+// uniform layout: shaders/lib/attention_common.wgsl.
 override WRITE_LSE: bool = false;
 
 // Bounds of the private arrays (WGSL sizes them with constants, not
-// overrides); the TS side keeps D, Dv ≤ 128 and ROWS ≤ MAX_ROWS.
-const MAX_D_VEC4: u32 = 32u;
+// overrides; MAX_D_VEC4 is attention_common's): the TS side keeps ROWS ≤ MAX_ROWS.
 const MAX_ROWS: u32 = 8u;
 const MAX_KEY_STEP: u32 = 16u;
 const MAX_STEP_VEC4: u32 = 4u;
-const MASKED_SCORE: f32 = -1e30;
-
-struct Params {
-  lq: u32,
-  lk: u32,
-  d: u32,
-  dv: u32,
-  // ceil(D / 4), ceil(Dv / 4): a row's width in vec4s, zero-padded past D.
-  d_vec4: u32,
-  dv_vec4: u32,
-  scale: f32,
-  // Element strides for (batch, head, token); the head dim is contiguous.
-  q_strides: vec3<u32>,
-  k_strides: vec3<u32>,
-  v_strides: vec3<u32>,
-  out_strides: vec3<u32>,
-  // Element strides for (batch, head, query, key); 0 for a broadcast dim.
-  bias_strides: vec4<u32>,
-}
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -98,12 +71,10 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<uniform> params: Params;
 
-var<workgroup> k_tile: array<vec4<f32>, KEY_TILE * TILE_D_VEC4>;
-var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
 // Four keys to a vec4: 1.0 where the key is past Lk or padding.
 var<workgroup> key_off: array<vec4<f32>, KEY_TILE / 4u>;
 
-//! include attention_reads
+//! include attention_common
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -135,25 +106,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     l[r] = 0.0;
   }
 
-  let k_head = b * params.k_strides.x + h * params.k_strides.y;
-  let v_head = b * params.v_strides.x + h * params.v_strides.y;
   // Causal: no query of this block sees keys past its last query.
   var key_end = params.lk;
   if (CAUSAL) { key_end = min(key_end, block_start + query_block); }
 
   for (var tile_start = 0u; tile_start < key_end; tile_start += KEY_TILE) {
-    for (var e = lid; e < KEY_TILE * d_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / d_vec4;
-      var kv = vec4<f32>(0.0);
-      if (j < params.lk) { kv = load_k4(k_head + j * params.k_strides.z, 4u * (e % d_vec4), params.d); }
-      k_tile[e] = kv;
-    }
-    for (var e = lid; e < KEY_TILE * dv_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / dv_vec4;
-      var vv = vec4<f32>(0.0);
-      if (j < params.lk) { vv = load_v4(v_head + j * params.v_strides.z, 4u * (e % dv_vec4), params.dv); }
-      v_tile[e] = vv;
-    }
+    stage_kv_tile(b, h, tile_start, lid);
     for (var e = lid; e < KEY_TILE / 4u; e += WORKGROUP_SIZE) {
       var off = vec4<f32>(0.0);
       for (var t = 0u; t < 4u; t++) { off[t] = select(0.0, 1.0, key_is_off(b, tile_start + 4u * e + t)); }

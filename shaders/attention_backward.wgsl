@@ -51,36 +51,9 @@ override WORKGROUP_SIZE: u32 = 64u;
 // Keys per K/V tile (query_grads) and queries per q/d_out tile (key_grads).
 override KEY_TILE: u32 = 32u;
 override QUERY_TILE: u32 = 32u;
-override TILE_D_VEC4: u32 = 16u;
-override TILE_DV_VEC4: u32 = 16u;
-override HAS_BIAS: bool = false;
-override HAS_MASK: bool = false;
-override MASK_IS_F32: bool = false;
-override CAUSAL: bool = false;
+// TILE_D_VEC4, TILE_DV_VEC4, HAS_BIAS, HAS_MASK, MASK_IS_F32, CAUSAL and the
+// uniform layout: shaders/lib/attention_common.wgsl.
 override WRITE_DS: bool = false;
-
-// Bound of the private row arrays (WGSL sizes them with constants); the TS
-// side keeps D, Dv ≤ 128.
-const MAX_D_VEC4: u32 = 32u;
-const MASKED_SCORE: f32 = -1e30;
-
-struct Params {
-  lq: u32,
-  lk: u32,
-  d: u32,
-  dv: u32,
-  // ceil(D / 4), ceil(Dv / 4).
-  d_vec4: u32,
-  dv_vec4: u32,
-  scale: f32,
-  // Element strides for (batch, head, token); the head dim is contiguous.
-  q_strides: vec3<u32>,
-  k_strides: vec3<u32>,
-  v_strides: vec3<u32>,
-  out_strides: vec3<u32>,
-  // Element strides for (batch, head, query, key); 0 for a broadcast dim.
-  bias_strides: vec4<u32>,
-}
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
@@ -98,9 +71,7 @@ struct Params {
 @group(0) @binding(12) var<storage, read_write> ds: array<f32>;
 @group(0) @binding(13) var<uniform> params: Params;
 
-// query_grads' K/V tiles and key flags (1.0 = padded or past Lk).
-var<workgroup> k_tile: array<vec4<f32>, KEY_TILE * TILE_D_VEC4>;
-var<workgroup> v_tile: array<vec4<f32>, KEY_TILE * TILE_DV_VEC4>;
+// query_grads' key flags (1.0 = padded or past Lk); its K/V tiles are attention_common's.
 var<workgroup> key_off: array<f32, KEY_TILE>;
 // key_grads' q / d_out tiles, with lse (MASKED_SCORE past Lq) and delta.
 var<workgroup> q_tile: array<vec4<f32>, QUERY_TILE * TILE_D_VEC4>;
@@ -108,7 +79,7 @@ var<workgroup> do_tile: array<vec4<f32>, QUERY_TILE * TILE_DV_VEC4>;
 var<workgroup> lse_tile: array<f32, QUERY_TILE>;
 var<workgroup> delta_tile: array<f32, QUERY_TILE>;
 
-//! include attention_reads
+//! include attention_common
 
 fn load_out4(base: u32, at: u32, len: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
@@ -173,24 +144,11 @@ fn query_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   // -inf (fully masked) or past Lq: no pair of this row counts. `!(x > m)` also catches NaN.
   let row_off = !(lse_i > MASKED_SCORE);
 
-  let k_head = b * params.k_strides.x + h * params.k_strides.y;
-  let v_head = b * params.v_strides.x + h * params.v_strides.y;
   var key_end = params.lk;
   if (CAUSAL) { key_end = min(key_end, block_start + WORKGROUP_SIZE); }
 
   for (var tile_start = 0u; tile_start < key_end; tile_start += KEY_TILE) {
-    for (var e = lid; e < KEY_TILE * d_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / d_vec4;
-      var kv = vec4<f32>(0.0);
-      if (j < params.lk) { kv = load_k4(k_head + j * params.k_strides.z, 4u * (e % d_vec4), params.d); }
-      k_tile[e] = kv;
-    }
-    for (var e = lid; e < KEY_TILE * dv_vec4; e += WORKGROUP_SIZE) {
-      let j = tile_start + e / dv_vec4;
-      var vv = vec4<f32>(0.0);
-      if (j < params.lk) { vv = load_v4(v_head + j * params.v_strides.z, 4u * (e % dv_vec4), params.dv); }
-      v_tile[e] = vv;
-    }
+    stage_kv_tile(b, h, tile_start, lid);
     for (var t = lid; t < KEY_TILE; t += WORKGROUP_SIZE) {
       key_off[t] = select(0.0, 1.0, key_is_off(b, tile_start + t));
     }

@@ -5,8 +5,7 @@
 // contiguously and drops length-1 axes, so `rank` is usually 1–3; the axis
 // lengths and the element strides of a and b (0 along broadcast axes) come
 // as vec4 pairs (lo = axes 0–3, hi = axes 4–7, outermost first), which is why
-// at most 8 axes are supported. The grid is 2-D because a dimension holds at
-// most 65535 workgroups: i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+// at most 8 axes are supported. Entry point: shaders/lib/elementwise.wgsl.
 
 override OP: u32 = 0u; // 0 add, 1 sub, 2 mul, 3 div
 override WORKGROUP_SIZE: u32 = 256u;
@@ -27,11 +26,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// Axis d (0..7) of a vec4 pair.
-fn axis_value(lo: vec4<u32>, hi: vec4<u32>, d: u32) -> u32 {
-  let v = select(hi, lo, d < 4u);
-  return v[d & 3u];
-}
+//! include axis_pairs
 
 fn apply(u: f32, v: f32) -> f32 {
   switch OP {
@@ -42,12 +37,10 @@ fn apply(u: f32, v: f32) -> f32 {
   }
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-  if (i >= params.n) {
-    return;
-  }
+//! include elementwise
+
+// Element i of the output.
+fn element(i: u32) {
   // Peel coordinates off the linear index, innermost axis first.
   var rest = i;
   var ia = 0u;

@@ -34,19 +34,12 @@
 //   channel multiplier O = m·C): one invocation per output element,
 //   summing its KH×KW window directly; the reduction is too short for a
 //   GEMM tile to pay. Linear index with ow fastest, so loads and stores are
-//   coalesced; 2-D grid i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+//   coalesced; the flat grid of shaders/lib/linear_grid.wgsl.
 //
 // Kernel geometry is fixed per pipeline (override constants), so the
 // (c, kh, kw) decomposition divides by constants and the window loops unroll.
 
-override KH: u32;
-override KW: u32;
-override SH: u32;
-override SW: u32;
-override PH: u32;
-override PW: u32;
-override DH: u32;
-override DW: u32;
+//! include conv_window
 // Per-thread micro-tile of the `gemm` entry: TM rows × TN columns (each 1, 2 or 4).
 override TM: u32 = 4u;
 override TN: u32 = 4u;
@@ -257,9 +250,11 @@ fn direct(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
   }
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn depthwise(at: LinearInvocation) {
+  let idx = linear_index(at);
   if (idx >= params.total) {
     return;
   }

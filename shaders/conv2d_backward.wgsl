@@ -10,14 +10,7 @@
 // consecutive kw/kh of one (o, ci), so their x reads are neighbours.
 // Kernel geometry is fixed per pipeline (override constants).
 
-override KH: u32;
-override KW: u32;
-override SH: u32;
-override SW: u32;
-override PH: u32;
-override PW: u32;
-override DH: u32;
-override DW: u32;
+//! include conv_window
 override WORKGROUP_SIZE: u32 = 64u;
 
 struct Params {
@@ -37,9 +30,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn weight_grad(at: LinearInvocation) {
+  let i = linear_index(at);
   if (i >= params.count) {
     return;
   }

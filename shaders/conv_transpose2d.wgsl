@@ -21,14 +21,7 @@
 // Grid: x = row tile, y = group · column tiles + column tile,
 // z = phase + SH·SW · (row tile overflow beyond the x dimension).
 
-override KH: u32;
-override KW: u32;
-override SH: u32;
-override SW: u32;
-override PH: u32;
-override PW: u32;
-override DH: u32;
-override DW: u32;
+//! include conv_window
 // SH / gcd(SH, DH) and SW / gcd(SW, DW): the kh (kw) distance between taps of one phase.
 override STEP_H: u32;
 override STEP_W: u32;

@@ -11,7 +11,8 @@
 //   of WORKGROUP_SIZE threads owns WORKGROUP_SIZE / LANES rows; the LANES
 //   threads of a row stride along it (neighbouring threads, neighbouring
 //   addresses) and combine by trees in workgroup memory: first the max, then
-//   (Σ exp(x − m), Σ (x − m)). Writes dlogits and row_loss[row].
+//   (Σ exp(x − m), Σ (x − m)) by shaders/lib/column_tree.wgsl. Writes
+//   dlogits and row_loss[row].
 //   Grid 2-D: row group = wid.x + wid.y · nwg.x.
 // `reduce_rows` — one workgroup: thread t sums row_loss[t], row_loss[t +
 //   WORKGROUP_SIZE], … in order, then a fixed tree; loss[0] = total ·
@@ -20,6 +21,7 @@
 
 override WORKGROUP_SIZE: u32 = 256u;
 override LANES: u32 = 256u; // `per_row`: threads per row, a power of two dividing WORKGROUP_SIZE
+const LANES_FASTEST = true; // rows are contiguous
 
 struct Params {
   rows: u32,
@@ -36,56 +38,41 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
-var<workgroup> scratch: array<vec2<f32>, WORKGROUP_SIZE>;
 // A quiet NaN; a private variable rather than a constant because WGSL
 // rejects non-finite constant expressions.
 var<private> nan_bits: u32 = 0x7fc00000u;
 
+//! include column_sum
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn per_row(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let rows_per_group = WORKGROUP_SIZE / LANES;
-  let lane = lid % LANES;
-  let head = lid - lane;
-  let row = (wid.x + wid.y * nwg.x) * rows_per_group + lid / LANES;
+fn per_row(at: AxisInvocation) {
+  let column = axis_column(at);
+  let row = column.index;
   let k = params.classes;
-  // Threads past the last row loop zero times but still reach every barrier.
-  let count = select(0u, k, row < params.rows);
-  let base = row * k;
+  let span = column_span(column, params.rows, k, 1u);
 
   var m = -3.4028234e38;
-  for (var j = lane; j < count; j += LANES) {
-    m = max(m, logits[base + j]);
+  for (var j = column.lane; j < span.count; j += LANES) {
+    m = max(m, logits[span.base + j]);
   }
-  scratch[lid] = vec2(m, 0.0);
+  partial[column.slot] = vec2(m, 0.0);
   workgroupBarrier();
   for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid].x = max(scratch[lid].x, scratch[lid + stride].x);
+    if (column.lane < stride) {
+      partial[column.slot].x = max(partial[column.slot].x, partial[column.slot + stride].x);
     }
     workgroupBarrier();
   }
-  m = scratch[head].x;
-  // The sums below overwrite `scratch`; everyone must have read the max first.
+  m = partial[column.slot - column.lane].x;
+  // The sums below overwrite `partial`; everyone must have read the max first.
   workgroupBarrier();
 
   var acc = vec2(0.0);
-  for (var j = lane; j < count; j += LANES) {
-    let d = logits[base + j] - m;
+  for (var j = column.lane; j < span.count; j += LANES) {
+    let d = logits[span.base + j] - m;
     acc += vec2(exp(d), d);
   }
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid] = scratch[lid] + scratch[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let sums = scratch[head];
+  let sums = column_total(column, acc);
   if (row >= params.rows) {
     return;
   }
@@ -97,15 +84,15 @@ fn per_row(
   let log_sum = log(sums.x);
   let inv_sum = 1.0 / sums.x;
   let off_target = eps / f32(k);
-  for (var j = lane; j < count; j += LANES) {
-    let p = exp(logits[base + j] - m) * inv_sum;
+  for (var j = column.lane; j < span.count; j += LANES) {
+    let p = exp(logits[span.base + j] - m) * inv_sum;
     let smoothed_target = select(off_target, off_target + 1.0 - eps, i32(j) == label);
-    dlogits[base + j] = select(nan, (p - smoothed_target) * params.grad_scale, valid);
+    dlogits[span.base + j] = select(nan, (p - smoothed_target) * params.grad_scale, valid);
   }
-  if (lane == 0u) {
+  if (column.lane == 0u) {
     var v = nan;
     if (valid) {
-      let nll = log_sum - (logits[base + u32(label)] - m);
+      let nll = log_sum - (logits[span.base + u32(label)] - m);
       let uniform_nll = log_sum - sums.y / f32(k);
       v = (1.0 - eps) * nll + eps * uniform_nll;
     }
@@ -119,15 +106,15 @@ fn reduce_rows(@builtin(local_invocation_index) lid: u32) {
   for (var r = lid; r < params.rows; r += WORKGROUP_SIZE) {
     s += row_loss[r];
   }
-  scratch[lid] = vec2(s, 0.0);
+  partial[lid] = vec2(s, 0.0);
   workgroupBarrier();
   for (var stride = WORKGROUP_SIZE / 2u; stride > 0u; stride = stride / 2u) {
     if (lid < stride) {
-      scratch[lid].x = scratch[lid].x + scratch[lid + stride].x;
+      partial[lid].x = partial[lid].x + partial[lid + stride].x;
     }
     workgroupBarrier();
   }
   if (lid == 0u) {
-    loss[0] = scratch[0].x * params.loss_scale;
+    loss[0] = partial[0].x * params.loss_scale;
   }
 }

@@ -15,14 +15,9 @@
 // read once for all PX pixels (the same input feeds up to KW outputs).
 // Channels past C are clamped on read and not stored; input columns outside
 // the image are clamped and zeroed; input rows outside are skipped.
-// 2-D grid for large maps: i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// The flat grid of shaders/lib/linear_grid.wgsl.
 
-override KH: u32;
-override KW: u32;
-override SH: u32;
-override SW: u32;
-override PH: u32;
-override PW: u32;
+//! include conv_window
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // a code of shaders/lib/activation.wgsl
 override WORKGROUP_SIZE: u32 = 64u;
@@ -64,9 +59,11 @@ fn w4(at: u32, c0: u32) -> vec4<f32> {
   return vec4<f32>(w[at], w[at + min(1u, last)], w[at + min(2u, last)], w[at + min(3u, last)]);
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn main(at: LinearInvocation) {
+  let i = linear_index(at);
   if (i >= params.total) {
     return;
   }

@@ -5,8 +5,8 @@
 // zero words: the indices live on the GPU, so the host cannot check them, and
 // an unguarded read would be undefined.
 // Layout: one invocation per output word, i = k·row + j, so a row is read and
-// written by consecutive invocations (coalesced). The grid is 2-D (65535
-// workgroups per dimension): i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+// written by consecutive invocations (coalesced). Entry point:
+// shaders/lib/elementwise.wgsl.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -21,12 +21,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<u32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-  if (i >= params.n) {
-    return;
-  }
+//! include elementwise
+
+// Element i of the output.
+fn element(i: u32) {
   let k = i / params.row;
   let j = i - k * params.row;
   let index = indices[k];

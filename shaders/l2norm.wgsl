@@ -8,12 +8,13 @@
 // Tiling as the forward layerNorm/softmax kernels with LANES_FASTEST: a
 // workgroup of WORKGROUP_SIZE threads owns WORKGROUP_SIZE / LANES rows; the
 // LANES threads of a row stride along it (neighbouring threads, neighbouring
-// addresses) and combine (Σx², Σx·dy) by a tree in workgroup memory, then
-// write the row. Grid 2-D: row group = wid.x + wid.y · nwg.x.
+// addresses) and combine (Σx², Σx·dy) by the tree of
+// shaders/lib/column_tree.wgsl, then write the row. Grid 2-D: row group = wid.x + wid.y · nwg.x.
 // Entry `forward` writes y into `out` and ignores dy; `backward` writes dx.
 
 override WORKGROUP_SIZE: u32 = 256u;
 override LANES: u32 = 256u; // threads per row, a power of two dividing WORKGROUP_SIZE
+const LANES_FASTEST = true; // rows are contiguous
 
 struct Params {
   rows: u32,
@@ -26,71 +27,45 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> scratch: array<vec2<f32>, WORKGROUP_SIZE>;
-
-// Tree-sums the LANES partials of each row; every lane of the row gets the total.
-fn row_sum(lid: u32, lane: u32, v: vec2<f32>) -> vec2<f32> {
-  scratch[lid] = v;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid] = scratch[lid] + scratch[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  return scratch[lid - lane];
-}
+//! include column_sum
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn forward(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let lane = lid % LANES;
-  let row = (wid.x + wid.y * nwg.x) * (WORKGROUP_SIZE / LANES) + lid / LANES;
-  // Threads past the last row loop zero times but still reach every barrier.
-  let count = select(0u, params.channels, row < params.rows);
-  let base = row * params.channels;
+fn forward(at: AxisInvocation) {
+  let column = axis_column(at);
+  let row = column_span(column, params.rows, params.channels, 1u);
   var sq = 0.0;
-  for (var j = lane; j < count; j += LANES) {
-    let v = x[base + j];
+  for (var j = column.lane; j < row.count; j += LANES) {
+    let v = x[row.base + j];
     sq += v * v;
   }
-  let inv = 1.0 / max(sqrt(row_sum(lid, lane, vec2(sq, 0.0)).x), params.eps);
-  for (var j = lane; j < count; j += LANES) {
-    out[base + j] = x[base + j] * inv;
+  let inv = 1.0 / max(sqrt(column_total(column, vec2(sq, 0.0)).x), params.eps);
+  for (var j = column.lane; j < row.count; j += LANES) {
+    out[row.base + j] = x[row.base + j] * inv;
   }
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn backward(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let lane = lid % LANES;
-  let row = (wid.x + wid.y * nwg.x) * (WORKGROUP_SIZE / LANES) + lid / LANES;
-  let count = select(0u, params.channels, row < params.rows);
-  let base = row * params.channels;
+fn backward(at: AxisInvocation) {
+  let column = axis_column(at);
+  let row = column_span(column, params.rows, params.channels, 1u);
   var acc = vec2(0.0);
-  for (var j = lane; j < count; j += LANES) {
-    let v = x[base + j];
-    acc += vec2(v * v, v * dy[base + j]);
+  for (var j = column.lane; j < row.count; j += LANES) {
+    let v = x[row.base + j];
+    acc += vec2(v * v, v * dy[row.base + j]);
   }
-  let sums = row_sum(lid, lane, acc);
+  let sums = column_total(column, acc);
   let n = sqrt(sums.x);
   if (n > params.eps) {
     let inv = 1.0 / n;
     // x·(x·dy)/n³ as (x/n)·((x·dy)/n)/n keeps every factor in range.
     let proj = sums.y * inv * inv;
-    for (var j = lane; j < count; j += LANES) {
-      out[base + j] = (dy[base + j] - x[base + j] * proj) * inv;
+    for (var j = column.lane; j < row.count; j += LANES) {
+      out[row.base + j] = (dy[row.base + j] - x[row.base + j] * proj) * inv;
     }
   } else {
     let inv_eps = 1.0 / params.eps;
-    for (var j = lane; j < count; j += LANES) {
-      out[base + j] = dy[base + j] * inv_eps;
+    for (var j = column.lane; j < row.count; j += LANES) {
+      out[row.base + j] = dy[row.base + j] * inv_eps;
     }
   }
 }

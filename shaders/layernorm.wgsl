@@ -7,7 +7,7 @@
 //
 // Tiling: a workgroup of WORKGROUP_SIZE threads owns COLS = WORKGROUP_SIZE /
 // LANES consecutive columns. The LANES threads of a column stride along the
-// axis, then combine their partials by a tree in workgroup memory.
+// axis, then combine their partials by the tree of shaders/lib/column_tree.wgsl.
 //   LANES_FASTEST (inner = 1): neighbouring threads are neighbouring lanes of
 //     one row and read neighbouring addresses; several short rows share a
 //     workgroup when the row is shorter than WORKGROUP_SIZE.
@@ -45,64 +45,32 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
-var<workgroup> partial: array<vec2<f32>, WORKGROUP_SIZE>;
-
-// Tree-sums each column's partials; every lane of the column gets the total.
-// `step` is the distance in `partial` between neighbouring lanes of a column.
-fn column_sum(lid: u32, lane: u32, step: u32, v: vec2<f32>) -> vec2<f32> {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      partial[lid] = partial[lid] + partial[lid + stride * step];
-    }
-    workgroupBarrier();
-  }
-  let total = partial[lid - lane * step];
-  // The next call overwrites `partial`; everyone must have read it first.
-  workgroupBarrier();
-  return total;
-}
-
-//! include axis_column
+//! include column_sum
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
-  let lane = column.lane;
-  let col = column.local;
-  let step = column.step;
-  let g = column.index;
-  let in_range = g < params.columns;
-  let n = params.axis;
-  let inner = params.inner;
-  let base = (g / inner) * n * inner + g % inner;
-  // Threads past the last column loop zero times but still reach every barrier.
-  let count = select(0u, n, in_range);
-  let inv_n = 1.0 / f32(n);
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
+  let span = column_span(column, params.columns, params.axis, params.inner);
+  let inv_n = 1.0 / f32(params.axis);
 
   var s = 0.0;
-  for (var r = lane; r < count; r += LANES) {
-    s += x[base + r * inner];
+  for (var r = column.lane; r < span.count; r += LANES) {
+    s += x[span.base + r * params.inner];
   }
-  let m = column_sum(lid, lane, step, vec2(s, 0.0)).x * inv_n;
+  let m = column_total(column, vec2(s, 0.0)).x * inv_n;
 
   var acc = vec2(0.0);
-  for (var r = lane; r < count; r += LANES) {
-    let d = x[base + r * inner] - m;
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let d = x[span.base + r * params.inner] - m;
     acc += vec2(d, d * d);
   }
-  let dsum = column_sum(lid, lane, step, acc);
+  let dsum = column_total(column, acc);
   let shift = dsum.x * inv_n;
   let variance = max(dsum.y * inv_n - shift * shift, 0.0);
   let rs = inverseSqrt(variance + params.eps);
 
-  for (var r = lane; r < count; r += LANES) {
-    let i = base + r * inner;
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let i = span.base + r * params.inner;
     var v = (x[i] - m - shift) * rs;
     if (HAS_GAMMA) {
       v *= gamma[r];
@@ -112,8 +80,8 @@ fn main(
     }
     y[i] = v;
   }
-  if (STORE_STATS && in_range && lane == 0u) {
-    mean[g] = m + shift;
-    rstd[g] = rs;
+  if (STORE_STATS && column.index < params.columns && column.lane == 0u) {
+    mean[column.index] = m + shift;
+    rstd[column.index] = rs;
   }
 }

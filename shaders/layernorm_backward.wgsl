@@ -21,14 +21,15 @@
 //   and written to partials[block · C + c] = (Σ dy·x̂, Σ dy).
 //
 // `param_final` — pass 2: one thread per column sums its `blocks` partials in
-//   block order (neighbouring threads, neighbouring addresses). Grid 2-D:
-//   c = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+//   block order (neighbouring threads, neighbouring addresses). The flat grid
+//   of shaders/lib/linear_grid.wgsl.
 //
 // Every binding appears in every entry's layout; the host binds scratch
 // buffers to outputs an entry does not write.
 
 override WORKGROUP_SIZE: u32 = 256u;
 override LANES: u32 = 256u; // `input_grad`: threads per row, a power of two dividing WORKGROUP_SIZE
+const LANES_FASTEST = true; // rows are contiguous
 override HAS_GAMMA: bool = false;
 
 const PARAM_COLS: u32 = 64u;
@@ -52,21 +53,16 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(9) var<uniform> params: Params;
 
-var<workgroup> scratch: array<vec2<f32>, 256>;
+// `partial` holds `input_grad`'s row tree and `param_partials`' per-lane sums
+// (that entry runs with WORKGROUP_SIZE at its default 256 = PARAM_COLS · PARAM_LANES).
+//! include column_sum
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn input_grad(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let rows_per_group = WORKGROUP_SIZE / LANES;
-  let lane = lid % LANES;
-  let row = (wid.x + wid.y * nwg.x) * rows_per_group + lid / LANES;
+fn input_grad(at: AxisInvocation) {
+  let column = axis_column(at);
+  let row = column.index;
   let c = params.channels;
-  // Threads past the last row loop zero times but still reach every barrier.
-  let count = select(0u, c, row < params.rows);
-  let base = row * c;
+  let span = column_span(column, params.rows, c, 1u);
   var m = 0.0;
   var rs = 0.0;
   if (row < params.rows) {
@@ -75,30 +71,22 @@ fn input_grad(
   }
 
   var acc = vec2(0.0);
-  for (var j = lane; j < count; j += LANES) {
-    var g = dy[base + j];
+  for (var j = column.lane; j < span.count; j += LANES) {
+    var g = dy[span.base + j];
     if (HAS_GAMMA) {
       g *= gamma[j];
     }
-    acc += vec2(g, g * (x[base + j] - m) * rs);
+    acc += vec2(g, g * (x[span.base + j] - m) * rs);
   }
-  scratch[lid] = acc;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      scratch[lid] = scratch[lid] + scratch[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let sums = scratch[lid - lane] / f32(c);
+  let sums = column_total(column, acc) / f32(c);
 
-  for (var j = lane; j < count; j += LANES) {
-    var g = dy[base + j];
+  for (var j = column.lane; j < span.count; j += LANES) {
+    var g = dy[span.base + j];
     if (HAS_GAMMA) {
       g *= gamma[j];
     }
-    let xhat = (x[base + j] - m) * rs;
-    dx[base + j] = rs * (g - sums.x - xhat * sums.y);
+    let xhat = (x[span.base + j] - m) * rs;
+    dx[span.base + j] = rs * (g - sums.x - xhat * sums.y);
   }
 }
 
@@ -118,20 +106,22 @@ fn param_partials(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
       acc += vec2(d * (x[i] - mean[r]) * rstd[r], d);
     }
   }
-  scratch[lid] = acc;
+  partial[lid] = acc;
   workgroupBarrier();
   if (lane == 0u && c < params.channels) {
-    var total = scratch[col];
+    var total = partial[col];
     for (var l = 1u; l < PARAM_LANES; l++) {
-      total += scratch[l * PARAM_COLS + col];
+      total += partial[l * PARAM_COLS + col];
     }
     partials[row_block * params.channels + c] = total;
   }
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn param_final(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn param_final(at: LinearInvocation) {
+  let c = linear_index(at);
   if (c >= params.channels) {
     return;
   }

@@ -31,8 +31,8 @@
 //
 // Entry `binarize`: bits[(k · out_h + y) · words_per_row + w] holds pixels
 // x = 32w … 32w + 31 of row y of mask k (bit b = pixel 32w + b; bits past
-// out_w are 0), a pixel set where logit > 0. One invocation per word; 2-D
-// grid, i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// out_w are 0), a pixel set where logit > 0. One invocation per word on the
+// flat grid of shaders/lib/linear_grid.wgsl.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -138,9 +138,11 @@ fn stability_counts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
   }
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn binarize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn binarize(at: LinearInvocation) {
+  let i = linear_index(at);
   let words_per_plane = params.out_h * params.words_per_row;
   if (i >= params.planes_count * words_per_plane) {
     return;

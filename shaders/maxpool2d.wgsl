@@ -2,18 +2,11 @@
 // Padding counts as −inf (it never wins); NaN propagates as in PyTorch.
 // Layout: one invocation per output element, linear index with ow fastest so
 // loads and stores are coalesced; adjacent windows overlap, so the cache
-// serves the reuse. 2-D grid: i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// serves the reuse. The flat grid of shaders/lib/linear_grid.wgsl.
 // Window geometry is fixed per pipeline (override constants), so the window
 // loops unroll.
 
-override KH: u32;
-override KW: u32;
-override SH: u32;
-override SW: u32;
-override PH: u32;
-override PW: u32;
-override DH: u32;
-override DW: u32;
+//! include conv_window
 override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
@@ -33,9 +26,11 @@ fn is_nan(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let idx = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn main(at: LinearInvocation) {
+  let idx = linear_index(at);
   if (idx >= params.total) {
     return;
   }

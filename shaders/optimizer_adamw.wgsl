@@ -7,8 +7,8 @@
 // no step counter, and 1 − β comes from float64 as in PyTorch (1 − 0.999 in
 // f32 is 4.7e-5 off, which would shift v by that much relative).
 // Layout: flat; one invocation per element, neighbouring threads on
-// neighbouring addresses of all four buffers. The grid is 2-D (65535
-// workgroups per dimension at most): i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// neighbouring addresses of all four buffers. Entry point:
+// shaders/lib/elementwise.wgsl.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -30,12 +30,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-  if (i >= params.n) {
-    return;
-  }
+//! include elementwise
+
+// Updates element i of the parameter and its state.
+fn element(i: u32) {
   let g = grad[i];
   let m_new = params.beta1 * m[i] + params.one_minus_beta1 * g;
   let v_new = params.beta2 * v[i] + params.one_minus_beta2 * g * g;

@@ -13,8 +13,8 @@
 //   tensor owns a disjoint range of `partials` starting at `offset`.
 // `finish` — one workgroup: thread `lid` sums partials lid, lid + WG, … below
 //   `count`, a tree combines the threads, and norm[0] = √total.
-// `scale` — once per gradient tensor, one invocation per element (2-D grid,
-//   i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE): multiplies by the clip
+// `scale` — once per gradient tensor, one invocation per element (the flat
+//   grid of shaders/lib/linear_grid.wgsl): multiplies by the clip
 //   coefficient when it is below 1. A non-finite norm (a NaN or ±inf
 //   gradient, or overflow) leaves the gradients unchanged: the caller reads
 //   the norm and skips the step.
@@ -92,9 +92,11 @@ fn finish(@builtin(local_invocation_index) lid: u32) {
   }
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn scale(at: LinearInvocation) {
+  let i = linear_index(at);
   let total = norm[0];
   let coefficient = params.max_norm / (total + 1e-6);
   if (i >= params.n || !is_finite(total) || coefficient >= 1.0) {

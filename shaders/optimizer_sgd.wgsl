@@ -8,8 +8,7 @@
 // USE_MOMENTUM false (μ = 0) keeps no buffer, as PyTorch: the host binds a
 // placeholder to `momentum_buffer`, which is then never touched.
 // Layout: flat; one invocation per element, neighbouring threads on
-// neighbouring addresses. The grid is 2-D (65535 workgroups per dimension at
-// most): i = gid.x + gid.y · nwg.x · WORKGROUP_SIZE.
+// neighbouring addresses. Entry point: shaders/lib/elementwise.wgsl.
 
 override WORKGROUP_SIZE: u32 = 256u;
 override USE_MOMENTUM: bool = true;
@@ -29,12 +28,10 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> momentum_buffer: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-  if (i >= params.n) {
-    return;
-  }
+//! include elementwise
+
+// Updates element i of the parameter and its state.
+fn element(i: u32) {
   let p = param[i];
   var d = grad[i] + params.weight_decay * p;
   if (USE_MOMENTUM) {

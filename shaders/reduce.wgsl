@@ -9,8 +9,8 @@
 //
 // Tiling: a workgroup of WORKGROUP_SIZE threads owns COLS = WORKGROUP_SIZE /
 // LANES consecutive columns. The LANES threads of a column stride along the
-// axis, then combine their partials by a tree in workgroup memory — a fixed
-// order, so results are deterministic (no atomics).
+// axis, then combine their partials by the tree of shaders/lib/column_tree.wgsl
+// — a fixed order, so results are deterministic (no atomics).
 //   LANES_FASTEST (inner = 1): neighbouring threads are neighbouring lanes of
 //     one column and read neighbouring addresses.
 //   otherwise (inner > 1): neighbouring threads are neighbouring columns,
@@ -40,7 +40,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-var<workgroup> partial: array<f32, WORKGROUP_SIZE>;
+alias Partial = f32;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 
 fn is_nan(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
@@ -53,18 +54,12 @@ fn combine(a: f32, b: f32) -> f32 {
   return select(select(max(a, b), b, is_nan(b)), a, is_nan(a));
 }
 
-//! include axis_column
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
   let lane = column.lane;
-  let col = column.local;
-  let step = column.step;
   let g = column.index;
   let in_range = g < params.columns;
   let inner = params.inner;
@@ -85,16 +80,8 @@ fn main(
   for (var r = start + lane; r < end; r += LANES) {
     acc = combine(acc, x[base + r * inner]);
   }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      partial[lid] = combine(partial[lid], partial[lid + stride * step]);
-    }
-    workgroupBarrier();
-  }
+  let total = column_total(column, acc);
   if (in_range && lane == 0u) {
-    let total = partial[lid];
     y[g] = select(total, total * params.scale, OP == 0u);
   }
 }

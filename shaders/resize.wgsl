@@ -14,8 +14,7 @@
 //   W, then the two rows along H.
 // Layout: one invocation per output element, i = (plane·Ho + oy)·Wo + ox, so
 // a row of y is written by consecutive invocations and its source row is
-// read from a small, cached window. The grid is 2-D (65535 workgroups per
-// dimension): i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+// read from a small, cached window. Entry point: shaders/lib/elementwise.wgsl.
 
 override BILINEAR: bool = false;
 override ALIGN_CORNERS: bool = false;
@@ -46,12 +45,10 @@ fn linear_source(dst: u32, ratio: f32) -> f32 {
   return max(ratio * (f32(dst) + 0.5) - 0.5, 0.0);
 }
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-  if (i >= params.n) {
-    return;
-  }
+//! include elementwise
+
+// Element i of the output.
+fn element(i: u32) {
   let ox = i % params.out_w;
   let rest = i / params.out_w;
   let oy = rest % params.out_h;

@@ -4,7 +4,7 @@
 //
 // Tiling: a workgroup of WORKGROUP_SIZE threads owns COLS = WORKGROUP_SIZE /
 // LANES consecutive columns. The LANES threads of a column stride along the
-// axis, then combine their partials by a tree in workgroup memory.
+// axis, then combine their partials by the tree of shaders/lib/column_tree.wgsl.
 //   LANES_FASTEST (inner = 1): neighbouring threads are neighbouring lanes of
 //     one row and read neighbouring addresses; several short rows share a
 //     workgroup when the row is shorter than WORKGROUP_SIZE.
@@ -36,14 +36,15 @@ struct Params {
 @group(0) @binding(2) var<uniform> params: Params;
 
 // (running max, Σ exp(x − running max)) per thread.
-var<workgroup> partial: array<vec2<f32>, WORKGROUP_SIZE>;
+alias Partial = vec2<f32>;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 
 fn is_neg_inf(v: f32) -> bool {
   return bitcast<u32>(v) == 0xff800000u;
 }
 
 // Merges two (max, sum) pairs; a pair whose max is −inf holds no mass.
-fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+fn combine(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   let m = max(a.x, b.x);
   if (is_neg_inf(m)) {
     return a;
@@ -53,34 +54,22 @@ fn merge(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
   return vec2(m, sa + sb);
 }
 
-//! include axis_column
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
-  let lane = column.lane;
-  let col = column.local;
-  let step = column.step;
-  let g = column.index;
-  let in_range = g < params.columns;
-  let n = params.axis;
-  let inner = params.inner;
-  let base = (g / inner) * n * inner + g % inner;
-  // Threads past the last column loop zero times but still reach every barrier.
-  let count = select(0u, n, in_range);
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
+  let in_range = column.index < params.columns;
+  let span = column_span(column, params.columns, params.axis, params.inner);
 
   // Start from (first element, no mass) rather than (−inf, 0): WGSL rejects a
-  // constant −inf, and merge() treats either the same way.
+  // constant −inf, and combine() treats either the same way.
   var run = vec2(0.0);
   if (in_range) {
-    run.x = x[base];
+    run.x = x[span.base];
   }
-  for (var r = lane; r < count; r += LANES) {
-    let v = x[base + r * inner];
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let v = x[span.base + r * params.inner];
     if (is_neg_inf(v)) {
       continue;
     }
@@ -90,20 +79,12 @@ fn main(
       run.y += exp(v - run.x);
     }
   }
-  partial[lid] = run;
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-    if (lane < stride) {
-      partial[lid] = merge(partial[lid], partial[lid + stride * step]);
-    }
-    workgroupBarrier();
-  }
-  let total = partial[lid - lane * step];
+  let total = column_total(column, run);
   let masked = is_neg_inf(total.x);
   let inv_sum = 1.0 / total.y;
 
-  for (var r = lane; r < count; r += LANES) {
-    let i = base + r * inner;
+  for (var r = column.lane; r < span.count; r += LANES) {
+    let i = span.base + r * params.inner;
     y[i] = select(exp(x[i] - total.x) * inv_sum, 0.0, masked);
   }
 }

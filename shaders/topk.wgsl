@@ -44,8 +44,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> indices: array<i32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> cand_key: array<u32, WORKGROUP_SIZE>;
-var<workgroup> cand_index: array<u32, WORKGROUP_SIZE>;
+// A lane's best candidate so far: (order key, index along the axis).
+alias Partial = vec2<u32>;
+var<workgroup> partial: array<Partial, WORKGROUP_SIZE>;
 var<workgroup> key_cache: array<u32, CACHE_LEN>;
 
 // An index after every real one: a thread with no candidate loses every comparison.
@@ -69,28 +70,18 @@ fn before(a: u32, ia: u32, b: u32, ib: u32) -> bool {
   return a > b || (a == b && ia < ib);
 }
 
-//! include axis_column
+fn combine(a: Partial, b: Partial) -> Partial {
+  return select(a, b, before(b.x, b.y, a.x, a.y));
+}
+
+//! include column_tree
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(
-  @builtin(local_invocation_index) lid: u32,
-  @builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let column = axis_column(lid, wid, nwg);
-  let lane = column.lane;
-  let col = column.local;
-  let step = column.step;
-  let head = lid - lane * step;
-  let g = column.index;
-  let in_range = g < params.columns;
+fn main(at: AxisInvocation) {
+  let column = axis_column(at);
+  let span = column_span(column, params.columns, params.axis, params.inner);
   let n = params.axis;
   let inner = params.inner;
-  let o = g / inner;
-  let i = g % inner;
-  let base = o * n * inner + i;
-  // Threads past the last column loop zero times but still reach every barrier.
-  let count = select(0u, n, in_range);
   let cached = CACHE_LEN > 1u;
 
   var prev_key = 0u;
@@ -98,14 +89,14 @@ fn main(
   for (var t = 0u; t < params.k; t++) {
     var best_key = 0u;
     var best_index = NONE;
-    for (var r = lane; r < count; r += LANES) {
+    for (var r = column.lane; r < span.count; r += LANES) {
       var key: u32;
       if (cached && t > 0u) {
-        key = key_cache[col * n + r];
+        key = key_cache[column.local * n + r];
       } else {
-        key = order_key(x[base + r * inner]);
+        key = order_key(x[span.base + r * inner]);
         if (cached) {
-          key_cache[col * n + r] = key;
+          key_cache[column.local * n + r] = key;
         }
       }
       if ((t == 0u || before(prev_key, prev_index, key, r)) && before(key, r, best_key, best_index)) {
@@ -113,28 +104,15 @@ fn main(
         best_index = r;
       }
     }
-    cand_key[lid] = best_key;
-    cand_index[lid] = best_index;
-    workgroupBarrier();
-    for (var stride = LANES / 2u; stride > 0u; stride = stride / 2u) {
-      if (lane < stride) {
-        let other = lid + stride * step;
-        if (before(cand_key[other], cand_index[other], cand_key[lid], cand_index[lid])) {
-          cand_key[lid] = cand_key[other];
-          cand_index[lid] = cand_index[other];
-        }
-      }
-      workgroupBarrier();
-    }
-    prev_key = cand_key[head];
-    prev_index = cand_index[head];
-    // The next round overwrites the candidates; everyone must have read them first.
-    workgroupBarrier();
-    if (in_range && lane == 0u) {
-      let at = (o * params.k + t) * inner + i;
-      indices[at] = i32(prev_index);
+    let best = column_total(column, vec2(best_key, best_index));
+    prev_key = best.x;
+    prev_index = best.y;
+    if (column.index < params.columns && column.lane == 0u) {
+      let o = column.index / inner;
+      let out_at = (o * params.k + t) * inner + column.index % inner;
+      indices[out_at] = i32(prev_index);
       if (WRITE_VALUES) {
-        values[at] = x[base + prev_index * inner];
+        values[out_at] = x[span.base + prev_index * inner];
       }
     }
   }

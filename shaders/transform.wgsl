@@ -12,8 +12,7 @@
 // The host merges axes that both sides walk contiguously, so rank is small.
 // One invocation per walked element (RUN = 1) or per RUN elements along the
 // innermost axis; with dense dst strides (permute, slice, pad) consecutive
-// invocations store consecutive words. Grid is 2-D (65535
-// workgroups per dimension): i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE.
+// invocations store consecutive words, on the flat grid of shaders/lib/linear_grid.wgsl.
 // The last-two-axes swap of permute uses the tiled kernel in transpose_tiled.wgsl.
 
 override PADDED: bool = false;
@@ -47,11 +46,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-// Axis d (0..7) of a vec4 pair.
-fn axis_value(lo: vec4<u32>, hi: vec4<u32>, d: u32) -> u32 {
-  let v = select(hi, lo, d < 4u);
-  return v[d & 3u];
-}
+//! include axis_pairs
 
 struct Walk {
   si: u32,
@@ -83,9 +78,11 @@ fn walk_to(index: u32, axes: u32) -> Walk {
   return w;
 }
 
+//! include linear_grid
+
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
+fn main(at: LinearInvocation) {
+  let i = linear_index(at);
   if (RUN == 1u) {
     if (i >= params.n) {
       return;

@@ -1,6 +1,5 @@
 // Elementwise activations on a dense f32 buffer: y[i] = f(x[i]).
-// Layout: flat; one invocation per element. The grid is 2-D because a
-// dimension holds at most 65535 workgroups: i = gid.x + gid.y * nwg.x * WG.
+// Layout: flat; one invocation per element (entry point: shaders/lib/elementwise.wgsl).
 // ACTIVATION picks the function when the pipeline is created, so each
 // specialization compiles to a single straight-line body.
 
@@ -17,11 +16,9 @@ struct Params {
 
 //! include activation
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * WORKGROUP_SIZE;
-  if (i >= params.n) {
-    return;
-  }
+//! include elementwise
+
+// Element i of the output.
+fn element(i: u32) {
   y[i] = activate(x[i], ACTIVATION);
 }

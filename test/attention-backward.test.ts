@@ -57,7 +57,7 @@ async function runGpu(gpu: Gpu, c: AttentionCase, seed: number, o: RunOptions): 
   if (o.bias) opts.bias = Tensor.fromArray(gpu, o.bias.data, o.bias.shape);
   if (o.mask) opts.keyPaddingMask = Tensor.fromArray(gpu, o.mask.data, [c.B, c.Lk], o.mask.dtype);
   const lse = Tensor.empty(gpu, [c.B, c.H, c.Lq]);
-  const { needBiasGrad: _, ...forwardOpts } = opts;
+  const { needBiasGrad: _, out: _out, ...forwardOpts } = opts;
   const out = attention(gpu, q, k, v, { ...forwardOpts, lse });
   const g = attentionBackward(gpu, q, k, v, out, dOut, lse, opts);
   const grads: GpuGrads = {

@@ -125,16 +125,9 @@ test('tuneConv2d records a variant that conv2d then uses correctly', async ({ gp
   await assertThrows(() => tuneConv2d(gpu, x, Tensor.fromArray(gpu, randomArray(54, 1), [6, 1, 3, 3]), { groups: 6 }), /tuneConv2d/, /depthwise kernel/);
 });
 
-interface ConvTransposeCase {
-  name: string;
-  x: Shape4;
-  w: Shape4;
-  bias?: boolean;
-  stride?: Pair;
-  padding?: Pair;
+/** A ConvCase's geometry (no fused activation) plus the output padding. */
+interface ConvTransposeCase extends Omit<ConvCase, 'activation'> {
   outputPadding?: Pair;
-  dilation?: Pair;
-  groups?: number;
 }
 
 async function checkConvTranspose(gpu: Gpu, c: ConvTransposeCase): Promise<void> {

@@ -24,10 +24,9 @@ import { openSafetensorsFile } from '../src/io/node-files.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
 import { MobileSamPredictor, samResizedSize, type SamImageEncoder } from '../src/models/sam/predictor.js';
 import { loadMobileSamDecoderWeights } from '../src/models/sam/mobilesam-decoder-weights.js';
-import {
-  SamMaskDecoder, dynamicSingleMask, loadSam2DecoderWeights, multimaskTokens, onnxSingleMask, predictSam2, stabilityScore,
-  type SamDecoderWeights, type SamHostOutputs, type SamImageFeatures,
-} from '../src/models/sam/mask-decoder.js';
+import { loadSam2DecoderWeights, type SamDecoderWeights } from '../src/models/sam/mask-decoder-weights.js';
+import { SamMaskDecoder, type SamHostOutputs, type SamImageFeatures } from '../src/models/sam/mask-decoder.js';
+import { dynamicSingleMask, multimaskTokens, onnxSingleMask, predictSam2, stabilityScore } from '../src/models/sam/mask-selection.js';
 import { promptPoints, type PointPrompt } from '../src/models/sam/prompt-encoder.js';
 import type { SegmentPrompt } from '../src/models/sam/segmenter.js';
 import { onnxCoord, samOnnxAtFrame } from './ref/sam-onnx.js';

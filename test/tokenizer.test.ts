@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as assert from 'uvu/assert';
-import { ClipTokenizer, cleanText } from '../src/models/clip/tokenizer.js';
+import { ClipTokenizer } from '../src/models/clip/tokenizer.js';
+import { cleanText } from '../src/models/clip/text-cleanup.js';
 import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
 import { assertThrows, NO_SHARED, rng, sharedPath, skip, suite } from './util.js';
 

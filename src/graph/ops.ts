@@ -27,13 +27,6 @@ import { unary, type UnaryOp } from '../kernels/unary.js';
 import type { BackwardRule, Graph, Value } from './graph.js';
 import { sameShape } from '../util/shape.js';
 
-/** Copies a kernel's freshly allocated result into the planned output and releases it (for kernels without an `out` option). */
-function moveInto(gpu: Gpu, result: Tensor, out: Tensor): void {
-  const bytes = Math.ceil(result.byteLength / 4) * 4;
-  if (bytes > 0) gpu.commandEncoder().copyBufferToBuffer(result.buffer, 0, out.buffer, 0, bytes);
-  result.dispose();
-}
-
 /** A zero-filled value (one clearBuffer, planned memory like any op). */
 export function zeros(g: Graph, shape: Shape): Value {
   return g.apply('zeros', [], shape, 'f32', (gpu, _, out) => {
@@ -218,7 +211,7 @@ function reduction(kind: 'sum' | 'mean', g: Graph, x: Value, axes: number | read
   const count = list.reduce((n, a) => n * x.shape[a], 1);
   const kernel = kind === 'sum' ? reduceSumKernel : reduceMeanKernel;
   return g.apply(op, [x], shape, 'f32', (gpu, [t], out) => {
-    moveInto(gpu, kernel(gpu, t, list, { keepDims }), out);
+    kernel(gpu, t, list, { keepDims, out });
   }, 1, (gr, { inputs: [xv], dOutputs: [dY] }) => {
     const spread = broadcastTo(gr, gr.reshape(dY!, kept), xv.shape);
     return [kind === 'sum' ? spread : mul(gr, spread, scalar(gr, 1 / count))];
@@ -265,9 +258,9 @@ function layerNormBackwardRule(hasGamma: boolean, hasBeta: boolean): BackwardRul
     const c = x.shape.at(-1)!;
     const ins = gamma ? [dY!, x, mean, rstd, gamma] : [dY!, x, mean, rstd];
     const outs = g.applyMulti('layerNormBackward', ins, wanted.map((w) => ({ shape: w === 'dx' ? x.shape : [c], dtype: 'f32' as const })), (gpu, [tdy, tx, tm, tr, tg], outTensors) => {
-      const r = layerNormBackward(gpu, tdy, tx, tm, tr, tg, { needInputGrad: wantDx });
-      wanted.forEach((w, k) => moveInto(gpu, r[w]!, outTensors[k]));
-      for (const t of [r.dx, r.dgamma, r.dbeta]) if (t && !t.disposed) t.dispose();
+      const r = layerNormBackward(gpu, tdy, tx, tm, tr, tg, { needInputGrad: wantDx, out: Object.fromEntries(wanted.map((w, k) => [w, outTensors[k]])) });
+      // The kernel computes dγ and dβ together; the one not asked for is dropped.
+      for (const w of ['dgamma', 'dbeta'] as const) if (!wanted.includes(w)) r[w]?.dispose();
     }, 3);
     wanted.forEach((w, k) => {
       grads[w === 'dx' ? 0 : w === 'dgamma' ? 1 : iBeta] = outs[k];
@@ -363,9 +356,9 @@ function attentionBackwardRule(opts: GraphAttentionOptions): BackwardRule {
     const outs = g.applyMulti('attentionBackward', [q, k, v, out, dOut, lse, ...extra], names.map((n) => ({ shape: shapeOf[n], dtype: 'f32' as const })), (gpu, [tq, tk, tv, tOut, tdOut, tLse, ...rest], outTensors) => {
       const tBias = bias ? rest.shift() : undefined;
       const tMask = mask ? rest.shift() : undefined;
-      const r = attentionBackward(gpu, tq, tk, tv, tOut, tdOut, tLse, { scale, causal, layout, bias: tBias, keyPaddingMask: tMask, needBiasGrad });
-      names.forEach((n, i) => moveInto(gpu, r[n]!, outTensors[i]));
-      for (const t of [r.dq, r.dk, r.dv]) if (!t.disposed) t.dispose();
+      const r = attentionBackward(gpu, tq, tk, tv, tOut, tdOut, tLse, { scale, causal, layout, bias: tBias, keyPaddingMask: tMask, needBiasGrad, out: Object.fromEntries(names.map((n, i) => [n, outTensors[i]])) });
+      // The kernel always computes dq, dk and dv; those not asked for are dropped.
+      for (const n of ['dq', 'dk', 'dv'] as const) if (!names.includes(n)) r[n].dispose();
     }, dispatches);
     names.forEach((n, i) => {
       grads[n === 'dbias' ? biasIndex : ['dq', 'dk', 'dv'].indexOf(n)] = outs[i];
@@ -556,7 +549,7 @@ export function convTranspose2d(g: Graph, x: Value, w: Value, opts: GraphConvTra
 }
 
 /** Max pooling (forward only), floor mode: x [N, C, H, W]. */
-export function maxPool2d(g: Graph, x: Value, opts: Omit<MaxPool2dOptions, 'ceilMode'>): Value {
+export function maxPool2d(g: Graph, x: Value, opts: Omit<MaxPool2dOptions, 'ceilMode' | 'out'>): Value {
   if (x.shape.length !== 4) throw new Error(`maxPool2d: x must be [N, C, H, W], got ${shapeString(x.shape)}`);
   const [kh, kw] = pair(opts.kernel, 1);
   const [sh, sw] = pair(opts.stride ?? opts.kernel, 1);
@@ -567,7 +560,7 @@ export function maxPool2d(g: Graph, x: Value, opts: Omit<MaxPool2dOptions, 'ceil
   const wo = windowOutput(wd, kw, sw, pw, dw);
   if (ho <= 0 || wo <= 0) throw new Error(`maxPool2d: output size ${ho}×${wo} is empty for input ${shapeString(x.shape)} and kernel ${kh}×${kw}`);
   return g.apply('maxPool2d', [x], [n, c, ho, wo], 'f32', (gpu, [tx], out) => {
-    moveInto(gpu, maxPool2dKernel(gpu, tx, opts), out);
+    maxPool2dKernel(gpu, tx, { ...opts, out });
   });
 }
 
@@ -636,9 +629,7 @@ export function crossEntropy(g: Graph, logits: Value, labels: Value, opts: Graph
     throw new Error(`crossEntropy: labels must be i32 [${logits.shape[0]}] for logits ${shapeString(logits.shape)}, got ${labels.dtype} ${shapeString(labels.shape)}`);
   }
   const [loss] = g.applyMulti('crossEntropy', [logits, labels], [{ shape: [1], dtype: 'f32' }, { shape: logits.shape, dtype: 'f32' }], (gpu, [tl, ty], [outLoss, outGrad]) => {
-    const r = softmaxCrossEntropy(gpu, tl, ty, { labelSmoothing: opts.labelSmoothing });
-    moveInto(gpu, r.loss, outLoss);
-    moveInto(gpu, r.dlogits, outGrad);
+    softmaxCrossEntropy(gpu, tl, ty, { labelSmoothing: opts.labelSmoothing, out: { loss: outLoss, dlogits: outGrad } });
   }, 2, (gr, { outputs: [, dLogits], dOutputs: [dLoss], needs }) => {
     if (needs[1]) throw new Error('crossEntropy: labels have no gradient');
     return [mul(gr, dLogits, dLoss!)];

@@ -24,6 +24,7 @@
 
 import { ProtoReader, WireType } from './protobuf.js';
 import { f16BitsToF32 } from '../half.js';
+import { intsFromBytes, type IntKind } from './int-bytes.js';
 
 /** TensorProto.DataType names, indexed by enum value. */
 const DATA_TYPES = [
@@ -512,8 +513,9 @@ export function tensorToFloat32(t: OnnxTensor): Float32Array {
   }
 }
 
-/** Integer and BOOL dtypes tensorToInt32 converts. */
-const INT32_CONVERTIBLE: readonly OnnxDataType[] = ['INT32', 'INT64', 'INT16', 'INT8', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'BOOL'];
+/** Integer and BOOL dtypes tensorToInt32 converts, and how their raw bytes read. */
+const ONNX_INT_KINDS = { INT32: 'i32', INT64: 'i64', INT16: 'i16', INT8: 'i8', UINT8: 'u8', UINT16: 'u16', UINT32: 'u32', UINT64: 'u64', BOOL: 'u8' } as const satisfies Partial<Record<OnnxDataType, IntKind>>;
+const INT32_CONVERTIBLE = Object.keys(ONNX_INT_KINDS) as OnnxDataType[];
 
 /**
  * The values of an integer or BOOL tensor as a fresh Int32Array. 64-bit and
@@ -537,22 +539,7 @@ export function tensorToInt32(t: OnnxTensor, options: { saturate?: boolean } = {
     for (let i = 0; i < values.length; i++) out[i] = narrow(i, values[i]);
     return out;
   }
-  const bytes = DATA_TYPE_BITS[t.dataType] / 8;
-  const view = rawView(raw);
-  const out = new Int32Array(raw.byteLength / bytes);
-  for (let i = 0; i < out.length; i++) {
-    switch (t.dataType) {
-      case 'INT32': out[i] = view.getInt32(4 * i, true); break;
-      case 'INT64': out[i] = narrow(i, view.getBigInt64(8 * i, true)); break;
-      case 'UINT64': out[i] = narrow(i, view.getBigUint64(8 * i, true)); break;
-      case 'UINT32': out[i] = narrow(i, view.getUint32(4 * i, true)); break;
-      case 'INT16': out[i] = view.getInt16(2 * i, true); break;
-      case 'UINT16': out[i] = view.getUint16(2 * i, true); break;
-      case 'INT8': out[i] = view.getInt8(i); break;
-      default: out[i] = view.getUint8(i); // UINT8, BOOL
-    }
-  }
-  return out;
+  return intsFromBytes(raw, ONNX_INT_KINDS[t.dataType as keyof typeof ONNX_INT_KINDS], narrow);
 }
 
 /** Size in bytes of the tensor's values as stored in raw_data form (sub-byte types packed). */

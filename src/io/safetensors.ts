@@ -9,6 +9,7 @@
 // GPU, drop) never holds more than one tensor besides the file's header.
 
 import { f16BitsToF32, f32ToF16Bits } from '../half.js';
+import { intsFromBytes, type IntKind } from './int-bytes.js';
 
 /** Random-access bytes: a file, a Blob, a URL, or memory. */
 export interface ByteSource {
@@ -232,27 +233,14 @@ function decodeFloat(dtype: SafetensorsDType, bytes: Uint8Array): Float32Array {
   return out;
 }
 
+const INT_KINDS: Readonly<Partial<Record<SafetensorsDType, IntKind>>> = { I32: 'i32', U32: 'u32', I64: 'i64', U64: 'u64', I16: 'i16', U16: 'u16', I8: 'i8', U8: 'u8', BOOL: 'u8' };
+
 function decodeInt(dtype: SafetensorsDType, bytes: Uint8Array, fail: (problem: string) => Error): Int32Array {
-  const n = bytes.byteLength / DTYPE_BYTES[dtype];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Int32Array(n);
   const wide = (i: number, value: bigint | number): number => {
     if (value < -2147483648 || value > 2147483647) throw fail(`element ${i} is ${value}, which does not fit in int32`);
     return Number(value);
   };
-  for (let i = 0; i < n; i++) {
-    switch (dtype) {
-      case 'I32': out[i] = view.getInt32(4 * i, true); break;
-      case 'U32': out[i] = wide(i, view.getUint32(4 * i, true)); break;
-      case 'I64': out[i] = wide(i, view.getBigInt64(8 * i, true)); break;
-      case 'U64': out[i] = wide(i, view.getBigUint64(8 * i, true)); break;
-      case 'I16': out[i] = view.getInt16(2 * i, true); break;
-      case 'U16': out[i] = view.getUint16(2 * i, true); break;
-      case 'I8': out[i] = view.getInt8(i); break;
-      default: out[i] = view.getUint8(i); // U8, BOOL
-    }
-  }
-  return out;
+  return intsFromBytes(bytes, INT_KINDS[dtype]!, wide);
 }
 
 /** Parses and validates the whole header; throws on the first problem, through `fail`. */

@@ -5,6 +5,8 @@
 // (src/io/safetensors.ts) instead; ONNX files are parsed whole, so they come
 // through here.
 
+import { concatBytes } from '../util/bytes.js';
+
 export interface LoadProgress {
   /** Bytes received so far. */
   loaded: number;
@@ -62,14 +64,7 @@ export async function bytesFromUrl(url: string | URL, options: BytesFromUrlOptio
   if (total !== undefined && loaded !== total) {
     throw new Error(`bytesFromUrl(${name}): received ${loaded} bytes, but Content-Length announced ${total} (truncated download?)`);
   }
-  if (chunks.length === 1) return chunks[0];
-  const bytes = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) {
-    bytes.set(c, at);
-    at += c.length;
-  }
-  return bytes;
+  return concatBytes(chunks, loaded);
 }
 
 /** The bytes of a File or Blob (a file input's or a drop's). */

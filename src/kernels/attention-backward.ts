@@ -13,6 +13,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { dispatchKernel, placeholder } from './program.js';
 import { reduceSum } from './reduce.js';
+import { outputTensor } from './strided.js';
 import { attentionOutputShape, attentionParams, sameShape, tileCapacity, validateAttentionInputs, type AttentionDims } from './attention-shapes.js';
 
 export interface AttentionBackwardOptions {
@@ -28,6 +29,8 @@ export interface AttentionBackwardOptions {
   layout?: 'bhld' | 'blhd';
   /** Also return dbias, shaped like `bias` (dS summed over its broadcast dims). Needs `bias`. */
   needBiasGrad?: boolean;
+  /** Receive the gradients (shapes as AttentionGrads); none may share a buffer with an input. */
+  out?: Partial<AttentionGrads>;
 }
 
 export interface AttentionGrads {
@@ -80,13 +83,15 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out
   const bias = opts.bias;
   const full = [d.B, d.H, d.Lq, d.Lk];
   const writeDs = opts.needBiasGrad === true && bias !== undefined;
-  const dq = Tensor.empty(gpu, q.shape);
-  const dk = Tensor.empty(gpu, k.shape);
-  const dv = Tensor.empty(gpu, v.shape);
+  const inputs = [q, k, v, out, dOut, lse, ...[bias, opts.keyPaddingMask].filter((t): t is Tensor => t !== undefined)];
+  const dq = outputTensor(gpu, `${OP}: dq`, q.shape, 'f32', inputs, opts.out?.dq);
+  const dk = outputTensor(gpu, `${OP}: dk`, k.shape, 'f32', inputs, opts.out?.dk);
+  const dv = outputTensor(gpu, `${OP}: dv`, v.shape, 'f32', inputs, opts.out?.dv);
   const delta = Tensor.empty(gpu, [d.B, d.H, d.Lq]);
   // dS over the full score shape; without needBiasGrad a 1-element scratch
   // (an unused writable binding still needs a buffer of its own).
-  const ds = Tensor.empty(gpu, writeDs ? full : [1]);
+  const axes = full.flatMap((n, i) => (bias && bias.shape[i] === 1 && n !== 1 ? [i] : []));
+  const ds = writeDs && axes.length === 0 ? outputTensor(gpu, `${OP}: dbias`, full, 'f32', inputs, opts.out?.dbias) : Tensor.empty(gpu, writeDs ? full : [1]);
   const capD = tileCapacity(d.D);
   const capDv = tileCapacity(d.Dv);
   const tile = tileRows(gpu, capD, capDv);
@@ -126,9 +131,8 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out
     ds.dispose();
     return { dq, dk, dv };
   }
-  const axes = full.flatMap((n, i) => (bias.shape[i] === 1 && n !== 1 ? [i] : []));
   if (axes.length === 0) return { dq, dk, dv, dbias: ds };
-  const dbias = reduceSum(gpu, ds, axes, { keepDims: true });
+  const dbias = reduceSum(gpu, ds, axes, { keepDims: true, out: opts.out?.dbias });
   ds.dispose();
   return { dq, dk, dv, dbias };
 }

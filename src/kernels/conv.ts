@@ -80,6 +80,8 @@ export interface MaxPool2dOptions {
   dilation?: ConvPair;
   /** Round the output size up, keeping the last window starting inside the input or its left padding. */
   ceilMode?: boolean;
+  /** Receives the output [N, C, Ho, Wo]. */
+  out?: Tensor;
 }
 
 const WORKGROUP_SIZE = 256;
@@ -427,7 +429,7 @@ export function maxPool2d(gpu: Gpu, x: Tensor, opts: MaxPool2dOptions): Tensor {
   const Wo = poolOutputSize(W, kernel[1], stride[1], padding[1], dilation[1], ceilMode);
   checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${kernel}, stride ${stride}, padding ${padding}, dilation ${dilation}, ceilMode ${ceilMode}`);
   checkBindingSize(gpu, op, 'input', x.shape);
-  const y = outputTensor(gpu, op, [N, C, Ho, Wo], undefined);
+  const y = outputTensor(gpu, op, [N, C, Ho, Wo], opts.out);
   const constants = {
     KH: kernel[0],
     KW: kernel[1],

@@ -5,6 +5,7 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { axisGrid, axisTiling, checkF32 } from './axis.js';
 import { dispatchKernel } from './program.js';
+import { outputTensor } from './strided.js';
 
 export type CrossEntropyReduction = 'mean' | 'sum' | 'none';
 
@@ -13,6 +14,8 @@ export interface SoftmaxCrossEntropyOptions {
   labelSmoothing?: number;
   /** 'mean' (default) or 'sum' over rows gives loss [1]; 'none' gives per-row losses [N]. */
   reduction?: CrossEntropyReduction;
+  /** Receive the results (shapes as SoftmaxCrossEntropyResult); each must not share a buffer with logits or labels. */
+  out?: Partial<SoftmaxCrossEntropyResult>;
 }
 
 export interface SoftmaxCrossEntropyResult {
@@ -57,9 +60,10 @@ export function softmaxCrossEntropy(gpu: Gpu, logits: Tensor, labels: Tensor | A
     labelTensor = Tensor.fromArray(gpu, labels, [rows], 'i32');
   }
 
-  const dlogits = Tensor.empty(gpu, logits.shape);
-  const rowLoss = Tensor.empty(gpu, [rows]);
-  const loss = reduction === 'none' ? rowLoss : Tensor.empty(gpu, [1]);
+  const inputs = [logits, labelTensor];
+  const dlogits = outputTensor(gpu, `${op}: dlogits`, logits.shape, 'f32', inputs, opts.out?.dlogits);
+  const rowLoss = reduction === 'none' ? outputTensor(gpu, `${op}: loss`, [rows], 'f32', inputs, opts.out?.loss) : Tensor.empty(gpu, [rows]);
+  const loss = reduction === 'none' ? rowLoss : outputTensor(gpu, `${op}: loss`, [1], 'f32', inputs, opts.out?.loss);
   // 'none' leaves the `loss` binding unwritten; it still needs a buffer of its own.
   const lossBinding = reduction === 'none' ? Tensor.empty(gpu, [1]) : loss;
   const scale = reduction === 'mean' ? 1 / rows : 1;

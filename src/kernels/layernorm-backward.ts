@@ -5,11 +5,14 @@ import type { Gpu } from '../device.js';
 import { Tensor, shapeString } from '../tensor.js';
 import { axisGrid, axisTiling, checkF32 } from './axis.js';
 import { dispatchKernel, linearGrid, placeholder } from './program.js';
+import { outputTensor } from './strided.js';
 import { sameShape } from '../util/shape.js';
 
 export interface LayerNormBackwardOptions {
   /** Compute dx (default true); false when x is a leaf such as a frozen input. */
   needInputGrad?: boolean;
+  /** Receive the gradients that are computed (shapes as LayerNormBackwardResult); none may share a buffer with an input. */
+  out?: LayerNormBackwardResult;
 }
 
 export interface LayerNormBackwardResult {
@@ -65,10 +68,11 @@ export function layerNormBackward(gpu: Gpu, dy: Tensor, x: Tensor, mean: Tensor,
     scratch.push(t);
     return t;
   };
-  const dx = needInputGrad ? Tensor.empty(gpu, x.shape) : unused();
+  const inputs = [dy, x, mean, rstd, ...(gamma ? [gamma] : [])];
+  const dx = needInputGrad ? outputTensor(gpu, `${op}: dx`, x.shape, 'f32', inputs, opts.out?.dx) : unused();
   const partials = gamma ? Tensor.empty(gpu, [blocks, channels, 2]) : unused();
-  const dgamma = gamma ? Tensor.empty(gpu, [channels]) : unused();
-  const dbeta = gamma ? Tensor.empty(gpu, [channels]) : unused();
+  const dgamma = gamma ? outputTensor(gpu, `${op}: dgamma`, [channels], 'f32', inputs, opts.out?.dgamma) : unused();
+  const dbeta = gamma ? outputTensor(gpu, `${op}: dbeta`, [channels], 'f32', inputs, opts.out?.dbeta) : unused();
   const resources = { dy, x, mean, rstd, gamma: gamma ?? placeholder(gpu), dx, partials, dgamma, dbeta, params };
 
   if (needInputGrad) {

@@ -4,10 +4,13 @@ import type { Gpu } from '../device.js';
 import { Tensor, numel, shapeString, type Shape } from '../tensor.js';
 import { dispatchKernel, linearGrid } from './program.js';
 import { axisGrid, axisTiling, checkF32, resolveAxis, type AxisView } from './axis.js';
+import { outputTensor } from './strided.js';
 
 export interface ReduceOptions {
   /** Keep reduced axes as size 1 (default false). */
   keepDims?: boolean;
+  /** Receives the result (f32, the output's element count); it must not share the input's buffer. */
+  out?: Tensor;
 }
 
 type ReduceKind = 'sum' | 'mean' | 'max';
@@ -84,7 +87,7 @@ function reduce(gpu: Gpu, kind: ReduceKind, x: Tensor, axes: number | readonly n
     throw new Error(`${op}: cannot take the maximum over zero elements (axes [${resolved.join(', ')}] of ${shapeString(x.shape)})`);
   }
   const outShape = opts.keepDims ? x.shape.map((d, i) => (resolved.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !resolved.includes(i));
-  const y = Tensor.empty(gpu, outShape);
+  const y = outputTensor(gpu, op, outShape, 'f32', [x], opts.out);
   if (y.size === 0) return y;
   const passes = planPasses(gpu, x.shape, resolved);
   let input = x;

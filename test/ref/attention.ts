@@ -1,18 +1,13 @@
 // Float64 reference for fused attention: plain loops over scores, masks,
 // softmax and the weighted sum, one query row at a time.
 
-export interface AttentionRefInput {
+import type { AttentionDims, AttentionLayout } from '../../src/kernels/attention-shapes.js';
+
+/** A problem's sizes and layout (AttentionCase) with its data; layout 'bhld' is [B, H, L, D], 'blhd' [B, L, H, D], inputs and output alike. */
+export interface AttentionRefInput extends AttentionCase {
   q: ArrayLike<number>;
   k: ArrayLike<number>;
   v: ArrayLike<number>;
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  D: number;
-  Dv: number;
-  /** 'bhld': [B, H, L, D]; 'blhd': [B, L, H, D] (inputs and output alike). */
-  layout: 'bhld' | 'blhd';
   scale?: number;
   /** Rank-4 additive scores, each dim equal to [B, H, Lq, Lk]'s or 1. */
   bias?: { data: ArrayLike<number>; shape: readonly number[] };
@@ -80,14 +75,8 @@ export function attentionRef(x: AttentionRefInput): AttentionRefOutput {
 }
 
 /** A test problem: sizes and layout (the tensors' shapes follow from them). */
-export interface AttentionCase {
-  B: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  D: number;
-  Dv: number;
-  layout: 'bhld' | 'blhd';
+export interface AttentionCase extends AttentionDims {
+  layout: AttentionLayout;
 }
 
 /** The shape of a q/k/v/out tensor of `len` tokens and `width` features in the case's layout. */

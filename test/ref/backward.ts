@@ -3,6 +3,7 @@
 // function, which check those formulas (and the kernels) independently.
 
 import * as act from './activations.js';
+import { layerNorm } from './norm.js';
 
 /**
  * Central differences of a scalar function f at x: (f(x + h eᵢ) − f(x − h eᵢ)) / 2h
@@ -57,20 +58,17 @@ export interface LayerNormGrads {
 
 /**
  * Gradients of y = (x − μ)·σ⁻¹·γ + β over rows of length c, given dy, with
- * μ and σ⁻¹ = 1/sqrt(var + eps) recomputed from x in float64:
+ * μ and σ⁻¹ = 1/sqrt(var + eps) recomputed from x in float64 (by norm.ts's layerNorm):
  * dx = σ⁻¹ (g − mean(g) − x̂ mean(g x̂)) for g = dy·γ.
  */
 export function layerNormBackward(dy: ArrayLike<number>, x: ArrayLike<number>, rows: number, c: number, gamma: ArrayLike<number> | undefined, eps: number): LayerNormGrads {
   const dx = new Float64Array(rows * c);
   const dgamma = new Float64Array(c);
   const dbeta = new Float64Array(c);
+  const { mean, rstd } = layerNorm(x, rows, c, undefined, undefined, eps);
   for (let r = 0; r < rows; r++) {
-    let mu = 0;
-    for (let j = 0; j < c; j++) mu += x[r * c + j];
-    mu /= c;
-    let v = 0;
-    for (let j = 0; j < c; j++) v += (x[r * c + j] - mu) ** 2;
-    const rs = 1 / Math.sqrt(v / c + eps);
+    const mu = mean[r];
+    const rs = rstd[r];
     const xhat = Array.from({ length: c }, (_, j) => (x[r * c + j] - mu) * rs);
     const g = Array.from({ length: c }, (_, j) => dy[r * c + j] * (gamma ? gamma[j] : 1));
     const meanG = g.reduce((a, b) => a + b, 0) / c;

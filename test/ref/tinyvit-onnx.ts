@@ -15,6 +15,7 @@
 // the original does (view(B, N, heads, 96).split([32, 32, 32])).
 
 import { erf } from './activations.js';
+import { layerNorm as layerNormRows } from './norm.js';
 import type { ProtoModel, ProtoNode, ProtoTensor } from './onnx-proto.js';
 
 /** tiny_vit_sam.py's MobileSAM configuration. */
@@ -326,17 +327,7 @@ const convAny = (gemm: Gemm, x: Tokens, cv: Conv) => (cv.k === 1 && cv.groups ==
 
 /** LayerNorm of each row of [n, c] (biased variance). */
 function layerNorm(x: Float64Array, n: number, c: number, p: Norm): Float64Array {
-  const out = new Float64Array(n * c);
-  for (let r = 0; r < n; r++) {
-    let mean = 0;
-    for (let j = 0; j < c; j++) mean += x[r * c + j];
-    mean /= c;
-    let v = 0;
-    for (let j = 0; j < c; j++) v += (x[r * c + j] - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / c + p.eps);
-    for (let j = 0; j < c; j++) out[r * c + j] = (x[r * c + j] - mean) * inv * p.g[j] + p.b[j];
-  }
-  return out;
+  return layerNormRows(x, n, c, p.g, p.b, p.eps).y;
 }
 
 /** TinyViT Attention over the windows of the zero-padded map, un-padded (no residual). */

@@ -6,6 +6,7 @@
 // small input sides (64–128).
 
 import { gelu } from './activations.js';
+import { layerNorm as layerNormRows } from './norm.js';
 
 export interface RefWeight {
   shape: number[];
@@ -55,17 +56,7 @@ const addMaps = (x: Map3, y: Map3): Map3 => ({ ...x, d: x.d.map((v, i) => v + y.
 
 /** Rows [n, c] → LayerNorm over c (biased variance). */
 function layerNorm(t: Float64Array, n: number, c: number, g: RefWeight, b: RefWeight, eps: number): Float64Array {
-  const out = new Float64Array(n * c);
-  for (let r = 0; r < n; r++) {
-    let mean = 0;
-    for (let j = 0; j < c; j++) mean += t[r * c + j];
-    mean /= c;
-    let v = 0;
-    for (let j = 0; j < c; j++) v += (t[r * c + j] - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / c + eps);
-    for (let j = 0; j < c; j++) out[r * c + j] = (t[r * c + j] - mean) * inv * g.data[j] + b.data[j];
-  }
-  return out;
+  return layerNormRows(t, n, c, g.data, b.data, eps).y;
 }
 
 /** Rows [n, cin] · w [cin, cout] + b. */

@@ -3,12 +3,8 @@
 // token and head, sigmoid IoU head, high-resolution feature fusion, dynamic
 // single-mask choice).
 //
-// Weights are plain named host tensors with the PyTorch module names of
-// segment_anything / sam2, prefixes `prompt_encoder.` and `mask_decoder.`
-// (SAM2 checkpoints' `sam_` prefix dropped), Linear [out, in], Conv2d
-// [out, in, kh, kw], ConvTranspose2d [in, out, kh, kw]; the two-way
-// transformer's MLP is `mlp.lin1` / `mlp.lin2` (SAM2's `mlp.layers.0/1`
-// renamed). SamMaskDecoder.create checks every key and shape, then uploads.
+// The weights (names, layouts, checks) are in mask-decoder-weights.ts; choosing
+// among the M masks and resizing them to the image in mask-selection.ts.
 //
 // Forward (predict_masks), as a graph per (prompts B, points N, mask input):
 //   tokens  = [obj_score_token?, iou_token, mask_tokens×M, sparse prompts]   (assembled on the host)
@@ -38,11 +34,9 @@
 // Embedding sizes: any square h×h (an encoder input size S = 16h); the dense PE,
 // prompt frame and low-res mask side (4h) follow the features given.
 //
-// Everything after the decoder (which of the M tokens to keep, resizing to the
-// image) is model specific and lives in helpers below: SAM's ONNX export picks
-// by point count and upsamples to S, crops the resized image region, then
-// resizes; SAM2 picks by a stability rule and resizes the low-res logits
-// directly.
+// Longer than 500 lines on purpose: it is one class whose upload() lays the
+// weights out (q_scaled, k_heads, vo, q_heads, upscale blocks) for exactly
+// the graph builders below that read them; apart, neither half reads alone.
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
@@ -50,43 +44,9 @@ import { Graph, type Value } from '../../graph/graph.js';
 import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
-import { resize } from '../../kernels/resize.js';
 import { slice } from '../../kernels/transform.js';
-import type { SafetensorsFile } from '../../io/safetensors.js';
-import type { SegmentPrediction, SegmentPrompt } from './segmenter.js';
-import { densePositionalEncoding, embedMask, encodePoints, promptPoints, type HostTensor, type PointEncoderParams, type PromptPoints } from './prompt-encoder.js';
-
-export interface SamDecoderConfig {
-  /** Transformer width D (256 for SAM / MobileSAM / SAM2). */
-  embedDim: number;
-  /** The prompt frame S (model input side): 1024, or the SAM2 fixture's 256. */
-  imageSize: number;
-  /** Image embedding side h = w = S/16. */
-  embeddingSize: number;
-  /** Mask tokens M: 1 single-mask token + 3 multimask tokens. */
-  numMaskTokens: number;
-  depth: number;
-  heads: number;
-  /** Internal width of the cross attentions (D / downsample rate 2). */
-  crossDim: number;
-  mlpDim: number;
-  iouHiddenDim: number;
-  maskInChans: number;
-  /** SAM2: sigmoid on the IoU head. */
-  iouSigmoid: boolean;
-  /** SAM2: object-score token (token 0) and its MLP head. */
-  objectScore: boolean;
-  /** SAM2: high-resolution features added in the upscaling (conv_s0/conv_s1 weights present). */
-  highResFeatures: boolean;
-  /** SAM2: single-mask output falls back to the best multimask token when token 0 is unstable. */
-  dynamicMultimask?: { delta: number; threshold: number };
-}
-
-export interface SamDecoderWeights {
-  readonly config: SamDecoderConfig;
-  /** Canonical name → host tensor (see this file's header for the names and layouts). */
-  readonly tensors: ReadonlyMap<string, HostTensor>;
-}
+import { densePositionalEncoding, embedMask, encodePoints, type HostTensor, type PointEncoderParams, type PromptPoints } from './prompt-encoder.js';
+import { checkSamDecoderWeights, samDecoderKeys, type SamDecoderConfig, type SamDecoderWeights } from './mask-decoder-weights.js';
 
 /** Per-image features the decoder reads. */
 export interface SamImageFeatures {
@@ -116,159 +76,6 @@ export interface SamHostOutputs {
   tokens: number;
   /** Low-res mask side 4h. */
   size: number;
-}
-
-type KeyShape = { key: string; shape: number[] };
-
-/** Every tensor the decoder needs, with its PyTorch shape. */
-export function samDecoderKeys(c: SamDecoderConfig): KeyShape[] {
-  const D = c.embedDim;
-  const keys: KeyShape[] = [];
-  const add = (key: string, shape: number[]) => keys.push({ key, shape });
-  const linear = (name: string, inDim: number, outDim: number) => {
-    add(`${name}.weight`, [outDim, inDim]);
-    add(`${name}.bias`, [outDim]);
-  };
-  const attention = (name: string, inner: number) => {
-    for (const p of ['q_proj', 'k_proj', 'v_proj']) linear(`${name}.${p}`, D, inner);
-    linear(`${name}.out_proj`, inner, D);
-  };
-  const norm = (name: string, n: number) => {
-    add(`${name}.weight`, [n]);
-    add(`${name}.bias`, [n]);
-  };
-  const mlp = (name: string, dims: number[]) => dims.slice(1).forEach((out, i) => linear(`${name}.layers.${i}`, dims[i], out));
-  const pe = 'prompt_encoder';
-  const m4 = c.maskInChans / 4;
-  add(`${pe}.pe_layer.positional_encoding_gaussian_matrix`, [2, D / 2]);
-  for (let i = 0; i < 4; i++) add(`${pe}.point_embeddings.${i}.weight`, [1, D]);
-  add(`${pe}.not_a_point_embed.weight`, [1, D]);
-  add(`${pe}.no_mask_embed.weight`, [1, D]);
-  add(`${pe}.mask_downscaling.0.weight`, [m4, 1, 2, 2]);
-  add(`${pe}.mask_downscaling.0.bias`, [m4]);
-  norm(`${pe}.mask_downscaling.1`, m4);
-  add(`${pe}.mask_downscaling.3.weight`, [c.maskInChans, m4, 2, 2]);
-  add(`${pe}.mask_downscaling.3.bias`, [c.maskInChans]);
-  norm(`${pe}.mask_downscaling.4`, c.maskInChans);
-  add(`${pe}.mask_downscaling.6.weight`, [D, c.maskInChans, 1, 1]);
-  add(`${pe}.mask_downscaling.6.bias`, [D]);
-  const md = 'mask_decoder';
-  add(`${md}.iou_token.weight`, [1, D]);
-  add(`${md}.mask_tokens.weight`, [c.numMaskTokens, D]);
-  if (c.objectScore) add(`${md}.obj_score_token.weight`, [1, D]);
-  for (let i = 0; i < c.depth; i++) {
-    const l = `${md}.transformer.layers.${i}`;
-    attention(`${l}.self_attn`, D);
-    attention(`${l}.cross_attn_token_to_image`, c.crossDim);
-    attention(`${l}.cross_attn_image_to_token`, c.crossDim);
-    linear(`${l}.mlp.lin1`, D, c.mlpDim);
-    linear(`${l}.mlp.lin2`, c.mlpDim, D);
-    for (let k = 1; k <= 4; k++) norm(`${l}.norm${k}`, D);
-  }
-  attention(`${md}.transformer.final_attn_token_to_image`, c.crossDim);
-  norm(`${md}.transformer.norm_final_attn`, D);
-  add(`${md}.output_upscaling.0.weight`, [D, D / 4, 2, 2]);
-  add(`${md}.output_upscaling.0.bias`, [D / 4]);
-  norm(`${md}.output_upscaling.1`, D / 4);
-  add(`${md}.output_upscaling.3.weight`, [D / 4, D / 8, 2, 2]);
-  add(`${md}.output_upscaling.3.bias`, [D / 8]);
-  if (c.highResFeatures) {
-    add(`${md}.conv_s0.weight`, [D / 8, D, 1, 1]);
-    add(`${md}.conv_s0.bias`, [D / 8]);
-    add(`${md}.conv_s1.weight`, [D / 4, D, 1, 1]);
-    add(`${md}.conv_s1.bias`, [D / 4]);
-  }
-  for (let i = 0; i < c.numMaskTokens; i++) mlp(`${md}.output_hypernetworks_mlps.${i}`, [D, D, D, D / 8]);
-  mlp(`${md}.iou_prediction_head`, [D, c.iouHiddenDim, c.iouHiddenDim, c.numMaskTokens]);
-  if (c.objectScore) mlp(`${md}.pred_obj_score_head`, [D, D, D, 1]);
-  return keys;
-}
-
-/** Options the weights cannot tell. */
-export interface SamDecoderConfigOptions {
-  imageSize: number;
-  /** Attention heads (8 in every SAM and SAM2 model). */
-  heads?: number;
-  iouSigmoid: boolean;
-  dynamicMultimask?: { delta: number; threshold: number };
-}
-
-/** Sizes from the tensors' shapes (Error naming the first missing key), flags from `opts`. */
-export function inferSamDecoderConfig(source: string, tensors: ReadonlyMap<string, HostTensor>, opts: SamDecoderConfigOptions): SamDecoderConfig {
-  const shape = (key: string): readonly number[] => {
-    const t = tensors.get(key);
-    if (!t) throw new Error(`${source}: missing tensor "${key}" (needed to infer the SAM decoder's sizes)`);
-    return t.shape;
-  };
-  let depth = 0;
-  while (tensors.has(`mask_decoder.transformer.layers.${depth}.norm1.weight`)) depth++;
-  const S = opts.imageSize;
-  if (!Number.isInteger(S) || S <= 0 || S % 16 !== 0) throw new Error(`${source}: image size ${S} must be a positive multiple of 16`);
-  return {
-    embedDim: 2 * shape('prompt_encoder.pe_layer.positional_encoding_gaussian_matrix')[1],
-    imageSize: S,
-    embeddingSize: S / 16,
-    numMaskTokens: shape('mask_decoder.mask_tokens.weight')[0],
-    depth,
-    heads: opts.heads ?? 8,
-    crossDim: shape('mask_decoder.transformer.final_attn_token_to_image.q_proj.weight')[0],
-    mlpDim: depth > 0 ? shape('mask_decoder.transformer.layers.0.mlp.lin1.weight')[0] : 0,
-    iouHiddenDim: shape('mask_decoder.iou_prediction_head.layers.0.weight')[0],
-    maskInChans: shape('prompt_encoder.mask_downscaling.3.weight')[0],
-    iouSigmoid: opts.iouSigmoid,
-    objectScore: tensors.has('mask_decoder.obj_score_token.weight'),
-    highResFeatures: tensors.has('mask_decoder.conv_s0.weight'),
-    dynamicMultimask: opts.dynamicMultimask,
-  };
-}
-
-/** Throws one Error listing every missing or misshapen tensor (at most 8 shown). */
-export function checkSamDecoderWeights(source: string, w: SamDecoderWeights): void {
-  const c = w.config;
-  const problems: string[] = [];
-  if (c.depth < 1) problems.push('no two-way transformer layers (mask_decoder.transformer.layers.0.*)');
-  if (c.embedDim % 8 !== 0 || c.crossDim % c.heads !== 0 || c.embedDim % c.heads !== 0) {
-    problems.push(`width ${c.embedDim} / cross width ${c.crossDim} do not split into ${c.heads} heads and D/8 channels`);
-  }
-  for (const { key, shape } of samDecoderKeys(c)) {
-    const t = w.tensors.get(key);
-    if (!t) problems.push(`missing tensor "${key}" (expected shape [${shape.join(', ')}])`);
-    else if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) problems.push(`tensor "${key}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    else if (t.data.length !== shape.reduce((a, b) => a * b, 1)) problems.push(`tensor "${key}" holds ${t.data.length} values for shape [${shape.join(', ')}]`);
-  }
-  if (problems.length > 0) {
-    const shown = problems.slice(0, 8).join('; ') + (problems.length > 8 ? `; ... (${problems.length - 8} more)` : '');
-    throw new Error(`${source}: not a SAM mask decoder of width ${c.embedDim}: ${shown}`);
-  }
-}
-
-/** SAM2's dynamic single-mask rule as configured by build_sam2 (apply_postprocessing=True). */
-export const SAM2_DYNAMIC_MULTIMASK = { delta: 0.05, threshold: 0.98 } as const;
-
-export interface LoadSam2DecoderOptions {
-  /** The model input side S; default: the file's `__metadata__.config` image_size, else 1024. */
-  imageSize?: number;
-}
-
-/** Reads `sam_prompt_encoder.*` and `sam_mask_decoder.*` of a SAM2 checkpoint (SAM2Base state_dict names). */
-export async function loadSam2DecoderWeights(file: SafetensorsFile, opts: LoadSam2DecoderOptions = {}): Promise<SamDecoderWeights> {
-  const tensors = new Map<string, HostTensor>();
-  for (const [key, info] of file.tensors) {
-    const m = /^sam_(prompt_encoder|mask_decoder)\.(.*)$/.exec(key);
-    if (!m) continue;
-    const name = `${m[1]}.${m[2].replace(/\.mlp\.layers\.0\./, '.mlp.lin1.').replace(/\.mlp\.layers\.1\./, '.mlp.lin2.')}`;
-    tensors.set(name, { data: await file.read(key), shape: [...info.shape] });
-  }
-  let imageSize = opts.imageSize;
-  if (imageSize === undefined) {
-    const text = file.metadata.config;
-    const parsed = text ? (JSON.parse(text) as { image_size?: number; model?: { image_size?: number } }) : {};
-    imageSize = parsed.image_size ?? parsed.model?.image_size ?? 1024;
-  }
-  const config = inferSamDecoderConfig(file.name, tensors, { imageSize, iouSigmoid: true, dynamicMultimask: { ...SAM2_DYNAMIC_MULTIMASK } });
-  const weights = { config, tensors };
-  checkSamDecoderWeights(file.name, weights);
-  return weights;
 }
 
 function transpose2d(t: HostTensor): Float32Array {
@@ -859,156 +666,5 @@ export class SamMaskDecoder {
     const v = ops.matmul(g, queries, p(`${name}.v_proj.weight`), { bias: p(`${name}.v_proj.bias`) });
     const vo = g.reshape(ops.matmul(g, ops.permute(g, g.reshape(v, [B, T, H, dh]), [0, 2, 1, 3]), p(`${name}.o_heads`)), [B, H * T, D]);
     return ops.matmul(g, probs, vo, { bias: p(`${name}.out_proj.bias`), residual: keys });
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Choosing masks and postprocessing (host selection, GPU resizing).
-
-/** The chosen masks: K per prompt. */
-export interface SelectedMasks {
-  /** [B, K, s, s] low-res logits. */
-  masks: Float32Array;
-  /** [B, K]. */
-  iou: Float32Array;
-  /** [B, K] token indices chosen. */
-  tokens: Int32Array;
-  batch: number;
-  count: number;
-  size: number;
-}
-
-/** Picks `choose(b)` tokens of each prompt b (all prompts must pick the same number). */
-export function selectTokens(out: SamHostOutputs, choose: (b: number) => number[]): SelectedMasks {
-  const { batch: B, tokens: M, size: s } = out;
-  const picks = Array.from({ length: B }, (_, b) => choose(b));
-  const K = picks[0]?.length ?? 0;
-  const area = s * s;
-  const masks = new Float32Array(B * K * area);
-  const iou = new Float32Array(B * K);
-  const tokens = new Int32Array(B * K);
-  picks.forEach((ks, b) => {
-    if (ks.length !== K) throw new Error(`selectTokens: prompt ${b} picks ${ks.length} tokens, prompt 0 picks ${K}`);
-    ks.forEach((t, k) => {
-      if (!Number.isInteger(t) || t < 0 || t >= M) throw new Error(`selectTokens: token ${t} is outside [0, ${M})`);
-      masks.set(out.masks.subarray((b * M + t) * area, (b * M + t + 1) * area), (b * K + k) * area);
-      iou[b * K + k] = out.iou[b * M + t];
-      tokens[b * K + k] = t;
-    });
-  });
-  return { masks, iou, tokens, batch: B, count: K, size: s };
-}
-
-/** The multimask tokens 1..M−1 of every prompt. */
-export function multimaskTokens(out: SamHostOutputs): SelectedMasks {
-  return selectTokens(out, () => Array.from({ length: out.tokens - 1 }, (_, i) => i + 1));
-}
-
-/** Index of the first maximum of iou[b, from..M). */
-function bestToken(out: SamHostOutputs, b: number, from: number, bonus: (t: number) => number = () => 0): number {
-  let best = from;
-  for (let t = from + 1; t < out.tokens; t++) if (out.iou[b * out.tokens + t] + bonus(t) > out.iou[b * out.tokens + best] + bonus(best)) best = t;
-  return best;
-}
-
-/**
- * SAM's ONNX export (SamOnnxModel.select_masks, return_single_mask): score =
- * iou + (N − 2.5)·[1000, 0, 0, 0] with N the prompt's point count incl.
- * padding, argmax. One click (+ padding) or a box alone picks the best
- * multimask token; more points pick token 0.
- */
-export function onnxSingleMask(out: SamHostOutputs, pointCount: number): SelectedMasks {
-  const reweight = (pointCount - 2.5) * 1000;
-  return selectTokens(out, (b) => [bestToken(out, b, 0, (t) => (t === 0 ? reweight : 0))]);
-}
-
-/** Stability of token-0-style logits: #(x > δ) / #(x > −δ), 1 when the denominator is 0 (SAM2 _get_stability_scores). */
-export function stabilityScore(logits: Float32Array, delta: number): number {
-  let inner = 0;
-  let outer = 0;
-  for (const x of logits) {
-    if (x > delta) inner++;
-    if (x > -delta) outer++;
-  }
-  return outer > 0 ? inner / outer : 1;
-}
-
-/** SAM2's single-mask output: token 0 if its stability ≥ threshold, else the multimask token with the best IoU. */
-export function dynamicSingleMask(out: SamHostOutputs, rule: { delta: number; threshold: number }): SelectedMasks & { stability: Float32Array } {
-  const area = out.size * out.size;
-  const stability = new Float32Array(out.batch);
-  const selected = selectTokens(out, (b) => {
-    const token0 = out.masks.subarray(b * out.tokens * area, (b * out.tokens + 1) * area);
-    stability[b] = stabilityScore(token0, rule.delta);
-    return [stability[b] >= rule.threshold ? 0 : bestToken(out, b, 1)];
-  });
-  return { ...selected, stability };
-}
-
-/** How low-res logits become image-size logits. */
-export type MaskPostprocess =
-  /** SAM / MobileSAM ONNX: bilinear to S×S, crop the resized image [rh, rw], bilinear to the image. */
-  | { kind: 'sam'; imageSize: number; resized: readonly [number, number] }
-  /** SAM2: bilinear from the low-res logits straight to the image. */
-  | { kind: 'sam2' };
-
-/** Low-res logits [n, s, s] → logits at [height, width] (bilinear, align_corners=False); a new tensor [1, n, height, width]. */
-export function postprocessMasks(gpu: Gpu, lowRes: Float32Array, count: number, size: number, height: number, width: number, how: MaskPostprocess): Tensor {
-  const op = 'postprocessMasks';
-  if (lowRes.length !== count * size * size) throw new Error(`${op}: ${lowRes.length} values are not ${count} masks of ${size}×${size}`);
-  if (!Number.isInteger(height) || !Number.isInteger(width) || height < 1 || width < 1) throw new Error(`${op}: image size ${width}×${height} must be positive integers`);
-  const x = Tensor.fromArray(gpu, lowRes, [1, count, size, size]);
-  try {
-    if (how.kind === 'sam2') return resize(gpu, x, { size: [height, width], mode: 'bilinear' });
-    const S = how.imageSize;
-    const [rh, rw] = how.resized;
-    if (!(rh >= 1 && rh <= S && rw >= 1 && rw <= S)) throw new Error(`${op}: resized region ${rw}×${rh} must lie inside ${S}×${S}`);
-    const full = resize(gpu, x, { size: [S, S], mode: 'bilinear' });
-    const crop = slice(gpu, full, [0, 0, 0, 0], [1, count, rh, rw]);
-    full.dispose();
-    const y = resize(gpu, crop, { size: [height, width], mode: 'bilinear' });
-    crop.dispose();
-    return y;
-  } finally {
-    x.dispose();
-  }
-}
-
-/** The crop the ONNX export computes from orig_im_size, in its f32 arithmetic: floor(S/max(h, w)·[h, w] + 0.5). */
-export function onnxResizedSize(height: number, width: number, imageSize: number): [number, number] {
-  const f = Math.fround;
-  const scale = f(f(1 / Math.max(height, width)) * imageSize);
-  return [Math.floor(f(f(scale * height) + 0.5)), Math.floor(f(f(scale * width) + 0.5))];
-}
-
-/**
- * SAM2ImagePredictor.predict for one prompt in image pixels against one
- * image's features (frame S = 16h for an embedding of side h): points mapped by x·S/W, y·S/H, box corners first, padding
- * point always; multimask → tokens 1..3, else the dynamic single-mask rule;
- * masks resized from the (unclamped) low-res logits to the image; the
- * returned low-res logits clamped to [−32, 32] as the predictor does.
- */
-export async function predictSam2(decoder: SamMaskDecoder, features: SamImageFeatures, prompt: SegmentPrompt, width: number, height: number): Promise<SegmentPrediction & { objectScore: number; tokens: Int32Array }> {
-  const op = 'predictSam2';
-  const { frame: S, maskSize: s } = decoder.geometry(features);
-  const points = promptPoints(op, prompt, (x, y) => [(x / width) * S, (y / height) * S], 'sam2');
-  if (prompt.mask !== undefined && prompt.mask.length !== s * s) throw new Error(`${op}: mask must hold ${s}·${s} low-res logits, got ${prompt.mask.length}`);
-  const out = await decoder.decodeToHost(features, points, prompt.mask);
-  const rule = decoder.config.dynamicMultimask;
-  const chosen = prompt.multimask === false ? (rule ? dynamicSingleMask(out, rule) : selectTokens(out, () => [0])) : multimaskTokens(out);
-  const masks = postprocessMasks(decoder.gpu, chosen.masks, chosen.count, s, height, width, { kind: 'sam2' });
-  try {
-    return {
-      width,
-      height,
-      masks: (await masks.read()) as Float32Array,
-      iouPredictions: chosen.iou,
-      lowResMasks: chosen.masks.map((v) => Math.min(32, Math.max(-32, v))),
-      count: chosen.count,
-      objectScore: out.objectScore ? out.objectScore[0] : NaN,
-      tokens: chosen.tokens,
-    };
-  } finally {
-    masks.dispose();
   }
 }

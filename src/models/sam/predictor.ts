@@ -22,8 +22,9 @@ import type { DecodedImage } from '../../io/image.js';
 import type { AutoMask, SegmentPrediction, SegmentPrompt, Segmenter } from './segmenter.js';
 import { generateMasks, type BatchedMaskDecoder, type GenerateMasksOptions } from './automatic.js';
 import { loadMobileSamDecoderWeights } from './mobilesam-decoder-weights.js';
-import { SamMaskDecoder, multimaskTokens, onnxResizedSize, onnxSingleMask, postprocessMasks } from './mask-decoder.js';
-import { promptPoints, type PromptPoints } from './prompt-encoder.js';
+import { SamMaskDecoder } from './mask-decoder.js';
+import { multimaskTokens, onnxResizedSize, onnxSingleMask, postprocessMasks } from './mask-selection.js';
+import { clickBatch, promptPoints, type PromptPoints } from './prompt-encoder.js';
 
 /** What the predictor needs of an image encoder (MobileSamEncoder fits). */
 export interface SamImageEncoder {
@@ -144,20 +145,10 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
    */
   async predictBatch(points: ReadonlyArray<readonly [number, number]>, labels: readonly number[]): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
     const img = this.current('predictBatch');
-    if (points.length !== labels.length) throw new Error(`${OP}.predictBatch: ${points.length} points but ${labels.length} labels (one label per point)`);
-    if (points.length === 0) throw new Error(`${OP}.predictBatch: no points`);
-    const B = points.length;
-    const N = 2; // the click and the padding point
-    const coords = new Float32Array(B * N * 2);
-    const lab = new Int32Array(B * N);
-    points.forEach((p, b) => {
-      const one = this.toPoints('predictBatch', { points: [p], labels: [labels[b]] }, img);
-      coords.set(one.coords, b * N * 2);
-      lab.set(one.labels, b * N);
-    });
+    const batch = clickBatch(`${OP}.predictBatch`, points, labels, (prompt) => this.toPoints('predictBatch', prompt, img));
     this.batchMasks?.dispose();
     this.batchMasks = undefined;
-    const out = await this.decoder.decodeMultimask({ imageEmbedding: img.embedding }, { coords, labels: lab, batch: B, count: N });
+    const out = await this.decoder.decodeMultimask({ imageEmbedding: img.embedding }, batch);
     this.batchMasks = out.lowResMasks;
     return out;
   }

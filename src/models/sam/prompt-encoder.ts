@@ -59,6 +59,26 @@ export interface PointPrompt {
 
 const LABELS = new Set([-1, 0, 1, 2, 3]);
 
+/**
+ * B one-click prompts (image pixels, one label each) as one batch, each
+ * click mapped by `toPoints` (a one-point prompt → the click and the padding
+ * point, so N = 2): what the predictors' predictBatch decodes.
+ */
+export function clickBatch(op: string, points: ReadonlyArray<readonly [number, number]>, labels: readonly number[], toPoints: (prompt: PointPrompt) => PromptPoints): PromptPoints {
+  if (points.length !== labels.length) throw new Error(`${op}: ${points.length} points but ${labels.length} labels (one label per point)`);
+  if (points.length === 0) throw new Error(`${op}: no points`);
+  const B = points.length;
+  const N = 2; // the click and the padding point
+  const coords = new Float32Array(B * N * 2);
+  const lab = new Int32Array(B * N);
+  points.forEach((p, b) => {
+    const one = toPoints({ points: [p], labels: [labels[b]] });
+    coords.set(one.coords, b * N * 2);
+    lab.set(one.labels, b * N);
+  });
+  return { coords, labels: lab, batch: B, count: N };
+}
+
 function checkFinite(op: string, what: string, values: readonly number[]): void {
   const bad = values.findIndex((v) => typeof v !== 'number' || !Number.isFinite(v));
   if (bad >= 0) throw new Error(`${op}: ${what} has a non-finite coordinate (${values[bad]}) at index ${bad}`);

@@ -10,8 +10,10 @@ import type { DecodedImage } from '../../io/image.js';
 import type { SafetensorsFile } from '../../io/safetensors.js';
 import { Tensor } from '../../tensor.js';
 import { generateMasks, type BatchedMaskDecoder } from '../sam/automatic.js';
-import { SamMaskDecoder, loadSam2DecoderWeights, predictSam2, type SamImageFeatures } from '../sam/mask-decoder.js';
-import { promptPoints } from '../sam/prompt-encoder.js';
+import { SamMaskDecoder, type SamImageFeatures } from '../sam/mask-decoder.js';
+import { loadSam2DecoderWeights } from '../sam/mask-decoder-weights.js';
+import { predictSam2 } from '../sam/mask-selection.js';
+import { clickBatch, promptPoints } from '../sam/prompt-encoder.js';
 import type { AutoMask, AutoMaskOptions, SegmentPrediction, SegmentPrompt, Segmenter } from '../sam/segmenter.js';
 import type { InferSam2Options } from './config.js';
 import { Sam2ImageEncoder } from './image-encoder.js';
@@ -84,22 +86,12 @@ export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
    */
   async predictBatch(points: ReadonlyArray<readonly [number, number]>, labels: readonly number[]): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
     const img = this.current('predictBatch');
-    if (points.length !== labels.length) throw new Error(`${OP}.predictBatch: ${points.length} points but ${labels.length} labels (one label per point)`);
-    if (points.length === 0) throw new Error(`${OP}.predictBatch: no points`);
     const S = this.inputSize;
     const toModel = (x: number, y: number): [number, number] => [(x / img.width) * S, (y / img.height) * S];
-    const B = points.length;
-    const N = 2; // the click and SAM2's padding point
-    const coords = new Float32Array(B * N * 2);
-    const lab = new Int32Array(B * N);
-    points.forEach((p, b) => {
-      const one = promptPoints(`${OP}.predictBatch`, { points: [p], labels: [labels[b]] }, toModel, 'sam2');
-      coords.set(one.coords, b * N * 2);
-      lab.set(one.labels, b * N);
-    });
+    const batch = clickBatch(`${OP}.predictBatch`, points, labels, (prompt) => promptPoints(`${OP}.predictBatch`, prompt, toModel, 'sam2'));
     this.batchMasks?.dispose();
     this.batchMasks = undefined;
-    const out = await this.decoder.decodeMultimask(img.features, { coords, labels: lab, batch: B, count: N });
+    const out = await this.decoder.decodeMultimask(img.features, batch);
     this.batchMasks = out.lowResMasks;
     return out;
   }
