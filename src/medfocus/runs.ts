@@ -18,7 +18,7 @@ import { COLORMAPS, renderHeatmap, renderOverlay, sideBySide } from '../render/o
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem } from './dataset.js';
 import { evaluatePredictions, type EvaluationResult } from './metrics.js';
-import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
+import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { patchCoverage, usesAttention, type RunFocusMode } from './focus.js';
@@ -27,7 +27,7 @@ import { LEARNED_MAX_REGIONS, SAM_CHANNELS, argmax, learnedRegionMasks, predictI
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
-import { FocusPipeline, trainClassifier } from './trainer.js';
+import { FocusPipeline, samPoolClassifier, trainClassifier } from './trainer.js';
 
 /** The tokenizer for the head's text initialisation: --tokenizer, next to the weights, or $MEDFOCUS_CLIP_VOCAB. */
 async function findTokenizer(weights: string, given?: string): Promise<string> {
@@ -70,11 +70,10 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
     const regions = config.focus === 'learned' ? { dim: SAM_CHANNELS + REGION_META, tokensPerImage: LEARNED_MAX_REGIONS + 1, hidden: LEARNED_HIDDEN, strength: config.strength } : undefined;
     return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions, contrastive: config.contrastive, seed: config.seed });
   }
-  const g = config.featureGrid!;
   if (config.focus === 'learned') {
     return new RegionAttentionClassifier(s.gpu, LEARNED_MAX_REGIONS + 1, SAM_CHANNELS + REGION_META, K, { hidden: LEARNED_HIDDEN, seed: config.seed });
   }
-  return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling: usesAttention(config.focus) ? 'attention' : 'mean', queries: Math.max(1, config.prompts), seed: config.seed });
+  return samPoolClassifier(s.gpu, config);
 }
 
 async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline> {
