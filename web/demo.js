@@ -5,7 +5,8 @@
 // automatic masks, as its run did (src/medfocus/head.ts). Written
 // against the Segmenter interface (src/models/sam/segmenter.ts), so any
 // SAM-family predictor drops in. window.demo exposes the state for the
-// browser smoke test (test/browser-parity.test.ts).
+// browser smoke test (test/browser-parity.test.ts). train.js adds the
+// training panel (step 4) on the helpers exported below.
 
 import * as lib from '/dist/medfocus.browser.js';
 
@@ -39,6 +40,8 @@ const demo = {
   busy: false,
   timings: {},
   error: undefined,
+  /** Called after every action to enable or disable other panels' buttons (train.js adds one). */
+  refreshHooks: [],
 };
 window.demo = demo;
 
@@ -103,6 +106,7 @@ function refreshButtons() {
   $('auto').disabled = !canSegment;
   $('clear').disabled = !demo.image || demo.busy;
   $('classify').disabled = !(demo.head && demo.image) || demo.busy;
+  for (const refresh of demo.refreshHooks) refresh();
 }
 
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -519,6 +523,8 @@ drop.addEventListener('drop', (e) => {
   const file = e.dataTransfer.files[0];
   if (file) act('open image', 'seg-status', () => openImageFile(file));
 });
+
+export { act, demo, log, mib, progressTo, refreshButtons, setStatus, useHead };
 
 await openDevice();
 refreshButtons();

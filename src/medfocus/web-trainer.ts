@@ -30,6 +30,26 @@ export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'l
   featureGrid: number;
 }
 
+/**
+ * `medfocus train`'s defaults for the sam-encoder backbone (cli.ts
+ * trainSettings and trainRun: lr, epochs, batch, queries, strength, points,
+ * overlay opacity, feature grid) and its default MobileSAM input side.
+ */
+export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
+  focus: 'attention',
+  seed: 0,
+  epochs: 30,
+  lr: 3e-3,
+  weightDecay: 1e-4,
+  batch: 16,
+  prompts: 4,
+  strength: 4,
+  overlayAlpha: 0.5,
+  samSize: 512,
+  pointsPerSide: 8,
+  featureGrid: 16,
+};
+
 /** Class names: what a head.json accepts (1 to 256 characters), without surrounding spaces. */
 const MAX_CLASS_NAME = 256;
 
@@ -127,8 +147,8 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   int('batch', 1, 1e5);
   int('prompts', 0, 1024);
   int('pointsPerSide', 1, 256);
-  int('featureGrid', 1, s.samSize / 16);
   if (!(Number.isInteger(s.samSize) && s.samSize % 16 === 0 && s.samSize >= 64 && s.samSize <= 1024)) throw bad('samSize', 'a multiple of 16 from 64 to 1024', s.samSize);
+  int('featureGrid', 1, s.samSize / 16);
   if (!(s.lr > 0 && s.lr < 1e3)) throw bad('lr', 'a number in (0, 1000)', s.lr);
   if (!(s.weightDecay >= 0 && s.weightDecay <= 1e3)) throw bad('weightDecay', 'a number from 0 to 1000', s.weightDecay);
   if (!(s.strength >= 0 && s.strength <= 1e3)) throw bad('strength', 'a number from 0 to 1000', s.strength);
