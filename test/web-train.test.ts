@@ -20,7 +20,7 @@ import { exportHead, writeRunConfig, type RunConfig } from '../src/medfocus/chec
 import { MemoryCache, type PreparedImage, type SamParts } from '../src/medfocus/pipeline.js';
 import { trainClassifier } from '../src/medfocus/trainer.js';
 import { samPoolClassifier, trainEpochs } from '../src/medfocus/train-loop.js';
-import { SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, checkWebTrainSettings, mobileSamFileIds, type WebTrainSettings } from '../src/medfocus/web-trainer.js';
+import { ATTENTION_BACKWARD_STORAGE_BUFFERS, SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, type WebTrainSettings } from '../src/medfocus/web-trainer.js';
 import { assertThrows, gpuSuite, randn } from './util.js';
 
 const test = gpuSuite('web-train');
@@ -101,6 +101,21 @@ test('checkWebTrainSettings names the bad setting, what it must be and what came
   await assertThrows(() => checkWebTrainSettings({ ...ok, epochs: 0 }), /'epochs' must be an integer from 1/, /got 0/);
   await assertThrows(() => checkWebTrainSettings({ ...ok, samSize: 250 }), /'samSize' must be a multiple of 16/, /got 250/);
   await assertThrows(() => checkWebTrainSettings({ ...ok, lr: -1 }), /'lr' must be a number in \(0, 1000\)/);
+});
+
+test('attentionTrainingProblem: a device with fewer storage buffers per stage than the attention backward binds cannot train an attention focus, and prepare says so before any work', async ({ gpu }) => {
+  const needed = ATTENTION_BACKWARD_STORAGE_BUFFERS;
+  assert.ok(needed >= 4, `the attention backward binds q, k, v and gradients as storage buffers (counted ${needed})`);
+  const withLimit = (limit: number) => ({ limits: { maxStorageBuffersPerShaderStage: limit } }) as unknown as typeof gpu;
+  assert.is(attentionTrainingProblem(withLimit(needed)), undefined);
+  const problem = attentionTrainingProblem(withLimit(needed - 1));
+  assert.match(problem ?? '', new RegExp(`needs ${needed} storage buffers per shader stage .*this device allows ${needed - 1}; train with focus none or overlay`));
+  const set = new TrainingSet();
+  await set.add('a', 'a/0.png', png(1));
+  await set.add('b', 'b/0.png', png(2));
+  const small = Object.create(gpu, { limits: { value: { ...gpu.limits, maxStorageBuffersPerShaderStage: needed - 1 } } }) as typeof gpu;
+  const settings = { ...SAM_ENCODER_TRAIN_DEFAULTS, focus: 'both' as const, samSize: 64, featureGrid: 4 };
+  await assertThrows(() => WebTrainingRun.prepare(set, settings, { gpu: small, sam: standInSam(gpu, 64), cache: new MemoryCache() }), /web training: focus both: training with an attention focus needs/);
 });
 
 test('trainEpochs: stopping after an epoch and resuming trains exactly the parameters of one uninterrupted run', async ({ gpu }) => {

@@ -368,21 +368,23 @@ async function fetchOk(url) {
 }
 
 async function useHead(load) {
-  await act('load head', 'head-status', async () => {
-    const head = await load();
-    demo.head?.dispose();
-    demo.head = head;
-    const { mode, strength } = head.spec.focus;
-    const trained = `trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`;
-    if (head.backbone === 'sam-encoder') {
-      const { samSize, pointsPerSide } = head.spec.focus;
-      const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks (${pointsPerSide}×${pointsPerSide} points), as in training, not from clicks`;
-      setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²; ${trained}${how}`);
-    } else {
-      const v = head.clip.config.vision;
-      setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; ${trained}`);
-    }
-  });
+  await act('load head', 'head-status', async () => installHead(await load()));
+}
+
+/** Makes `head` the one Classify uses (the last one is disposed) and describes it. */
+function installHead(head) {
+  demo.head?.dispose();
+  demo.head = head;
+  const { mode, strength } = head.spec.focus;
+  const trained = `trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`;
+  if (head.backbone === 'sam-encoder') {
+    const { samSize, pointsPerSide } = head.spec.focus;
+    const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks (${pointsPerSide}×${pointsPerSide} points), as in training, not from clicks`;
+    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²; ${trained}${how}`);
+  } else {
+    const v = head.clip.config.vision;
+    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; ${trained}`);
+  }
 }
 
 async function classify() {
@@ -524,7 +526,7 @@ drop.addEventListener('drop', (e) => {
   if (file) act('open image', 'seg-status', () => openImageFile(file));
 });
 
-export { act, demo, log, mib, progressTo, refreshButtons, setStatus, useHead };
+export { act, demo, installHead, log, mib, setStatus };
 
 await openDevice();
 refreshButtons();

@@ -3,16 +3,16 @@
 // a TrainingSet, which decodes each one and refuses by name what training
 // cannot use; Train prepares them with the CLI's pipeline (automatic masks
 // and frozen MobileSAM features, once per image, kept in memory by content
-// hash) and trains a sam-encoder head with the CLI's loop
+// hash, and in IndexedDB across reloads) and trains a sam-encoder head with the CLI's loop
 // (src/medfocus/web-trainer.ts → train-loop.ts), showing progress, ETA and
-// the loss per epoch. Stop ends training at the next epoch boundary; Resume
-// continues it (to the epochs field, which may grow). The trained head is
+// the loss per epoch. Stop ends training at the next epoch boundary (pressed
+// while the images are prepared: after the first epoch); Resume continues it (to the epochs field, which may grow). The trained head is
 // loaded into step 3 to classify, and Export downloads head.json +
 // head.safetensors, the files `medfocus train` writes (step 3 imports them).
 // window.demo.training exposes the state for test/web-train.test.ts.
 
 import * as lib from '/dist/medfocus.browser.js';
-import { act, demo, log, mib, refreshButtons, setStatus, useHead } from './demo.js';
+import { act, demo, installHead, log, mib, setStatus } from './demo.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -22,14 +22,16 @@ const training = {
   run: undefined,
   /** MobileSAM as the pipeline uses it, at the segmenter's input side (built on the first Train). */
   sam: undefined,
-  /** Masks and features by content hash: a second Train with other epochs or seed reuses them. */
-  cache: new lib.MemoryCache(),
+  /** Masks and features by content hash, in memory and IndexedDB: a second Train, or a reload, reuses them. */
+  cache: await lib.IndexedDbCache.open(),
   running: false,
   stopRequested: false,
   /** The trained head's files ({ json, tensors }), once training has run. */
   head: undefined,
   /** Per-step losses of the current run (the curve draws per-epoch means from run.progress). */
   stepLosses: [],
+  /** The memory report of the current run ({ plannedBytes, poolBytes, hostBytes }). */
+  memory: undefined,
 };
 demo.training = training;
 
@@ -109,7 +111,7 @@ function pipelineSam() {
 }
 
 async function train() {
-  await act('train', 'train-status', async () => {
+  await trainingAction(async () => {
     const s = settings();
     const bar = $('train-progress');
     bar.hidden = false;
@@ -129,17 +131,32 @@ async function train() {
       },
     });
     training.run = run;
-    log(`prepared ${run.images.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s (focus ${s.focus}, MobileSAM ${s.samSize}²)`);
+    const { memoryHits, storedHits, misses } = training.cache.stats;
+    const where = training.cache.persistent ? `${storedHits} read back from IndexedDB, ${memoryHits} from memory` : `${memoryHits} from memory (not kept across reloads: ${training.cache.storeError})`;
+    log(`prepared ${run.images.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s (focus ${s.focus}, MobileSAM ${s.samSize}²); cache so far: ${where}, ${misses} misses (computed)`);
     showMemory();
     await runEpochs(run.epochs);
   });
 }
 
 async function resume() {
-  await act('train', 'train-status', async () => {
+  await trainingAction(async () => {
     const epochs = Number($('train-epochs').value);
     await runEpochs(Math.max(epochs, training.run.progress.epoch));
   });
+}
+
+/** A training action: Stop is live throughout (pressed while the images are prepared, training ends after the first epoch). */
+async function trainingAction(fn) {
+  training.running = true;
+  training.stopRequested = false;
+  refreshTraining();
+  try {
+    await act('train', 'train-status', fn);
+  } finally {
+    training.running = false;
+    refreshTraining();
+  }
 }
 
 /** Trains the current run to `epochs` with progress, ETA and the loss curve, then loads the head into step 3. */
@@ -150,32 +167,25 @@ async function runEpochs(epochs) {
   const total = (epochs - run.progress.epoch) * stepsPerEpoch;
   let done = 0;
   const t0 = performance.now();
-  training.running = true;
-  training.stopRequested = false;
-  refreshButtons();
-  try {
-    await run.train({
-      epochs,
-      onStep: ({ epoch, loss }) => {
-        done++;
-        training.stepLosses.push(loss);
-        bar.value = done / total;
-        const perStep = (performance.now() - t0) / done;
-        setStatus('train-status', `epoch ${epoch + 1}/${epochs}, step ${done}/${total}, loss ${loss.toFixed(4)}, ETA ${formatSeconds(((total - done) * perStep) / 1000)}`);
-      },
-      onEpoch: () => drawLoss(run.progress.losses),
-      shouldStop: () => training.stopRequested,
-    });
-  } finally {
-    training.running = false;
-  }
+  await run.train({
+    epochs,
+    onStep: ({ epoch, loss }) => {
+      done++;
+      training.stepLosses.push(loss);
+      bar.value = done / total;
+      const perStep = (performance.now() - t0) / done;
+      setStatus('train-status', `epoch ${epoch + 1}/${epochs}, step ${done}/${total}, loss ${loss.toFixed(4)}, ETA ${formatSeconds(((total - done) * perStep) / 1000)}`);
+    },
+    onEpoch: () => drawLoss(run.progress.losses),
+    shouldStop: () => training.stopRequested,
+  });
   const p = run.progress;
   const stopped = p.epoch < epochs;
   setStatus('train-status', `${stopped ? 'stopped' : 'trained'}: ${p.epoch}/${epochs} epochs, ${p.step} steps, last epoch's loss ${p.losses.at(-1)?.toFixed(4)} (${formatSeconds((performance.now() - t0) / 1000)})${stopped ? '; Resume continues' : ''}`);
   log(`trained ${p.epoch} epochs in the page`);
   const { encoder, decoder } = demo.samBytes;
   training.head = await run.headFiles(await lib.mobileSamFileIds({ name: 'encoder.onnx', bytes: encoder }, { name: 'sam.onnx', bytes: decoder }));
-  await useHead(() => loadTrainedHead(training.head));
+  installHead(await loadTrainedHead(training.head));
 }
 
 /** The trained head as step 3 loads an imported one (the same files, from memory). */
@@ -285,9 +295,17 @@ $('train-clear').addEventListener('click', () => {
 });
 $('train-export').addEventListener('click', exportHead);
 
-// The fields start at medfocus train's defaults.
+// The fields start at medfocus train's defaults; where this device cannot train an attention focus, those modes are off (and overlay is the default).
 const defaults = lib.SAM_ENCODER_TRAIN_DEFAULTS;
-$('train-focus').value = defaults.focus;
+const attentionProblem = demo.gpu && lib.attentionTrainingProblem(demo.gpu);
+for (const option of $('train-focus').options) {
+  if (!attentionProblem || !(option.value === 'attention' || option.value === 'both')) continue;
+  option.disabled = true;
+  option.textContent += ' (not on this device)';
+  option.title = attentionProblem;
+}
+$('train-focus').value = attentionProblem && (defaults.focus === 'attention' || defaults.focus === 'both') ? 'overlay' : defaults.focus;
+if (attentionProblem) $('train-memory').textContent = `Focus attention/both: ${attentionProblem}.`;
 $('train-epochs').value = String(defaults.epochs);
 $('train-seed').value = String(defaults.seed);
 $('train-batch').value = String(defaults.batch);

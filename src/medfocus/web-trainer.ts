@@ -11,13 +11,16 @@
 // on the host; each batch is uploaded, used and freed.
 //
 // Only the sam-encoder backbone trains here for now, with the focus modes a
-// web head classifies with (none, overlay, attention, both).
+// web head classifies with (none, overlay, attention, both); attention and
+// both need a device that binds as many storage buffers per shader stage as
+// the attention backward kernel does (attentionTrainingProblem).
 
 import type { Gpu } from '../device.js';
 import { decodeImage } from '../io/image.js';
 import { AdamW } from '../train/optimizer.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
-import { FOCUS_MODES, type FocusMode } from './focus.js';
+import { shaderSources } from '../kernels/shaders.gen.js';
+import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
 import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
 import { FocusPipeline, SAM_CHANNELS, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
@@ -156,6 +159,22 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   return s;
 }
 
+/** Storage buffers the fused attention backward binds in one shader stage (shaders/attention_backward.wgsl). */
+export const ATTENTION_BACKWARD_STORAGE_BUFFERS = (shaderSources.attention_backward.match(/var<storage\b/g) ?? []).length;
+
+/**
+ * Why this device cannot train a head with an attention focus (attention,
+ * both: attention pooling, whose backward is the fused attention backward),
+ * or undefined when it can. Browsers expose at most 10 storage buffers per
+ * shader stage on many adapters (Chromium's SwiftShader among them), fewer
+ * than the kernel binds.
+ */
+export function attentionTrainingProblem(gpu: Gpu): string | undefined {
+  const limit = gpu.limits.maxStorageBuffersPerShaderStage;
+  if (limit >= ATTENTION_BACKWARD_STORAGE_BUFFERS) return undefined;
+  return `training with an attention focus needs ${ATTENTION_BACKWARD_STORAGE_BUFFERS} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
+}
+
 export interface PrepareOptions {
   gpu: Gpu;
   /** MobileSAM at settings.samSize (the caller owns it). */
@@ -199,6 +218,8 @@ export class WebTrainingRun {
     checkWebTrainSettings(settings);
     const problems = set.problems();
     if (problems.length > 0) throw new Error(`web training: cannot train: ${problems.join('; ')}`);
+    const attention = usesAttention(settings.focus) ? attentionTrainingProblem(opts.gpu) : undefined;
+    if (attention) throw new Error(`web training: focus ${settings.focus}: ${attention}`);
     if (opts.sam.samSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${opts.sam.samSize}², the settings ask for samSize ${settings.samSize}`);
     const pipeline = new FocusPipeline(
       { gpu: opts.gpu, cache: opts.cache, sam: async () => opts.sam, featureGrid: settings.featureGrid, progress: null },
