@@ -231,9 +231,16 @@ test('demo page: trains a sam-encoder head from dropped class folders as medfocu
   }
   nodeHead.dispose();
   const probsDiff = Math.max(...pageProbs.flatMap((p, i) => p.map((v, k) => Math.abs(v - nodeProbs[i][k]))));
+  console.log(`  page vs CLI: trained tensors max |diff| ${trainedDiff.toExponential(2)}, losses ${lossDiff.toExponential(2)}, test probabilities ${probsDiff.toExponential(2)}`);
   pageProbs.forEach((p, i) => assertClose(p, nodeProbs[i], { atol: PROBS_TOL, rtol: 0 }, `probabilities of ${testImages()[i]} (page vs the CLI's head)`));
   const screenshot = process.env.MEDFOCUS_SCREENSHOT;
-  if (screenshot) writeFileSync(screenshot, await page.screenshot({ fullPage: true }));
+  if (screenshot) {
+    // Steps 3 and 4 (the left column below the segmenter): the trained head's classification and the training panel.
+    const boxes = await Promise.all(['#head-panel', '#train-panel'].map(async (selector) => (await page.locator(selector).boundingBox())!));
+    const [x0, y0] = [Math.min(...boxes.map((b) => b.x)), Math.min(...boxes.map((b) => b.y))];
+    const [x1, y1] = [Math.max(...boxes.map((b) => b.x + b.width)), Math.max(...boxes.map((b) => b.y + b.height))];
+    writeFileSync(screenshot, await page.screenshot({ fullPage: true, clip: { x: x0 - 4, y: y0 - 4, width: x1 - x0 + 8, height: y1 - y0 + 8 } }));
+  }
 
   // Export downloads the two files train writes; importing them in step 3 classifies alike.
   const downloads: Record<string, Uint8Array> = {};
@@ -269,14 +276,14 @@ test('demo page: trains a sam-encoder head from dropped class folders as medfocu
   const tReload = performance.now();
   await demoAction(page, () => page.click('#train'), 600_000);
   const tCached = performance.now();
-  const stats = await page.evaluate(() => (window as unknown as { demo: { training: { cache: { stats: { memoryHits: number; storedHits: number; misses: number }; persistent: boolean } } } }).demo.training.cache);
+  const stats = await page.evaluate(() => {
+    const cache = (window as unknown as { demo: { training: { cache: { stats: { memoryHits: number; storedHits: number; misses: number }; persistent: boolean } } } }).demo.training.cache;
+    return { persistent: cache.persistent, stats: { ...cache.stats } };
+  });
   assert.ok(stats.persistent, 'the cache is in IndexedDB');
   assert.equal(stats.stats, { memoryHits: 0, storedHits: 8, misses: 0 }, 'after the reload every image came from IndexedDB');
 
-  console.log(
-    `  page vs CLI: trained tensors max |diff| ${trainedDiff.toExponential(2)}, losses ${lossDiff.toExponential(2)}, test probabilities ${probsDiff.toExponential(2)}; ` +
-      `page: prepare + epoch 1 ${((tStopped - t0) / 1000).toFixed(1)} s, resume to 6 ${((tTrained - tStopped) / 1000).toFixed(1)} s, after a reload prepare from IndexedDB + 1 epoch ${((tCached - tReload) / 1000).toFixed(1)} s`,
-  );
+  console.log(`  page: prepare + epoch 1 ${((tStopped - t0) / 1000).toFixed(1)} s, resume to 6 ${((tTrained - tStopped) / 1000).toFixed(1)} s, after a reload prepare from IndexedDB + 1 epoch ${((tCached - tReload) / 1000).toFixed(1)} s`);
   assert.equal(pageErrors, [], 'no uncaught page errors');
   await page.close();
 });

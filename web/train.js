@@ -2,14 +2,15 @@
 // folder per class, picked or dropped, or images plus a typed class) go into
 // a TrainingSet, which decodes each one and refuses by name what training
 // cannot use; Train prepares them with the CLI's pipeline (automatic masks
-// and frozen MobileSAM features, once per image, kept in memory by content
-// hash, and in IndexedDB across reloads) and trains a sam-encoder head with the CLI's loop
-// (src/medfocus/web-trainer.ts → train-loop.ts), showing progress, ETA and
-// the loss per epoch. Stop ends training at the next epoch boundary (pressed
-// while the images are prepared: after the first epoch); Resume continues it (to the epochs field, which may grow). The trained head is
-// loaded into step 3 to classify, and Export downloads head.json +
+// and frozen MobileSAM features, once per image, kept by content hash in
+// memory and in IndexedDB across reloads) and trains a sam-encoder head with
+// the CLI's loop (src/medfocus/web-trainer.ts → train-loop.ts), showing
+// progress, ETA and the loss per epoch. Stop ends training at the next epoch
+// boundary (pressed while the images are prepared: after the first epoch);
+// Resume continues it (to the epochs field, which may grow). The trained
+// head is loaded into step 3 to classify, and Export downloads head.json +
 // head.safetensors, the files `medfocus train` writes (step 3 imports them).
-// window.demo.training exposes the state for test/web-train.test.ts.
+// window.demo.training exposes the state for test/web-train-page.test.ts.
 
 import * as lib from '/dist/medfocus.browser.js';
 import { act, demo, installHead, log, mib, setStatus } from './demo.js';
@@ -28,8 +29,6 @@ const training = {
   stopRequested: false,
   /** The trained head's files ({ json, tensors }), once training has run. */
   head: undefined,
-  /** Per-step losses of the current run (the curve draws per-epoch means from run.progress). */
-  stepLosses: [],
   /** The memory report of the current run ({ plannedBytes, poolBytes, hostBytes }). */
   memory: undefined,
 };
@@ -119,7 +118,6 @@ async function train() {
     training.run?.dispose();
     training.run = undefined;
     training.head = undefined;
-    training.stepLosses = [];
     const t0 = performance.now();
     const run = await lib.WebTrainingRun.prepare(training.set, s, {
       gpu: demo.gpu,
@@ -171,7 +169,6 @@ async function runEpochs(epochs) {
     epochs,
     onStep: ({ epoch, loss }) => {
       done++;
-      training.stepLosses.push(loss);
       bar.value = done / total;
       const perStep = (performance.now() - t0) / done;
       setStatus('train-status', `epoch ${epoch + 1}/${epochs}, step ${done}/${total}, loss ${loss.toFixed(4)}, ETA ${formatSeconds(((total - done) * perStep) / 1000)}`);
