@@ -34,9 +34,10 @@ export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'l
 }
 
 /**
- * `medfocus train`'s defaults for the sam-encoder backbone (cli.ts
- * trainSettings and trainRun: lr, epochs, batch, queries, strength, points,
- * overlay opacity, feature grid) and its default MobileSAM input side.
+ * `medfocus train`'s defaults for the sam-encoder backbone (settings.ts
+ * trainSettings and SAM_SIZE_DEFAULT, runs.ts trainRun: lr, epochs, batch,
+ * queries, strength, points, overlay opacity, feature grid, MobileSAM's
+ * input side).
  */
 export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
   focus: 'attention',
