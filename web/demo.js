@@ -5,7 +5,8 @@
 // automatic masks, as its run did (src/medfocus/head.ts). Written
 // against the Segmenter interface (src/models/sam/segmenter.ts), so any
 // SAM-family predictor drops in. window.demo exposes the state for the
-// browser smoke test (test/browser-parity.test.ts).
+// browser smoke test (test/browser-parity.test.ts). train.js adds the
+// training panel (step 4) on the helpers exported below.
 
 import * as lib from '/dist/medfocus.browser.js';
 
@@ -39,6 +40,8 @@ const demo = {
   busy: false,
   timings: {},
   error: undefined,
+  /** Called after every action to enable or disable other panels' buttons (train.js adds one). */
+  refreshHooks: [],
 };
 window.demo = demo;
 
@@ -103,6 +106,7 @@ function refreshButtons() {
   $('auto').disabled = !canSegment;
   $('clear').disabled = !demo.image || demo.busy;
   $('classify').disabled = !(demo.head && demo.image) || demo.busy;
+  for (const refresh of demo.refreshHooks) refresh();
 }
 
 const mib = (bytes) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -364,21 +368,23 @@ async function fetchOk(url) {
 }
 
 async function useHead(load) {
-  await act('load head', 'head-status', async () => {
-    const head = await load();
-    demo.head?.dispose();
-    demo.head = head;
-    const { mode, strength } = head.spec.focus;
-    const trained = `trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`;
-    if (head.backbone === 'sam-encoder') {
-      const { samSize, pointsPerSide } = head.spec.focus;
-      const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks (${pointsPerSide}×${pointsPerSide} points), as in training, not from clicks`;
-      setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²; ${trained}${how}`);
-    } else {
-      const v = head.clip.config.vision;
-      setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; ${trained}`);
-    }
-  });
+  await act('load head', 'head-status', async () => installHead(await load()));
+}
+
+/** Makes `head` the one Classify uses (the last one is disposed) and describes it. */
+function installHead(head) {
+  demo.head?.dispose();
+  demo.head = head;
+  const { mode, strength } = head.spec.focus;
+  const trained = `trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`;
+  if (head.backbone === 'sam-encoder') {
+    const { samSize, pointsPerSide } = head.spec.focus;
+    const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks (${pointsPerSide}×${pointsPerSide} points), as in training, not from clicks`;
+    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²; ${trained}${how}`);
+  } else {
+    const v = head.clip.config.vision;
+    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; ${trained}`);
+  }
 }
 
 async function classify() {
@@ -519,6 +525,8 @@ drop.addEventListener('drop', (e) => {
   const file = e.dataTransfer.files[0];
   if (file) act('open image', 'seg-status', () => openImageFile(file));
 });
+
+export { act, demo, installHead, log, mib, setStatus };
 
 await openDevice();
 refreshButtons();

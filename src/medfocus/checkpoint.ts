@@ -19,9 +19,11 @@ import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry }
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
-import { RUN_FOCUS_MODES, SALIENT_DEFAULTS, WORK_SIDE, type FocusMode, type RunFocusMode } from './focus.js';
+import { RUN_FOCUS_MODES, WORK_SIDE, type FocusMode, type RunFocusMode } from './focus.js';
 import { HEAD_FORMAT, HEAD_VERSION, type WebHeadSpec } from './head.js';
-import { pipelineMaskFilters } from './pipeline.js';
+import { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './head-export.js';
+
+export { webHeadProblem } from './head-export.js';
 
 export interface RunConfig {
   version: 1;
@@ -102,8 +104,6 @@ export function loadParams(ckpt: Checkpoint, params: ReadonlyMap<string, Tensor>
 const CONFIG = 'config.json';
 const CHECKPOINT = 'checkpoint.safetensors';
 const STATE = 'state.json';
-const HEAD_JSON = 'head.json';
-const HEAD_TENSORS = 'head.safetensors';
 const HEAD_CLIP = 'clip.safetensors';
 
 type FieldRule = (v: unknown) => boolean;
@@ -287,21 +287,6 @@ export interface MobileSamFilePaths {
   decoder: string;
 }
 
-/**
- * Why a run's head cannot be exported for the web, or undefined when it can:
- * a sam-encoder head makes its focus with MobileSAM's automatic masks, so a
- * run whose masks came from SAM2 (--sam2) has none unless its focus is none.
- * (A CLIP head takes its focus mask from the caller.)
- */
-export function webHeadProblem(config: RunConfig): string | undefined {
-  if (config.backbone === 'clip' && !config.weights) return 'the clip run names no weights';
-  if (config.focus === 'learned') return 'a web head has no learned (region) focus yet';
-  if (config.backbone === 'sam-encoder' && config.sam2 && config.focus !== 'none') {
-    return `its focus masks came from SAM2 (${config.sam2}), and a web head makes them with MobileSAM; train with focus none or without --sam2 for a web head`;
-  }
-  return undefined;
-}
-
 /** sha256 (hex) of a file, memoised by path, size and modification time (a protocol exports a head per run). */
 const fileHashes = new Map<string, { size: number; mtimeMs: number; hash: string }>();
 async function fileSha256(path: string): Promise<string> {
@@ -330,27 +315,12 @@ export async function exportHead(run: string, config: RunConfig, opts: { mobileS
   if (config.backbone === 'sam-encoder' && !opts.mobileSam) throw new Error(`export: run ${run} is a sam-encoder run: its head.json names MobileSAM's ONNX files, so give their paths (opts.mobileSam)`);
   const ckpt = await readCheckpoint(run);
   if (!ckpt) throw new Error(`export: run ${run} has no checkpoint yet`);
-  const entries: SafetensorsEntry[] = [...ckpt.params].map(([name, p]) => ({ name, dtype: 'F32', shape: p.shape, data: p.data }));
-  await writeFileAtomic(join(run, HEAD_TENSORS), writeSafetensors(entries));
-  // webHeadProblem above refuses focus learned, so the mode is a FocusMode here.
-  const focus = { mode: config.focus as FocusMode, strength: config.strength, overlayAlpha: config.overlayAlpha };
+  await writeFileAtomic(join(run, HEAD_TENSORS), headTensorsBytes(ckpt.params));
   let spec: WebHeadSpec;
   if (config.backbone === 'sam-encoder') {
     const files = opts.mobileSam!;
-    spec = {
-      format: HEAD_FORMAT,
-      version: HEAD_VERSION,
-      backbone: 'sam-encoder',
-      classes: config.classes,
-      tensors: HEAD_TENSORS,
-      workSide: WORK_SIDE,
-      // runs.ts pipelineFor's default grid (every sam-encoder run since featureGrid existed records it).
-      featureGrid: config.featureGrid ?? 16,
-      // The attention pooling's learned queries, as trained (mean pooling has none; the field is then unused).
-      queries: ckpt.params.get('queries')?.shape[0] ?? Math.max(1, config.prompts),
-      mobileSam: { encoder: basename(files.encoder), decoder: basename(files.decoder), encoderSha256: await fileSha256(files.encoder), decoderSha256: await fileSha256(files.decoder) },
-      focus: { ...focus, samSize: config.samSize, pointsPerSide: config.pointsPerSide, maskFilters: pipelineMaskFilters(config.samSize), salient: { ...SALIENT_DEFAULTS } },
-    };
+    const mobileSam = { encoder: basename(files.encoder), decoder: basename(files.decoder), encoderSha256: await fileSha256(files.encoder), decoderSha256: await fileSha256(files.decoder) };
+    spec = samHeadSpec(config, ckpt.params.get('queries')?.shape[0], mobileSam);
   } else {
     const clipLink = join(run, HEAD_CLIP);
     const tmp = `${clipLink}.tmp-${process.pid}`;
@@ -371,8 +341,9 @@ export async function exportHead(run: string, config: RunConfig, opts: { mobileS
       prompts: config.prompts,
       deep: config.deep ?? 0,
       workSide: WORK_SIDE,
-      focus,
+      // webHeadProblem above refuses focus learned, so the mode is a FocusMode here.
+      focus: { mode: config.focus as FocusMode, strength: config.strength, overlayAlpha: config.overlayAlpha },
     };
   }
-  await writeFileAtomic(join(run, HEAD_JSON), `${JSON.stringify(spec, null, 2)}\n`);
+  await writeFileAtomic(join(run, HEAD_JSON), headJsonText(spec));
 }

@@ -319,9 +319,9 @@ async function loadTensors(params: ReadonlyMap<string, Tensor>, tensors: Safeten
 }
 
 /** sha256 of bytes, lowercase hex (Web Crypto: browsers in a secure context, Node ≥ 20). */
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const subtle = globalThis.crypto?.subtle;
-  if (!subtle) throw new Error('MedFocusHead.load: no Web Crypto (crypto.subtle) to check the MobileSAM files; open the page over https:// or http://localhost');
+  if (!subtle) throw new Error('sha256Hex: no Web Crypto (crypto.subtle) to hash MobileSAM files or images; open the page over https:// or http://localhost');
   const digest = new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }

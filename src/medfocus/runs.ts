@@ -18,16 +18,16 @@ import { COLORMAPS, renderHeatmap, renderOverlay, sideBySide } from '../render/o
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem } from './dataset.js';
 import { evaluatePredictions, type EvaluationResult } from './metrics.js';
-import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
+import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { patchCoverage, usesAttention, type RunFocusMode } from './focus.js';
-import { REGION_META, type RegionFocusOptions } from './region-focus.js';
 import { LEARNED_MAX_REGIONS, SAM_CHANNELS, argmax, learnedRegionMasks, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
 import { FocusPipeline, trainClassifier } from './trainer.js';
+import { regionFocus, samPoolClassifier } from './train-loop.js';
 
 /** The tokenizer for the head's text initialisation: --tokenizer, next to the weights, or $MEDFOCUS_CLIP_VOCAB. */
 async function findTokenizer(weights: string, given?: string): Promise<string> {
@@ -49,9 +49,6 @@ async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
   }
 }
 
-/** focus learned: the gated attention's hidden width. */
-const LEARNED_HIDDEN = 16;
-
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
 async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
   const K = config.classes.length;
@@ -69,15 +66,7 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
     }
     return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions: regionFocus(config), contrastive: config.contrastive, seed: config.seed });
   }
-  const g = config.featureGrid!;
-  const pooling = usesAttention(config.focus) || config.focus === 'learned' ? 'attention' : 'mean';
-  return new SamPoolClassifier(s.gpu, g * g, SAM_CHANNELS, K, { pooling, queries: Math.max(1, config.prompts), regions: regionFocus(config), seed: config.seed });
-}
-
-/** focus learned: the region scorer's shape (tokens of MobileSAM features + mask meta) and the key bias' strength; else undefined. */
-function regionFocus(config: RunConfig): RegionFocusOptions | undefined {
-  if (config.focus !== 'learned') return undefined;
-  return { dim: SAM_CHANNELS + REGION_META, tokensPerImage: LEARNED_MAX_REGIONS + 1, hidden: LEARNED_HIDDEN, strength: config.strength };
+  return samPoolClassifier(s.gpu, config);
 }
 
 async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline> {

