@@ -234,7 +234,7 @@ test('focus learned (region tokens, real MobileSAM features from the cold run\'s
   assert.match(train.out.join('\n'), /trained .*2 epochs, 2 steps/);
   assert.match(train.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'masks and features come from the cache');
   assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).focus, 'learned');
-  assert.ok(!existsSync(join(run, 'head.json')), 'no web head for a learned focus');
+  assert.is(JSON.parse(readFileSync(join(run, 'head.json'), 'utf8')).focus.mode, 'learned', 'a web head for the learned focus (test/web-head.test.ts compares it with predict)');
   const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
   assert.is(ev.code, 0, ev.err.join('\n'));
   const result = JSON.parse(readFileSync(join(run, 'eval.json'), 'utf8'));

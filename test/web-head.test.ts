@@ -27,7 +27,7 @@ import { openSafetensors, urlSource } from '../src/io/safetensors.js';
 import { bytesFrom } from '../src/io/sources.js';
 import { startServer } from './browser/session.js';
 import { pipelineMaskFilters } from '../src/medfocus/pipeline.js';
-import { FOCUS_MODES, SALIENT_DEFAULTS, type FocusMode } from '../src/medfocus/focus.js';
+import { RUN_FOCUS_MODES, SALIENT_DEFAULTS, type RunFocusMode } from '../src/medfocus/focus.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
 import { decodeImage } from '../src/io/image.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
@@ -85,7 +85,7 @@ const mobileSam = async (name: string) => new Uint8Array(await readFile(join(min
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 /** Trains a tiny run with `mode` (the cache shared by all modes: the first computes, the others mostly read). */
-async function trainRun(ctx: Ctx, mode: FocusMode): Promise<string> {
+async function trainRun(ctx: Ctx, mode: RunFocusMode): Promise<string> {
   const run = join(ctx.root, `run-${mode}`);
   const r = await cli(['train', '--data', ctx.data, '--out', run, '--focus', mode, '--epochs', '2', '--prompts', '2', '--cache', ctx.cache, '--sam-size', '256', '--points-per-side', '4']);
   assert.is(r.code, 0, r.err.join('\n'));
@@ -111,9 +111,9 @@ async function loadServed(gpu: Gpu, run: string, spec: SamHeadSpec): Promise<Med
   }
 }
 
-// attention first: its encoder pass caches the raw features and masks the others read; overlay's overlaid features serve both.
-const MODES: FocusMode[] = ['attention', 'none', 'overlay', 'both'];
-assert.equal([...MODES].sort(), [...FOCUS_MODES].sort(), 'every focus mode');
+// attention first: its encoder pass caches the raw features and masks the others read (learned too); overlay's overlaid features serve both.
+const MODES: RunFocusMode[] = ['attention', 'none', 'overlay', 'both', 'learned'];
+assert.equal([...MODES].sort(), [...RUN_FOCUS_MODES].sort(), 'every focus mode');
 
 for (const mode of MODES) {
   test(`focus ${mode}: train exports the head; MedFocusHead gives predict's probabilities on the same images`, async (ctx) => {

@@ -97,7 +97,7 @@ test('TrainingSet: refuses undecodable files, missing class names and repeated b
 test('checkWebTrainSettings names the bad setting, what it must be and what came', async () => {
   const ok: WebTrainSettings = { ...SAM_ENCODER_TRAIN_DEFAULTS };
   assert.equal(checkWebTrainSettings(ok), ok);
-  await assertThrows(() => checkWebTrainSettings({ ...ok, focus: 'learned' as never }), /'focus' must be one of none, overlay, attention, both/, /"learned"/);
+  await assertThrows(() => checkWebTrainSettings({ ...ok, focus: 'blur' as never }), /'focus' must be one of none, overlay, attention, both, learned/, /"blur"/);
   await assertThrows(() => checkWebTrainSettings({ ...ok, epochs: 0 }), /'epochs' must be an integer from 1/, /got 0/);
   await assertThrows(() => checkWebTrainSettings({ ...ok, samSize: 250 }), /'samSize' must be a multiple of 16/, /got 250/);
   await assertThrows(() => checkWebTrainSettings({ ...ok, lr: -1 }), /'lr' must be a number in \(0, 1000\)/);

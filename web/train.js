@@ -296,13 +296,13 @@ $('train-export').addEventListener('click', exportHead);
 const defaults = lib.SAM_ENCODER_TRAIN_DEFAULTS;
 const attentionProblem = demo.gpu && lib.attentionTrainingProblem(demo.gpu);
 for (const option of $('train-focus').options) {
-  if (!attentionProblem || !(option.value === 'attention' || option.value === 'both')) continue;
+  if (!attentionProblem || !(option.value === 'attention' || option.value === 'both' || option.value === 'learned')) continue;
   option.disabled = true;
   option.textContent += ' (not on this device)';
   option.title = attentionProblem;
 }
 $('train-focus').value = attentionProblem && (defaults.focus === 'attention' || defaults.focus === 'both') ? 'overlay' : defaults.focus;
-if (attentionProblem) $('train-memory').textContent = `Focus attention/both: ${attentionProblem}.`;
+if (attentionProblem) $('train-memory').textContent = `Focus attention/both/learned: ${attentionProblem}.`;
 $('train-epochs').value = String(defaults.epochs);
 $('train-seed').value = String(defaults.seed);
 $('train-batch').value = String(defaults.batch);

@@ -23,7 +23,7 @@ export const HEAD_TENSORS = 'head.safetensors';
  */
 export function webHeadProblem(config: Pick<RunConfig, 'backbone' | 'weights' | 'focus' | 'sam2'>): string | undefined {
   if (config.backbone === 'clip' && !config.weights) return 'the clip run names no weights';
-  if (config.focus === 'learned') return 'a web head has no learned (region) focus yet';
+  if (config.focus === 'learned' && config.backbone === 'clip') return 'a CLIP web head has no learned (region) focus yet (sam-encoder heads do)';
   if (config.backbone === 'sam-encoder' && config.sam2 && config.focus !== 'none') {
     return `its focus masks came from SAM2 (${config.sam2}), and a web head makes them with MobileSAM; train with focus none or without --sam2 for a web head`;
   }
@@ -45,10 +45,9 @@ export type SamHeadSettings = Pick<RunConfig, 'classes' | 'focus' | 'strength' |
  * A sam-encoder run's head.json: its classes, the trained `queries` count
  * (the shape of the parameter 'queries'; undefined with mean pooling, which
  * has none), MobileSAM's files, the focus settings and every mask filter the
- * pipeline used (webHeadProblem must have passed: no focus learned).
+ * pipeline used (webHeadProblem must have passed).
  */
 export function samHeadSpec(config: SamHeadSettings, queries: number | undefined, mobileSam: MobileSamFileIds): SamHeadSpec {
-  if (config.focus === 'learned') throw new Error('samHeadSpec: a web head has no learned (region) focus yet');
   return {
     format: HEAD_FORMAT,
     version: HEAD_VERSION,
@@ -62,7 +61,7 @@ export function samHeadSpec(config: SamHeadSettings, queries: number | undefined
     queries: queries ?? Math.max(1, config.prompts),
     mobileSam: { encoder: mobileSam.encoder, decoder: mobileSam.decoder, encoderSha256: mobileSam.encoderSha256, decoderSha256: mobileSam.decoderSha256 },
     focus: {
-      mode: config.focus as FocusMode,
+      mode: config.focus,
       strength: config.strength,
       overlayAlpha: config.overlayAlpha,
       samSize: config.samSize,

@@ -56,8 +56,9 @@ import type { AutoMask } from '../models/sam/segmenter.js';
 import { renderOverlay } from '../render/overlay.js';
 import type { Tensor } from '../tensor.js';
 import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
-import { FOCUS_MODES, WORK_SIDE, patchCoverage, patchKeyBias, resizeRgba, usesAttention, usesOverlay, type FocusMode } from './focus.js';
-import { FocusPipeline, MemoryCache, SAM_CHANNELS, mobileSamParts, predictImages, type FocusSettings, type MaskFilters, type SamParts } from './pipeline.js';
+import { FOCUS_MODES, RUN_FOCUS_MODES, WORK_SIDE, patchCoverage, patchKeyBias, resizeRgba, usesAttention, usesOverlay, type FocusMode, type RunFocusMode } from './focus.js';
+import { FocusPipeline, MemoryCache, SAM_CHANNELS, learnedCellWeights, mobileSamParts, predictImages, type FocusSettings, type MaskFilters, type SamParts } from './pipeline.js';
+import { samPoolClassifier } from './train-loop.js';
 
 export const HEAD_FORMAT = 'medfocus-head';
 /** The head.json version `medfocus train` writes. */
@@ -96,8 +97,9 @@ export interface SalientFilters {
   dropBorder: boolean;
 }
 
-/** A sam-encoder head's focus: the mode, its settings and every filter of its automatic masks. */
-export interface SamHeadFocus extends HeadFocus {
+/** A sam-encoder head's focus: the mode (the learned focus too), its settings and every filter of its automatic masks. */
+export interface SamHeadFocus extends Omit<HeadFocus, 'mode'> {
+  mode: RunFocusMode;
   /** MobileSAM's input side (masks and features both come from it). */
   samSize: number;
   pointsPerSide: number;
@@ -209,7 +211,9 @@ function checkCommon(s: Record<string, unknown>): void {
   if (!isCount(s.workSide, HEAD_LIMITS.workSide) || (s.workSide as number) < 16) fail(`"workSide" must be an integer from 16 to ${HEAD_LIMITS.workSide}, got ${show(s.workSide)}`);
   const focus = s.focus as Record<string, unknown> | undefined;
   if (!focus || typeof focus !== 'object') fail(`"focus" must be an object { mode, strength, overlayAlpha }, got ${show(focus)}`);
-  if (!FOCUS_MODES.includes(focus.mode as FocusMode)) fail(`"focus.mode" must be one of ${FOCUS_MODES.join(', ')}, got ${show(focus.mode)}`);
+  // sam-encoder heads also take the learned focus (they make their own region tokens); CLIP heads take a mask from the caller.
+  const modes: readonly string[] = backboneOf(s) === 'sam-encoder' ? RUN_FOCUS_MODES : FOCUS_MODES;
+  if (!modes.includes(focus.mode as string)) fail(`"focus.mode" must be one of ${modes.join(', ')}, got ${show(focus.mode)}`);
   if (!(typeof focus.strength === 'number' && Number.isFinite(focus.strength) && focus.strength >= 0)) fail(`"focus.strength" must be a number >= 0, got ${show(focus.strength)}`);
   if (!(typeof focus.overlayAlpha === 'number' && focus.overlayAlpha >= 0 && focus.overlayAlpha <= 1)) fail(`"focus.overlayAlpha" must be a number in [0, 1], got ${JSON.stringify(focus.overlayAlpha)}`);
 }
@@ -411,7 +415,7 @@ class ClipBackend implements HeadBackend {
 }
 
 /** The pipeline settings a sam-encoder head records. */
-function samSettings(spec: SamHeadSpec, focus: FocusMode = spec.focus.mode): FocusSettings {
+function samSettings(spec: SamHeadSpec, focus: RunFocusMode = spec.focus.mode): FocusSettings {
   const f = spec.focus;
   return { focus, samSize: f.samSize, strength: f.strength, overlayAlpha: f.overlayAlpha, pointsPerSide: f.pointsPerSide, maskFilters: f.maskFilters, salient: f.salient };
 }
@@ -442,14 +446,16 @@ class SamBackend implements HeadBackend {
     }
     const K = spec.classes.length;
     const g = spec.featureGrid;
-    const pooling = usesAttention(spec.focus.mode) ? 'attention' : 'mean';
+    const { focus } = spec;
     let sam: SamParts | undefined;
     let classifier: SamPoolClassifier | undefined;
     let tensors: SafetensorsFile | undefined;
     try {
       tensors = await open(spec.tensors);
-      classifier = new SamPoolClassifier(gpu, g * g, SAM_CHANNELS, K, { pooling, queries: spec.queries, seed: 0 });
-      await loadTensors(classifier.params, tensors, `${K} classes, ${pooling} pooling${pooling === 'attention' ? ` with ${spec.queries} queries` : ''} over ${SAM_CHANNELS} MobileSAM channels`);
+      // The run's own classifier (train-loop.ts samPoolClassifier: pooling, queries, the learned focus' scorer), then its trained tensors.
+      classifier = samPoolClassifier(gpu, { classes: spec.classes, focus: focus.mode, prompts: spec.queries, seed: 0, featureGrid: g, strength: focus.strength });
+      const pooling = usesAttention(focus.mode) || focus.mode === 'learned' ? 'attention' : 'mean';
+      await loadTensors(classifier.params, tensors, `${K} classes, ${pooling} pooling${pooling === 'attention' ? ` with ${spec.queries} queries` : ''}${focus.mode === 'learned' ? ' steered by the learned region scorer' : ''} over ${SAM_CHANNELS} MobileSAM channels`);
       sam = mobileSamParts(gpu, bytes.encoder, bytes.decoder, spec.focus.samSize);
       return new SamBackend(gpu, spec, sam, classifier);
     } catch (e) {
@@ -480,13 +486,19 @@ class SamBackend implements HeadBackend {
     const out = await predictImages(this.classifier, [focused], 1);
     const probabilities = [...out.probs[0]];
     let plain = probabilities;
-    if (mode !== 'none') {
+    const g = this.grid;
+    if (mode === 'learned') {
+      // Without focus: the whole-image token alone (its weight 1 everywhere, the key bias 0).
+      const wholeImage = { ...focused, regions: 0, regionTokens: focused.regionTokens!.slice(0, focused.regionTokens!.length / (focused.regions! + 1)), regionCover: focused.regionCover!.slice(0, g * g) };
+      plain = [...(await predictImages(this.classifier, [wholeImage], 1)).probs[0]];
+    } else if (mode !== 'none') {
       const raw = await new FocusPipeline(models, samSettings(this.spec, 'none')).prepareImage(item, hash, image);
       plain = [...(await predictImages(this.classifier, [raw], 1)).probs[0]];
     }
-    const g = this.grid;
     const coverage = focused.coverage && patchCoverage(focused.coverage, WORK_SIDE, WORK_SIDE, g);
-    return { probabilities, plain, grid: g, coverage, attention: out.weights[0], shown: focused.shown, masks: focused.masks, focusActive: focused.focusActive };
+    // The learned focus explains by region weights: spread over the grid as the CLI's explain does.
+    const attention = mode === 'learned' ? learnedCellWeights(out.weights[0], focused.masks, g) : out.weights[0];
+    return { probabilities, plain, grid: g, coverage, attention, shown: focused.shown, masks: focused.masks, focusActive: focused.focusActive };
   }
 
   dispose(): void {

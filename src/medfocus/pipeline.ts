@@ -230,6 +230,21 @@ export function learnedRegionMasks(masks: readonly AutoMask[], grid: number): Au
 }
 
 /**
+ * focus learned: region weights [Rt] (token 0 the whole image, then the
+ * learnedRegionMasks of `masks` in order) spread over the grid² cells: the
+ * whole image's weight everywhere, each region's over the cells its mask
+ * covers (what an explanation shows).
+ */
+export function learnedCellWeights(weights: Float32Array, masks: readonly AutoMask[], grid: number): Float32Array {
+  const cells = new Float32Array(grid * grid).fill(weights[0]);
+  learnedRegionMasks(masks, grid).forEach((m, k) => {
+    const cov = patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid);
+    for (let i = 0; i < cells.length; i++) cells[i] += weights[k + 1] * cov[i];
+  });
+  return cells;
+}
+
+/**
  * focus learned: the region tokens of one image (region-focus.ts
  * regionTokens) from its cached features [L = grid², C] and its masks on the
  * work image: each mask's coverage of every feature-grid cell (patchCoverage)

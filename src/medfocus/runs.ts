@@ -22,7 +22,7 @@ import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { patchCoverage, usesAttention, type RunFocusMode } from './focus.js';
-import { LEARNED_MAX_REGIONS, SAM_CHANNELS, argmax, learnedRegionMasks, predictImages, type PreparedImage } from './pipeline.js';
+import { LEARNED_MAX_REGIONS, SAM_CHANNELS, argmax, learnedCellWeights, learnedRegionMasks, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
@@ -291,11 +291,7 @@ export async function explainImage(s: Session, run: string, image: string): Prom
       grid = config.featureGrid!;
       const w = weights[0];
       const regions = learnedRegionMasks(view.masks, grid);
-      cells = new Float32Array(grid * grid).fill(w[0]);
-      regions.forEach((m, k) => {
-        const cov = patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid);
-        for (let i = 0; i < cells.length; i++) cells[i] += w[k + 1] * cov[i];
-      });
+      cells = learnedCellWeights(w, view.masks, grid);
       const top = Math.max(...w.subarray(0, regions.length + 1));
       const order = regions.map((_, k) => k).sort((a, b) => w[a + 1] - w[b + 1]); // heaviest drawn last, on top
       middle = renderOverlay(view.work, order.map((k) => ({ mask: regions[k].mask, color: COLORMAPS.jet(w[k + 1] / top) })), { alpha: 0.12, outline: true });

@@ -10,17 +10,18 @@
 // train the same head in the page as in Node. Features and key biases stay
 // on the host; each batch is uploaded, used and freed.
 //
-// Only the sam-encoder backbone trains here for now, with the focus modes a
-// web head classifies with (none, overlay, attention, both); attention and
-// both need a device that binds as many storage buffers per shader stage as
-// the attention backward kernel does (attentionTrainingProblem).
+// Only the sam-encoder backbone trains here for now, with every focus mode a
+// sam-encoder web head classifies with (none, overlay, attention, both,
+// learned); attention, both and learned (attention pooling, trained through
+// the fused attention backward) need a device that binds as many storage
+// buffers per shader stage as that kernel does (attentionTrainingProblem).
 
 import type { Gpu } from '../device.js';
 import { decodeImage } from '../io/image.js';
 import { AdamW } from '../train/optimizer.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
 import { shaderSources } from '../kernels/shaders.gen.js';
-import { FOCUS_MODES, usesAttention, type FocusMode } from './focus.js';
+import { RUN_FOCUS_MODES, usesAttention, type RunFocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
 import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
 import { FocusPipeline, SAM_CHANNELS, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
@@ -29,7 +30,7 @@ import { samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js'
 
 /** What the page trains with: a sam-encoder run's settings (RunConfig's names and meanings). */
 export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'lr' | 'weightDecay' | 'batch' | 'prompts' | 'strength' | 'overlayAlpha' | 'samSize' | 'pointsPerSide'> {
-  focus: FocusMode;
+  focus: RunFocusMode;
   featureGrid: number;
 }
 
@@ -141,7 +142,7 @@ function byName(a: string, b: string): number {
 /** Checks the settings a page hands in; an Error names the setting, what it must be and what came. */
 export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   const bad = (field: string, expected: string, got: unknown) => new Error(`web training: '${field}' must be ${expected}, got ${JSON.stringify(got)}`);
-  if (!FOCUS_MODES.includes(s.focus)) throw bad('focus', `one of ${FOCUS_MODES.join(', ')} (a web head has no learned focus yet)`, s.focus);
+  if (!RUN_FOCUS_MODES.includes(s.focus)) throw bad('focus', `one of ${RUN_FOCUS_MODES.join(', ')}`, s.focus);
   const int = (field: keyof WebTrainSettings, lo: number, hi: number) => {
     const v = s[field];
     if (!(Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi)) throw bad(field, `an integer from ${lo} to ${hi}`, v);
@@ -165,7 +166,7 @@ export const ATTENTION_BACKWARD_STORAGE_BUFFERS = (shaderSources.attention_backw
 
 /**
  * Why this device cannot train a head with an attention focus (attention,
- * both: attention pooling, whose backward is the fused attention backward),
+ * both, learned: attention pooling, whose backward is the fused attention backward),
  * or undefined when it can. Browsers expose at most 10 storage buffers per
  * shader stage on many adapters (Chromium's SwiftShader among them), fewer
  * than the kernel binds.
@@ -219,7 +220,7 @@ export class WebTrainingRun {
     checkWebTrainSettings(settings);
     const problems = set.problems();
     if (problems.length > 0) throw new Error(`web training: cannot train: ${problems.join('; ')}`);
-    const attention = usesAttention(settings.focus) ? attentionTrainingProblem(opts.gpu) : undefined;
+    const attention = usesAttention(settings.focus) || settings.focus === 'learned' ? attentionTrainingProblem(opts.gpu) : undefined;
     if (attention) throw new Error(`web training: focus ${settings.focus}: ${attention}`);
     if (opts.sam.samSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${opts.sam.samSize}², the settings ask for samSize ${settings.samSize}`);
     const pipeline = new FocusPipeline(
