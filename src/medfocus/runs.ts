@@ -28,6 +28,7 @@ import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
 import { FocusPipeline, trainClassifier } from './trainer.js';
 import { regionFocus, samPoolClassifier } from './train-loop.js';
+import { SAM_ENCODER_TRAIN_DEFAULTS } from './web-trainer.js';
 
 /** The tokenizer for the head's text initialisation: --tokenizer, next to the weights, or $MEDFOCUS_CLIP_VOCAB. */
 async function findTokenizer(weights: string, given?: string): Promise<string> {
@@ -163,14 +164,14 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
     batch: st.batch,
     prompts: st.prompts,
     strength: st.strength,
-    overlayAlpha: 0.5,
+    overlayAlpha: SAM_ENCODER_TRAIN_DEFAULTS.overlayAlpha,
     samSize: st.samSize,
     pointsPerSide: st.pointsPerSide,
     ...(st.sam2 ? { sam2: st.sam2 } : {}),
     trainImages: items.length,
     trainSet: trainSetHash(req.data, items),
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
-    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer), ...(req.focus === 'learned' && { featureGrid: 16 }) } : { featureGrid: 16 }),
+    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer), ...(req.focus === 'learned' && { featureGrid: SAM_ENCODER_TRAIN_DEFAULTS.featureGrid }) } : { featureGrid: SAM_ENCODER_TRAIN_DEFAULTS.featureGrid }),
   };
   const previous = await readRunConfig(req.out);
   if (previous) {

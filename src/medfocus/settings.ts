@@ -6,6 +6,7 @@
 
 import { resolve } from 'node:path';
 import { RUN_FOCUS_MODES, type RunFocusMode } from './focus.js';
+import { SAM_ENCODER_TRAIN_DEFAULTS as SAM_ENCODER } from './web-trainer.js';
 
 /**
  * MobileSAM's default input side (--sam-size). The checkpoint is trained at
@@ -15,7 +16,7 @@ import { RUN_FOCUS_MODES, type RunFocusMode } from './focus.js';
  * (≈ 1.6 s) it does not (0.31), and the focus finds the phantom lesion far
  * less often (scripts/focus-quality.js: coverage IoU 0.75 at 512).
  */
-export const SAM_SIZE_DEFAULT = 512;
+export const SAM_SIZE_DEFAULT = SAM_ENCODER.samSize;
 /**
  * The smallest --sam-size: TinyViT's features come out on a (side/16)² grid
  * and the sam-encoder head pools a 16×16 one, so below 256 training ran on
@@ -74,16 +75,17 @@ export function trainSettings(flags: Flags, log: (s: string) => void): TrainSett
     backbone,
     weights: weights && resolve(weights),
     tokenizer: flags.get('tokenizer') && resolve(flags.get('tokenizer')!),
-    epochs: numberFlag(flags, 'epochs', clip ? 10 : 30, isInt(1), 'an integer >= 1'),
-    lr: numberFlag(flags, 'lr', clip ? 1e-3 : 3e-3, (v) => v > 0, 'a number > 0'),
-    weightDecay: numberFlag(flags, 'weight-decay', 1e-4, (v) => v >= 0, 'a number >= 0'),
-    prompts: numberFlag(flags, 'prompts', 4, isInt(0), 'an integer >= 0'),
+    // sam-encoder's defaults are the page trainer's (one table, web-trainer.ts); CLIP trains fewer epochs at a lower rate.
+    epochs: numberFlag(flags, 'epochs', clip ? 10 : SAM_ENCODER.epochs, isInt(1), 'an integer >= 1'),
+    lr: numberFlag(flags, 'lr', clip ? 1e-3 : SAM_ENCODER.lr, (v) => v > 0, 'a number > 0'),
+    weightDecay: numberFlag(flags, 'weight-decay', SAM_ENCODER.weightDecay, (v) => v >= 0, 'a number >= 0'),
+    prompts: numberFlag(flags, 'prompts', SAM_ENCODER.prompts, isInt(0), 'an integer >= 0'),
     deep: numberFlag(flags, 'deep', 0, isInt(0), 'an integer >= 0 (blocks with their own prompts; 0: shallow)'),
     contrastive: numberFlag(flags, 'contrastive', 0, (v) => v >= 0, 'a number >= 0 (the image–text contrastive term\'s weight; clip backbone)'),
-    batch: numberFlag(flags, 'batch', 16, isInt(1), 'an integer >= 1'),
-    strength: numberFlag(flags, 'strength', 4, (v) => v >= 0, 'a number >= 0'),
+    batch: numberFlag(flags, 'batch', SAM_ENCODER.batch, isInt(1), 'an integer >= 1'),
+    strength: numberFlag(flags, 'strength', SAM_ENCODER.strength, (v) => v >= 0, 'a number >= 0'),
     samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= SAM_SIZE_MIN && v <= 1024, `a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (MobileSAM's input side)`),
-    pointsPerSide: numberFlag(flags, 'points-per-side', 8, isInt(1), 'an integer >= 1'),
+    pointsPerSide: numberFlag(flags, 'points-per-side', SAM_ENCODER.pointsPerSide, isInt(1), 'an integer >= 1'),
   };
 }
 

@@ -35,10 +35,10 @@ export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'l
 }
 
 /**
- * `medfocus train`'s defaults for the sam-encoder backbone (settings.ts
- * trainSettings and SAM_SIZE_DEFAULT, runs.ts trainRun: lr, epochs, batch,
- * queries, strength, points, overlay opacity, feature grid, MobileSAM's
- * input side).
+ * The sam-encoder backbone's training defaults, for the page and for
+ * `medfocus train` alike (settings.ts trainSettings and SAM_SIZE_DEFAULT,
+ * runs.ts trainRun read them: lr, epochs, batch, queries, strength, points,
+ * overlay opacity, feature grid, MobileSAM's input side).
  */
 export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
   focus: 'attention',
