@@ -277,7 +277,6 @@ test('a whole transformer block: gradients w.r.t. its input and weights', async 
 
 test('frozen backbone, 4 prompt tokens and a linear head learn a separable task with AdamW', async ({ gpu }) => {
   const [n, patches, c, heads, prompts, classes] = [24, 6, 16, 2, 4, 3];
-  const l = 1 + patches + prompts;
   // Each sample's patch tokens are noise around its class prototype.
   const proto = randn(classes * c, 11);
   const labels = Array.from({ length: n }, (_, i) => i % classes);

@@ -12,7 +12,7 @@
 import * as assert from 'uvu/assert';
 import { encode as encodeJpeg } from 'jpeg-js';
 import { Tensor } from '../src/tensor.js';
-import { openSafetensors, syntheticSafetensors, type ByteSource, type SafetensorsFile } from '../src/io/safetensors.js';
+import { openSafetensors, syntheticSafetensors, type SafetensorsFile } from '../src/io/safetensors.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { decodeImage, encodePng } from '../src/io/image.js';
 import { clipPreprocess } from '../src/kernels/preprocess.js';

@@ -4,8 +4,7 @@
 // backward rule autograd.ts calls: a rule adds ops (built here too) that
 // compute its inputs' gradients, only for the inputs that need one.
 
-import type { Gpu } from '../device.js';
-import { numel, shapeString, type Shape, type Tensor } from '../tensor.js';
+import { numel, shapeString, type Shape } from '../tensor.js';
 import { activationBackward } from '../kernels/activation-backward.js';
 import { attention as attentionKernel, type AttentionOptions } from '../kernels/attention.js';
 import { attentionBackward } from '../kernels/attention-backward.js';

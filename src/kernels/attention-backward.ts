@@ -79,7 +79,6 @@ function tileRows(gpu: Gpu, capD: number, capDv: number): number {
  */
 export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, lse: Tensor, opts: AttentionBackwardOptions = {}): AttentionGrads {
   const d = validate(q, k, v, out, dOut, lse, opts);
-  const layout = opts.layout ?? 'bhld';
   const bias = opts.bias;
   const full = [d.B, d.H, d.Lq, d.Lk];
   const writeDs = opts.needBiasGrad === true && bias !== undefined;

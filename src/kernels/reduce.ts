@@ -2,7 +2,7 @@
 
 import type { Gpu } from '../device.js';
 import { Tensor, numel, shapeString, type Shape } from '../tensor.js';
-import { dispatchKernel, linearGrid } from './program.js';
+import { dispatchKernel } from './program.js';
 import { axisGrid, axisTiling, checkF32, resolveAxis, type AxisView } from './axis.js';
 import { outputTensor } from './strided.js';
 

@@ -7,7 +7,7 @@
 
 import { writeSafetensors, type SafetensorsEntry } from '../io/safetensors.js';
 import type { RunConfig } from './checkpoint.js';
-import { SALIENT_DEFAULTS, WORK_SIDE, type FocusMode } from './focus.js';
+import { SALIENT_DEFAULTS, WORK_SIDE } from './focus.js';
 import { HEAD_FORMAT, HEAD_VERSION, type SamHeadSpec } from './head.js';
 import { pipelineMaskFilters } from './pipeline.js';
 

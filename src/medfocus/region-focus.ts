@@ -1,12 +1,13 @@
 // Region focus (issue 18 §2): a focus that learns which region matters.
 // Instead of one fixed union of the automatic masks, every surviving mask
-// becomes a region token, and the classifier learns attention over the
-// region tokens next to the whole-image token. This file holds the scorer and
-// the sam-encoder classifier; focus 'learned' wires them in: pipeline.ts
-// learnedTokens picks the masks (at most LEARNED_MAX_REGIONS, most confident
-// first) and makeBatch packs the tokens; runs.ts makeClassifier builds this
-// classifier (sam-encoder) or backbones.ts ClipPromptClassifier with
-// `regions` (CLIP: the weights become the tower's attention key bias).
+// becomes a region token, a scorer learns a weight per region token (and the
+// whole-image token), and the weights steer attention as a key bias. This
+// file holds the tokens, the scorer and the key bias; focus 'learned' wires
+// them in: pipeline.ts learnedTokens picks the masks (at most
+// LEARNED_MAX_REGIONS, most confident first) and makeBatch packs the tokens;
+// backbones.ts SamPoolClassifier (the attention pooling's keys: feature-grid
+// positions) and ClipPromptClassifier (every block's keys: patches) take
+// `regions`; train-loop.ts regionFocus sizes them.
 //
 // - regionTokens (host): per image a [R+1, C+M] token matrix from the
 //   backbone features [C, G, G] (or [L = G², C]) and R masks over the G×G grid
@@ -18,28 +19,26 @@
 //   [B, Rmax+1, D] and a key bias [B, Rmax+1] (0 for a real token, −1e4 for a
 //   padded one: its softmax weight is exactly 0 in f32, so padded tokens,
 //   whatever they hold, change neither the output nor the gradients).
-// - RegionAttentionClassifier: gated attention pooling as in attention-based
-//   multiple-instance learning (Ilse, Tomczak & Welling, "Attention-based Deep
-//   Multiple Instance Learning", ICML 2018): an image is a bag of instances
-//   (its region tokens h_k), the label belongs to the bag, and which instance
-//   carries it is unknown; the pooling weights are learned, on layer-normed
-//   tokens x_k = LN(h_k),
-//     s_k = wᵀ (tanh(V x_k) ⊙ sigmoid(U x_k)) + keyBias_k,
-//     a   = softmax_k(s),   pooled = Σ_k a_k x_k,
-//     logits = [x_0, pooled] · W + b   (the whole image stays in view),
-//   trained on mean cross-entropy. The gate sigmoid(U x) lets the score be
-//   non-linear without tanh's near-linearity around 0 (Ilse et al. §2.4). The
-//   weights a_k are the explanation: which region (or the whole image) the
-//   decision rests on. gatedAttention is the scorer; the CLIP backbone
-//   (backbones.ts ClipPromptClassifier with `regions`) turns the same weights
-//   into the tower's attention key bias instead of pooling tokens.
+// - gatedAttention: the scorer, as in attention-based multiple-instance
+//   learning (Ilse, Tomczak & Welling, "Attention-based Deep Multiple
+//   Instance Learning", ICML 2018): an image is a bag of instances (its
+//   region tokens h_k), the label belongs to the bag, and which instance
+//   carries it is unknown; on layer-normed tokens x_k = LN(h_k),
+//     s_k = wᵀ (tanh(V x_k) ⊙ sigmoid(U x_k)) + padBias_k,   a = softmax_k(s).
+//   The gate sigmoid(U x) lets the score be non-linear without tanh's
+//   near-linearity around 0 (Ilse et al. §2.4). The weights a_k are the
+//   explanation: which region (or the whole image) the decision rests on.
+// - learnedKeyBias: each key's weight w = Σ_k a_k·cover_k (the whole-image
+//   token covers every key) becomes the key bias strength·(w − 1). Pooling
+//   the tokens themselves by a (Ilse et al.'s head) was tried first and
+//   overfit on few-shot data (results/learned-focus-variants.md); steering
+//   attention keeps what the head reads an average over many positions.
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
-import { Graph, type Value } from '../graph/graph.js';
+import type { Graph, Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
-import { GraphCache } from '../graph/graph-cache.js';
-import { addCrossEntropyTraining, initNormal, splitOutputs, type Batch } from './classifier.js';
+import { initNormal, type Batch } from './classifier.js';
 
 /** What regionTokens reads of each mask besides its pixels. Box in image-normalised coordinates [0, 1]; area as a fraction of the image. */
 export interface RegionMeta {
