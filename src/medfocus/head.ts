@@ -57,7 +57,7 @@ import { renderOverlay } from '../render/overlay.js';
 import type { Tensor } from '../tensor.js';
 import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
 import { FOCUS_MODES, RUN_FOCUS_MODES, WORK_SIDE, patchCoverage, patchKeyBias, resizeRgba, usesAttention, usesOverlay, type FocusMode, type RunFocusMode } from './focus.js';
-import { FocusPipeline, MemoryCache, SAM_CHANNELS, learnedCellWeights, mobileSamParts, predictImages, type FocusSettings, type MaskFilters, type SamParts } from './pipeline.js';
+import { FocusPipeline, MemoryCache, SAM_CHANNELS, learnedCellWeights, learnedRegions, mobileSamParts, predictImages, type FocusSettings, type MaskFilters, type SamParts } from './pipeline.js';
 import { samPoolClassifier } from './train-loop.js';
 
 export const HEAD_FORMAT = 'medfocus-head';
@@ -497,7 +497,7 @@ class SamBackend implements HeadBackend {
     }
     const coverage = focused.coverage && patchCoverage(focused.coverage, WORK_SIDE, WORK_SIDE, g);
     // The learned focus explains by region weights: spread over the grid as the CLI's explain does.
-    const attention = mode === 'learned' ? learnedCellWeights(out.weights[0], focused.masks, g) : out.weights[0];
+    const attention = mode === 'learned' ? learnedCellWeights(out.weights[0], learnedRegions(focused.masks, g), g) : out.weights[0];
     return { probabilities, plain, grid: g, coverage, attention, shown: focused.shown, masks: focused.masks, focusActive: focused.focusActive };
   }
 

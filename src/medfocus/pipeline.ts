@@ -212,34 +212,40 @@ export interface PreparedImage extends DatasetItem {
 /** focus learned: at most this many automatic masks per image become region tokens (Rmax). */
 export const LEARNED_MAX_REGIONS = 8;
 
+/** focus learned: a region token's automatic mask and its coverage of the feature grid [grid²] (patchCoverage). */
+export interface LearnedRegion {
+  mask: AutoMask;
+  cover: Float32Array;
+}
+
 /**
  * focus learned: the masks that become region tokens: the filtered automatic
  * masks (before the salient-union step), most confident first — predicted IoU
  * descending, then stability score descending, then area descending, then
  * the generator's order — the first LEARNED_MAX_REGIONS of them; of those,
- * the ones that cover some cell of the feature grid (`grid`², patchCoverage):
- * tokens 1..R in order.
+ * the ones that cover some cell of the feature grid (`grid`²): tokens 1..R in
+ * order, each with its coverage (computed once, read by the tokens and the
+ * explanation).
  */
-export function learnedRegionMasks(masks: readonly AutoMask[], grid: number): AutoMask[] {
+export function learnedRegions(masks: readonly AutoMask[], grid: number): LearnedRegion[] {
   return masks
     .map((m, i) => ({ m, i }))
     .sort((a, b) => b.m.predictedIou - a.m.predictedIou || b.m.stabilityScore - a.m.stabilityScore || b.m.area - a.m.area || a.i - b.i)
     .slice(0, LEARNED_MAX_REGIONS)
-    .map(({ m }) => m)
-    .filter((m) => patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid).some((c) => c > 0));
+    .map(({ m }) => ({ mask: m, cover: patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid) }))
+    .filter((r) => r.cover.some((c) => c > 0));
 }
 
 /**
- * focus learned: region weights [Rt] (token 0 the whole image, then the
- * learnedRegionMasks of `masks` in order) spread over the grid² cells: the
- * whole image's weight everywhere, each region's over the cells its mask
- * covers (what an explanation shows).
+ * focus learned: region weights [Rt] (token 0 the whole image, then
+ * `regions` in order) spread over their grid's cells: the whole image's
+ * weight everywhere, each region's over the cells it covers (what an
+ * explanation shows).
  */
-export function learnedCellWeights(weights: Float32Array, masks: readonly AutoMask[], grid: number): Float32Array {
+export function learnedCellWeights(weights: Float32Array, regions: readonly LearnedRegion[], grid: number): Float32Array {
   const cells = new Float32Array(grid * grid).fill(weights[0]);
-  learnedRegionMasks(masks, grid).forEach((m, k) => {
-    const cov = patchCoverage(Float32Array.from(m.mask), m.width, m.height, grid);
-    for (let i = 0; i < cells.length; i++) cells[i] += weights[k + 1] * cov[i];
+  regions.forEach(({ cover }, k) => {
+    for (let i = 0; i < cells.length; i++) cells[i] += weights[k + 1] * cover[i];
   });
   return cells;
 }
@@ -247,45 +253,25 @@ export function learnedCellWeights(weights: Float32Array, masks: readonly AutoMa
 /**
  * focus learned: the region tokens of one image (region-focus.ts
  * regionTokens) from its cached features [L = grid², C] and its masks on the
- * work image: each mask's coverage of every feature-grid cell (patchCoverage)
- * weights the features; meta: area as a fraction of the image, box [x0, y0,
- * x1, y1] in [0, 1] (x1, y1 exclusive), predicted IoU, stability score. With `coverGrid` (the CLIP tower's patch
- * grid), also each region's coverage of that grid.
+ * work image: each region's coverage of every feature-grid cell weights the
+ * features; meta: area as a fraction of the image, box [x0, y0, x1, y1] in
+ * [0, 1] (x1, y1 exclusive), predicted IoU, stability score. Also each
+ * token's coverage of the keys the focus steers, a coverGrid² grid (CLIP's
+ * patches, or the feature grid itself): [(regions+1)·coverGrid²], token 0
+ * (the whole image) all ones.
  */
-export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[], coverGrid?: number): LearnedRegions {
-  const coverages: Float32Array[] = [];
-  const meta: RegionMeta[] = [];
-  const kept: AutoMask[] = [];
-  const cover: Float32Array[] = [];
-  for (const m of learnedRegionMasks(masks, grid)) {
-    const { width: w, height: h } = m;
-    const pixels = Float32Array.from(m.mask);
-    coverages.push(patchCoverage(pixels, w, h, grid));
-    kept.push(m);
-    if (coverGrid !== undefined) cover.push(patchCoverage(pixels, w, h, coverGrid));
+export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[], coverGrid: number): { tokens: Float32Array; regions: number; cover: Float32Array } {
+  const regions = learnedRegions(masks, grid);
+  const meta: RegionMeta[] = regions.map(({ mask: m }) => {
     const [x0, y0, x1, y1] = m.box;
-    meta.push({ area: m.area / (w * h), box: [x0 / w, y0 / h, Math.min(1, (x1 + 1) / w), Math.min(1, (y1 + 1) / h)], predIou: m.predictedIou, stability: m.stabilityScore });
-  }
-  const t = regionTokens(features, SAM_CHANNELS, grid, coverages, meta, 'lc');
-  const out: LearnedRegions = { tokens: t.tokens, regions: t.regions, masks: kept };
-  if (coverGrid !== undefined) {
-    const L = coverGrid * coverGrid;
-    out.cover = new Float32Array((cover.length + 1) * L);
-    out.cover.fill(1, 0, L);
-    cover.forEach((c, k) => out.cover!.set(c, (k + 1) * L));
-  }
-  return out;
-}
-
-/** What learnedTokens makes of one image. */
-export interface LearnedRegions {
-  /** [(regions+1)·(C+REGION_META)]: token 0 the whole image. */
-  tokens: Float32Array;
-  regions: number;
-  /** The masks behind tokens 1..regions, in token order (an explanation outlines them). */
-  masks: AutoMask[];
-  /** With coverGrid: each token's coverage of that grid [(regions+1)·coverGrid²], token 0 (the whole image) all ones. */
-  cover?: Float32Array;
+    const { width: w, height: h } = m;
+    return { area: m.area / (w * h), box: [x0 / w, y0 / h, Math.min(1, (x1 + 1) / w), Math.min(1, (y1 + 1) / h)], predIou: m.predictedIou, stability: m.stabilityScore };
+  });
+  const t = regionTokens(features, SAM_CHANNELS, grid, regions.map((r) => r.cover), meta, 'lc');
+  const L = coverGrid * coverGrid;
+  const cover = new Float32Array((regions.length + 1) * L).fill(1, 0, L);
+  regions.forEach((r, k) => cover.set(coverGrid === grid ? r.cover : patchCoverage(Float32Array.from(r.mask.mask), r.mask.width, r.mask.height, coverGrid), (k + 1) * L));
+  return { tokens: t.tokens, regions: t.regions, cover };
 }
 
 /** What prepareImage saw on the way (a web head shows it; the trainer drops it). */

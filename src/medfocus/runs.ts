@@ -22,7 +22,7 @@ import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { usesAttention, type RunFocusMode } from './focus.js';
-import { argmax, learnedCellWeights, learnedRegionMasks, predictImages, type PreparedImage } from './pipeline.js';
+import { argmax, learnedCellWeights, learnedRegions, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
@@ -291,11 +291,11 @@ export async function explainImage(s: Session, run: string, image: string): Prom
       // the middle panel outlines the regions in the heat map's colours by their learned weight.
       grid = config.featureGrid!;
       const w = weights[0];
-      const regions = learnedRegionMasks(view.masks, grid);
-      cells = learnedCellWeights(w, view.masks, grid);
+      const regions = learnedRegions(view.masks, grid);
+      cells = learnedCellWeights(w, regions, grid);
       const top = Math.max(...w.subarray(0, regions.length + 1));
       const order = regions.map((_, k) => k).sort((a, b) => w[a + 1] - w[b + 1]); // heaviest drawn last, on top
-      middle = renderOverlay(view.work, order.map((k) => ({ mask: regions[k].mask, color: COLORMAPS.jet(w[k + 1] / top) })), { alpha: 0.12, outline: true });
+      middle = renderOverlay(view.work, order.map((k) => ({ mask: regions[k].mask.mask, color: COLORMAPS.jet(w[k + 1] / top) })), { alpha: 0.12, outline: true });
       regionsLine = `learned weights: whole image ${w[0].toFixed(2)}, regions ${regions.map((_, k) => w[k + 1].toFixed(2)).join(' ') || 'none'}`;
     }
     const heat = renderHeatmap(view.work, cells, grid, grid, { alpha: 0.55, colormap: 'jet' });
