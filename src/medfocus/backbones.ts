@@ -281,8 +281,8 @@ export class SamPoolClassifier implements Classifier {
       const attended = ops.attention(g, q, kv, kv, { layout: 'blhd', bias: keyBias }); // [B, P, H, C/H]
       pooled = ops.reduceMean(g, g.reshape(attended, [B, P, C]), 1);
       pooled = ops.concat(g, [ops.reduceMean(g, feats, 1), pooled], 1); // [B, 2C]: context, focus
-      if (explain) {
-        // The pooling weights, recomputed: softmax(q·kᵀ/√d + bias), averaged over heads and queries.
+      if (explain && !this.opts.regions) {
+        // The pooling weights, recomputed: softmax(q·kᵀ/√d + bias), averaged over heads and queries (the learned focus explains by its region weights instead).
         const scores = ops.matmul(g, ops.permute(g, q, [0, 2, 1, 3]), ops.permute(g, kv, [0, 2, 1, 3]), { transB: true, alpha: 1 / Math.sqrt(C / H) });
         poolWeights = ops.reduceMean(g, ops.softmax(g, ops.add(g, scores, keyBias), -1), [1, 2]);
       }
