@@ -16,7 +16,8 @@ import { AUTO_MASK_DEFAULTS } from '../src/models/sam/automatic.js';
 import type { AutoMask } from '../src/models/sam/segmenter.js';
 import { ClipPromptClassifier, SamPoolClassifier } from '../src/medfocus/backbones.js';
 import type { Classifier, Batch } from '../src/medfocus/classifier.js';
-import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, salientCandidates, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
+import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, focusStrength, salientCandidates, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
+import { LEARNED_MAX_REGIONS, learnedRegions } from '../src/medfocus/pipeline.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { assertClose, assertThrows, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
 
@@ -76,6 +77,28 @@ test('salientCandidates: the window and edge rule salientCoverage chooses from, 
   assert.equal(salientCandidates([corner, small, inner], w, h, { dropBorder: undefined, maxMasks: undefined }), [inner, small], 'undefined options take the defaults');
   assert.equal(salientCandidates([speck, big, inner], w, h, { minAreaFraction: 0.01 }), [inner]);
   assert.throws(() => salientCandidates([inner], 21, h), /salientCoverage: mask 0 is 20×10/);
+});
+
+test('learnedRegions: the salient candidates become region tokens, most confident first, at most LEARNED_MAX_REGIONS; focusStrength by mode', () => {
+  const w = 32;
+  const h = 32;
+  const corner = rectMask(w, h, 20, 0, 32, 8, 0.99, 0.99); // touches the frame: not a candidate
+  const background = rectMask(w, h, 1, 1, 31, 31, 0.98, 0.98); // 88 % of the image: not a candidate
+  const a = rectMask(w, h, 4, 4, 12, 12, 0.8, 0.95);
+  const b = rectMask(w, h, 16, 16, 24, 24, 0.9, 0.85); // higher IoU than a: first although IoU × stability is lower
+  const regions = learnedRegions([corner, background, a, b], 4);
+  assert.equal(regions.map((r) => r.mask), [b, a], 'candidates only, by predicted IoU');
+  assert.equal([...regions[1].cover], [...patchCoverage(Float32Array.from(a.mask), w, h, 4)], 'each region with its grid coverage');
+  assert.equal(learnedRegions([corner, background, a, b], 4, { dropBorder: false }).map((r) => r.mask), [corner, b, a], 'the salient options reach the candidates');
+  assert.equal(learnedRegions([], 4), []);
+  const many = Array.from({ length: LEARNED_MAX_REGIONS + 3 }, (_, i) => rectMask(w, h, 2 + i, 2, 6 + i, 6, 0.5 + i / 100, 0.9));
+  const kept = learnedRegions(many, 4);
+  assert.is(kept.length, LEARNED_MAX_REGIONS);
+  assert.equal(kept.map((r) => r.mask), many.slice().reverse().slice(0, LEARNED_MAX_REGIONS), 'the most confident ones');
+  assert.is(focusStrength('attention'), 4);
+  assert.is(focusStrength('both'), 4);
+  assert.is(focusStrength('learned'), 2);
+  assert.is(focusStrength('learned', 0.5), 0.5, 'a given strength wins');
 });
 
 test('focusMaskFilters: looser than SAM\'s defaults, stability offset scaled to the input side', () => {

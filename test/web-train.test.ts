@@ -186,7 +186,7 @@ test('WebTrainingRun trains the head medfocus train trains from the same images 
     const runDir = join(dir, 'run');
     const config: RunConfig = {
       version: 1, backbone: 'sam-encoder', focus: settings.focus, data: dir, classes: run.classes, fraction: 1, seed: settings.seed, epochs: settings.epochs,
-      lr: settings.lr, weightDecay: settings.weightDecay, batch: settings.batch, prompts: settings.prompts, strength: settings.strength, overlayAlpha: settings.overlayAlpha,
+      lr: settings.lr, weightDecay: settings.weightDecay, batch: settings.batch, prompts: settings.prompts, strength: run.settings.strength, overlayAlpha: settings.overlayAlpha,
       samSize: settings.samSize, pointsPerSide: settings.pointsPerSide, featureGrid: settings.featureGrid, trainImages: run.images.length,
     };
     await writeRunConfig(runDir, config);

@@ -40,6 +40,17 @@ export const RUN_FOCUS_MODES: readonly RunFocusMode[] = [...FOCUS_MODES, 'learne
 export const usesOverlay = (mode: RunFocusMode) => mode === 'overlay' || mode === 'both';
 export const usesAttention = (mode: RunFocusMode) => mode === 'attention' || mode === 'both';
 
+/**
+ * The focus strength a run uses when none is given: attention/both damp a
+ * key fully outside the salient union by e^−4; the learned focus damps a key
+ * no region weighs by at most e^−2 — its weights are learned from a few
+ * images and can be wrong, and at 4 it fell below no focus on covid3
+ * (results/learned-focus-variants.md, chosen on held-out training images).
+ */
+export function focusStrength(focus: RunFocusMode, strength?: number): number {
+  return strength ?? (focus === 'learned' ? 2 : 4);
+}
+
 export interface SalientCoverageOptions {
   /** Masks covering more than this fraction of the image are background (the field of view, the whole frame). Default 0.6. */
   maxAreaFraction?: number;

@@ -497,7 +497,7 @@ class SamBackend implements HeadBackend {
     }
     const coverage = focused.coverage && patchCoverage(focused.coverage, WORK_SIDE, WORK_SIDE, g);
     // The learned focus explains by region weights: spread over the grid as the CLI's explain does.
-    const attention = mode === 'learned' ? learnedCellWeights(out.weights[0], learnedRegions(focused.masks, g), g) : out.weights[0];
+    const attention = mode === 'learned' ? learnedCellWeights(out.weights[0], learnedRegions(focused.masks, g, this.spec.focus.salient), g) : out.weights[0];
     return { probabilities, plain, grid: g, coverage, attention, shown: focused.shown, masks: focused.masks, focusActive: focused.focusActive };
   }
 

@@ -35,6 +35,7 @@ import {
   patchCoverage,
   patchKeyBias,
   resizeRgba,
+  salientCandidates,
   salientCoverage,
   usesAttention,
   usesOverlay,
@@ -219,16 +220,21 @@ export interface LearnedRegion {
 }
 
 /**
- * focus learned: the masks that become region tokens: the filtered automatic
- * masks (before the salient-union step), most confident first — predicted IoU
- * descending, then stability score descending, then area descending, then
- * the generator's order — the first LEARNED_MAX_REGIONS of them; of those,
- * the ones that cover some cell of the feature grid (`grid`²): tokens 1..R in
- * order, each with its coverage (computed once, read by the tokens and the
- * explanation).
+ * focus learned: the masks that become region tokens: the salient rule's
+ * candidates (focus.ts salientCandidates: inside its area window, clear of
+ * the frame's edge — the masks attention's fixed union is drawn from), most
+ * confident first — predicted IoU descending, then stability score
+ * descending, then area descending, then the generator's order — the first
+ * LEARNED_MAX_REGIONS of them; of those, the ones that cover some cell of the
+ * feature grid (`grid`²): tokens 1..R in order, each with its coverage
+ * (computed once, read by the tokens and the explanation). All the filtered
+ * automatic masks were the candidates before; background and edge masks then
+ * drew weight the few training images could not teach away
+ * (results/learned-focus-variants.md).
  */
-export function learnedRegions(masks: readonly AutoMask[], grid: number): LearnedRegion[] {
-  return masks
+export function learnedRegions(masks: readonly AutoMask[], grid: number, salient?: SalientCoverageOptions): LearnedRegion[] {
+  if (masks.length === 0) return [];
+  return salientCandidates(masks, masks[0].width, masks[0].height, salient)
     .map((m, i) => ({ m, i }))
     .sort((a, b) => b.m.predictedIou - a.m.predictedIou || b.m.stabilityScore - a.m.stabilityScore || b.m.area - a.m.area || a.i - b.i)
     .slice(0, LEARNED_MAX_REGIONS)
@@ -260,8 +266,8 @@ export function learnedCellWeights(weights: Float32Array, regions: readonly Lear
  * patches, or the feature grid itself): [(regions+1)·coverGrid²], token 0
  * (the whole image) all ones.
  */
-export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[], coverGrid: number): { tokens: Float32Array; regions: number; cover: Float32Array } {
-  const regions = learnedRegions(masks, grid);
+export function learnedTokens(features: Float32Array, grid: number, masks: readonly AutoMask[], coverGrid: number, salient?: SalientCoverageOptions): { tokens: Float32Array; regions: number; cover: Float32Array } {
+  const regions = learnedRegions(masks, grid, salient);
   const meta: RegionMeta[] = regions.map(({ mask: m }) => {
     const [x0, y0, x1, y1] = m.box;
     const { width: w, height: h } = m;
@@ -479,7 +485,7 @@ export class FocusPipeline {
     let input: Uint8Array | Float32Array;
     if (focus === 'learned') {
       // Region tokens over MobileSAM's features; their coverage of the keys the focus steers (CLIP's patches, or the feature grid).
-      const learned = learnedTokens(features!, this.models.featureGrid, masks, grid);
+      const learned = learnedTokens(features!, this.models.featureGrid, masks, grid, this.settings.salient);
       const input = clip ? resizeRgba(shown, clip.resolution, clip.resolution).data : features!;
       return { path: item.path, label: item.label, hash, input, regions: learned.regions, regionTokens: learned.tokens, regionCover: learned.cover, focusActive: learned.regions > 0, work, masks, shown, coverage };
     }

@@ -9,7 +9,7 @@ import { basename, isAbsolute, relative, resolve } from 'node:path';
 import { encodePng } from '../io/image.js';
 import { renderGroupedBarsPng } from '../render/charts.js';
 import { meanStd, pairedDifference } from '../util/stats.js';
-import type { RunFocusMode } from './focus.js';
+import { focusStrength, type RunFocusMode } from './focus.js';
 import type { TrainSettings } from './settings.js';
 
 export interface ProtocolRequest {
@@ -42,9 +42,14 @@ export interface ProtocolCell {
   focusActive?: string;
 }
 
-/** The flags that give `st` (the defaults too, so the command stays exact if a default changes). */
+/**
+ * The flags that give `st` (the defaults too, so the command stays exact if a
+ * default changes; the focus strength only where one was given, since its
+ * default differs by focus mode and every run's config.json records it).
+ */
 function settingsFlags(st: TrainSettings): string {
-  const flags = [`--backbone ${st.backbone}`, `--epochs ${st.epochs}`, `--lr ${st.lr}`, `--weight-decay ${st.weightDecay}`, `--batch ${st.batch}`, `--strength ${st.strength}`];
+  const flags = [`--backbone ${st.backbone}`, `--epochs ${st.epochs}`, `--lr ${st.lr}`, `--weight-decay ${st.weightDecay}`, `--batch ${st.batch}`];
+  if (st.strength !== undefined) flags.push(`--strength ${st.strength}`);
   flags.push(`--sam-size ${st.samSize}`, `--points-per-side ${st.pointsPerSide}`);
   if (st.sam2) flags.push(`--sam2 ${st.sam2}`);
   if (st.backbone === 'clip') {
@@ -116,7 +121,7 @@ export function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], te
   return [
     `Test split: ${testImages} images${caps ? `; ${caps} (a fixed seeded choice)` : ', full'}. Mean ± std (sample) over seeds ${req.seeds.join(', ')}${running}.`,
     '',
-    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, attention strength ${st.strength}; data ${displayPath(req.data)}.`,
+    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, focus strength ${st.strength ?? `${focusStrength('attention')} (attention, both), ${focusStrength('learned')} (learned)`}; data ${displayPath(req.data)}.`,
     '',
     'Top-1 accuracy (%):',
     '',

@@ -21,7 +21,7 @@ import { evaluatePredictions, type EvaluationResult } from './metrics.js';
 import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
-import { usesAttention, type RunFocusMode } from './focus.js';
+import { focusStrength, usesAttention, type RunFocusMode } from './focus.js';
 import { argmax, learnedCellWeights, learnedRegions, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
@@ -163,7 +163,7 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
     weightDecay: st.weightDecay,
     batch: st.batch,
     prompts: st.prompts,
-    strength: st.strength,
+    strength: focusStrength(req.focus, st.strength),
     overlayAlpha: SAM_ENCODER_TRAIN_DEFAULTS.overlayAlpha,
     samSize: st.samSize,
     pointsPerSide: st.pointsPerSide,

@@ -52,7 +52,8 @@ export interface TrainSettings {
   /** clip: weight of the image–text contrastive term (0: cross-entropy only). */
   contrastive: number;
   batch: number;
-  strength: number;
+  /** The focus strength (--strength); absent: each focus mode's default (focus.ts focusStrength). */
+  strength?: number;
   samSize: number;
   pointsPerSide: number;
   /** A SAM2 checkpoint (absolute path): the segmenter for the masks instead of MobileSAM. */
@@ -83,7 +84,7 @@ export function trainSettings(flags: Flags, log: (s: string) => void): TrainSett
     deep: numberFlag(flags, 'deep', 0, isInt(0), 'an integer >= 0 (blocks with their own prompts; 0: shallow)'),
     contrastive: numberFlag(flags, 'contrastive', 0, (v) => v >= 0, 'a number >= 0 (the image–text contrastive term\'s weight; clip backbone)'),
     batch: numberFlag(flags, 'batch', SAM_ENCODER.batch, isInt(1), 'an integer >= 1'),
-    strength: numberFlag(flags, 'strength', SAM_ENCODER.strength, (v) => v >= 0, 'a number >= 0'),
+    ...(flags.has('strength') ? { strength: numberFlag(flags, 'strength', 0, (v) => v >= 0, 'a number >= 0') } : {}),
     samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= SAM_SIZE_MIN && v <= 1024, `a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (MobileSAM's input side)`),
     pointsPerSide: numberFlag(flags, 'points-per-side', SAM_ENCODER.pointsPerSide, isInt(1), 'an integer >= 1'),
   };

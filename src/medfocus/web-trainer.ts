@@ -21,7 +21,7 @@ import { decodeImage } from '../io/image.js';
 import { AdamW } from '../train/optimizer.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
 import { shaderSources } from '../kernels/shaders.gen.js';
-import { RUN_FOCUS_MODES, usesAttention, type RunFocusMode } from './focus.js';
+import { RUN_FOCUS_MODES, focusStrength, usesAttention, type RunFocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
 import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
 import { FocusPipeline, SAM_CHANNELS, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
@@ -29,10 +29,15 @@ import type { SamPoolClassifier } from './backbones.js';
 import { samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js';
 
 /** What the page trains with: a sam-encoder run's settings (RunConfig's names and meanings). */
-export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'lr' | 'weightDecay' | 'batch' | 'prompts' | 'strength' | 'overlayAlpha' | 'samSize' | 'pointsPerSide'> {
+export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'lr' | 'weightDecay' | 'batch' | 'prompts' | 'overlayAlpha' | 'samSize' | 'pointsPerSide'> {
   focus: RunFocusMode;
   featureGrid: number;
+  /** The focus strength; absent: the focus mode's default (focus.ts focusStrength), as for `medfocus train`. */
+  strength?: number;
 }
+
+/** Settings with the focus strength resolved: what a run trains and exports with. */
+export type WebRunSettings = WebTrainSettings & { strength: number };
 
 /**
  * The sam-encoder backbone's training defaults, for the page and for
@@ -48,7 +53,6 @@ export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
   weightDecay: 1e-4,
   batch: 16,
   prompts: 4,
-  strength: 4,
   overlayAlpha: 0.5,
   samSize: 512,
   pointsPerSide: 8,
@@ -156,7 +160,7 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   int('featureGrid', 1, s.samSize / 16);
   if (!(s.lr > 0 && s.lr < 1e3)) throw bad('lr', 'a number in (0, 1000)', s.lr);
   if (!(s.weightDecay >= 0 && s.weightDecay <= 1e3)) throw bad('weightDecay', 'a number from 0 to 1000', s.weightDecay);
-  if (!(s.strength >= 0 && s.strength <= 1e3)) throw bad('strength', 'a number from 0 to 1000', s.strength);
+  if (s.strength !== undefined && !(s.strength >= 0 && s.strength <= 1e3)) throw bad('strength', 'a number from 0 to 1000', s.strength);
   if (!(s.overlayAlpha >= 0 && s.overlayAlpha <= 1)) throw bad('overlayAlpha', 'a number in [0, 1]', s.overlayAlpha);
   return s;
 }
@@ -198,7 +202,7 @@ export function plannedTrainingBytes(classifier: SamPoolClassifier, batchImages:
 export class WebTrainingRun {
   private constructor(
     readonly gpu: Gpu,
-    readonly settings: WebTrainSettings,
+    readonly settings: WebRunSettings,
     readonly classes: string[],
     readonly images: PreparedImage[],
     readonly classifier: SamPoolClassifier,
@@ -216,8 +220,9 @@ export class WebTrainingRun {
    * once per image, through `opts.cache`) and builds the classifier and AdamW
    * as `medfocus train` does. A set that cannot train is refused with its problems.
    */
-  static async prepare(set: TrainingSet, settings: WebTrainSettings, opts: PrepareOptions): Promise<WebTrainingRun> {
-    checkWebTrainSettings(settings);
+  static async prepare(set: TrainingSet, requested: WebTrainSettings, opts: PrepareOptions): Promise<WebTrainingRun> {
+    checkWebTrainSettings(requested);
+    const settings: WebRunSettings = { ...requested, strength: focusStrength(requested.focus, requested.strength) };
     const problems = set.problems();
     if (problems.length > 0) throw new Error(`web training: cannot train: ${problems.join('; ')}`);
     const attention = usesAttention(settings.focus) || settings.focus === 'learned' ? attentionTrainingProblem(opts.gpu) : undefined;
