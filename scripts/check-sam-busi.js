@@ -16,8 +16,8 @@
 // images by their number (BUSI_IMAGES); --count n takes the first n of it
 // (alternating benign / malignant).
 //
-// --f16 (issue 19): instead of onnxruntime, our encoder with its matmul
-// weights stored as f16 (MobileSamEncoder dtype 'f16') against ours in f32 on
+// --f16 (issue 19): instead of onnxruntime, our encoder with its matmul and
+// conv weights stored as f16 (MobileSamEncoder dtype 'f16') against ours in f32 on
 // the same input and box. Pass: the f16 mean IoU within F16_MEAN_IOU_DELTA of
 // the f32 one and, per image, the two masks at IoU ≥ F16_AGREEMENT_FLOOR
 // (the issue's criteria).
@@ -143,7 +143,7 @@ function groundTruth(lib, root, id) {
 }
 
 /**
- * --f16: on `ids`, our encoder with f16 matmul weights and with f32 weights
+ * --f16: on `ids`, our encoder with f16 matmul and conv weights and with f32 weights
  * on the same preprocessed input, the same decoder and box. Returns one row
  * per image (IoU of each with the ground truth, IoU between them), the two
  * means and the f16 encoder's weightDtype (f32 where the adapter lacks

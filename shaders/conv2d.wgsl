@@ -38,6 +38,10 @@
 //
 // Kernel geometry is fixed per pipeline (override constants), so the
 // (c, kh, kw) decomposition divides by constants and the window loops unroll.
+//
+// Weights may be f16 (W_F16, all three entries; shaders/lib/conv_weight.wgsl).
+// The `direct` block's CN weights per tap are K apart, so there are no
+// neighbouring halves to read in one word (matmul's vec2<u32> read of four).
 
 //! include conv_window
 // Per-thread micro-tile of the `gemm` entry: TM rows × TN columns (each 1, 2 or 4).
@@ -78,7 +82,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>; // read through w_at
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -87,6 +91,8 @@ var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
 var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
 //! include conv_gemm_tile
+
+//! include conv_weight
 
 //! include activation
 
@@ -147,7 +153,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       let oo = e / BK;
       var v = 0.0;
       if (k0 + kk < params.K && n0 + oo < params.Og) {
-        v = w[wBase + oo * params.K + k0 + kk];
+        v = w_at(wBase + oo * params.K + k0 + kk);
       }
       tileB[kk * BN + oo] = v;
     }
@@ -223,7 +229,7 @@ fn direct(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
           a[q] = vec4<f32>(x_in_row(row, iw), x_in_row(row, iw + sw), x_in_row(row, iw + 2 * sw), x_in_row(row, iw + 3 * sw));
         }
         for (var j = 0u; j < CN; j++) {
-          let b = vec4<f32>(w[wRow[j] + k0 + kw]);
+          let b = vec4<f32>(w_at(wRow[j] + k0 + kw));
           for (var q = 0u; q < PX4; q++) {
             acc[j][q] = fma(a[q], b, acc[j][q]);
           }
@@ -279,7 +285,7 @@ fn depthwise(at: LinearInvocation) {
     for (var kw = 0u; kw < KW; kw++) {
       let iw = iw0 + i32(kw * DW);
       if (iw >= 0 && iw < i32(params.W)) {
-        sum = fma(x[row + u32(iw)], w[wBase + kh * KW + kw], sum);
+        sum = fma(x[row + u32(iw)], w_at(wBase + kh * KW + kw), sum);
       }
     }
   }

@@ -22,6 +22,7 @@
 // z = phase + SH·SW · (row tile overflow beyond the x dimension).
 
 //! include conv_window
+//! include conv_weight
 // SH / gcd(SH, DH) and SW / gcd(SW, DW): the kh (kw) distance between taps of one phase.
 override STEP_H: u32;
 override STEP_W: u32;
@@ -53,7 +54,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>; // read through w_at (f32 or f16)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -143,7 +144,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let r = k % taps;
         let kh = kh0 + (r / tapsW) * STEP_H;
         let kw = kw0 + (r % tapsW) * STEP_W;
-        v = w[wCol + c * params.Og * KHW + kh * KW + kw];
+        v = w_at(wCol + c * params.Og * KHW + kh * KW + kw);
       }
       tileB[e] = v;
     }

@@ -18,6 +18,7 @@
 // The flat grid of shaders/lib/linear_grid.wgsl.
 
 //! include conv_window
+//! include conv_weight
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // a code of shaders/lib/activation.wgsl
 override WORKGROUP_SIZE: u32 = 64u;
@@ -41,7 +42,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<u32>; // read through w_at (f32 or f16)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -56,7 +57,7 @@ fn x4(at: u32, c0: u32) -> vec4<f32> {
 
 fn w4(at: u32, c0: u32) -> vec4<f32> {
   let last = params.C - 1u - c0;
-  return vec4<f32>(w[at], w[at + min(1u, last)], w[at + min(2u, last)], w[at + min(3u, last)]);
+  return vec4<f32>(w_at(at), w_at(at + min(1u, last)), w_at(at + min(2u, last)), w_at(at + min(3u, last)));
 }
 
 //! include linear_grid

@@ -82,6 +82,25 @@ export class Tensor {
     return t;
   }
 
+  /**
+   * Uploads binary16 bit patterns as an f16 tensor, as they are: weights a
+   * file already stores as halves skip the round trip through f32 values.
+   */
+  static fromF16Bits(gpu: Gpu, bits: Uint16Array, shape: Shape): Tensor {
+    checkShape('Tensor.fromF16Bits', shape);
+    const n = numel(shape);
+    if (bits.length !== n) throw new Error(`Tensor.fromF16Bits: shape ${shapeString(shape)} needs ${n} halves, got ${bits.length}`);
+    const t = Tensor.empty(gpu, shape, 'f16');
+    // writeBuffer takes whole 4-byte words: an odd count gets a zero half after it.
+    const words = new Uint16Array(Math.ceil(n / 2) * 2);
+    words.set(bits);
+    if (words.byteLength > 0) {
+      gpu.flush(); // as write() does: work already recorded runs before the upload
+      gpu.device.queue.writeBuffer(t.buffer, 0, words.buffer, 0, words.byteLength);
+    }
+    return t;
+  }
+
   /** Overwrites the tensor's contents with host data of the same element count. */
   write(data: ArrayLike<number>): void {
     if (data.length !== this.size) {

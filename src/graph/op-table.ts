@@ -300,7 +300,7 @@ export const OP_TABLE = {
       adds: ['convTranspose2d', 'conv2dWeightGrad', 'reduceSum'],
     },
     tests: ['test/conv-backward.test.ts'],
-    kernelTests: ['test/conv.test.ts'],
+    kernelTests: ['test/conv.test.ts', 'test/conv-f16.test.ts'],
   },
   conv2dWeightGrad: {
     defined: 'rule',
@@ -321,7 +321,7 @@ export const OP_TABLE = {
       adds: ['conv2d', 'conv2dWeightGrad', 'reduceSum', 'slice', 'pad'],
     },
     tests: ['test/conv-backward.test.ts'],
-    kernelTests: ['test/conv.test.ts'],
+    kernelTests: ['test/conv.test.ts', 'test/conv-f16.test.ts'],
   },
   maxPool2d: {
     defined: 'ops',
@@ -360,7 +360,7 @@ export const OP_TABLE = {
     shaders: ['depthwise_nhwc'],
     backward: { forwardOnly: "nothing trains through it: MobileSAM's TinyViT encoder (models/sam/tinyvit.ts) runs it, inference only; its rule throws, naming the op" },
     tests: ['test/conv.test.ts'],
-    kernelTests: ['test/mobilesam-encoder.test.ts'],
+    kernelTests: ['test/mobilesam-encoder.test.ts', 'test/conv-f16.test.ts'],
   },
 } as const satisfies Record<string, OpRow>;
 

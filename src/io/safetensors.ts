@@ -214,6 +214,14 @@ function f16ToF32Table(): Float32Array {
 
 const littleEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/** binary16 bit patterns → their f32 values (exact: every half is an f32). */
+export function widenF16(bits: Uint16Array): Float32Array {
+  const table = f16ToF32Table();
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  return out;
+}
+
 function decodeFloat(dtype: SafetensorsDType, bytes: Uint8Array): Float32Array {
   const n = bytes.byteLength / DTYPE_BYTES[dtype];
   // Bytes from a ByteSource are ours: an aligned F32 buffer becomes the result without a copy.
@@ -369,7 +377,28 @@ export class SafetensorsFile {
   async readRaw(name: string): Promise<Uint8Array> {
     const info = this.info(name);
     if (this.closed) throw new Error(`${this.name}: cannot read tensor "${name}": the file is closed`);
-    return readExactly(this.source, this.name, info.byteOffset, info.byteLength);
+    try {
+      return await readExactly(this.source, this.name, info.byteOffset, info.byteLength);
+    } catch (e) {
+      // A file cut short after open() (or a source that misbehaves) fails here: say which tensor.
+      throw new Error(`${this.name}: reading tensor "${name}" (${info.dtype} [${info.shape.join(', ')}], ${info.byteLength} bytes at ${info.byteOffset}): ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * An F16 tensor's halves as stored (binary16 bit patterns, no conversion),
+   * for uploading f16 weights as they are; widenF16 gives their values.
+   */
+  async readF16Bits(name: string): Promise<Uint16Array> {
+    const { dtype } = this.info(name);
+    if (dtype !== 'F16') throw new Error(`${this.name}: tensor "${name}" is ${dtype}, but readF16Bits() reads F16 only`);
+    const bytes = await this.readRaw(name);
+    const n = bytes.byteLength / 2;
+    if (littleEndianHost && bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out = new Uint16Array(n);
+    for (let i = 0; i < n; i++) out[i] = view.getUint16(2 * i, true);
+    return out;
   }
 
   /** The tensor as f32: F32 as stored (no copy), F16, BF16 and F64 converted. */

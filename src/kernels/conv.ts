@@ -3,6 +3,9 @@
 // a depthwise kernel when each group has one input channel), convTranspose2d
 // (phase-decomposed gather GEMM) and maxPool2d. Kernel geometry (size, stride, padding, dilation) specialises
 // the pipelines through override constants; tensor sizes go in uniforms.
+// The convolutions' weights may be f16 (issue 19: models that store their
+// weights as halves): read as halves and widened to f32, so the products and
+// sums stay f32 (W_F16, shaders/lib/conv_weight.wgsl); everything else is f32.
 
 import type { Gpu } from '../device.js';
 import { Tensor, shapeString, type Shape } from '../tensor.js';
@@ -111,6 +114,12 @@ function checkF32Rank4(op: string, name: string, t: Tensor, layout: string): voi
   if (t.rank !== 4) throw new Error(`${op}: ${name} must be rank 4 ${layout}, got ${shapeString(t.shape)} (rank ${t.rank})`);
 }
 
+/** A weight operand: f32, or f16 halves that the kernel widens (W_F16). */
+function checkWeight(op: string, w: Tensor, rank: number, layout: string): void {
+  if (w.dtype !== 'f32' && w.dtype !== 'f16') throw new Error(`${op}: weight must be f32 or f16, got ${w.dtype}`);
+  if (w.rank !== rank) throw new Error(`${op}: weight must be rank ${rank} ${layout}, got ${shapeString(w.shape)} (rank ${w.rank})`);
+}
+
 function checkBias(op: string, bias: Tensor | undefined, O: number): void {
   if (!bias) return;
   if (bias.dtype !== 'f32' || bias.rank !== 1 || bias.shape[0] !== O) {
@@ -119,11 +128,11 @@ function checkBias(op: string, bias: Tensor | undefined, O: number): void {
 }
 
 /** Fails before allocating anything when a binding would exceed the device limit. */
-function checkBindingSize(gpu: Gpu, op: string, name: string, shape: Shape): void {
-  const bytes = shape.reduce((a, b) => a * b, 4);
+function checkBindingSize(gpu: Gpu, op: string, name: string, shape: Shape, dtype: 'f32' | 'f16' = 'f32'): void {
+  const bytes = shape.reduce((a, b) => a * b, dtype === 'f16' ? 2 : 4);
   const max = gpu.limits.maxStorageBufferBindingSize;
   if (bytes > max) {
-    throw new Error(`${op}: ${name} ${shapeString(shape)} f32 would be ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${max} bytes`);
+    throw new Error(`${op}: ${name} ${shapeString(shape)} ${dtype} would be ${bytes} bytes, over the device's maxStorageBufferBindingSize of ${max} bytes`);
   }
 }
 
@@ -187,7 +196,7 @@ interface Conv2dPlan {
 
 function planConv2d(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Conv2dPlan {
   checkF32Rank4(op, 'input', x, '[N, C, H, W]');
-  checkF32Rank4(op, 'weight', w, '[O, C/groups, kH, kW]');
+  checkWeight(op, w, 4, '[O, C/groups, kH, kW]');
   const [N, C, H, W] = x.shape;
   const [O, Cw, KH, KW] = w.shape;
   const groups = checkGroups(op, opts.groups);
@@ -220,7 +229,7 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
     throw new Error(`${op}: unknown variant '${opts.variant}' (known: ${Object.keys(CONV_TILE_VARIANTS).join(', ')})`);
   }
   checkBindingSize(gpu, op, 'input', x.shape);
-  checkBindingSize(gpu, op, 'weight', w.shape);
+  checkBindingSize(gpu, op, 'weight', w.shape, w.dtype as 'f32' | 'f16'); // checkWeight allowed only these
   const y = outputTensor(gpu, op, [p.N, p.O, p.Ho, p.Wo], opts.out);
   const Cg = p.C / p.groups;
   const Og = p.O / p.groups;
@@ -236,6 +245,7 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
     DW: p.dilation[1],
     HAS_BIAS: opts.bias !== undefined,
     ACTIVATION: ACTIVATIONS[p.activation],
+    W_F16: w.dtype === 'f16',
   };
   const sizes = { C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og, M, K: Cg * p.KH * p.KW, total: y.size };
   const bias = opts.bias ?? placeholder(gpu);
@@ -350,7 +360,7 @@ function gcd(a: number, b: number): number {
 export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTranspose2dOptions = {}): Tensor {
   const op = 'convTranspose2d';
   checkF32Rank4(op, 'input', x, '[N, C, H, W]');
-  checkF32Rank4(op, 'weight', w, '[C, O/groups, kH, kW]');
+  checkWeight(op, w, 4, '[C, O/groups, kH, kW]');
   const [N, C, H, W] = x.shape;
   const [Cw, Og, KH, KW] = w.shape;
   const groups = checkGroups(op, opts.groups);
@@ -372,7 +382,7 @@ export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTransp
   const Wo = (W - 1) * stride[1] - 2 * padding[1] + dilation[1] * (KW - 1) + outputPadding[1] + 1;
   checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${KH}×${KW}, stride ${stride}, padding ${padding}, outputPadding ${outputPadding}, dilation ${dilation}`);
   checkBindingSize(gpu, op, 'input', x.shape);
-  checkBindingSize(gpu, op, 'weight', w.shape);
+  checkBindingSize(gpu, op, 'weight', w.shape, w.dtype as 'f32' | 'f16'); // checkWeight allowed only these
   const y = outputTensor(gpu, op, [N, O, Ho, Wo], opts.out);
 
   // The largest phase has ⌈Ho/s⌉ × ⌈Wo/s⌉ pixels per image.
@@ -392,6 +402,7 @@ export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTransp
     STEP_H: stride[0] / gcd(stride[0], dilation[0]),
     STEP_W: stride[1] / gcd(stride[1], dilation[1]),
     HAS_BIAS: opts.bias !== undefined,
+    W_F16: w.dtype === 'f16',
     ...tile,
   };
   dispatchKernel(
@@ -469,8 +480,7 @@ const NHWC_DW_WORKGROUP = 64;
 export function depthwiseConv2dNhwc(gpu: Gpu, x: Tensor, w: Tensor, opts: DepthwiseConv2dNhwcOptions = {}): Tensor {
   const op = 'depthwiseConv2dNhwc';
   checkF32Rank4(op, 'input', x, '[N, H, W, C]');
-  if (w.dtype !== 'f32') throw new Error(`${op}: weight must be f32, got ${w.dtype}`);
-  if (w.rank !== 3) throw new Error(`${op}: weight must be rank 3 [KH, KW, C], got ${shapeString(w.shape)} (rank ${w.rank})`);
+  checkWeight(op, w, 3, '[KH, KW, C]');
   const [N, H, W, C] = x.shape;
   const [KH, KW, Cw] = w.shape;
   if (Cw !== C) throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} channels, input ${shapeString(x.shape)} has C=${C}`);
@@ -493,7 +503,7 @@ export function depthwiseConv2dNhwc(gpu: Gpu, x: Tensor, w: Tensor, opts: Depthw
   dispatchKernel(
     gpu,
     op,
-    { shader: 'depthwise_nhwc', constants: { KH, KW, SH, SW, PH, PW, HAS_BIAS: opts.bias !== undefined, ACTIVATION: ACTIVATIONS[activation], WORKGROUP_SIZE: NHWC_DW_WORKGROUP } },
+    { shader: 'depthwise_nhwc', constants: { KH, KW, SH, SW, PH, PW, HAS_BIAS: opts.bias !== undefined, ACTIVATION: ACTIVATIONS[activation], W_F16: w.dtype === 'f16', WORKGROUP_SIZE: NHWC_DW_WORKGROUP } },
     { x, w, bias: opts.bias ?? placeholder(gpu), y, params: { H, W, C, Ho, Wo, blocksW, total } },
     linearGrid(gpu, total, NHWC_DW_WORKGROUP),
   );

@@ -1,6 +1,7 @@
-// The precision a model stores its matmul weights in (issue 19 §1). 'f16'
-// halves their GPU memory: matmul reads them as halves and widens them to f32
-// (f32 accumulation; activations, biases, norms and softmax stay f32).
+// The precision a model stores its matmul and conv weights in (issue 19 §1).
+// 'f16' halves their GPU memory: matmul and the conv kernels read them as
+// halves and widen them to f32 (f32 accumulation; activations, biases, norms
+// and softmax stay f32).
 // Adapters without `shader-f16` cannot hold f16 tensors: there a request for
 // f16 falls back to f32, with no error, and the reason in `note`.
 

@@ -56,6 +56,23 @@ async function start() {
       const io = await lib.openSafetensors(await lib.urlSource(`${base}/io.safetensors`));
       return encodeAll(await vectors.runClip(lib, gpu, weights, io));
     },
+    /**
+     * The CLIP fixture forward with weight dtype `dtype` asked for; with
+     * disableF16 on a second device opened without shader-f16 (the f32
+     * fallback on an adapter that has it). Returns the dtype the weights got,
+     * the note, and the features (base64 f32).
+     */
+    async clipDtype(base, dtype, disableF16) {
+      const device = disableF16 ? await lib.getDevice({ disableF16: true }) : gpu;
+      try {
+        const weights = await lib.openSafetensors(await lib.urlSource(`${base}/weights.safetensors`));
+        const io = await lib.openSafetensors(await lib.urlSource(`${base}/io.safetensors`));
+        const run = await vectors.runClipWithDtype(lib, device, weights, io, dtype);
+        return { ...run, outputs: encodeAll(run.outputs) };
+      } finally {
+        if (disableF16) device.destroy();
+      }
+    },
     /** The MobileSAM decoder on a given embedding (base64 f32). */
     async samDecoder(onnxUrl, embedding) {
       return encodeAll(await vectors.runSamDecoder(lib, gpu, await fetchBytes(onnxUrl), decodeAll({ embedding }).embedding));

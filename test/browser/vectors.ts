@@ -127,12 +127,26 @@ export async function runSamDecoder(lib: Lib, gpu: Gpu, samOnnx: Uint8Array, emb
 
 /** The tiny CLIP fixture: image and text features from the fixture's inputs. */
 export async function runClip(lib: Lib, gpu: Gpu, weights: SafetensorsFile, io: SafetensorsFile): Promise<Record<string, Float32Array>> {
-  const model = await lib.ClipModel.fromSafetensors(gpu, weights);
+  return (await runClipWithDtype(lib, gpu, weights, io, 'f32')).outputs;
+}
+
+export interface ClipDtypeRun {
+  /** What the weights were stored as, and why not as asked (model.weightDtypeNote). */
+  weightDtype: 'f16' | 'f32';
+  weightDtypeNote?: string;
+  outputs: Record<string, Float32Array>;
+}
+
+/** runClip with the weight dtype asked for (issue 19: f16, or its f32 fallback without shader-f16). */
+export async function runClipWithDtype(lib: Lib, gpu: Gpu, weights: SafetensorsFile, io: SafetensorsFile, dtype: 'f16' | 'f32'): Promise<ClipDtypeRun> {
+  const model = await lib.ClipModel.fromSafetensors(gpu, weights, { dtype });
   const image = lib.Tensor.fromArray(gpu, await io.read('image'), io.info('image').shape);
   const imageFeatures = model.encodeImage(image);
   const textFeatures = model.encodeText(await io.readInt32('text_tokens'));
-  const result = { image_features: (await imageFeatures.read()) as Float32Array, text_features: (await textFeatures.read()) as Float32Array };
+  const outputs = { image_features: (await imageFeatures.read()) as Float32Array, text_features: (await textFeatures.read()) as Float32Array };
   for (const t of [image, imageFeatures, textFeatures]) t.dispose();
+  const run: ClipDtypeRun = { weightDtype: model.weightDtype, outputs };
+  if (model.weightDtypeNote !== undefined) run.weightDtypeNote = model.weightDtypeNote;
   model.dispose();
-  return result;
+  return run;
 }

@@ -10,11 +10,15 @@
 // dtype 'f16' (where the adapter has shader-f16) stores the transformer
 // blocks' linear weights (q, k, v, out, fc, proj: the matmul B operands) as
 // halves; everything else (embeddings, norms, biases, the projections)
-// stays f32.
+// stays f32. A file that already stores a tensor as F16 has its halves
+// uploaded as they are where they stay halves (no f32 copy on the host), and
+// widened where they become f32; an F16 value that is Inf or NaN (what an
+// f32 weight beyond ±65504 becomes when a checkpoint is converted to f16) is
+// an Error naming the tensor.
 
 import type { Gpu } from '../../device.js';
 import { Tensor } from '../../tensor.js';
-import { SAFETENSORS_FLOAT_DTYPES, type SafetensorsFile } from '../../io/safetensors.js';
+import { SAFETENSORS_FLOAT_DTYPES, widenF16, type SafetensorsFile } from '../../io/safetensors.js';
 import { sameShape } from '../../util/shape.js';
 import { chooseWeightDtype, type WeightDtype } from '../weight-dtype.js';
 import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type ClipActivation, type ClipConfig, type SourceTensor } from './config.js';
@@ -70,18 +74,33 @@ function keyProblems(file: SafetensorsFile, config: ClipConfig, expected: readon
   return problems;
 }
 
-function derive(data: Float32Array, src: SourceTensor, target: SourceTensor['targets'][number]): Float32Array {
+/** A target's elements from its source tensor's: f32 values, or F16 bit patterns kept as halves. */
+function derive<T extends Float32Array | Uint16Array>(data: T, src: SourceTensor, target: SourceTensor['targets'][number]): T {
   if (target.from === 'copy') return data;
   if (target.from === 'transpose') {
     const [rows, cols] = src.shape;
-    const out = new Float32Array(rows * cols);
+    const out = (data instanceof Uint16Array ? new Uint16Array(rows * cols) : new Float32Array(rows * cols)) as T;
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c];
     return out;
   }
   // A row range of a fused [3·D, ...] tensor: rows are contiguous.
   const rowLength = src.shape.length > 1 ? src.shape[1] : 1;
   const [begin, end] = target.from.rows;
-  return data.subarray(begin * rowLength, end * rowLength);
+  return data.subarray(begin * rowLength, end * rowLength) as T;
+}
+
+/** An F16 tensor's halves; throws naming the file and tensor at the first Inf or NaN. */
+async function readFiniteHalves(file: SafetensorsFile, key: string): Promise<Uint16Array> {
+  const bits = await file.readF16Bits(key);
+  for (let i = 0; i < bits.length; i++) {
+    // Exponent bits all ones: Inf (mantissa 0) or NaN.
+    if ((bits[i] & 0x7c00) === 0x7c00) {
+      const what = bits[i] & 0x3ff ? 'NaN' : bits[i] & 0x8000 ? '-Inf' : 'Inf';
+      const hex = bits[i].toString(16).padStart(4, '0');
+      throw new Error(`${file.name}: tensor "${key}" (F16) element ${i} is ${what} (bits 0x${hex}), expected a finite weight: corrupt, or converted from f32 values beyond the f16 range ±65504`);
+    }
+  }
+  return bits;
 }
 
 /**
@@ -103,10 +122,15 @@ export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: 
   let logitScale = NaN;
   try {
     for (const src of expected) {
-      const data = await file.read(src.key);
+      const halves = file.info(src.key).dtype === 'F16' ? await readFiniteHalves(file, src.key) : undefined;
+      // f32 values only where some target needs them (widened once from the halves).
+      let values = halves ? undefined : await file.read(src.key);
+      const f32 = () => (values ??= widenF16(halves!));
       for (const target of src.targets) {
-        if (target.name === 'logitScale') logitScale = data[0];
-        else params.set(target.name, Tensor.fromArray(gpu, derive(data, src, target), target.shape, BLOCK_LINEAR_WEIGHT.test(target.name) ? dtype : 'f32'));
+        const storage = BLOCK_LINEAR_WEIGHT.test(target.name) ? dtype : 'f32';
+        if (target.name === 'logitScale') logitScale = f32()[0];
+        else if (halves && storage === 'f16') params.set(target.name, Tensor.fromF16Bits(gpu, derive(halves, src, target), target.shape));
+        else params.set(target.name, Tensor.fromArray(gpu, derive(f32(), src, target), target.shape, storage));
       }
     }
   } catch (e) {

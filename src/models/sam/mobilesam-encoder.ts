@@ -77,16 +77,28 @@ const DEPTHWISE = /^layers\.\d+\.((blocks\.\d+|downsample)\.conv2|blocks\.\d+\.l
 
 /**
  * The weights every matmul takes as its B operand (tinyvit.ts): the 1×1
- * convs and the blocks' q, k, v, proj, fc1 and fc2. dtype 'f16' stores these
- * as halves; the stem and depthwise convs, norms, biases, attention biases
- * and the neck stay f32.
+ * convs and the blocks' q, k, v, proj, fc1 and fc2.
  */
 const MATMUL_WEIGHT = /^layers\.\d+\.((blocks\.\d+|downsample)\.conv[13]\.weight|blocks\.\d+\.(w[qkv]|attn\.proj\.weight|mlp\.fc[12]\.weight))$/;
+/** The weights of the convs that run on the conv kernels (besides DEPTHWISE): the stem's two and the neck's 3×3. */
+const CONV_WEIGHT = /^(patch_embed\.[01]|neck\.2)\.weight$/;
+
+/**
+ * What dtype 'f16' stores as halves: every matmul B operand and every conv
+ * weight but one, 5.62 M of the 6.95 M values the encoder holds (before
+ * convs took halves: 4.98 M). The neck's 1×1 conv (82 k) stays f32: it is
+ * matmul's A operand (W · tokensᵀ gives NCHW without a permute, tinyvit.ts),
+ * which is f32 only; so do norms, biases and the attention biases (1.22 M,
+ * the attention kernel's bias operand is f32).
+ */
+function halfWeight(key: string): boolean {
+  return MATMUL_WEIGHT.test(key) || DEPTHWISE.test(key) || CONV_WEIGHT.test(key);
+}
 
 export interface MobileSamEncoderOptions {
   /** The input side S that preprocess makes by default (a multiple of 16, 64–1024; default 1024). */
   inputSize?: number;
-  /** Storage of the matmul weights (MATMUL_WEIGHT; default 'f32'); 'f16' falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
+  /** Storage of the matmul and conv weights (halfWeight; default 'f32'); 'f16' falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
   dtype?: WeightDtype;
 }
 
@@ -293,7 +305,7 @@ export class MobileSamEncoder {
     readonly name: string,
     /** The side S preprocess makes by default. */
     readonly inputSize: number,
-    /** What the matmul weights are stored as. */
+    /** What the matmul and conv weights (halfWeight) are stored as. */
     readonly weightDtype: WeightDtype,
     /** Why weightDtype is not the dtype asked for (f16 on an adapter without shader-f16), for diagnostics. */
     readonly weightDtypeNote?: string,
@@ -307,22 +319,22 @@ export class MobileSamEncoder {
     const { dtype, note } = chooseWeightDtype(gpu, opts.dtype, `MobileSamEncoder.fromOnnx(${name})`);
     const host = extractMobileSamEncoderWeights(bytes, name);
     const weights = new Map<string, Tensor>();
-    const matmulDtype = (key: string) => (MATMUL_WEIGHT.test(key) ? dtype : 'f32');
+    const storage = (key: string) => (halfWeight(key) ? dtype : 'f32');
     for (const [key, t] of host.tensors) {
       // 1×1 convs run as matmuls on token rows (tinyvit.ts): upload them as [C, O].
       if (POINTWISE.test(key)) {
         const [o, c] = t.shape;
         const transposed = new Float32Array(o * c);
         for (let i = 0; i < o; i++) for (let j = 0; j < c; j++) transposed[j * o + i] = t.data[i * c + j];
-        weights.set(key, Tensor.fromArray(gpu, transposed, [c, o], matmulDtype(key)));
+        weights.set(key, Tensor.fromArray(gpu, transposed, [c, o], storage(key)));
       } else if (DEPTHWISE.test(key)) {
         // Depthwise convs run channels-last (tinyvit.ts): upload them as [kh, kw, C].
         const [c, , kh, kw] = t.shape;
         const taps = kh * kw;
         const transposed = new Float32Array(c * taps);
         for (let i = 0; i < c; i++) for (let k = 0; k < taps; k++) transposed[k * c + i] = t.data[i * taps + k];
-        weights.set(key, Tensor.fromArray(gpu, transposed, [kh, kw, c]));
-      } else weights.set(key, Tensor.fromArray(gpu, t.data, t.shape, matmulDtype(key)));
+        weights.set(key, Tensor.fromArray(gpu, transposed, [kh, kw, c], storage(key)));
+      } else weights.set(key, Tensor.fromArray(gpu, t.data, t.shape, storage(key)));
     }
     return new MobileSamEncoder(gpu, weights, host.attnScales, host.config, name, inputSize, dtype, note);
   }
