@@ -14,13 +14,14 @@
 // sam-encoder web head classifies with (none, overlay, attention, both,
 // learned); attention, both and learned (attention pooling, trained through
 // the fused attention backward) need a device that binds as many storage
-// buffers per shader stage as that kernel does (attentionTrainingProblem).
+// buffers per shader stage as that kernel's entry points do
+// (attentionTrainingProblem: 10, which Chromium's SwiftShader allows).
 
 import type { Gpu } from '../device.js';
 import { decodeImage } from '../io/image.js';
 import { AdamW } from '../train/optimizer.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
-import { shaderSources } from '../kernels/shaders.gen.js';
+import { storageBuffersPerEntry } from '../kernels/program.js';
 import { RUN_FOCUS_MODES, usesAttention, type RunFocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
 import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
@@ -161,20 +162,18 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   return s;
 }
 
-/** Storage buffers the fused attention backward binds in one shader stage (shaders/attention_backward.wgsl). */
-export const ATTENTION_BACKWARD_STORAGE_BUFFERS = (shaderSources.attention_backward.match(/var<storage\b/g) ?? []).length;
-
 /**
  * Why this device cannot train a head with an attention focus (attention,
- * both, learned: attention pooling, whose backward is the fused attention backward),
- * or undefined when it can. Browsers expose at most 10 storage buffers per
- * shader stage on many adapters (Chromium's SwiftShader among them), fewer
- * than the kernel binds.
+ * both, learned: attention pooling, whose backward is the fused attention
+ * backward), or undefined when it can: the most storage buffers one of that
+ * kernel's entry points binds, read from the shader, against the device's
+ * maxStorageBuffersPerShaderStage (browsers expose 8 to 10).
  */
 export function attentionTrainingProblem(gpu: Gpu): string | undefined {
+  const needed = Math.max(...storageBuffersPerEntry('attention_backward').values());
   const limit = gpu.limits.maxStorageBuffersPerShaderStage;
-  if (limit >= ATTENTION_BACKWARD_STORAGE_BUFFERS) return undefined;
-  return `training with an attention focus needs ${ATTENTION_BACKWARD_STORAGE_BUFFERS} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
+  if (limit >= needed) return undefined;
+  return `training with an attention focus needs ${needed} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
 }
 
 export interface PrepareOptions {
