@@ -8,8 +8,9 @@
 // The layout of a pipeline holds only the bindings its entry point statically
 // uses (wgsl_reflect's per-entry resources, helpers it calls included), not
 // every binding of the module: a shader's entry points may together declare
-// more storage buffers than a device allows per shader stage (browsers: 8 to
-// 10) as long as each entry point stays within the limit.
+// more storage buffers than a device allows per shader stage (the WebGPU
+// spec guarantees 8; Chromium's SwiftShader allows 10) as long as each entry
+// point stays within the limit.
 
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { Gpu } from '../device.js';

@@ -167,7 +167,8 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
  * both, learned: attention pooling, whose backward is the fused attention
  * backward), or undefined when it can: the most storage buffers one of that
  * kernel's entry points binds, read from the shader, against the device's
- * maxStorageBuffersPerShaderStage (browsers expose 8 to 10).
+ * maxStorageBuffersPerShaderStage (the WebGPU spec guarantees 8; Chromium's
+ * SwiftShader allows 10).
  */
 export function attentionTrainingProblem(gpu: Gpu): string | undefined {
   const needed = Math.max(...storageBuffersPerEntry('attention_backward').values());
