@@ -14,11 +14,12 @@
 // no atomics are needed and the sums are deterministic:
 // - query_grads: one invocation per query (grid: query blocks of
 //   WORKGROUP_SIZE, H, B). Holds q_i, d_out_i and the dq accumulator in
-//   private arrays, computes delta_i (written to `delta` for key_grads), and
-//   streams K and V through workgroup memory KEY_TILE keys at a time.
+//   private arrays, computes delta_i (written with lse_i to `row_stats` for
+//   key_grads), and streams K and V through workgroup memory KEY_TILE keys
+//   at a time.
 // - key_grads: one invocation per key (grid: key blocks of WORKGROUP_SIZE, H,
 //   B). Holds k_j, v_j and the dk, dv accumulators in private arrays and
-//   streams q, d_out, lse and delta through workgroup memory QUERY_TILE
+//   streams q, d_out and row_stats through workgroup memory QUERY_TILE
 //   queries at a time. With WRITE_DS it also writes dS_ij to the dense
 //   [B, H, Lq, Lk] tensor `ds` (consecutive invocations write consecutive
 //   keys, so the writes coalesce); then it visits every query so that every
@@ -34,8 +35,15 @@
 // D; the tile capacities TILE_D_VEC4 / TILE_DV_VEC4 are overrides and loops
 // run to the actual widths, so one pipeline serves a class of head dims.
 // bias is addressed through (batch, head, query, key) strides, 0 where it
-// broadcasts. lse and delta are dense [B, H, Lq]; the key-padding mask is dense
-// [B, Lk] 32-bit words, nonzero = padded (MASK_IS_F32: -0.0 counts as zero).
+// broadcasts. lse is dense [B, H, Lq]; row_stats dense [B, H, Lq] of
+// (lse, delta) pairs; the key-padding mask is dense [B, Lk] 32-bit words,
+// nonzero = padded (MASK_IS_F32: -0.0 counts as zero).
+//
+// Each entry point binds 10 storage buffers (query_grads: q k v out d_out lse
+// bias key_mask row_stats dq; key_grads: q k v d_out bias key_mask row_stats
+// dk dv ds), the most Chromium's SwiftShader allows per shader stage;
+// src/kernels/program.ts lays out only the bindings an entry point uses.
+// That is why key_grads reads lse from row_stats, not from a buffer of its own.
 //
 // Masking, as in the forward: a pair is masked when the key is padded, when
 // j > i under CAUSAL (top-left aligned), or when its biased score is
@@ -63,8 +71,8 @@ override WRITE_DS: bool = false;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> bias: array<f32>;
 @group(0) @binding(7) var<storage, read> key_mask: array<u32>;
-// Written by query_grads, read by key_grads.
-@group(0) @binding(8) var<storage, read_write> delta: array<f32>;
+// (lse_i, delta_i) per query row: written by query_grads, read by key_grads.
+@group(0) @binding(8) var<storage, read_write> row_stats: array<vec2<f32>>;
 @group(0) @binding(9) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dv: array<f32>;
@@ -73,7 +81,7 @@ override WRITE_DS: bool = false;
 
 // query_grads' key flags (1.0 = padded or past Lk); its K/V tiles are attention_common's.
 var<workgroup> key_off: array<f32, KEY_TILE>;
-// key_grads' q / d_out tiles, with lse (MASKED_SCORE past Lq) and delta.
+// key_grads' q / d_out tiles, with lse (MASKED_SCORE past Lq) and delta from row_stats.
 var<workgroup> q_tile: array<vec4<f32>, QUERY_TILE * TILE_D_VEC4>;
 var<workgroup> do_tile: array<vec4<f32>, QUERY_TILE * TILE_DV_VEC4>;
 var<workgroup> lse_tile: array<f32, QUERY_TILE>;
@@ -139,7 +147,7 @@ fn query_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   var lse_i = MASKED_SCORE;
   if (row_in) {
     lse_i = lse[row_index];
-    delta[row_index] = delta_i;
+    row_stats[row_index] = vec2<f32>(lse_i, delta_i);
   }
   // -inf (fully masked) or past Lq: no pair of this row counts. `!(x > m)` also catches NaN.
   let row_off = !(lse_i > MASKED_SCORE);
@@ -236,14 +244,10 @@ fn key_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     for (var t = lid; t < QUERY_TILE; t += WORKGROUP_SIZE) {
       let i = tile_start + t;
-      var l = MASKED_SCORE;
-      var dl = 0.0;
-      if (i < params.lq) {
-        l = lse[rows_head + i];
-        dl = delta[rows_head + i];
-      }
-      lse_tile[t] = l;
-      delta_tile[t] = dl;
+      var stats = vec2<f32>(MASKED_SCORE, 0.0);
+      if (i < params.lq) { stats = row_stats[rows_head + i]; }
+      lse_tile[t] = stats.x;
+      delta_tile[t] = stats.y;
     }
     workgroupBarrier();
 

@@ -56,7 +56,7 @@ export { epochOrder, samPoolClassifier, trainEpochs } from './medfocus/train-loo
 export type { TrainLoopOptions, TrainStep } from './medfocus/train-loop.js';
 export { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './medfocus/head-export.js';
 export type { MobileSamFileIds, SamHeadSettings } from './medfocus/head-export.js';
-export { ATTENTION_BACKWARD_STORAGE_BUFFERS, SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, plannedTrainingBytes } from './medfocus/web-trainer.js';
+export { SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, plannedTrainingBytes } from './medfocus/web-trainer.js';
 export type { PrepareOptions, RefusedFile, TrainingImage, WebTrainSettings } from './medfocus/web-trainer.js';
 export { IndexedDbCache } from './medfocus/idb-cache.js';
 export type { CacheStats } from './medfocus/idb-cache.js';

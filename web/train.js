@@ -193,13 +193,14 @@ function loadTrainedHead({ json, tensors }) {
   });
 }
 
-/** What the run holds: GPU memory (planned for training, and the pool's now) and the features kept on the host. */
+/** What the run holds: GPU memory (the peak training plans, and the pool's now) and the features kept on the host. */
 function showMemory() {
   const run = training.run;
   const pool = demo.gpu.pool.stats();
   $('train-memory').textContent =
-    `GPU: training plans ${mib(run.plannedBytes)} (parameters, gradients, AdamW moments, one batch of ${Math.min(run.settings.batch, run.images.length)}) ` +
-    `on top of MobileSAM; the buffer pool holds ${mib(pool.ownedBytes)} now. Host: ${mib(run.hostBytes)} of features for ${run.images.length} images (uploaded a batch at a time).`;
+    `GPU: training plans a peak of ${mib(run.plannedBytes)} on top of MobileSAM (parameters, AdamW moments, the training graph of a batch of ${Math.min(run.settings.batch, run.images.length)} ` +
+    `with its activations and gradients, the next batch), whatever the number of images; the buffer pool holds ${mib(pool.ownedBytes)} now. ` +
+    `Host: ${mib(run.hostBytes)} of features for ${run.images.length} images (uploaded a batch at a time).`;
   training.memory = { plannedBytes: run.plannedBytes, poolBytes: pool.ownedBytes, hostBytes: run.hostBytes };
 }
 

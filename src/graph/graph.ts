@@ -70,6 +70,10 @@ export interface GraphStats {
   /** Bytes the intermediates would take if each had its own buffer. */
   unplannedBytes: number;
   weightBytes: number;
+  /** Bytes of the inputs (a buffer of the graph's own for each one fed from host arrays). */
+  inputBytes: number;
+  /** Bytes of the outputs: the graph keeps a buffer per output, and each run() hands back copies of this size. */
+  outputBytes: number;
   slots: number;
 }
 
@@ -272,12 +276,18 @@ export class Graph {
     for (const id of plan.slotOf.keys()) unplanned += bytesOf(this.values[id]);
     let weightBytes = 0;
     for (const t of this.weights.values()) weightBytes += t.byteLength;
+    let inputBytes = 0;
+    for (const v of this.inputs.values()) inputBytes += bytesOf(v);
+    let outputBytes = 0;
+    for (const v of this.outputs.values()) outputBytes += bytesOf(v);
     return {
       ops: this.nodes.filter((n) => n.kernel).length,
       dispatches: this.nodes.reduce((s, n) => s + n.dispatches, 0),
       plannedPeakBytes: plan.slotBytes.reduce((a, b) => a + b, 0),
       unplannedBytes: unplanned,
       weightBytes,
+      inputBytes,
+      outputBytes,
       slots: plan.slotBytes.length,
     };
   }

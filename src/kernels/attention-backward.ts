@@ -2,8 +2,8 @@
 // style (shaders/attention_backward.wgsl): probabilities are recomputed from
 // q, k and the forward's saved row log-sum-exp, so the Lq × Lk matrix is never
 // stored, except as the bias gradient when one is asked for. Two dispatches,
-// no atomics, deterministic: dq (and delta = rowsum(dOut ∘ out)) per query
-// block, then dk and dv per key block.
+// no atomics, deterministic: dq (and the row stats lse, delta = rowsum(dOut ∘
+// out)) per query block, then dk and dv per key block.
 //
 // Masking conventions are the forward's: masked pairs (padding, causal, bias
 // ≤ -1e30) get zero gradient, and a fully masked query (lse = -inf) gives
@@ -86,7 +86,7 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out
   const dq = outputTensor(gpu, `${OP}: dq`, q.shape, 'f32', inputs, opts.out?.dq);
   const dk = outputTensor(gpu, `${OP}: dk`, k.shape, 'f32', inputs, opts.out?.dk);
   const dv = outputTensor(gpu, `${OP}: dv`, v.shape, 'f32', inputs, opts.out?.dv);
-  const delta = Tensor.empty(gpu, [d.B, d.H, d.Lq]);
+  const rowStats = Tensor.empty(gpu, [d.B, d.H, d.Lq, 2]);
   // dS over the full score shape; without needBiasGrad a 1-element scratch
   // (an unused writable binding still needs a buffer of its own).
   const axes = full.flatMap((n, i) => (bias && bias.shape[i] === 1 && n !== 1 ? [i] : []));
@@ -115,17 +115,18 @@ export function attentionBackward(gpu: Gpu, q: Tensor, k: Tensor, v: Tensor, out
     lse,
     bias: bias ?? placeholder(gpu),
     key_mask: opts.keyPaddingMask ?? placeholder(gpu),
-    delta,
+    row_stats: rowStats,
     dq,
     dk,
     dv,
     ds,
     params: attentionParams(d, opts),
   };
-  // query_grads writes delta, which key_grads reads: two passes, in order.
+  // query_grads writes row_stats, which key_grads reads: two passes, in order.
+  // One resource table for both: each binds only the names its entry point uses.
   dispatchKernel(gpu, OP, { shader: 'attention_backward', entry: 'query_grads', constants }, resources, [Math.ceil(d.Lq / WORKGROUP_SIZE), d.H, d.B]);
   dispatchKernel(gpu, OP, { shader: 'attention_backward', entry: 'key_grads', constants }, resources, [Math.ceil(d.Lk / WORKGROUP_SIZE), d.H, d.B]);
-  delta.dispose();
+  rowStats.dispose();
   if (!writeDs || !bias) {
     ds.dispose();
     return { dq, dk, dv };

@@ -1,5 +1,5 @@
 // Every kernel entry; one module per op family (validate, program, dispatch).
-export { dispatchKernel, compileKernel, linearGrid, placeholder, cachedBindGroupCount } from './program.js';
+export { dispatchKernel, compileKernel, linearGrid, placeholder, cachedBindGroupCount, storageBuffersPerEntry } from './program.js';
 export type { KernelSource, KernelResource, UniformValues } from './program.js';
 export * from './unary.js';
 export * from './tune.js';

@@ -4,6 +4,13 @@
 // struct layout are all read from the shader with wgsl_reflect, never restated
 // in TypeScript. Pipelines are cached per (shader, entry point, override
 // constants) on each device.
+//
+// The layout of a pipeline holds only the bindings its entry point statically
+// uses (wgsl_reflect's per-entry resources, helpers it calls included), not
+// every binding of the module: a shader's entry points may together declare
+// more storage buffers than a device allows per shader stage (the WebGPU
+// spec guarantees 8; Chromium's SwiftShader allows 10) as long as each entry
+// point stays within the limit.
 
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import type { Gpu } from '../device.js';
@@ -43,15 +50,20 @@ interface BindingInfo {
 interface ShaderInfo {
   code: string;
   module: GPUShaderModule;
+  /** Every binding the module declares. */
   bindings: BindingInfo[];
-  entries: string[];
+  /** Each compute entry point's name → the bindings it statically uses, in declaration order. */
+  entries: Map<string, BindingInfo[]>;
   overrides: Set<string>;
 }
 
 interface CompiledKernel {
+  entry: string;
   pipeline: GPUComputePipeline;
   layouts: GPUBindGroupLayout[];
   info: ShaderInfo;
+  /** The bindings of this entry point: what its layouts hold and a dispatch must supply. */
+  bindings: BindingInfo[];
 }
 
 /** Uniform values by struct member name; vectors as arrays. */
@@ -96,9 +108,24 @@ function reflect(shader: string): Omit<ShaderInfo, 'module'> {
       });
     }
   }
-  const info = { code, bindings, entries: r.entry.compute.map((e) => e.name), overrides: new Set(r.overrides.map((o) => o.name)) };
+  const entries = new Map<string, BindingInfo[]>();
+  for (const e of r.entry.compute) {
+    const used = new Set(e.resources.map((res) => `${res.group}:${res.binding}`));
+    entries.set(e.name, bindings.filter((b) => used.has(`${b.group}:${b.binding}`)));
+  }
+  const info = { code, bindings, entries, overrides: new Set(r.overrides.map((o) => o.name)) };
   reflectCache.set(shader, info);
   return info;
+}
+
+/**
+ * The storage buffers each compute entry point of `shader` binds, read from
+ * the shader: what counts against a device's maxStorageBuffersPerShaderStage.
+ */
+export function storageBuffersPerEntry(shader: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const [entry, bindings] of reflect(shader).entries) counts.set(entry, bindings.filter((b) => b.kind === 'storage').length);
+  return counts;
 }
 
 function shaderInfo(gpu: Gpu, shader: string): ShaderInfo {
@@ -123,18 +150,25 @@ export function compileKernel(gpu: Gpu, src: KernelSource): CompiledKernel {
   const hit = map.get(key);
   if (hit) return hit;
   const info = shaderInfo(gpu, src.shader);
-  const entry = src.entry ?? info.entries[0];
-  if (!info.entries.includes(entry)) throw new Error(`kernel ${src.shader}: no compute entry point '${entry}' (has ${info.entries.join(', ')})`);
+  const entry = src.entry ?? [...info.entries.keys()][0];
+  const bindings = info.entries.get(entry);
+  if (!bindings) throw new Error(`kernel ${src.shader}: no compute entry point '${entry}' (has ${[...info.entries.keys()].join(', ')})`);
   for (const name of Object.keys(constants)) {
     if (!info.overrides.has(name)) throw new Error(`kernel ${src.shader}: no override constant '${name}' (has ${[...info.overrides].join(', ') || 'none'})`);
   }
-  const groups = Math.max(0, ...info.bindings.map((b) => b.group + 1));
+  // Checked here, before Dawn would fail pipeline creation asynchronously with a less direct message.
+  const storage = bindings.filter((b) => b.kind === 'storage').length;
+  const limit = gpu.limits.maxStorageBuffersPerShaderStage;
+  if (storage > limit) {
+    throw new Error(`kernel ${src.shader}/${entry}: binds ${storage} storage buffers, the device's maxStorageBuffersPerShaderStage is ${limit}`);
+  }
+  const groups = Math.max(0, ...bindings.map((b) => b.group + 1));
   const layouts: GPUBindGroupLayout[] = [];
   for (let g = 0; g < groups; g++) {
     layouts.push(
       gpu.device.createBindGroupLayout({
-        label: `${src.shader}/group${g}`,
-        entries: info.bindings
+        label: `${src.shader}/${entry}/group${g}`,
+        entries: bindings
           .filter((b) => b.group === g)
           .map((b) => ({
             binding: b.binding,
@@ -155,7 +189,7 @@ export function compileKernel(gpu: Gpu, src: KernelSource): CompiledKernel {
   gpu.device.popErrorScope().then((err) => {
     if (err) gpu.reportError(new Error(`kernel ${key}: pipeline creation failed: ${err.message}`));
   });
-  const compiled = { pipeline, layouts, info };
+  const compiled = { entry, pipeline, layouts, info, bindings };
   map.set(key, compiled);
   return compiled;
 }
@@ -197,8 +231,11 @@ function packUniform(op: string, b: BindingInfo, values: UniformValues): ArrayBu
 
 /**
  * Records one dispatch into the device's open command encoder.
- * `resources` maps each binding name of the shader to a Tensor, a raw buffer,
- * or (for a uniform struct) its member values.
+ * `resources` maps each binding name the entry point uses to a Tensor, a raw
+ * buffer, or (for a uniform struct) its member values. A name the shader
+ * declares but this entry point does not use is ignored (one resource table
+ * can serve all of a shader's entry points); a name the shader does not
+ * declare is an error.
  */
 export function dispatchKernel(
   gpu: Gpu,
@@ -222,9 +259,9 @@ export function dispatchKernel(
   }
   const temporaries: GPUBuffer[] = [];
   const entriesByGroup: GPUBindGroupEntry[][] = kernel.layouts.map(() => []);
-  for (const b of kernel.info.bindings) {
+  for (const b of kernel.bindings) {
     const r = resources[b.name];
-    if (r === undefined) throw new Error(`${op}: shader ${src.shader} binding '${b.name}' was not supplied`);
+    if (r === undefined) throw new Error(`${op}: shader ${src.shader} binding '${b.name}' (used by entry point '${kernel.entry}') was not supplied`);
     let buffer: GPUBuffer;
     let size: number;
     if (b.kind === 'uniform') {

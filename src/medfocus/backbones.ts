@@ -313,14 +313,17 @@ export class SamPoolClassifier implements Classifier {
   lossAndGradients(batch: Batch): { loss: Tensor; grads: Map<string, Tensor> } {
     checkBatch('SamPoolClassifier', batch, [this.positions, this.channels], this.positions, false);
     if (!batch.labels) throw new Error('SamPoolClassifier.lossAndGradients: the batch has no labels');
-    const B = batch.size;
-    const g = this.graphs.get(`train|${B}`, () => {
+    return splitOutputs(this.trainingGraph(batch.size).run({ ...this.feeds(batch), labels: batch.labels }));
+  }
+
+  /** The training graph (forward, loss, backward) for batches of B, built and compiled on first use; it allocates at its first run. */
+  trainingGraph(B: number): Graph {
+    return this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.sam.train[B=${B}]`);
       const { logits } = this.forward(g, B, false);
       addCrossEntropyTraining(g, logits, B, [...this.params.keys()]);
       return g;
     });
-    return splitOutputs(g.run({ ...this.feeds(batch), labels: batch.labels }));
   }
 
   predict(batch: Batch): { probs: Tensor; weights: Tensor } {

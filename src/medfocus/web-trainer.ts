@@ -14,17 +14,18 @@
 // sam-encoder web head classifies with (none, overlay, attention, both,
 // learned); attention, both and learned (attention pooling, trained through
 // the fused attention backward) need a device that binds as many storage
-// buffers per shader stage as that kernel does (attentionTrainingProblem).
+// buffers per shader stage as that kernel's entry points do
+// (attentionTrainingProblem: 10, which Chromium's SwiftShader allows).
 
 import type { Gpu } from '../device.js';
 import { decodeImage } from '../io/image.js';
 import { AdamW } from '../train/optimizer.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
-import { shaderSources } from '../kernels/shaders.gen.js';
+import { storageBuffersPerEntry } from '../kernels/program.js';
 import { RUN_FOCUS_MODES, focusStrength, usesAttention, type RunFocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
 import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
-import { FocusPipeline, SAM_CHANNELS, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
+import { FocusPipeline, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
 import type { SamPoolClassifier } from './backbones.js';
 import { samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js';
 
@@ -165,20 +166,19 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   return s;
 }
 
-/** Storage buffers the fused attention backward binds in one shader stage (shaders/attention_backward.wgsl). */
-export const ATTENTION_BACKWARD_STORAGE_BUFFERS = (shaderSources.attention_backward.match(/var<storage\b/g) ?? []).length;
-
 /**
  * Why this device cannot train a head with an attention focus (attention,
- * both, learned: attention pooling, whose backward is the fused attention backward),
- * or undefined when it can. Browsers expose at most 10 storage buffers per
- * shader stage on many adapters (Chromium's SwiftShader among them), fewer
- * than the kernel binds.
+ * both, learned: attention pooling, whose backward is the fused attention
+ * backward), or undefined when it can: the most storage buffers one of that
+ * kernel's entry points binds, read from the shader, against the device's
+ * maxStorageBuffersPerShaderStage (the WebGPU spec guarantees 8; Chromium's
+ * SwiftShader allows 10).
  */
 export function attentionTrainingProblem(gpu: Gpu): string | undefined {
+  const needed = Math.max(...storageBuffersPerEntry('attention_backward').values());
   const limit = gpu.limits.maxStorageBuffersPerShaderStage;
-  if (limit >= ATTENTION_BACKWARD_STORAGE_BUFFERS) return undefined;
-  return `training with an attention focus needs ${ATTENTION_BACKWARD_STORAGE_BUFFERS} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
+  if (limit >= needed) return undefined;
+  return `training with an attention focus needs ${needed} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
 }
 
 export interface PrepareOptions {
@@ -191,11 +191,31 @@ export interface PrepareOptions {
   onImage?: (done: number, total: number, name: string) => void;
 }
 
-/** GPU bytes of the training state: every parameter, its gradient and AdamW's two moments, plus one uploaded batch (features and labels). */
-export function plannedTrainingBytes(classifier: SamPoolClassifier, batchImages: number): number {
+/**
+ * The peak GPU bytes training `images` images in batches of `batch` plans
+ * besides MobileSAM, known before the first step: every parameter and
+ * AdamW's two moments, and for each batch size a step runs at (the full
+ * batch, and the last one when shorter) the training graph's planned
+ * intermediates, inputs (one batch) and outputs (gradients and loss), which
+ * it keeps between steps, plus the copy of the outputs a step hands back and
+ * a second batch of inputs: the next batch is uploaded while the buffer of
+ * the one before still waits for the queue (src/pool.ts). It does not grow
+ * with the number of images: they stay on the host. The buffer pool rounds
+ * each buffer up to its size class (at most by half).
+ */
+export function plannedTrainingBytes(classifier: SamPoolClassifier, images: number, batch: number): number {
   let params = 0;
-  for (const t of classifier.params.values()) params += t.shape.reduce((p, d) => p * d, 1);
-  return 4 * (4 * params + batchImages * (classifier.positions * SAM_CHANNELS + classifier.positions + 1));
+  for (const t of classifier.params.values()) params += 4 * t.shape.reduce((p, d) => p * d, 1);
+  let bytes = 3 * params;
+  let outputs = 0;
+  let inputs = 0;
+  for (const size of new Set([Math.min(batch, images), images % batch || Math.min(batch, images)])) {
+    const stats = classifier.trainingGraph(size).stats();
+    bytes += stats.plannedPeakBytes + stats.inputBytes + stats.outputBytes;
+    outputs = Math.max(outputs, stats.outputBytes);
+    inputs = Math.max(inputs, stats.inputBytes);
+  }
+  return bytes + outputs + inputs;
 }
 
 /** One training run in the page: prepared images, the classifier, its AdamW state and the progress; train() again resumes. */
@@ -279,9 +299,9 @@ export class WebTrainingRun {
     return this.progress;
   }
 
-  /** The GPU bytes training holds besides MobileSAM (plannedTrainingBytes at this run's batch). */
+  /** The peak GPU bytes training plans besides MobileSAM (plannedTrainingBytes for this run's images and batch). */
   get plannedBytes(): number {
-    return plannedTrainingBytes(this.classifier, Math.min(this.settings.batch, this.images.length));
+    return plannedTrainingBytes(this.classifier, this.images.length, this.settings.batch);
   }
 
   /** Host bytes of the prepared features and key biases. */
