@@ -50,8 +50,8 @@ export { ClipPromptClassifier, SamPoolClassifier } from './medfocus/backbones.js
 export type { ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
 export type { Classifier, Batch, RegionBatch } from './medfocus/classifier.js';
 export * from './medfocus/head.js';
-export { FocusPipeline, MemoryCache, SAM_CHANNELS, makeBatch, mobileSamParts, pipelineMaskFilters, predictImages, workImage } from './medfocus/pipeline.js';
-export type { FocusSettings, FocusView, MaskFilters, MaskSource, PipelineCache, PipelineModels, PreparedDetails, PreparedImage, SamParts } from './medfocus/pipeline.js';
+export { FocusPipeline, MemoryCache, SAM_CHANNELS, makeBatch, mobileSamSegmenter, pipelineMaskFilters, predictImages, workImage } from './medfocus/pipeline.js';
+export type { FocusSettings, FocusView, MaskFilters, PipelineCache, PipelineModels, PreparedDetails, PreparedImage } from './medfocus/pipeline.js';
 export { epochOrder, samPoolClassifier, trainEpochs } from './medfocus/train-loop.js';
 export type { TrainLoopOptions, TrainStep } from './medfocus/train-loop.js';
 export { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './medfocus/head-export.js';

@@ -52,12 +52,12 @@ import type { DecodedImage } from '../io/image.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
 import { clipPreprocess } from '../kernels/preprocess.js';
 import { ClipModel } from '../models/clip/model.js';
-import type { AutoMask } from '../models/sam/segmenter.js';
+import type { AutoMask, EmbeddingSegmenter } from '../models/sam/segmenter.js';
 import { renderOverlay } from '../render/overlay.js';
 import type { Tensor } from '../tensor.js';
 import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
 import { FOCUS_MODES, RUN_FOCUS_MODES, WORK_SIDE, patchCoverage, patchKeyBias, resizeRgba, usesAttention, usesOverlay, type FocusMode, type RunFocusMode } from './focus.js';
-import { FocusPipeline, MemoryCache, SAM_CHANNELS, learnedCellWeights, learnedRegions, mobileSamParts, predictImages, type FocusSettings, type MaskFilters, type SamParts } from './pipeline.js';
+import { FocusPipeline, MemoryCache, SAM_CHANNELS, learnedCellWeights, learnedRegions, mobileSamSegmenter, predictImages, type FocusSettings, type MaskFilters } from './pipeline.js';
 import { samPoolClassifier } from './train-loop.js';
 
 export const HEAD_FORMAT = 'medfocus-head';
@@ -424,7 +424,7 @@ class SamBackend implements HeadBackend {
   constructor(
     readonly gpu: Gpu,
     readonly spec: SamHeadSpec,
-    private readonly sam: SamParts,
+    private readonly sam: EmbeddingSegmenter,
     private readonly classifier: SamPoolClassifier,
   ) {}
 
@@ -447,7 +447,7 @@ class SamBackend implements HeadBackend {
     const K = spec.classes.length;
     const g = spec.featureGrid;
     const { focus } = spec;
-    let sam: SamParts | undefined;
+    let sam: EmbeddingSegmenter | undefined;
     let classifier: SamPoolClassifier | undefined;
     let tensors: SafetensorsFile | undefined;
     try {
@@ -456,7 +456,7 @@ class SamBackend implements HeadBackend {
       classifier = samPoolClassifier(gpu, { classes: spec.classes, focus: focus.mode, prompts: spec.queries, seed: 0, featureGrid: g, strength: focus.strength });
       const pooling = usesAttention(focus.mode) || focus.mode === 'learned' ? 'attention' : 'mean';
       await loadTensors(classifier.params, tensors, `${K} classes, ${pooling} pooling${pooling === 'attention' ? ` with ${spec.queries} queries` : ''}${focus.mode === 'learned' ? ' steered by the learned region scorer' : ''} over ${SAM_CHANNELS} MobileSAM channels`);
-      sam = mobileSamParts(gpu, bytes.encoder, bytes.decoder, spec.focus.samSize);
+      sam = mobileSamSegmenter(gpu, bytes.encoder, bytes.decoder, spec.focus.samSize);
       return new SamBackend(gpu, spec, sam, classifier);
     } catch (e) {
       classifier?.dispose();
