@@ -50,14 +50,12 @@
 import type { Gpu } from '../device.js';
 import type { DecodedImage } from '../io/image.js';
 import type { SafetensorsFile } from '../io/safetensors.js';
-import { clipPreprocess } from '../kernels/preprocess.js';
 import { ClipModel } from '../models/clip/model.js';
 import type { AutoMask, EmbeddingSegmenter } from '../models/sam/segmenter.js';
-import { renderOverlay } from '../render/overlay.js';
 import type { Tensor } from '../tensor.js';
 import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
-import { FOCUS_MODES, RUN_FOCUS_MODES, WORK_SIDE, patchCoverage, patchKeyBias, resizeRgba, usesAttention, usesOverlay, type FocusMode, type RunFocusMode } from './focus.js';
-import { FocusPipeline, MemoryCache, SAM_CHANNELS, learnedCellWeights, learnedRegions, mobileSamSegmenter, predictImages, type FocusSettings, type MaskFilters } from './pipeline.js';
+import { FOCUS_MODES, RUN_FOCUS_MODES, WORK_SIDE, patchCoverage, resizeRgba, usesAttention, type FocusMode, type RunFocusMode } from './focus.js';
+import { FocusPipeline, MemoryCache, SAM_CHANNELS, applyFocus, learnedCellWeights, learnedRegions, mobileSamSegmenter, predictImages, workImage, type AppliedFocus, type FocusSettings, type MaskFilters } from './pipeline.js';
 import { samPoolClassifier } from './train-loop.js';
 
 export const HEAD_FORMAT = 'medfocus-head';
@@ -380,32 +378,31 @@ class ClipBackend implements HeadBackend {
     return this.clip.config.vision.grid;
   }
 
+  /**
+   * The pipeline's recipe (pipeline.ts applyFocus, predictImages) with the
+   * caller's mask as the focus: the plain pass is focus none, the focused one
+   * paints the mask (overlay/both) and takes it as the coverage (attention/both).
+   */
   async classify(image: DecodedImage, mask: Uint8Array | undefined): Promise<HeadClassification> {
     const { workSide: W, focus } = this.spec;
-    const work = resizeRgba(image, W, W);
-    const plain = await this.run(work, undefined);
+    const settings = { focus: focus.mode, strength: focus.strength, overlayAlpha: focus.overlayAlpha };
+    const work = workImage(image, W);
+    const plain = await this.run(applyFocus(work, [], { ...settings, focus: 'none' }, this.grid));
     if (!mask || focus.mode === 'none') return { probabilities: plain.probabilities, plain: plain.probabilities, grid: this.grid, attention: plain.attention, shown: work };
     const workMask = resampleMask(mask, image.width, image.height, W);
-    const shown = usesOverlay(focus.mode) ? renderOverlay(work, [{ mask: workMask }], { alpha: focus.overlayAlpha }) : work;
     const coverageMap = Float32Array.from(workMask);
-    const keyBias = usesAttention(focus.mode) ? patchKeyBias(coverageMap, W, W, this.grid, focus.strength) : undefined;
-    const focused = await this.run(shown, keyBias);
+    const applied = applyFocus(work, [{ mask: workMask, area: workMask.reduce((a, b) => a + b, 0) }], settings, this.grid, coverageMap);
+    const focused = await this.run(applied);
     const coverage = patchCoverage(coverageMap, W, W, this.grid);
-    return { probabilities: focused.probabilities, plain: plain.probabilities, grid: this.grid, coverage, attention: focused.attention, shown };
+    return { probabilities: focused.probabilities, plain: plain.probabilities, grid: this.grid, coverage, attention: focused.attention, shown: applied.shown };
   }
 
-  /** One forward of the classifier on a work image (key bias: none, or per patch). */
-  private async run(work: DecodedImage, keyBias: Float32Array | undefined): Promise<{ probabilities: number[]; attention: Float32Array }> {
+  /** One forward of the classifier on a focused work image, as predict runs it (an attention head without focus: key bias 0). */
+  private async run(applied: AppliedFocus): Promise<{ probabilities: number[]; attention: Float32Array }> {
     const R = this.clip.config.vision.imageResolution;
-    const inputs = clipPreprocess(this.gpu, [resizeRgba(work, R, R)], { size: R });
-    const attention = usesAttention(this.spec.focus.mode);
-    const out = this.classifier.predict({ size: 1, inputs, keyBias: attention ? (keyBias ?? new Float32Array(this.grid ** 2)) : undefined });
-    inputs.dispose();
-    const probs = (await out.probs.read()) as Float32Array;
-    const weights = (await out.weights.read()) as Float32Array;
-    out.probs.dispose();
-    out.weights.dispose();
-    return { probabilities: [...probs], attention: weights };
+    const keyBias = applied.keyBias ?? (usesAttention(this.spec.focus.mode) ? new Float32Array(this.grid ** 2) : undefined);
+    const out = await predictImages(this.classifier, [{ path: '', label: 0, hash: '', input: resizeRgba(applied.shown, R, R).data, keyBias }], 1, R);
+    return { probabilities: [...out.probs[0]], attention: out.weights[0] };
   }
 
   dispose(): void {

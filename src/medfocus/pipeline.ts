@@ -255,9 +255,48 @@ export interface FocusView {
   overlay: DecodedImage;
 }
 
-/** The square work image: the whole image resized (aspect not kept, nothing cropped away). */
-export function workImage(image: DecodedImage): DecodedImage {
-  return resizeRgba(image, WORK_SIDE, WORK_SIDE);
+/** The square work image: the whole image resized to side² (aspect not kept, nothing cropped away). */
+export function workImage(image: DecodedImage, side = WORK_SIDE): DecodedImage {
+  return resizeRgba(image, side, side);
+}
+
+/** The focus on one work image (applyFocus). */
+export interface AppliedFocus {
+  /** The image the classifier reads: the work image, with the masks painted for overlay/both. */
+  shown: DecodedImage;
+  /** attention/both: the coverage of the work image [side²]. */
+  coverage?: Float32Array;
+  /** attention/both: the additive key bias per patch/position [grid²]. */
+  keyBias?: Float32Array;
+  /** Whether the focus did anything (undefined for focus none; see PreparedImage.focusActive). */
+  focusActive?: boolean;
+}
+
+/**
+ * The focus applied to a square work image, given its masks: overlay/both
+ * paint every mask (largest first), attention/both turn the coverage into a
+ * key bias over the grid² patches or positions. The coverage is the salient
+ * union of the masks (salientCoverage with the settings' filters), or
+ * `coverage` when the caller has its own (a CLIP web head: its mask; then
+ * only the masks' pixels and areas are read). The
+ * one recipe prepareImage (train, eval, predict, explain) and a CLIP web
+ * head (head.ts) run.
+ */
+export function applyFocus(
+  work: DecodedImage,
+  masks: ReadonlyArray<Pick<AutoMask, 'mask' | 'area'>>,
+  settings: Pick<FocusSettings, 'focus' | 'strength' | 'overlayAlpha' | 'salient'>,
+  grid: number,
+  coverage?: Float32Array,
+): AppliedFocus {
+  const { focus, strength, overlayAlpha } = settings;
+  const { width: w, height: h } = work;
+  const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
+  // Without a coverage of the caller's the masks are automatic masks (salientCoverage reads their boxes and scores too).
+  const cover = usesAttention(focus) ? (coverage ?? salientCoverage(masks as readonly AutoMask[], w, h, settings.salient)) : undefined;
+  const keyBias = cover && patchKeyBias(cover, w, h, grid, strength);
+  const focusActive = focus === 'none' ? undefined : cover ? cover.some((c) => c < 1) : masks.length > 0;
+  return { shown, coverage: cover, keyBias, focusActive };
 }
 
 export class FocusPipeline {
@@ -413,7 +452,7 @@ export class FocusPipeline {
    * image, the masks, the image the classifier read and the salient coverage.
    */
   async prepareImage(item: DatasetItem, hash: string, image: DecodedImage): Promise<PreparedImage & PreparedDetails> {
-    const { focus, strength, overlayAlpha } = this.settings;
+    const { focus, overlayAlpha } = this.settings;
     const work = workImage(image);
     const clip = this.models.clip;
     let masks: AutoMask[] = [];
@@ -435,11 +474,8 @@ export class FocusPipeline {
       }
       if (wantMasks && other) masks = await this.segment(maskKey, work);
     } else if (focus !== 'none') masks = await this.masks(hash, work);
-    const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
     const grid = clip ? clip.grid : this.models.featureGrid;
-    const coverage = usesAttention(focus) ? salientCoverage(masks, WORK_SIDE, WORK_SIDE, this.settings.salient) : undefined;
-    const keyBias = coverage && patchKeyBias(coverage, WORK_SIDE, WORK_SIDE, grid, strength);
-    const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
+    const { shown, coverage, keyBias, focusActive } = applyFocus(work, masks, this.settings, grid);
     let input: Uint8Array | Float32Array;
     if (focus === 'learned') {
       // Region tokens over MobileSAM's features; their coverage of the keys the focus steers (CLIP's patches, or the feature grid).
