@@ -9,6 +9,7 @@ export * from './medfocus/focus.js';
 export { ClipPromptClassifier, SamPoolClassifier } from './medfocus/backbones.js';
 export type { ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
 export type { Classifier, Batch, RegionBatch } from './medfocus/classifier.js';
+export * from './medfocus/head-spec.js';
 export * from './medfocus/head.js';
 export { FocusPipeline, MemoryCache, SAM_CHANNELS, applyFocus, makeBatch, mobileSamSegmenter, pipelineMaskFilters, predictImages, workImage } from './medfocus/pipeline.js';
 export type { AppliedFocus, FocusSettings, FocusView, MaskFilters, PipelineCache, PipelineModels, PreparedDetails, PreparedImage } from './medfocus/pipeline.js';

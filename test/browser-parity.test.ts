@@ -21,7 +21,7 @@ import * as lib from '../src/node.js';
 import { openSafetensorsFile } from '../src/node.js';
 import { MedFocusHead } from '../src/app.js';
 import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
-import type { SamHeadSpec } from '../src/medfocus/head.js';
+import type { SamHeadSpec } from '../src/medfocus/head-spec.js';
 import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
 import { SAM_DECODER_CASE, VECTORS, runClip, runClipWithDtype, runSamDecoder, runVector, type ClipDtypeRun } from './browser/vectors.js';
 import { assertClose, gpuSuite, NO_SHARED, randn, sharedPath, skip, skipForAdapter, type Tolerance } from './util.js';

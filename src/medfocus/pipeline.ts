@@ -14,6 +14,10 @@
 // masks are cached from that one pass, so a protocol over several focus modes
 // encodes each raw image once. The cache is the CLI's DiskCache or, for a web
 // head, a MemoryCache.
+//
+// Over 500 lines as one job, the image → model-input recipe: the prepared
+// images' batches and predictImages stay here because they read what
+// prepareImage writes (features, key bias, region tokens) and nothing else.
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';

@@ -42,6 +42,10 @@
 // (several templates are ensembled as in CLIP's ImageNet evaluation: the mean
 // of the normalised embeddings, renormalised), caches the class embeddings
 // per (templates, class list), and returns softmax(exp(logit_scale) · cos).
+//
+// Over 500 lines as one job: ClipModel, one class whose public calls (encode,
+// trace, gradients, classify) run the graphs its private builders make, with
+// the option types and checks they take.
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString, type Shape } from '../../tensor.js';
