@@ -42,10 +42,10 @@
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
-import { Graph, type Value } from '../graph/graph.js';
+import { Graph, weightBinder, type BoundWeights, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
 import type { ClipModel } from '../models/clip/model.js';
-import { ParamClassifier, addCrossEntropyTraining, bindParams, initNormal, splitOutputs, type Batch, type BoundParams, type Classifier } from './classifier.js';
+import { ParamClassifier, addCrossEntropyTraining, initNormal, splitOutputs, type Batch, type Classifier } from './classifier.js';
 import { checkRegionBatch, checkRegionFocusOptions, gatedAttentionParams, learnedKeyBias, type RegionFocusOptions } from './region-focus.js';
 
 function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLength: number, attention: boolean): void {
@@ -135,10 +135,10 @@ export class ClipPromptClassifier extends ParamClassifier implements Classifier 
   }
 
   /** The shared forward: logits [B, K] and the normalised image features f̂ [B, E], plus the graph inputs it declared. */
-  private forward(g: Graph, B: number, classAttention = false): { logits: Value; normalized: Value; classAttention?: Value; regionWeights?: Value; params: BoundParams } {
+  private forward(g: Graph, B: number, classAttention = false): { logits: Value; normalized: Value; classAttention?: Value; regionWeights?: Value; params: BoundWeights } {
     const R = this.resolution;
     const T = this.tokens;
-    const params = bindParams(g, this.params);
+    const params = weightBinder(g, this.params, 'ClipPromptClassifier');
     const p = params.p;
     const images = g.input('images', [B, 3, R, R]);
     let attnBias = this.opts.attention ? g.input('attnBias', [B, 1, 1, T]) : undefined;
@@ -256,12 +256,12 @@ export class SamPoolClassifier extends ParamClassifier implements Classifier {
   }
 
   /** logits [B, K]; with `explain`, also each position's weight [B, L] (built only into predict graphs). */
-  private forward(g: Graph, B: number, explain: boolean): { logits: Value; weights?: Value; params: BoundParams } {
+  private forward(g: Graph, B: number, explain: boolean): { logits: Value; weights?: Value; params: BoundWeights } {
     const L = this.positions;
     const C = this.channels;
     const H = POOL_HEADS;
     const feats = g.input('features', [B, L, C]);
-    const params = bindParams(g, this.params);
+    const params = weightBinder(g, this.params, 'SamPoolClassifier');
     const p = params.p;
     let pooled: Value;
     let poolWeights: Value | undefined;

@@ -1,14 +1,14 @@
 // The contract every MedFocus classifier keeps with the trainer and the
 // pipeline (Classifier, Batch), and what the classifiers share: their
-// parameters and graphs (ParamClassifier), seeded initialisation, binding
-// the parameters into a graph, and the graph tail that adds the loss and the
+// parameters and graphs (ParamClassifier), seeded initialisation, and the
+// graph tail that adds the loss and the
 // gradient of every trainable parameter (one graph per batch size: forward, loss and
 // backward in one submit; AdamW then updates the parameters in place).
 // The classifiers: backbones.ts (CLIP prompts + head, MobileSAM-feature
 // pooling), region-focus.ts (learned focus over region tokens).
 
 import { Tensor } from '../tensor.js';
-import type { Graph, Value } from '../graph/graph.js';
+import type { BoundWeights, Graph, Value } from '../graph/graph.js';
 import { GraphCache } from '../graph/graph-cache.js';
 import * as ops from '../graph/ops.js';
 import { backward } from '../graph/autograd.js';
@@ -61,26 +61,13 @@ export function initNormal(n: number, seed: number, scale: number): Float32Array
   return out;
 }
 
-/** A classifier's parameters bound into one graph: `p(name)` binds each as a weight under its own name, once; `bound` holds what was bound. */
-export interface BoundParams {
-  p: (name: string) => Value;
-  bound: ReadonlyMap<string, Value>;
-}
-
-/** Binds parameters into `g` on first use (BoundParams). */
-export function bindParams(g: Graph, params: ReadonlyMap<string, Tensor>): BoundParams {
-  const bound = new Map<string, Value>();
-  const p = (name: string) => bound.get(name) ?? bound.set(name, g.weight(name, params.get(name)!)).get(name)!;
-  return { p, bound };
-}
-
 /**
  * The training outputs of a classifier graph: `loss` (mean cross-entropy of
  * logits [B, K] against the i32 input `labels`, plus `extra(labels)` when
  * given) and `grad.<name>` for each trainable parameter, which the forward
- * bound (bindParams).
+ * bound (graph.ts weightBinder).
  */
-export function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], params: BoundParams, extra?: (labels: Value) => Value): void {
+export function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], params: BoundWeights, extra?: (labels: Value) => Value): void {
   const labels = g.input('labels', [B], 'i32');
   const crossEntropy = ops.crossEntropy(g, logits, labels);
   const loss = extra ? ops.add(g, crossEntropy, extra(labels)) : crossEntropy;

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gpu } from '../device.js';
-import { openSafetensorsFile } from '../io/node-files.js';
+import { withSafetensorsFile } from '../io/node-files.js';
 import { Sam2Predictor } from '../models/sam2/predictor.js';
 import type { EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
 import type { Session } from './session.js';
@@ -70,11 +70,6 @@ export async function sessionSam2(s: Session, path: string): Promise<NonNullable
   return { id: held.id, load: () => (held.source ??= loadSam2(s.gpu, path)) };
 }
 
-async function loadSam2(gpu: Gpu, path: string): Promise<Segmenter> {
-  const file = await openSafetensorsFile(path);
-  try {
-    return await Sam2Predictor.fromSafetensors(gpu, file);
-  } finally {
-    await file.close();
-  }
+function loadSam2(gpu: Gpu, path: string): Promise<Segmenter> {
+  return withSafetensorsFile(path, (file) => Sam2Predictor.fromSafetensors(gpu, file));
 }

@@ -49,7 +49,7 @@
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString, type Shape } from '../../tensor.js';
-import { Graph, type Value } from '../../graph/graph.js';
+import { Graph, weightBinder, type Value } from '../../graph/graph.js';
 import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { backward } from '../../graph/autograd.js';
@@ -473,16 +473,7 @@ export class ClipModel {
 
   /** Binds the model's parameters into g as weights, each on first use. */
   private weightBinder(g: Graph): (name: string) => Value {
-    const bound = new Map<string, Value>();
-    return (param: string): Value => {
-      let value = bound.get(param);
-      if (!value) {
-        const t = this.weights.params.get(param);
-        if (!t) throw new Error(`ClipModel: no parameter "${param}"`);
-        bound.set(param, (value = g.weight(param, t)));
-      }
-      return value;
-    };
+    return weightBinder(g, this.weights.params, 'ClipModel').p;
   }
 
   /**
