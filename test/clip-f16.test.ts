@@ -19,7 +19,7 @@ import { Tensor } from '../src/tensor.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { ClipModel } from '../src/models/clip/model.js';
-import { assertThrows, gpuSuite, NO_SHARED, sharedPath, skip } from './util.js';
+import { assertThrows, gpuSuite, maxErrors, NO_SHARED, sharedPath, skip } from './util.js';
 
 const FIXTURES = ['clip-tiny-p16', 'clip-tiny-p32'].map((name) => ({
   name,
@@ -81,13 +81,8 @@ function loaded(): Fixture[] | null {
 
 /** Relative error max|got − want| / max(1, max|want|). */
 function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let err = 0;
-  let maxRef = 0;
-  for (let i = 0; i < want.length; i++) {
-    err = Math.max(err, Math.abs(got[i] - want[i]));
-    maxRef = Math.max(maxRef, Math.abs(want[i]));
-  }
-  return err / Math.max(1, maxRef);
+  const { maxAbsErr, maxAbsRef } = maxErrors(got, want);
+  return maxAbsErr / Math.max(1, maxAbsRef);
 }
 
 /** Reads and disposes `t`, checks it against the official tensor `name` within its f16 tolerance; returns the relative error. */

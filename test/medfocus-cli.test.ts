@@ -70,6 +70,16 @@ async function cli(argv: string[]): Promise<CliResult> {
   return { code, out, err };
 }
 
+/** `eval` of a run on the 2 test images, then `predict` of `image`: its class probabilities. */
+async function evalAndPredict(run: string, data: string, cache: string, image: string): Promise<Record<string, number>> {
+  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
+  assert.is(ev.code, 0, ev.err.join('\n'));
+  assert.is(JSON.parse(ev.out.at(-1)!).count, 2);
+  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
+  assert.is(pr.code, 0, pr.err.join('\n'));
+  return JSON.parse(pr.out[0]).probabilities as Record<string, number>;
+}
+
 async function expectUsage(argv: string[], message: RegExp): Promise<void> {
   const r = await cli(argv);
   assert.is(r.code, 2, `${argv.join(' ')}: exit code`);
@@ -268,13 +278,8 @@ test('clip (tiny fixture), focus learned: region tokens over the cold run\'s cac
   assert.match(train.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'masks and MobileSAM features come from the cache');
   const config = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
   assert.equal([config.backbone, config.focus, config.featureGrid], ['clip', 'learned', 16]);
-  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
-  assert.is(ev.code, 0, ev.err.join('\n'));
-  assert.is(JSON.parse(ev.out.at(-1)!).count, 2);
   const image = join(data, 'test', 'round', 'round_0000.png');
-  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
-  assert.is(pr.code, 0, pr.err.join('\n'));
-  const p = JSON.parse(pr.out[0]).probabilities as Record<string, number>;
+  const p = await evalAndPredict(run, data, cache, image);
   assert.ok(Math.abs(p.round + p.spiculated - 1) < 1e-4, JSON.stringify(p));
   const png = join(root, 'clip-learned-explain.png');
   const ex = await cli(['explain', '--run', run, image, '--out', png, '--cache', cache]);
@@ -339,13 +344,8 @@ test('clip (tiny fixture): train, eval, predict, explain; a different config in 
   const state = JSON.parse(readFileSync(join(run, 'state.json'), 'utf8'));
   assert.is(state.epoch, 4);
   assert.is(state.step, 4);
-  const ev = await cli(['eval', '--run', run, '--data', data, '--cache', cache]);
-  assert.is(ev.code, 0, ev.err.join('\n'));
-  assert.is(JSON.parse(ev.out.at(-1)!).count, 2);
   const image = join(data, 'test', 'spiculated', 'spiculated_0000.png');
-  const pr = await cli(['predict', '--run', run, image, '--cache', cache]);
-  assert.is(pr.code, 0, pr.err.join('\n'));
-  const predicted = JSON.parse(pr.out[0]).probabilities as Record<string, number>;
+  const predicted = await evalAndPredict(run, data, cache, image);
   assert.is(Object.keys(predicted).length, 2);
 
   // The head train exported for the web: the library's MedFocusHead (what the

@@ -19,7 +19,7 @@ import type { Classifier, Batch } from '../src/medfocus/classifier.js';
 import { FOCUS_MASK_FILTERS_1024, decodeMasks, encodeMasks, focusMaskFilters, focusStrength, salientCandidates, patchCoverage, patchKeyBias, resizeRgba, salientCoverage } from '../src/medfocus/focus.js';
 import { LEARNED_MAX_REGIONS, learnedRegions } from '../src/medfocus/pipeline.js';
 import { AdamW } from '../src/train/optimizer.js';
-import { assertClose, assertThrows, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
+import { assertClose, assertThrows, tensorCentralDifference, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
 
 const clipFixture = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
 
@@ -378,18 +378,8 @@ test('ClipPromptClassifier with the image–text contrastive term: loss vs a flo
   // f32 towers (2 blocks) and logits scaled by exp(logit_scale): relative 1e-4.
   assertClose([value], [expected], { atol: 1e-4 * Math.abs(expected), rtol: 0 }, 'loss with the contrastive term');
   // Central differences on two prompt entries (f32 loss: step 1e-2, tolerance 3% + 2e-4).
-  const prompts = c.params.get('prompts')!;
-  const base = Float32Array.from((await prompts.read()) as Float32Array);
   for (const at of [3, P * width - 5]) {
-    const step = 1e-2;
-    const shifted = async (d: number) => {
-      const p = Float32Array.from(base);
-      p[at] += d;
-      prompts.write(p);
-      return (await lossOf()).value;
-    };
-    const fd = ((await shifted(step)) - (await shifted(-step))) / (2 * step);
-    prompts.write(base);
+    const fd = await tensorCentralDifference(c.params.get('prompts')!, at, async () => (await lossOf()).value);
     assert.ok(Math.abs(fd - promptGrad[at]) <= 0.03 * Math.abs(fd) + 2e-4, `d loss / d prompts[${at}]: graph ${promptGrad[at]}, finite differences ${fd}`);
   }
   await assertThrows(() => new ClipPromptClassifier(gpu, model, text, K, { prompts: 0, attention: false, contrastive: -1, seed: 0 }), /ClipPromptClassifier: contrastive must be a number >= 0, got -1/);

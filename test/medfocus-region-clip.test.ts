@@ -17,7 +17,7 @@ import { ClipModel } from '../src/models/clip/model.js';
 import { ClipPromptClassifier } from '../src/medfocus/backbones.js';
 import type { Batch } from '../src/medfocus/classifier.js';
 import { PADDED_TOKEN_BIAS } from '../src/medfocus/region-focus.js';
-import { assertClose, assertThrows, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
+import { assertClose, assertThrows, tensorCentralDifference, gpuSuite, NO_SHARED, randn, rng, sharedPath, skip } from './util.js';
 
 const clipFixture = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
 
@@ -145,17 +145,7 @@ test('ClipPromptClassifier, focus learned: region weights and probabilities vs f
   for (const name of ['region.w', 'region.V', 'region.U', 'region.norm.w', 'region.norm.b', 'prompts']) {
     const g = grads.get(name)!;
     const at = g.reduce((best, x, i) => (Math.abs(x) > Math.abs(g[best]) ? i : best), 0);
-    const param = c.params.get(name)!;
-    const base = Float32Array.from((await param.read()) as Float32Array);
-    const step = 1e-2;
-    const shifted = async (d: number) => {
-      const p = Float32Array.from(base);
-      p[at] += d;
-      param.write(p);
-      return (await lossAndGrads()).value;
-    };
-    const fd = ((await shifted(step)) - (await shifted(-step))) / (2 * step);
-    param.write(base);
+    const fd = await tensorCentralDifference(c.params.get(name)!, at, async () => (await lossAndGrads()).value);
     const graph = grads.get(name)![at];
     assert.ok(Math.abs(fd) > 1e-4, `d loss / d ${name}[${at}] is measurably non-zero (finite differences ${fd})`);
     assert.ok(Math.abs(fd - graph) <= 0.03 * Math.abs(fd) + 2e-4, `d loss / d ${name}[${at}]: graph ${graph}, finite differences ${fd}`);

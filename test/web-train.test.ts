@@ -17,7 +17,8 @@ import { openSafetensors, bytesSource } from '../src/io/safetensors.js';
 import { Tensor } from '../src/tensor.js';
 import { AdamW } from '../src/train/optimizer.js';
 import { exportHead, writeRunConfig, type RunConfig } from '../src/medfocus/checkpoint.js';
-import { MemoryCache, type PreparedImage, type SamParts } from '../src/medfocus/pipeline.js';
+import { MemoryCache, type PreparedImage } from '../src/medfocus/pipeline.js';
+import type { EmbeddingSegmenter } from '../src/models/sam/segmenter.js';
 import { trainClassifier } from '../src/medfocus/trainer.js';
 import { samPoolClassifier, trainEpochs } from '../src/medfocus/train-loop.js';
 import { SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, type WebTrainSettings } from '../src/medfocus/web-trainer.js';
@@ -50,23 +51,33 @@ function png(seed: number, side = 24): Uint8Array {
  * S/16] is a fixed random projection of the image's mean colour plus noise
  * seeded by its first pixels; no automatic masks (focus none only).
  */
-function standInSam(gpu: Parameters<typeof Tensor.fromArray>[0], samSize: number): SamParts {
+function standInSam(gpu: Parameters<typeof Tensor.fromArray>[0], samSize: number): EmbeddingSegmenter {
   const g = samSize / 16;
   const basis = randn(256 * g * g, 7);
+  let embedding: Tensor | undefined;
+  const noMasks = async (): Promise<never> => {
+    throw new Error('stand-in SAM: no masks (the test trains with focus none)');
+  };
   return {
     name: 'stand-in',
-    samSize,
-    embed(image: DecodedImage) {
+    inputSize: samSize,
+    async setImage(image: DecodedImage) {
       let mean = 0;
       for (let i = 0; i < image.data.length; i += 4) mean += image.data[i] / 255;
       mean /= image.data.length / 4;
       const noise = randn(256 * g * g, image.data[0] * 65536 + image.data[4] * 256 + image.data[8]);
-      return Tensor.fromArray(gpu, basis.map((b, i) => b * mean + 0.3 * noise[i]), [1, 256, g, g]);
+      embedding?.dispose();
+      embedding = Tensor.fromArray(gpu, basis.map((b, i) => b * mean + 0.3 * noise[i]), [1, 256, g, g]);
     },
-    async masks() {
-      throw new Error('stand-in SAM: no automatic masks (the test trains with focus none)');
+    imageEmbedding() {
+      if (!embedding) throw new Error('stand-in SAM: no image');
+      return embedding;
     },
-    dispose() {},
+    predict: noMasks,
+    generateMasks: noMasks,
+    dispose() {
+      embedding?.dispose();
+    },
   };
 }
 

@@ -104,7 +104,7 @@ function pipelineSam() {
   if (!demo.samBytes) throw new Error('load MobileSAM first (step 1)');
   if (training.sam?.samSize !== demo.samSize) {
     training.sam?.dispose();
-    training.sam = lib.mobileSamParts(demo.gpu, demo.samBytes.encoder, demo.samBytes.decoder, demo.samSize);
+    training.sam = lib.mobileSamSegmenter(demo.gpu, demo.samBytes.encoder, demo.samBytes.decoder, demo.samSize);
   }
   return training.sam;
 }

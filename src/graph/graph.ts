@@ -468,3 +468,26 @@ export class GraphProfile {
     return lines.join('\n');
   }
 }
+
+/** Named tensors bound into one graph as weights (weightBinder). */
+export interface BoundWeights {
+  /** The weight value of the tensor named `name`, bound under that name on first use, once. */
+  p: (name: string) => Value;
+  /** What p bound so far, by name. */
+  bound: ReadonlyMap<string, Value>;
+}
+
+/** Binds `params` into `g` on first use (BoundWeights); a name without a tensor is an Error naming `owner`. */
+export function weightBinder(g: Graph, params: ReadonlyMap<string, Tensor>, owner: string): BoundWeights {
+  const bound = new Map<string, Value>();
+  const p = (name: string): Value => {
+    let v = bound.get(name);
+    if (!v) {
+      const t = params.get(name);
+      if (!t) throw new Error(`${owner}: no parameter "${name}"`);
+      bound.set(name, (v = g.weight(name, t)));
+    }
+    return v;
+  };
+  return { p, bound };
+}

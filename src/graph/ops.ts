@@ -3,6 +3,9 @@
 // it, writing into the buffer the memory planner chose, and registers the
 // backward rule autograd.ts calls: a rule adds ops (built here too) that
 // compute its inputs' gradients, only for the inputs that need one.
+// Over 500 lines as one job: one short builder per graph op (op-table.ts lists
+// them), each beside its backward rule; a split by op family would only spread
+// the shared shape helpers.
 
 import { numel, shapeString, type Shape } from '../tensor.js';
 import { activationBackward } from '../kernels/activation-backward.js';

@@ -44,6 +44,16 @@ export async function openSafetensorsFile(path: string): Promise<SafetensorsFile
   return openSafetensors(await fileSource(path), path);
 }
 
+/** Opens the safetensors file at `path`, hands it to `use` (a model loader) and closes it however `use` ends. */
+export async function withSafetensorsFile<T>(path: string, use: (file: SafetensorsFile) => Promise<T>): Promise<T> {
+  const file = await openSafetensorsFile(path);
+  try {
+    return await use(file);
+  } finally {
+    await file.close();
+  }
+}
+
 /**
  * Largest image file read (bytes): 4× a 16384² RGBA PNG stored uncompressed
  * would be more, but no medical image in a few-shot folder comes near it,

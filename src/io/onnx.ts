@@ -21,6 +21,8 @@
 // Typed data fields (float_data, int64_data…, packed or one record per value)
 // are counted first and then decoded straight into a typed array of the
 // checked size: parsing costs about the size of the tensors it returns.
+// Over 500 lines as one job: one decoder per message above, each checking its
+// fields; the wire format itself is protobuf.ts.
 
 import { ProtoReader, WireType } from './protobuf.js';
 import { f16BitsToF32 } from '../half.js';

@@ -7,6 +7,9 @@
 // the header. The whole header is validated before anything is returned, and
 // tensors are then read one at a time, so a streaming consumer (upload to the
 // GPU, drop) never holds more than one tensor besides the file's header.
+// Over 500 lines as one job, the format: most of it is the reader's
+// field-by-field header validation and the writer's checks of the same rules
+// on what it writes (names, dtypes, shapes), plus the byte sources it reads.
 
 import { f16BitsToF32, f32ToF16Bits } from '../half.js';
 import { intsFromBytes, type IntKind } from './int-bytes.js';

@@ -6,6 +6,7 @@
 // The convolutions' weights may be f16 (issue 19: models that store their
 // weights as halves): read as halves and widened to f32, so the products and
 // sums stay f32 (W_F16, shaders/lib/conv_weight.wgsl); everything else is f32.
+// Over 500 lines as one job: the op family's validation, variants and dispatch.
 
 import type { Gpu } from '../device.js';
 import { Tensor, shapeString, type Shape } from '../tensor.js';

@@ -42,11 +42,10 @@
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
-import { Graph, type Value } from '../graph/graph.js';
+import { Graph, weightBinder, type BoundWeights, type Value } from '../graph/graph.js';
 import * as ops from '../graph/ops.js';
-import { GraphCache } from '../graph/graph-cache.js';
 import type { ClipModel } from '../models/clip/model.js';
-import { addCrossEntropyTraining, initNormal, splitOutputs, type Batch, type Classifier } from './classifier.js';
+import { ParamClassifier, addCrossEntropyTraining, initNormal, splitOutputs, type Batch, type Classifier } from './classifier.js';
 import { checkRegionBatch, checkRegionFocusOptions, gatedAttentionParams, learnedKeyBias, type RegionFocusOptions } from './region-focus.js';
 
 function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLength: number, attention: boolean): void {
@@ -59,6 +58,12 @@ function checkBatch(op: string, batch: Batch, inner: readonly number[], keyLengt
     throw new Error(`${op}: keyBias must hold ${batch.size}·${keyLength} values (focus 'attention'), got ${batch.keyBias?.length ?? 'none'}`);
   }
   if (batch.labels && batch.labels.length !== batch.size) throw new Error(`${op}: labels must hold ${batch.size} values, got ${batch.labels.length}`);
+}
+
+/** focus learned: the region scorer's parameters (region-focus.ts gated attention, prefix 'region', seeded seed + 7) into `params`, its options checked. */
+function addRegionScorer(op: string, gpu: Gpu, params: Map<string, Tensor>, regions: RegionFocusOptions, seed: number): void {
+  checkRegionFocusOptions(op, regions);
+  for (const [name, t] of gatedAttentionParams(gpu, 'region', regions.dim, regions.hidden, seed + 7)) params.set(name, t);
 }
 
 export interface ClipClassifierOptions {
@@ -75,15 +80,14 @@ export interface ClipClassifierOptions {
   seed: number;
 }
 
-export class ClipPromptClassifier implements Classifier {
+export class ClipPromptClassifier extends ParamClassifier implements Classifier {
   readonly kind = 'clip' as const;
-  readonly params = new Map<string, Tensor>();
-  private readonly graphs = new GraphCache();
   readonly grid: number;
   readonly resolution: number;
 
   /** textFeatures [K, E] (not normalised): the head's initial columns. */
   constructor(readonly gpu: Gpu, readonly model: ClipModel, textFeatures: Float32Array, readonly classes: number, readonly opts: ClipClassifierOptions) {
+    super();
     const v = model.config.vision;
     const E = model.config.embedDim;
     if (textFeatures.length !== classes * E) throw new Error(`ClipPromptClassifier: textFeatures must be [${classes}, ${E}], got ${textFeatures.length} values`);
@@ -105,8 +109,7 @@ export class ClipPromptClassifier implements Classifier {
     const regions = opts.regions;
     if (regions) {
       if (opts.attention) throw new Error('ClipPromptClassifier: give attention (a fixed focus) or regions (a learned one), not both');
-      checkRegionFocusOptions('ClipPromptClassifier', regions);
-      for (const [name, t] of gatedAttentionParams(gpu, 'region', regions.dim, regions.hidden, opts.seed + 7)) this.params.set(name, t);
+      addRegionScorer('ClipPromptClassifier', gpu, this.params, regions, opts.seed);
     }
     const lambda = opts.contrastive ?? 0;
     if (!(Number.isFinite(lambda) && lambda >= 0)) throw new Error(`ClipPromptClassifier: contrastive must be a number >= 0, got ${lambda}`);
@@ -132,10 +135,11 @@ export class ClipPromptClassifier implements Classifier {
   }
 
   /** The shared forward: logits [B, K] and the normalised image features f̂ [B, E], plus the graph inputs it declared. */
-  private forward(g: Graph, B: number, classAttention = false): { logits: Value; normalized: Value; classAttention?: Value; regionWeights?: Value } {
+  private forward(g: Graph, B: number, classAttention = false): { logits: Value; normalized: Value; classAttention?: Value; regionWeights?: Value; params: BoundWeights } {
     const R = this.resolution;
     const T = this.tokens;
-    const p = (name: string) => g.weight(name, this.params.get(name)!);
+    const params = weightBinder(g, this.params, 'ClipPromptClassifier');
+    const p = params.p;
     const images = g.input('images', [B, 3, R, R]);
     let attnBias = this.opts.attention ? g.input('attnBias', [B, 1, 1, T]) : undefined;
     let regionWeights: Value | undefined;
@@ -146,7 +150,7 @@ export class ClipPromptClassifier implements Classifier {
     const tower = this.model.imageTower(g, images, { [deep ? 'deepPrompts' : 'prompts']: prompts, attnBias, classAttention });
     const normalized = ops.l2Normalize(g, tower.features);
     const logits = ops.matmul(g, normalized, p('head'), { alpha: this.model.logitScale });
-    return { logits, normalized, classAttention: tower.classAttention, regionWeights };
+    return { logits, normalized, classAttention: tower.classAttention, regionWeights, params };
   }
 
   /** focus learned: the batch's region inputs, the coverage widened from the G² patches to the T tower tokens (1 for the class token and the prompts). */
@@ -192,8 +196,8 @@ export class ClipPromptClassifier implements Classifier {
     const contrastive = (this.opts.contrastive ?? 0) > 0;
     const g = this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.clip.train[B=${B}]`);
-      const { logits, normalized } = this.forward(g, B);
-      addCrossEntropyTraining(g, logits, B, [...this.params.keys()], contrastive ? (labels) => this.contrastiveLoss(g, normalized, labels, B) : undefined);
+      const { logits, normalized, params } = this.forward(g, B);
+      addCrossEntropyTraining(g, logits, B, [...this.params.keys()], params, contrastive ? (labels) => this.contrastiveLoss(g, normalized, labels, B) : undefined);
       return g;
     });
     const feeds = { ...this.feeds(batch), labels: batch.labels };
@@ -212,14 +216,7 @@ export class ClipPromptClassifier implements Classifier {
       g.output('weights', regionWeights ?? ops.slice(g, classAttention!, [0, 1 + this.opts.prompts], [B, this.tokens]));
       return g;
     });
-    const out = g.run(this.feeds(batch));
-    return { probs: out.probs, weights: out.weights };
-  }
-
-  dispose(): void {
-    this.graphs.dispose();
-    for (const t of this.params.values()) t.dispose();
-    this.params.clear();
+    return this.runPredict(g, this.feeds(batch));
   }
 }
 
@@ -237,20 +234,18 @@ export interface SamClassifierOptions {
 /** Heads of the attention pooling over C = 256 channels: the fused kernel takes head dims up to 128. */
 const POOL_HEADS = 2;
 
-export class SamPoolClassifier implements Classifier {
+export class SamPoolClassifier extends ParamClassifier implements Classifier {
   readonly kind = 'sam-encoder' as const;
-  readonly params = new Map<string, Tensor>();
-  private readonly graphs = new GraphCache();
 
   /** Features per image: L positions × C channels. */
   constructor(readonly gpu: Gpu, readonly positions: number, readonly channels: number, readonly classes: number, readonly opts: SamClassifierOptions) {
+    super();
     const C = channels;
     if (C % POOL_HEADS !== 0 || C / POOL_HEADS > 128) throw new Error(`SamPoolClassifier: channels must split into ${POOL_HEADS} heads of at most 128, got ${C}`);
     if (opts.pooling === 'attention') this.params.set('queries', Tensor.fromArray(gpu, initNormal(opts.queries * C, opts.seed, 0.02), [opts.queries, C]));
     if (opts.regions) {
       if (opts.pooling !== 'attention') throw new Error(`SamPoolClassifier: regions (the learned focus) steer the attention pooling; got pooling '${opts.pooling}'`);
-      checkRegionFocusOptions('SamPoolClassifier', opts.regions);
-      for (const [name, t] of gatedAttentionParams(gpu, 'region', opts.regions.dim, opts.regions.hidden, opts.seed + 7)) this.params.set(name, t);
+      addRegionScorer('SamPoolClassifier', gpu, this.params, opts.regions, opts.seed);
     }
     // Attention pooling reads the focus-pooled features next to the plain mean (the context).
     const F = opts.pooling === 'attention' ? 2 * C : C;
@@ -261,13 +256,13 @@ export class SamPoolClassifier implements Classifier {
   }
 
   /** logits [B, K]; with `explain`, also each position's weight [B, L] (built only into predict graphs). */
-  private forward(g: Graph, B: number, explain: boolean): { logits: Value; weights?: Value } {
+  private forward(g: Graph, B: number, explain: boolean): { logits: Value; weights?: Value; params: BoundWeights } {
     const L = this.positions;
     const C = this.channels;
     const H = POOL_HEADS;
     const feats = g.input('features', [B, L, C]);
-    const bound = new Map<string, Value>();
-    const p = (name: string) => bound.get(name) ?? bound.set(name, g.weight(name, this.params.get(name)!)).get(name)!;
+    const params = weightBinder(g, this.params, 'SamPoolClassifier');
+    const p = params.p;
     let pooled: Value;
     let poolWeights: Value | undefined;
     let regionWeights: Value | undefined;
@@ -289,15 +284,15 @@ export class SamPoolClassifier implements Classifier {
     } else pooled = ops.reduceMean(g, feats, 1);
     const head = (x: Value) => ops.matmul(g, ops.layerNorm(g, x, p('norm.w'), p('norm.b')), p('head.w'), { bias: p('head.b') });
     const logits = head(pooled);
-    if (!explain) return { logits };
+    if (!explain) return { logits, params };
     // focus learned: the explanation is the region weights [B, Rt] (token 0: the whole image).
-    if (regionWeights) return { logits, weights: regionWeights };
-    if (poolWeights) return { logits, weights: poolWeights };
+    if (regionWeights) return { logits, weights: regionWeights, params };
+    if (poolWeights) return { logits, weights: poolWeights, params };
     // Mean pooling weighs every position alike; explain it by each position's
     // own evidence for the prediction instead: Σ_k p_k · softmax_k(head(position)).
     const perPosition = ops.softmax(g, head(feats), -1); // [B, L, K]
     const probs = g.reshape(ops.softmax(g, logits, -1), [B, 1, this.classes]);
-    return { logits, weights: ops.reduceSum(g, ops.mul(g, perPosition, probs), 2) };
+    return { logits, weights: ops.reduceSum(g, ops.mul(g, perPosition, probs), 2), params };
   }
 
   private feeds(batch: Batch): Record<string, Tensor | ArrayLike<number>> {
@@ -320,8 +315,8 @@ export class SamPoolClassifier implements Classifier {
   trainingGraph(B: number): Graph {
     return this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.sam.train[B=${B}]`);
-      const { logits } = this.forward(g, B, false);
-      addCrossEntropyTraining(g, logits, B, [...this.params.keys()]);
+      const { logits, params } = this.forward(g, B, false);
+      addCrossEntropyTraining(g, logits, B, [...this.params.keys()], params);
       return g;
     });
   }
@@ -336,13 +331,6 @@ export class SamPoolClassifier implements Classifier {
       g.output('weights', weights!);
       return g;
     });
-    const out = g.run(this.feeds(batch));
-    return { probs: out.probs, weights: out.weights };
-  }
-
-  dispose(): void {
-    this.graphs.dispose();
-    for (const t of this.params.values()) t.dispose();
-    this.params.clear();
+    return this.runPredict(g, this.feeds(batch));
   }
 }

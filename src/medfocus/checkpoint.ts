@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
 import { RUN_FOCUS_MODES, WORK_SIDE, type FocusMode, type RunFocusMode } from './focus.js';
-import { HEAD_FORMAT, HEAD_VERSION, type WebHeadSpec } from './head.js';
+import { HEAD_FORMAT, HEAD_VERSION, type WebHeadSpec } from './head-spec.js';
 import { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './head-export.js';
 
 export { webHeadProblem } from './head-export.js';

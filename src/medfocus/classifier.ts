@@ -1,13 +1,15 @@
 // The contract every MedFocus classifier keeps with the trainer and the
-// pipeline (Classifier, Batch), and what their training graphs share: seeded
-// initialisation, and the graph tail that adds the loss and the gradient of
-// every trainable parameter (one graph per batch size: forward, loss and
+// pipeline (Classifier, Batch), and what the classifiers share: their
+// parameters and graphs (ParamClassifier), seeded initialisation, and the
+// graph tail that adds the loss and the
+// gradient of every trainable parameter (one graph per batch size: forward, loss and
 // backward in one submit; AdamW then updates the parameters in place).
 // The classifiers: backbones.ts (CLIP prompts + head, MobileSAM-feature
 // pooling), region-focus.ts (learned focus over region tokens).
 
 import { Tensor } from '../tensor.js';
-import type { Graph, Value } from '../graph/graph.js';
+import type { BoundWeights, Graph, Value } from '../graph/graph.js';
+import { GraphCache } from '../graph/graph-cache.js';
 import * as ops from '../graph/ops.js';
 import { backward } from '../graph/autograd.js';
 import { seededRandom } from '../util/random.js';
@@ -62,22 +64,42 @@ export function initNormal(n: number, seed: number, scale: number): Float32Array
 /**
  * The training outputs of a classifier graph: `loss` (mean cross-entropy of
  * logits [B, K] against the i32 input `labels`, plus `extra(labels)` when
- * given) and `grad.<name>` for each trainable parameter, which forward()
- * bound as a weight under its own name.
+ * given) and `grad.<name>` for each trainable parameter, which the forward
+ * bound (graph.ts weightBinder).
  */
-export function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], extra?: (labels: Value) => Value): void {
+export function addCrossEntropyTraining(g: Graph, logits: Value, B: number, names: string[], params: BoundWeights, extra?: (labels: Value) => Value): void {
   const labels = g.input('labels', [B], 'i32');
   const crossEntropy = ops.crossEntropy(g, logits, labels);
   const loss = extra ? ops.add(g, crossEntropy, extra(labels)) : crossEntropy;
   g.output('loss', loss);
-  const bound = names.map((n) => findWeight(g, n));
+  const bound = names.map((n) => params.bound.get(n) ?? fail(`medfocus: parameter '${n}' is not used by graph ${g.name}`));
   const grads = backward(g, loss, bound);
   names.forEach((n, i) => g.output(`grad.${n}`, grads.get(bound[i])!));
 }
 
-function findWeight(g: Graph, name: string): Value {
-  for (const node of g.nodeList) for (const x of node.inputs) if (x.kind === 'weight' && x.name === name) return x;
-  throw new Error(`medfocus: parameter '${name}' is not used by graph ${g.name}`);
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+/**
+ * What both classifiers hold: trainable parameters by name and their graphs
+ * (one per task and batch size, compiled on first use); dispose frees both.
+ */
+export abstract class ParamClassifier {
+  readonly params = new Map<string, Tensor>();
+  protected readonly graphs = new GraphCache();
+
+  /** A predict graph's outputs on `feeds`: probabilities and focus weights (owned by the caller). */
+  protected runPredict(g: Graph, feeds: Record<string, Tensor | ArrayLike<number>>): { probs: Tensor; weights: Tensor } {
+    const out = g.run(feeds);
+    return { probs: out.probs, weights: out.weights };
+  }
+
+  dispose(): void {
+    this.graphs.dispose();
+    for (const t of this.params.values()) t.dispose();
+    this.params.clear();
+  }
 }
 
 /** A training graph's run outputs as the loss and the gradients by parameter name. */

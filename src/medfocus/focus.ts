@@ -173,7 +173,7 @@ export function patchKeyBias(coverage: Float32Array, w: number, h: number, grid:
 }
 
 /** The paper's overlay: every automatic mask painted semi-transparently (largest first, so small ones stay visible). */
-export function focusOverlay(image: DecodedImage, masks: readonly AutoMask[], alpha: number): DecodedImage {
+export function focusOverlay(image: DecodedImage, masks: ReadonlyArray<Pick<AutoMask, 'mask' | 'area'>>, alpha: number): DecodedImage {
   const ordered = [...masks].sort((a, b) => b.area - a.area);
   return renderOverlay(image, ordered.map((m) => ({ mask: m.mask })), { alpha });
 }

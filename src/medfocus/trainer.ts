@@ -28,19 +28,17 @@ export {
   MemoryCache,
   argmax,
   makeBatch,
-  mobileSamParts,
+  mobileSamSegmenter,
   pipelineMaskFilters,
   predictImages,
   workImage,
   type FocusSettings,
   type FocusView,
   type MaskFilters,
-  type MaskSource,
   type PipelineCache,
   type PipelineModels,
   type PreparedDetails,
   type PreparedImage,
-  type SamParts,
 } from './pipeline.js';
 
 /** The pipeline on image files: each read (regular files only), hashed (sha256 of its bytes: the cache key) and decoded. */

@@ -25,7 +25,8 @@ import { storageBuffersPerEntry } from '../kernels/program.js';
 import { RUN_FOCUS_MODES, focusStrength, usesAttention, type RunFocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
 import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
-import { FocusPipeline, type PipelineCache, type PreparedImage, type SamParts } from './pipeline.js';
+import { FocusPipeline, type PipelineCache, type PreparedImage } from './pipeline.js';
+import type { EmbeddingSegmenter } from '../models/sam/segmenter.js';
 import type { SamPoolClassifier } from './backbones.js';
 import { samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js';
 
@@ -184,7 +185,7 @@ export function attentionTrainingProblem(gpu: Gpu): string | undefined {
 export interface PrepareOptions {
   gpu: Gpu;
   /** MobileSAM at settings.samSize (the caller owns it). */
-  sam: SamParts;
+  sam: EmbeddingSegmenter;
   /** Where masks and features are kept (a MemoryCache, or one backed by IndexedDB across reloads). */
   cache: PipelineCache;
   /** After each image, with how many are done. */
@@ -247,7 +248,7 @@ export class WebTrainingRun {
     if (problems.length > 0) throw new Error(`web training: cannot train: ${problems.join('; ')}`);
     const attention = usesAttention(settings.focus) || settings.focus === 'learned' ? attentionTrainingProblem(opts.gpu) : undefined;
     if (attention) throw new Error(`web training: focus ${settings.focus}: ${attention}`);
-    if (opts.sam.samSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${opts.sam.samSize}², the settings ask for samSize ${settings.samSize}`);
+    if (opts.sam.inputSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${opts.sam.inputSize}², the settings ask for samSize ${settings.samSize}`);
     const pipeline = new FocusPipeline(
       { gpu: opts.gpu, cache: opts.cache, sam: async () => opts.sam, featureGrid: settings.featureGrid, progress: null },
       { focus: settings.focus, samSize: settings.samSize, strength: settings.strength, overlayAlpha: settings.overlayAlpha, pointsPerSide: settings.pointsPerSide },

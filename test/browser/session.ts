@@ -3,9 +3,10 @@
 // which gives the SwiftShader adapter. `browserSkipReason()` says why the
 // tests cannot run here (no chromium), as a one-line skip. `startServer`
 // alone serves without a browser (test/web-head.test.ts loads a head over HTTP).
+// `freshBundle` rebuilds the browser bundle the page loads when src/ is newer.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
@@ -14,6 +15,25 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..'
 
 /** Debian's package path; MEDFOCUS_CHROMIUM overrides it. */
 export const chromiumPath = process.env.MEDFOCUS_CHROMIUM ?? '/usr/bin/chromium';
+
+/** The browser bundle the pages load. */
+export const bundlePath = join(repoRoot, 'dist', 'medfocus.browser.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** The page must run the current sources: rebundles (scripts/bundle.js) when dist/ is missing or older than src/. */
+export function freshBundle(): void {
+  if (existsSync(bundlePath) && statSync(bundlePath).mtimeMs >= newestMtime(join(repoRoot, 'src'))) return;
+  const bundled = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'bundle.js')], { cwd: repoRoot, encoding: 'utf8' });
+  if (bundled.status !== 0) throw new Error(`scripts/bundle.js failed: ${bundled.stderr}`);
+}
 
 export function browserSkipReason(): string | undefined {
   if (!existsSync(chromiumPath)) return `${chromiumPath} is absent (apt-get install chromium; .ci/run does)`;

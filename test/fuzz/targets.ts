@@ -16,7 +16,7 @@ import { MAX_PIXELS, decodeImage, encodePng } from '../../src/io/image.js';
 import { parseOnnx, tensorToFloat32 } from '../../src/io/onnx.js';
 import { bytesSource, openSafetensors, writeSafetensors } from '../../src/io/safetensors.js';
 import { parseCheckpoint, parseRunConfig } from '../../src/medfocus/checkpoint.js';
-import { parseWebHeadSpec } from '../../src/medfocus/head.js';
+import { parseWebHeadSpec } from '../../src/medfocus/head-spec.js';
 import { loadImageFolder, loadImages } from '../../src/medfocus/dataset.js';
 import { ClipTokenizer, MAX_VOCAB_SIZE } from '../../src/models/clip/tokenizer.js';
 import { BASE_MERGES, BASE_TOKENS, vocabJson } from '../ref/clip-small-vocab.js';

@@ -21,7 +21,7 @@ import type { Test } from 'uvu';
 import { Graph, backward, numel, type Gpu, type Value } from '../../src/node.js';
 import type { GraphNode } from '../../src/graph/graph.js';
 import { OP_TABLE, isOpName, opOfNode, type OpName, type OpRow } from '../../src/graph/op-table.js';
-import { assertClose, randn, type Tolerance } from '../util.js';
+import { assertClose, maxErrors, randn, type Tolerance } from '../util.js';
 import { centralDifference, dot } from './backward.js';
 
 export type Feed = { shape: number[]; data?: ArrayLike<number>; dtype?: 'i32'; grad?: boolean; scale?: number };
@@ -72,16 +72,6 @@ function reaching(nodes: readonly GraphNode[], targets: Iterable<number>): Set<n
     }
   }
   return out;
-}
-
-function maxErrors(actual: ArrayLike<number>, expected: ArrayLike<number>): { maxAbsErr: number; maxAbsRef: number } {
-  let maxAbsErr = 0;
-  let maxAbsRef = 0;
-  for (let i = 0; i < expected.length; i++) {
-    maxAbsErr = Math.max(maxAbsErr, Math.abs(actual[i] - expected[i]));
-    maxAbsRef = Math.max(maxAbsRef, Math.abs(expected[i]));
-  }
-  return { maxAbsErr, maxAbsRef };
 }
 
 /**

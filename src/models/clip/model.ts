@@ -42,10 +42,14 @@
 // (several templates are ensembled as in CLIP's ImageNet evaluation: the mean
 // of the normalised embeddings, renormalised), caches the class embeddings
 // per (templates, class list), and returns softmax(exp(logit_scale) · cos).
+//
+// Over 500 lines as one job: ClipModel, one class whose public calls (encode,
+// trace, gradients, classify) run the graphs its private builders make, with
+// the option types and checks they take.
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString, type Shape } from '../../tensor.js';
-import { Graph, type Value } from '../../graph/graph.js';
+import { Graph, weightBinder, type Value } from '../../graph/graph.js';
 import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { backward } from '../../graph/autograd.js';
@@ -469,16 +473,7 @@ export class ClipModel {
 
   /** Binds the model's parameters into g as weights, each on first use. */
   private weightBinder(g: Graph): (name: string) => Value {
-    const bound = new Map<string, Value>();
-    return (param: string): Value => {
-      let value = bound.get(param);
-      if (!value) {
-        const t = this.weights.params.get(param);
-        if (!t) throw new Error(`ClipModel: no parameter "${param}"`);
-        bound.set(param, (value = g.weight(param, t)));
-      }
-      return value;
-    };
+    return weightBinder(g, this.weights.params, 'ClipModel').p;
   }
 
   /**

@@ -130,7 +130,8 @@ function unpackBits(bits: Uint32Array, width: number, height: number): Uint8Arra
   return mask;
 }
 
-function boxAndAreaOfMask(mask: Uint8Array, width: number, height: number): { box: Box; area: number } {
+/** [x0, y0, x1, y1] inclusive bounds and pixel count of a mask (one byte per pixel, non-zero inside); [0, 0, 0, 0] when empty (as SAM). */
+export function boxAndAreaOfMask(mask: Uint8Array, width: number, height: number): { box: Box; area: number } {
   let x0 = Infinity;
   let y0 = Infinity;
   let x1 = -1;

@@ -40,7 +40,7 @@
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
-import { Graph, type Value } from '../../graph/graph.js';
+import { Graph, weightBinder, type Value } from '../../graph/graph.js';
 import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { matmul as matmulKernel } from '../../kernels/matmul.js';
@@ -485,17 +485,7 @@ export class SamMaskDecoder {
   private cachedGraph(key: string, build: (g: Graph, p: (name: string) => Value) => void): Graph {
     return this.graphs.get(key, () => {
       const g = new Graph(this.gpu, `sam-decoder.${key}`);
-      const bound = new Map<string, Value>();
-      const p = (name: string): Value => {
-        let v = bound.get(name);
-        if (!v) {
-          const t = this.params.get(name);
-          if (!t) throw new Error(`${OP}: no parameter "${name}"`);
-          bound.set(name, (v = g.weight(name, t)));
-        }
-        return v;
-      };
-      build(g, p);
+      build(g, weightBinder(g, this.params, OP).p);
       return g;
     });
   }

@@ -19,7 +19,7 @@
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
 import type { DecodedImage } from '../../io/image.js';
-import type { AutoMask, SegmentPrediction, SegmentPrompt, Segmenter } from './segmenter.js';
+import type { AutoMask, EmbeddingSegmenter, SegmentPrediction, SegmentPrompt } from './segmenter.js';
 import { generateMasks, type BatchedMaskDecoder, type GenerateMasksOptions } from './automatic.js';
 import { loadMobileSamDecoderWeights } from './mobilesam-decoder-weights.js';
 import { SamMaskDecoder } from './mask-decoder.js';
@@ -57,7 +57,7 @@ interface ImageState {
 
 const OP = 'MobileSamPredictor';
 
-export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
+export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecoder {
   readonly name = 'mobilesam';
   private image: ImageState | undefined;
   private batchMasks: Tensor | undefined;
@@ -74,6 +74,11 @@ export class MobileSamPredictor implements Segmenter, BatchedMaskDecoder {
   /** The S×S model frame: the current image's, else the encoder's input size, else the decoder's native 1024. */
   get inputSize(): number {
     return this.image?.frame ?? this.encoder?.inputSize ?? this.decoder.config.imageSize;
+  }
+
+  /** The current image's embedding [1, D, h, h] (the predictor owns it: valid until the next setImage, setEmbedding or dispose). */
+  imageEmbedding(): Tensor {
+    return this.current('imageEmbedding').embedding;
   }
 
   /** [h, w] of the current image inside the frame. */

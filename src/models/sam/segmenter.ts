@@ -6,6 +6,7 @@
 // right; masks come back at that image's size.
 
 import type { DecodedImage } from '../../io/image.js';
+import type { Tensor } from '../../tensor.js';
 
 export interface SegmentPrompt {
   /** Clicked points [[x, y], …] in image pixels. */
@@ -68,10 +69,22 @@ export interface AutoMask {
 export interface Segmenter {
   /** 'mobilesam' or 'sam2-<size>'. */
   readonly name: string;
+  /** The model's square input side S (1024 natively; MobileSAM may run at 512, 256…). */
+  readonly inputSize: number;
   /** Embeds the image (the expensive step); later predict calls reuse it. */
   setImage(image: DecodedImage): Promise<void>;
   predict(prompt: SegmentPrompt): Promise<SegmentPrediction>;
   generateMasks(options?: AutoMaskOptions): Promise<AutoMask[]>;
   /** Frees GPU weights and the current embedding. */
   dispose(): void;
+}
+
+/**
+ * A segmenter whose image embedding others read too: MedFocus takes the
+ * sam-encoder backbone's features from the same MobileSAM encoder pass that
+ * its automatic masks decode (MobileSamPredictor).
+ */
+export interface EmbeddingSegmenter extends Segmenter {
+  /** The current image's embedding [1, D, S/16, S/16]; the segmenter owns it (valid until the next setImage or dispose). */
+  imageEmbedding(): Tensor;
 }

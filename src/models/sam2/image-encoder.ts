@@ -14,7 +14,7 @@
 
 import type { Gpu } from '../../device.js';
 import { Tensor, shapeString } from '../../tensor.js';
-import { Graph, type Value } from '../../graph/graph.js';
+import { Graph, weightBinder, type Value } from '../../graph/graph.js';
 import { GraphCache } from '../../graph/graph-cache.js';
 import * as ops from '../../graph/ops.js';
 import { antialiasResizeRgba8 } from '../../kernels/antialias-resize.js';
@@ -182,16 +182,7 @@ export class Sam2ImageEncoder {
     const S = c.imageSize;
     const D = c.neck.dModel;
     const g = new Graph(this.gpu, `sam2.image[N=${N}]`);
-    const bound = new Map<string, Value>();
-    const p = (key: string): Value => {
-      let v = bound.get(key);
-      if (!v) {
-        const t = this.params.get(key);
-        if (!t) throw new Error(`Sam2ImageEncoder: no parameter "${key}"`);
-        bound.set(key, (v = g.weight(key, t)));
-      }
-      return v;
-    };
+    const { p } = weightBinder(g, this.params, 'Sam2ImageEncoder');
     const images = g.input('images', [N, 3, S, S]);
     const trunk = hieraTrunk(g, p, images, g.weight('trunk_pos_embed', this.trunkPos), c.trunk);
     // FpnNeck.forward: from the coarsest level down; convs[n − i] acts on stage i.
