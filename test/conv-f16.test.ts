@@ -41,20 +41,9 @@ function checkClose(got: ArrayLike<number>, want: ArrayLike<number>, K: number, 
 }
 
 type Shape4 = ref.Shape4;
+type ConvCase = ref.ConvCase;
 type Pair = [number, number];
 const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
-
-interface ConvCase {
-  name: string;
-  x: Shape4;
-  w: Shape4;
-  bias?: boolean;
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
-  groups?: number;
-  activation?: 'none' | 'relu' | 'gelu';
-}
 
 /** conv2d with the weights uploaded as f16 vs the float64 reference on f16-rounded weights; returns the max abs error and the atol. */
 async function checkConv(gpu: Gpu, c: ConvCase, seed: number, variant?: ConvTileVariant): Promise<{ err: number; atol: number }> {

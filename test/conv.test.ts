@@ -16,19 +16,8 @@ const TOL = { atol: 1e-4, rtol: 1e-4 };
 const EXACT = { atol: 0, rtol: 0 };
 
 type Shape4 = ref.Shape4;
+type ConvCase = ref.ConvCase;
 type Pair = [number, number];
-
-interface ConvCase {
-  name: string;
-  x: Shape4;
-  w: Shape4;
-  bias?: boolean;
-  stride?: Pair;
-  padding?: Pair;
-  dilation?: Pair;
-  groups?: number;
-  activation?: 'none' | 'relu' | 'gelu';
-}
 
 /** A seed from a case's name (FNV-1a): each case has its own inputs whichever tests ran before it. */
 function seedOf(label: string): number {

@@ -7,6 +7,19 @@ import { erf } from './activations.js';
 
 export type Shape4 = [number, number, number, number];
 
+/** One conv2d test case (test/conv.test.ts, test/conv-f16.test.ts): shapes and the optional geometry, bias and fused activation. */
+export interface ConvCase {
+  name: string;
+  x: Shape4;
+  w: Shape4;
+  bias?: boolean;
+  stride?: [number, number];
+  padding?: [number, number];
+  dilation?: [number, number];
+  groups?: number;
+  activation?: 'none' | 'relu' | 'gelu';
+}
+
 export interface RefResult {
   data: Float64Array;
   shape: Shape4;
