@@ -56,14 +56,16 @@ const LOSS_TOL = 1.5e-6;
  * `node`: the page vs Node (lavapipe) training with the CLI's loop on the
  * images exactly as the page prepared them (features, key biases, region
  * tokens): the training alone, attention backward included. Measured:
- * attention 2.5e-7 / 6.0e-8, learned 7.0e-7 / 1.2e-7. `cli`: the page vs the
+ * attention 2.5e-7 / 6.0e-8, learned 7.5e-6 / 6.0e-8 (AdamW's normalised
+ * step magnifies the drivers' rounding where a scorer gradient is tiny). `cli`: the page vs the
  * CLI's own run, whose automatic masks lavapipe made: a few mask pixels differ
- * (key bias up to 1.6e-2 on 2 of 8 images, region cover 3.9e-3 on 3), so the
- * heads differ more. Measured: attention 3.7e-6, learned 2.9e-5.
+ * (key bias up to 1.6e-2 on 2 of 8 images, region cover 3.9e-3 on 2), so the
+ * heads differ more. Measured: attention 3.7e-6, learned 4.2e-4 (the learned
+ * focus' second design, strength 2 over the salient candidates).
  */
 const FOCUS_TOL: Record<string, { node: { trained: number; loss: number }; cli: number }> = {
   attention: { node: { trained: 2.5e-6, loss: 6e-7 }, cli: 4e-5 },
-  learned: { node: { trained: 7e-6, loss: 1.2e-6 }, cli: 3e-4 },
+  learned: { node: { trained: 7.5e-5, loss: 6e-7 }, cli: 4e-3 },
 };
 
 const SAM_SIZE = 256;
