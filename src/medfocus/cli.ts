@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { getDevice, type Gpu } from '../device-node.js';
 import { DiskCache } from './cache.js';
 import { loadSplits } from './dataset.js';
-import { RUN_FOCUS_MODES, type RunFocusMode } from './focus.js';
+import { RUN_FOCUS_MODES, focusStrength, type RunFocusMode } from './focus.js';
 import { demo } from './demo.js';
 import { protocol } from './protocol.js';
 import { evalRun, explainImage, predictRun, trainRun } from './runs.js';
@@ -71,7 +71,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   deep: { commands: TRAINING, value: 'K', help: 'clip: per-block prompts in the first K blocks (default 0: shallow)' },
   contrastive: { commands: TRAINING, value: 'L', help: 'clip: weight of the image–text contrastive term against "This is a photo of {class}" (default 0)' },
   batch: { commands: TRAINING, value: 'N', help: 'images per step (default 16)' },
-  strength: { commands: TRAINING, value: 'X', help: 'focus strength: a patch outside the focus gets weight × e^−X (default 4 for attention/both, 2 for learned)' },
+  strength: { commands: TRAINING, value: 'X', help: `focus strength: a patch outside the focus gets weight × e^−X (default ${focusStrength('attention')} for attention/both, ${focusStrength('learned')} for learned)` },
   'sam-size': { commands: TRAINING, value: 'S', help: `MobileSAM input side, a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (default ${SAM_SIZE_DEFAULT}; native 1024)` },
   'points-per-side': { commands: TRAINING, value: 'N', help: 'automatic-mask point grid (default 8)' },
   sam2: { commands: TRAINING, value: 'FILE', help: 'the automatic masks come from SAM2 (safetensors, official key names) instead of MobileSAM' },

@@ -44,7 +44,7 @@ export type WebRunSettings = WebTrainSettings & { strength: number };
 /**
  * The sam-encoder backbone's training defaults, for the page and for
  * `medfocus train` alike (settings.ts trainSettings and SAM_SIZE_DEFAULT,
- * runs.ts trainRun read them: lr, epochs, batch, queries, strength, points,
+ * runs.ts trainRun read them: lr, epochs, batch, queries, points,
  * overlay opacity, feature grid, MobileSAM's input side).
  */
 export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
