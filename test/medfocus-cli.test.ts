@@ -296,6 +296,8 @@ test('protocol: fractions × seeds × modes; the table, JSON and chart agree wit
   const r = await cli(['protocol', '--data', data, '--out', out, '--fractions', '0.5,1', '--seeds', '0,1', '--modes', 'none,attention', '--epochs', '2', '--cache', cache, '--sam-size', '256']);
   assert.is(r.code, 0, r.err.join('\n'));
   assert.match(r.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'the protocol reads every mask and feature from the cache');
+  // The preprocessing stage first: the 2 test images and the 2 train images the fractions × seeds draw, for both modes.
+  assert.match(r.out.concat(r.err).join('\n'), /protocol: preprocessing 2 test and 2 train images \(those the 2 fraction\(s\) × 2 seed\(s\) draw from 2\) for focus none, attention/);
   const json = JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8'));
   assert.is(json.done, true);
   assert.is(json.cells.length, 4, '2 fractions × 2 modes');

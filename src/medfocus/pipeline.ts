@@ -509,15 +509,19 @@ export class FocusPipeline {
       try {
         images.push(await this.prepare(item));
       } catch (e) {
-        const error = (e as Error).message;
-        if (!/decodeImage|ENOENT|EACCES|EISDIR/.test(error)) throw e;
-        failures.push({ path: item.path, error });
+        if (!isUnreadableImage(e)) throw e;
+        failures.push({ path: item.path, error: (e as Error).message });
       }
       bar.tick(1);
     }
     bar.done();
     return { images, failures };
   }
+}
+
+/** An image file that cannot be read or decoded (prepareAll lists it and goes on); anything else is a failure of the pipeline. */
+export function isUnreadableImage(e: unknown): boolean {
+  return /decodeImage|ENOENT|EACCES|EISDIR/.test((e as Error).message);
 }
 
 /** The GPU batch of some prepared images. */

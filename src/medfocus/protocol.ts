@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { formatDuration } from '../util/progress.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { meanStd } from '../util/stats.js';
-import { capPerClass, loadImageFolder } from './dataset.js';
+import { capPerClass, loadSplits, stratifiedSample } from './dataset.js';
 import type { RunFocusMode } from './focus.js';
 import { displayPath, percent, protocolMarkdown, protocolPng, type ProtocolCell, type ProtocolRequest } from './protocol-report.js';
-import { evalRun, trainRun } from './runs.js';
+import { evalRun, preparePool, trainRun } from './runs.js';
 import type { Session } from './session.js';
 
 /** Focus modes that need masks first: their raw encoder pass caches the features `none` reads, so each raw image is encoded once. */
@@ -19,8 +19,9 @@ const executionOrder = (modes: RunFocusMode[]) => [...modes.filter((m) => m !== 
 
 export async function protocol(s: Session, req: ProtocolRequest): Promise<{ cells: ProtocolCell[]; markdown: string }> {
   const cells: ProtocolCell[] = [];
-  const testSplit = await loadImageFolder(req.data, 'test');
-  const testImages = capPerClass(testSplit.items, testSplit.classes, req.testPerClass).length;
+  const { train, test: testSplit } = await loadSplits(req.data);
+  const testUsed = capPerClass(testSplit.items, testSplit.classes, req.testPerClass);
+  const testImages = testUsed.length;
   await mkdir(req.out, { recursive: true });
   // Written after every run, so an interrupted protocol still leaves a table and its chart.
   const write = async (done: boolean) => {
@@ -32,6 +33,11 @@ export async function protocol(s: Session, req: ProtocolRequest): Promise<{ cell
     await writeFileAtomic(join(req.out, 'protocol.json'), `${JSON.stringify(json, null, 2)}\n`);
     return markdown;
   };
+  // Every image a run will read, masks and features computed first (the cost), so the runs after it only train and evaluate.
+  const pool = capPerClass(train.items, train.classes, req.trainPerClass);
+  const trainUsed = new Set(req.fractions.flatMap((fraction) => req.seeds.flatMap((seed) => stratifiedSample(pool, fraction, seed, train.classes))));
+  s.log(`protocol: preprocessing ${testUsed.length} test and ${trainUsed.size} train images (those the ${req.fractions.length} fraction(s) × ${req.seeds.length} seed(s) draw from ${pool.length}) for focus ${req.modes.join(', ')}`);
+  await preparePool(s, req.settings, executionOrder(req.modes), [...testUsed, ...pool.filter((it) => trainUsed.has(it))]);
   const totalRuns = req.fractions.length * req.modes.length * req.seeds.length;
   const t0 = performance.now();
   let finished = 0;

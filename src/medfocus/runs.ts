@@ -16,13 +16,14 @@ import { loadClipTokenizer } from '../models/clip/tokenizer-node.js';
 import { captionBelow, renderConfusionPng, renderCurvePng } from '../render/charts.js';
 import { COLORMAPS, renderHeatmap, renderOverlay, sideBySide } from '../render/overlay.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { ProgressBar } from '../util/progress.js';
 import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem } from './dataset.js';
 import { evaluatePredictions, type EvaluationResult } from './metrics.js';
 import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
 import { focusStrength, usesAttention, type RunFocusMode } from './focus.js';
-import { argmax, learnedCellWeights, learnedRegions, predictImages, type PreparedImage } from './pipeline.js';
+import { argmax, isUnreadableImage, learnedCellWeights, learnedRegions, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
@@ -65,7 +66,22 @@ async function makeClassifier(s: Session, config: RunConfig, init: boolean): Pro
   return samPoolClassifier(s.gpu, config);
 }
 
-async function pipelineFor(s: Session, config: RunConfig): Promise<FocusPipeline> {
+/** What a run's pipeline reads (its cache keys among them), from the train settings and the focus: trainRun's config and preparePool share it. */
+function pipelineSettings(st: TrainSettings, focus: RunFocusMode) {
+  return {
+    strength: focusStrength(focus, st.strength),
+    overlayAlpha: SAM_ENCODER_TRAIN_DEFAULTS.overlayAlpha,
+    samSize: st.samSize,
+    pointsPerSide: st.pointsPerSide,
+    ...(st.sam2 ? { sam2: st.sam2 } : {}),
+    // MobileSAM features: sam-encoder's input, and the learned focus' region tokens on either backbone.
+    ...((st.backbone !== 'clip' || focus === 'learned') && { featureGrid: SAM_ENCODER_TRAIN_DEFAULTS.featureGrid }),
+  };
+}
+
+type PipelineConfig = Pick<RunConfig, 'backbone' | 'focus' | 'samSize' | 'strength' | 'overlayAlpha' | 'pointsPerSide' | 'sam2' | 'featureGrid'>;
+
+async function pipelineFor(s: Session, config: PipelineConfig): Promise<FocusPipeline> {
   const v = s.clip?.config.vision;
   return new FocusPipeline(
     {
@@ -158,15 +174,11 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
     weightDecay: st.weightDecay,
     batch: st.batch,
     prompts: st.prompts,
-    strength: focusStrength(req.focus, st.strength),
-    overlayAlpha: SAM_ENCODER_TRAIN_DEFAULTS.overlayAlpha,
-    samSize: st.samSize,
-    pointsPerSide: st.pointsPerSide,
-    ...(st.sam2 ? { sam2: st.sam2 } : {}),
+    ...pipelineSettings(st, req.focus),
     trainImages: items.length,
     trainSet: trainSetHash(req.data, items),
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
-    ...(st.backbone === 'clip' ? { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer), ...(req.focus === 'learned' && { featureGrid: SAM_ENCODER_TRAIN_DEFAULTS.featureGrid }) } : { featureGrid: SAM_ENCODER_TRAIN_DEFAULTS.featureGrid }),
+    ...(st.backbone === 'clip' && { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) }),
   };
   const previous = await readRunConfig(req.out);
   if (previous) {
@@ -202,6 +214,30 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
     classifier.dispose();
   }
   return config;
+}
+
+/**
+ * Fills the cache with the masks and features that runs with `modes` will
+ * read for `items` (the protocol's preprocessing stage, its longest): image
+ * by image, every mode, under one progress bar, so the whole stage has one
+ * rate and ETA; the runs after it only read the cache. An image that cannot
+ * be read is left to the runs, which name it.
+ */
+export async function preparePool(s: Session, settings: TrainSettings, modes: readonly RunFocusMode[], items: readonly DatasetItem[]): Promise<void> {
+  if (settings.backbone === 'clip') s.clip ??= await loadClip(s.gpu, settings.weights!);
+  const pipelines: FocusPipeline[] = [];
+  for (const focus of modes) pipelines.push(await pipelineFor(s, { backbone: settings.backbone, focus, ...pipelineSettings(settings, focus) }));
+  const bar = new ProgressBar(`preprocess (${modes.join(', ')})`, items.length);
+  for (const item of items) {
+    try {
+      for (const pipeline of pipelines) await pipeline.prepare(item);
+    } catch (e) {
+      if (!isUnreadableImage(e)) throw e;
+    }
+    bar.tick(1);
+  }
+  bar.done();
+  pipelines.forEach((pipeline, i) => reportPreprocessing(s, pipeline, `preprocess (${modes[i]})`));
 }
 
 /** An evaluation, plus on how many test images the focus did anything ("k/n"; undefined for focus none). */
