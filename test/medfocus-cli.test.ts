@@ -297,7 +297,7 @@ test('protocol: fractions × seeds × modes; the table, JSON and chart agree wit
   assert.is(r.code, 0, r.err.join('\n'));
   assert.match(r.err.join('\n'), /cache .*: \d+ hits, 0 misses/, 'the protocol reads every mask and feature from the cache');
   // The preprocessing stage first: the 2 test images and the 2 train images the fractions × seeds draw, for both modes.
-  assert.match(r.out.concat(r.err).join('\n'), /protocol: preprocessing 2 test and 2 train images \(those the 2 fraction\(s\) × 2 seed\(s\) draw from 2\) for focus none, attention/);
+  assert.match(r.out.concat(r.err).join('\n'), /protocol: preprocessing 2 test and 2 train images \(those the remaining runs draw from 2\) for focus attention, none/);
   const json = JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8'));
   assert.is(json.done, true);
   assert.is(json.cells.length, 4, '2 fractions × 2 modes');
@@ -314,6 +314,24 @@ test('protocol: fractions × seeds × modes; the table, JSON and chart agree wit
   assert.not.match(markdown, /PARTIAL/);
   const chart = decodeImage(new Uint8Array(readFileSync(join(out, 'protocol.png'))), 'protocol.png');
   assert.ok(chart.width > 200 && chart.height > 300, `chart ${chart.width}×${chart.height}`);
+
+  // Resumed: a finished run is never recomputed, cache or no cache (an empty one here) ...
+  const args = ['protocol', '--data', data, '--out', out, '--fractions', '0.5,1', '--seeds', '0,1', '--modes', 'none,attention', '--epochs', '2', '--sam-size', '256'];
+  const again = await cli([...args, '--cache', join(root, 'protocol-cache-empty')]);
+  assert.is(again.code, 0, again.err.join('\n'));
+  const againLog = again.out.concat(again.err).join('\n');
+  assert.match(againLog, /protocol: 8 of 8 runs already finished \(their eval\.json is reused\)/);
+  assert.not.match(againLog, /preprocessing|prepare|^train:/m, 'nothing prepared or trained');
+  assert.equal(JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8')).cells, json.cells, 'the same table');
+  // ... and a run without its eval.json (interrupted while evaluating) is the only one redone, its images only.
+  rmSync(join(out, 'runs', 'attention-f0.5-s1', 'eval.json'));
+  const resumed = await cli([...args, '--cache', cache]);
+  assert.is(resumed.code, 0, resumed.err.join('\n'));
+  const resumedLog = resumed.out.concat(resumed.err).join('\n');
+  assert.match(resumedLog, /protocol: 7 of 8 runs already finished/);
+  assert.match(resumedLog, /protocol: preprocessing 2 test and 2 train images \(those the remaining runs draw from 2\) for focus attention/);
+  assert.match(resumedLog, /protocol: fraction 0\.5, focus attention, seed 1: .*\(run 1 of 1,/);
+  assert.equal(JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8')).cells, json.cells, 'the same table (the run resumes at its last epoch)');
 });
 
 test('--sam2 FILE: the masks come from SAM2 (sam2-mini fixture), cached apart from MobileSAM\'s; features stay MobileSAM\'s', async ({ root, data }) => {

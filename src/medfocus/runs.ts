@@ -7,6 +7,7 @@
 // classifier without passing through the CLI.
 
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { Gpu } from '../device.js';
 import { encodePng } from '../io/image.js';
@@ -17,7 +18,7 @@ import { captionBelow, renderConfusionPng, renderCurvePng } from '../render/char
 import { COLORMAPS, renderHeatmap, renderOverlay, sideBySide } from '../render/overlay.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { ProgressBar } from '../util/progress.js';
-import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem } from './dataset.js';
+import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
 import { evaluatePredictions, type EvaluationResult } from './metrics.js';
 import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
@@ -150,17 +151,17 @@ interface TrainRequest {
   maxPerClass?: number;
 }
 
-/** RunConfig.trainSet: which images a run trains on, by their paths under the data folder. */
-function trainSetHash(data: string, items: DatasetItem[]): string {
+/** Which images a run trains on (RunConfig.trainSet) or was evaluated on (eval.json's testSet), by their paths under the data folder. */
+export function imageSetHash(data: string, items: DatasetItem[]): string {
   const paths = items.map((it) => relative(resolve(data), it.path).split(sep).join('/')).sort();
   return createHash('sha256').update(paths.join('\n')).digest('hex').slice(0, 16);
 }
 
-export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
+/** The config a train request makes, and the images it trains on. */
+async function planRun(req: TrainRequest): Promise<{ config: RunConfig; items: DatasetItem[]; train: ImageFolder }> {
   const { train } = await loadSplits(req.data);
   const items = stratifiedSample(capPerClass(train.items, train.classes, req.maxPerClass), req.fraction, req.seed, train.classes);
   const st = req.settings;
-  if (st.backbone === 'clip') s.clip ??= await loadClip(s.gpu, st.weights!);
   const config: RunConfig = {
     version: 1,
     backbone: st.backbone,
@@ -176,10 +177,37 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
     prompts: st.prompts,
     ...pipelineSettings(st, req.focus),
     trainImages: items.length,
-    trainSet: trainSetHash(req.data, items),
+    trainSet: imageSetHash(req.data, items),
     ...(req.maxPerClass !== undefined ? { maxPerClass: req.maxPerClass } : {}),
     ...(st.backbone === 'clip' && { deep: st.deep, ...(st.contrastive > 0 ? { contrastive: st.contrastive } : {}), weights: st.weights, tokenizer: await findTokenizer(st.weights!, st.tokenizer) }),
   };
+  return { config, items, train };
+}
+
+/**
+ * The evaluation of a run that is already finished with this very request:
+ * its folder holds the same config (epochs included), a checkpoint at the
+ * last epoch and an eval.json on the same test images (`testSet`); null
+ * otherwise. The protocol reuses it instead of training and evaluating again,
+ * so a finished cell is never recomputed, cache or no cache.
+ */
+export async function finishedRun(req: TrainRequest, testSet: string): Promise<{ config: RunConfig; result: RunEvaluation } | null> {
+  const [{ config }, previous] = await Promise.all([planRun(req), readRunConfig(req.out)]);
+  if (!previous || previous.epochs !== config.epochs || configDifferences(previous, config).length > 0) return null;
+  let stored: RunEvaluation & { testSet?: string };
+  try {
+    stored = JSON.parse(await readFile(join(req.out, 'eval.json'), 'utf8'));
+  } catch {
+    return null; // not evaluated yet (eval.json is written atomically, so a partial one does not occur)
+  }
+  if (stored.testSet !== testSet || (await readCheckpoint(req.out))?.progress.epoch !== config.epochs) return null;
+  return { config, result: stored };
+}
+
+export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
+  const { config, items, train } = await planRun(req);
+  const st = req.settings;
+  if (st.backbone === 'clip') s.clip ??= await loadClip(s.gpu, st.weights!);
   const previous = await readRunConfig(req.out);
   if (previous) {
     const diff = configDifferences(previous, config);
@@ -260,7 +288,8 @@ export async function evalRun(s: Session, run: string, data: string, testPerClas
     if (prepared.images.length === 0) throw new Error(`eval: no test image of ${data} could be read`);
     const { probs } = await predictImages(classifier, prepared.images, config.batch, clipResolution(s, config));
     const result = evaluatePredictions(prepared.images.map((im) => im.label), probs.map(argmax), config.classes);
-    await writeFileAtomic(join(run, 'eval.json'), `${JSON.stringify({ ...result, ...(focusActive && { focusActive }), failures: prepared.failures }, null, 2)}\n`);
+    const testSet = imageSetHash(data, test.items);
+    await writeFileAtomic(join(run, 'eval.json'), `${JSON.stringify({ ...result, ...(focusActive && { focusActive }), failures: prepared.failures, testSet }, null, 2)}\n`);
     const png = renderConfusionPng(result, `${config.focus} / ${config.backbone}: accuracy ${(100 * result.accuracy).toFixed(1)}%`);
     await writeFileAtomic(join(run, 'confusion.png'), encodePng(png.rgba, png.width, png.height));
     const ckpt = await readCheckpoint(run);
