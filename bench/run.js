@@ -7,7 +7,7 @@
 //   --quick          fewer runs and the cases' small sizes (a few minutes on lavapipe)
 //   --filter NAME    only benchmarks whose case file or name contains NAME
 //   --json           print the results as JSON instead of the table
-//   --compare FILE   list benchmarks that got more than 10% slower than in FILE
+//   --compare FILE   list benchmarks that got more than 10% slower than in FILE, and ratios to peers that fell by more than 10%
 //   --gpu-check      the real-GPU check's lines only (bench/gpu.sh): the cases in
 //                    GPU_CHECK_CASES, each choosing its line(s) for ctx.gpuCheck;
 //                    results go to <adapter>-<date>-gpu-check[-small].json
@@ -211,22 +211,40 @@ function printTable(results) {
   for (const r of rows) console.log(line(r));
 }
 
-function compare(results, oldPath) {
+/**
+ * Lines that got slower than in an earlier results file. Absolute times hold
+ * only on the same CPU with the same load, so the ratios to the peers (same
+ * run, same load: `speedup`) are compared too; on another CPU, or with
+ * either run's load average above the cores, read the ratio lines.
+ */
+function compare(report, oldPath) {
   const old = JSON.parse(readFileSync(oldPath, 'utf8'));
   const before = new Map(old.results.map((r) => [`${r.name}|${r.impl}`, r]));
   let compared = 0;
   const slower = [];
-  for (const r of results) {
+  const ratioFell = [];
+  for (const r of report.results) {
     const o = before.get(`${r.name}|${r.impl}`);
     if (!o) continue;
     compared++;
     if (r.median_ms > o.median_ms * SLOWER_THRESHOLD) slower.push({ r, o });
+    for (const [peer, ratio] of Object.entries(r.speedup ?? {})) {
+      const was = o.speedup?.[peer];
+      if (was !== undefined && ratio * SLOWER_THRESHOLD < was) ratioFell.push({ r, peer, was, ratio });
+    }
   }
   console.log(`\ncompare with ${oldPath} (${old.adapter?.description ?? old.adapter?.name ?? 'unknown adapter'}, ${old.date}): ${compared} benchmark(s) in both`);
+  const cores = report.cpu?.cores ?? 1;
+  const loaded = [old, report].some((x) => Math.max(...(x.load_average ?? [0])) > cores);
+  if (old.cpu?.model !== report.cpu?.model || loaded) {
+    console.log(`  absolute times are not comparable (${old.cpu?.model !== report.cpu?.model ? `CPU ${old.cpu?.model} then ${report.cpu?.model}` : `load average above ${cores} cores`}): read the ratios to the peers`);
+  }
   for (const { r, o } of slower) {
     console.log(`  slower: ${r.name} [${r.impl}] ${o.median_ms.toFixed(2)} -> ${r.median_ms.toFixed(2)} ms (+${((r.median_ms / o.median_ms - 1) * 100).toFixed(0)}%)`);
   }
   if (slower.length === 0) console.log(`  none more than ${Math.round((SLOWER_THRESHOLD - 1) * 100)}% slower`);
+  for (const { r, peer, was, ratio } of ratioFell) console.log(`  ratio fell: ${r.name} [${r.impl}] vs ${peer} ${was.toFixed(2)}× -> ${ratio.toFixed(2)}×`);
+  if (ratioFell.length === 0) console.log(`  no ratio to a peer fell by more than ${Math.round((SLOWER_THRESHOLD - 1) * 100)}%`);
 }
 
 /**
@@ -368,7 +386,7 @@ async function main() {
     console.log(`\ncase wall time (setup and checks included): ${Object.entries(caseSeconds).map(([c, sec]) => `${c} ${sec} s`).join(', ')}; all cases ${report.total_seconds} s`);
     console.log(`wrote ${file}`);
   }
-  if (args.compare) compare(results, resolve(args.compare));
+  if (args.compare) compare(report, resolve(args.compare));
 }
 
 main().catch((e) => {
