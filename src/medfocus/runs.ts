@@ -186,21 +186,19 @@ async function planRun(req: TrainRequest): Promise<{ config: RunConfig; items: D
 
 /**
  * The evaluation of a run that is already finished with this very request:
- * its folder holds the same config (epochs included), a checkpoint at the
- * last epoch and an eval.json on the same test images (`testSet`); null
+ * its folder holds the same config (epochs included), progress at the last
+ * epoch (state.json) and an eval.json on the same test images (`testSet`); null
  * otherwise. The protocol reuses it instead of training and evaluating again,
- * so a finished cell is never recomputed, cache or no cache.
+ * so a finished cell is never recomputed, cache or no cache: these three small
+ * files are all a run folder needs to carry a protocol across machines.
  */
 export async function finishedRun(req: TrainRequest, testSet: string): Promise<{ config: RunConfig; result: RunEvaluation } | null> {
   const [{ config }, previous] = await Promise.all([planRun(req), readRunConfig(req.out)]);
   if (!previous || previous.epochs !== config.epochs || configDifferences(previous, config).length > 0) return null;
-  let stored: RunEvaluation & { testSet?: string };
-  try {
-    stored = JSON.parse(await readFile(join(req.out, 'eval.json'), 'utf8'));
-  } catch {
-    return null; // not evaluated yet (eval.json is written atomically, so a partial one does not occur)
-  }
-  if (stored.testSet !== testSet || (await readCheckpoint(req.out))?.progress.epoch !== config.epochs) return null;
+  // state.json (the checkpoint's progress, written after it) and eval.json are written atomically: absent, not half-written.
+  const readJson = (name: string) => readFile(join(req.out, name), 'utf8').then(JSON.parse, () => null);
+  const [state, stored] = (await Promise.all([readJson('state.json'), readJson('eval.json')])) as [{ epoch?: number } | null, (RunEvaluation & { testSet?: string }) | null];
+  if (state?.epoch !== config.epochs || stored?.testSet !== testSet) return null;
   return { config, result: stored };
 }
 
