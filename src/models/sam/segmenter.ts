@@ -87,4 +87,6 @@ export interface Segmenter {
 export interface EmbeddingSegmenter extends Segmenter {
   /** The current image's embedding [1, D, S/16, S/16]; the segmenter owns it (valid until the next setImage or dispose). */
   imageEmbedding(): Tensor;
+  /** Why the encoder's weights are not the dtype asked for (f16 on an adapter without shader-f16), if so. */
+  readonly weightDtypeNote?: string;
 }
