@@ -19,6 +19,11 @@ export class GraphCache {
     return g;
   }
 
+  /** The compiled graphs by key (bench/cases/sam-decoder.js reads a graph's memory plan). */
+  [Symbol.iterator](): IterableIterator<[string, Graph]> {
+    return this.graphs.entries();
+  }
+
   /** Frees every graph held; the cache stays usable (a later get builds afresh). */
   dispose(): void {
     for (const g of this.graphs.values()) g.dispose();
