@@ -44,9 +44,7 @@
 // neighbouring halves to read in one word (matmul's vec2<u32> read of four).
 
 //! include conv_window
-// Per-thread micro-tile of the `gemm` entry: TM rows × TN columns (each 1, 2 or 4).
-override TM: u32 = 4u;
-override TN: u32 = 4u;
+// TM, TN (the `gemm` entry's micro-tile): shaders/lib/conv_gemm_tile.wgsl.
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // a code of shaders/lib/activation.wgsl
 override WORKGROUP_SIZE: u32 = 256u; // `depthwise` entry
@@ -59,12 +57,6 @@ override CN: u32 = 16u; // ≤ DIRECT_MAX_CN
 // stays out of indexed memory).
 const DIRECT_MAX_PX4: u32 = 4u;
 const DIRECT_MAX_CN: u32 = 16u;
-
-const WG: u32 = 16u; // `gemm` workgroup is WG × WG threads
-const THREADS: u32 = WG * WG;
-const BK: u32 = 16u;
-override BM: u32 = WG * TM;
-override BN: u32 = WG * TN;
 
 struct Params {
   C: u32,      // input channels, all groups
@@ -86,9 +78,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
-var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
 //! include conv_gemm_tile
 
@@ -264,28 +253,19 @@ fn depthwise(at: LinearInvocation) {
   if (idx >= params.total) {
     return;
   }
-  let ow = idx % params.Wo;
-  let oh = (idx / params.Wo) % params.Ho;
-  let nc = idx / (params.Wo * params.Ho);
-  let oc = nc % params.O;
-  let n = nc / params.O;
+  let px = output_pixel(idx, params.Ho, params.Wo);
+  let oc = px.z % params.O;
+  let n = px.z / params.O;
   // One input channel per group: the group index is the input channel.
   let c = oc / params.Og;
   let xBase = (n * params.C + c) * params.H * params.W;
   let wBase = oc * KH * KW;
-  let ih0 = i32(oh * SH) - i32(PH);
-  let iw0 = i32(ow * SW) - i32(PW);
   var sum = 0.0;
   for (var kh = 0u; kh < KH; kh++) {
-    let ih = ih0 + i32(kh * DH);
-    if (ih < 0 || ih >= i32(params.H)) {
-      continue;
-    }
-    let row = xBase + u32(ih) * params.W;
     for (var kw = 0u; kw < KW; kw++) {
-      let iw = iw0 + i32(kw * DW);
-      if (iw >= 0 && iw < i32(params.W)) {
-        sum = fma(x[row + u32(iw)], w_at(wBase + kh * KW + kw), sum);
+      let tap = window_tap(px.y, px.x, kh, kw, params.H, params.W);
+      if (tap >= 0) {
+        sum = fma(x[xBase + u32(tap)], w_at(wBase + kh * KW + kw), sum);
       }
     }
   }

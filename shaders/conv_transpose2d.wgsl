@@ -26,15 +26,8 @@
 // SH / gcd(SH, DH) and SW / gcd(SW, DW): the kh (kw) distance between taps of one phase.
 override STEP_H: u32;
 override STEP_W: u32;
-override TM: u32 = 4u;
-override TN: u32 = 4u;
 override HAS_BIAS: bool = false;
-
-const WG: u32 = 16u;
-const THREADS: u32 = WG * WG;
-const BK: u32 = 16u;
-override BM: u32 = WG * TM;
-override BN: u32 = WG * TN;
+// TM, TN and the tile sizes: shaders/lib/conv_gemm_tile.wgsl.
 override PHASES: u32 = SH * SW;
 // How far ih moves back per tap step: DH / gcd(SH, DH).
 override IH_STEP: u32 = STEP_H * DH / SH;
@@ -58,9 +51,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
-var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
 //! include conv_gemm_tile
 

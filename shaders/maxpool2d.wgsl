@@ -34,33 +34,25 @@ fn main(at: LinearInvocation) {
   if (idx >= params.total) {
     return;
   }
-  let ow = idx % params.Wo;
-  let oh = (idx / params.Wo) % params.Ho;
-  let plane = idx / (params.Wo * params.Ho);
-  let xBase = plane * params.H * params.W;
-  let ih0 = i32(oh * SH) - i32(PH);
-  let iw0 = i32(ow * SW) - i32(PW);
+  let px = output_pixel(idx, params.Ho, params.Wo);
+  let xBase = px.z * params.H * params.W;
   var best = params.lowest;
   // A NaN is tracked apart from `best`: compilers may assume no NaNs in
   // float comparisons and max(), but not in the integer test of is_nan.
   var nan = false;
   var nanValue = 0.0;
   for (var kh = 0u; kh < KH; kh++) {
-    let ih = ih0 + i32(kh * DH);
-    if (ih < 0 || ih >= i32(params.H)) {
-      continue;
-    }
-    let row = xBase + u32(ih) * params.W;
     for (var kw = 0u; kw < KW; kw++) {
-      let iw = iw0 + i32(kw * DW);
-      if (iw >= 0 && iw < i32(params.W)) {
-        let v = x[row + u32(iw)];
-        if (is_nan(v)) {
-          nan = true;
-          nanValue = v;
-        } else {
-          best = max(best, v);
-        }
+      let tap = window_tap(px.y, px.x, kh, kw, params.H, params.W);
+      if (tap < 0) {
+        continue;
+      }
+      let v = x[xBase + u32(tap)];
+      if (is_nan(v)) {
+        nan = true;
+        nanValue = v;
+      } else {
+        best = max(best, v);
       }
     }
   }

@@ -1,9 +1,22 @@
-// The register-tile step of the implicit-GEMM convolutions (conv2d,
-// conv_transpose2d): after a BK-deep slice of A ([k][m], BM wide) and B
-// ([k][n], BN wide) is staged in the includer's workgroup arrays `tileA` and
-// `tileB`, thread (tx, ty) accumulates its TM × TN outputs — rows tx + i·WG,
-// columns ty + j·WG, so neighbouring threads read neighbouring words.
-// The includer declares WG, BK, BM, BN, TM, TN, tileA and tileB.
+// The tiling of the implicit-GEMM convolutions (conv2d's `gemm` entry,
+// conv_transpose2d): WG × WG threads per workgroup; after a BK-deep slice of
+// A ([k][m], BM wide) and B ([k][n], BN wide) is staged in the workgroup
+// arrays `tileA` and `tileB`, thread (tx, ty) accumulates its TM × TN
+// outputs — rows tx + i·WG, columns ty + j·WG, so neighbouring threads read
+// neighbouring words.
+
+// Per-thread micro-tile: TM rows × TN columns (each 1, 2 or 4).
+override TM: u32 = 4u;
+override TN: u32 = 4u;
+const WG: u32 = 16u;
+const THREADS: u32 = WG * WG;
+const BK: u32 = 16u;
+override BM: u32 = WG * TM;
+override BN: u32 = WG * TN;
+
+var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
+var<workgroup> tileB: array<f32, BK * BN>; // [k][n]
+
 alias AccumulatorTile = array<array<f32, 4>, 4>; // TM, TN <= 4
 
 fn accumulate_tile(acc: ptr<function, AccumulatorTile>, tx: u32, ty: u32) {
