@@ -18,7 +18,8 @@ import { getDevice, type Gpu } from '../src/device.js';
 import { Tensor } from '../src/tensor.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { ClipModel } from '../src/models/clip/model.js';
-import { CLIP_FIXTURE_FILES, ClipFixtures, uploadFixture, type ClipFixture } from './clip-fixtures.js';
+import { CLIP_FIXTURE_FILES, ClipFixtures, type ClipFixture } from './clip-fixtures.js';
+import { uploadFixture } from './shared-fixture.js';
 import { assertThrows, gpuSuite, maxErrors } from './util.js';
 
 /** max|ours − official| / max(1, max|official|), per tensor; measured values (p16 / p32, Dawn on lavapipe) beside each. */

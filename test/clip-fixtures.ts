@@ -3,7 +3,8 @@
 // against, and the loops of their tests over them.
 import type { Gpu } from '../src/device.js';
 import type { SafetensorsFile } from '../src/io/safetensors.js';
-import { Tensor } from '../src/tensor.js';
+import type { Tensor } from '../src/tensor.js';
+import { uploadFixture } from './shared-fixture.js';
 import { NO_SHARED, sharedPath, skip } from './util.js';
 
 /** Each fixture's files: null when ../shared is absent; a missing file fails the importing test file here. */
@@ -18,11 +19,6 @@ export const CLIP_FIXTURE_FILES = ['clip-tiny-p16', 'clip-tiny-p32'].map((name) 
 export interface ClipFixture {
   name: string;
   io: SafetensorsFile;
-}
-
-/** io tensor `name` on the GPU. */
-export async function uploadFixture(gpu: Gpu, io: SafetensorsFile, name: string): Promise<Tensor> {
-  return Tensor.fromArray(gpu, await io.read(name), io.info(name).shape);
 }
 
 /** The fixtures a test file loads in its `before` hook: `list` stays null when ../shared is absent. */

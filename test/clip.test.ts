@@ -13,7 +13,8 @@ import { openSafetensorsFile } from '../src/io/node-files.js';
 import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
 import { ClipModel } from '../src/models/clip/model.js';
 import { clipImageRef } from './ref/clip.js';
-import { CLIP_FIXTURE_FILES, ClipFixtures, uploadFixture, type ClipFixture } from './clip-fixtures.js';
+import { CLIP_FIXTURE_FILES, ClipFixtures, type ClipFixture } from './clip-fixtures.js';
+import { uploadFixture } from './shared-fixture.js';
 import { assertClose, assertThrows, gpuSuite, sharedPath } from './util.js';
 
 const VOCAB = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
