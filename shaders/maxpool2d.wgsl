@@ -2,19 +2,18 @@
 // Padding counts as −inf (it never wins); NaN propagates as in PyTorch.
 // Layout: one invocation per output element, linear index with ow fastest so
 // loads and stores are coalesced; adjacent windows overlap, so the cache
-// serves the reuse. The flat grid of shaders/lib/linear_grid.wgsl.
+// serves the reuse. Entry point: shaders/lib/elementwise.wgsl.
 // Window geometry is fixed per pipeline (override constants), so the window
 // loops unroll.
 
 //! include conv_window
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
   H: u32,
   W: u32,
   Ho: u32,
   Wo: u32,
-  total: u32, // N·C·Ho·Wo
+  n: u32, // N·C·Ho·Wo
   lowest: f32, // −inf (a uniform: WGSL constant expressions cannot hold infinities)
 }
 
@@ -26,14 +25,10 @@ fn is_nan(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-//! include linear_grid
+//! include elementwise
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(at: LinearInvocation) {
-  let idx = linear_index(at);
-  if (idx >= params.total) {
-    return;
-  }
+// Output element idx.
+fn element(idx: u32) {
   let px = output_pixel(idx, params.Ho, params.Wo);
   let xBase = px.z * params.H * params.W;
   var best = params.lowest;

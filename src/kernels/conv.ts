@@ -262,7 +262,7 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
     ACTIVATION: ACTIVATIONS[p.activation],
     W_F16: w.dtype === 'f16',
   };
-  const sizes = { C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og, M, K: Cg * p.KH * p.KW, total: y.size };
+  const sizes = { N: p.N, C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og };
   const bias = opts.bias ?? placeholder(gpu);
   if (Cg === 1) {
     const constants = { ...geometry, WORKGROUP_SIZE };
@@ -447,7 +447,7 @@ export function maxPool2d(gpu: Gpu, x: Tensor, opts: MaxPool2dOptions): Tensor {
   checkBindingSize(gpu, op, 'input', x.shape);
   const y = outputTensor(gpu, op, [N, C, Ho, Wo], opts.out);
   const constants = { ...windowConstants(kernel[0], kernel[1], win), WORKGROUP_SIZE };
-  dispatchKernel(gpu, op, { shader: 'maxpool2d', constants }, { x, y, params: { H, W, Ho, Wo, total: y.size, lowest: -Infinity } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
+  dispatchKernel(gpu, op, { shader: 'maxpool2d', constants }, { x, y, params: { H, W, Ho, Wo, n: y.size, lowest: -Infinity } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
   return y;
 }
 
