@@ -5,7 +5,6 @@
 // ACTIVATION picks the derivative when the pipeline is created.
 
 override ACTIVATION: u32 = 1u; // a code of shaders/lib/activation.wgsl
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
   n: u32,

@@ -8,7 +8,6 @@
 // at most 8 axes are supported. Entry point: shaders/lib/elementwise.wgsl.
 
 override OP: u32 = 0u; // 0 add, 1 sub, 2 mul, 3 div
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
   shape_lo: vec4<u32>,

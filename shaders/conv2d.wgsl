@@ -44,9 +44,7 @@
 // neighbouring halves to read in one word (matmul's vec2<u32> read of four).
 
 //! include conv_window
-// Per-thread micro-tile of the `gemm` entry: TM rows × TN columns (each 1, 2 or 4).
-override TM: u32 = 4u;
-override TN: u32 = 4u;
+// TM, TN (the `gemm` entry's micro-tile): shaders/lib/conv_gemm_tile.wgsl.
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u; // a code of shaders/lib/activation.wgsl
 override WORKGROUP_SIZE: u32 = 256u; // `depthwise` entry
@@ -60,26 +58,7 @@ override CN: u32 = 16u; // ≤ DIRECT_MAX_CN
 const DIRECT_MAX_PX4: u32 = 4u;
 const DIRECT_MAX_CN: u32 = 16u;
 
-const WG: u32 = 16u; // `gemm` workgroup is WG × WG threads
-const THREADS: u32 = WG * WG;
-const BK: u32 = 16u;
-override BM: u32 = WG * TM;
-override BN: u32 = WG * TN;
-
-struct Params {
-  C: u32,      // input channels, all groups
-  H: u32,
-  W: u32,
-  O: u32,      // output channels, all groups
-  Ho: u32,
-  Wo: u32,
-  Cg: u32,     // input channels per group
-  Og: u32,     // output channels per group
-  M: u32,      // N·Ho·Wo, GEMM rows
-  K: u32,      // Cg·KH·KW, GEMM reduction
-  tilesN: u32, // ceil(Og / BN)
-  total: u32,  // N·O·Ho·Wo, `depthwise` invocations
-}
+//! include conv_sizes
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>; // read through w_at
@@ -87,14 +66,20 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
-var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
-
 //! include conv_gemm_tile
 
 //! include conv_weight
 
 //! include activation
+
+// The implicit GEMM's rows M = N·Ho·Wo (output pixels) and depth K = Cg·KH·KW.
+fn gemm_rows() -> u32 {
+  return params.N * params.Ho * params.Wo;
+}
+
+fn gemm_depth() -> u32 {
+  return params.Cg * KH * KW;
+}
 
 fn epilogue(v: f32, oc: u32) -> f32 {
   var r = v;
@@ -112,8 +97,10 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let m0 = (wid.x + wid.z * nwg.x) * BM;
   let g = wid.y / params.tilesN;
   let n0 = (wid.y % params.tilesN) * BN;
+  let M = gemm_rows();
+  let K = gemm_depth();
   // Uniform per workgroup, so returning keeps the barriers below uniform.
-  if (m0 >= params.M) {
+  if (m0 >= M) {
     return;
   }
   let HoWo = params.Ho * params.Wo;
@@ -123,57 +110,37 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   // its pixel's window origin is computed once.
   let aRow = tid % BM;
   let am = m0 + aRow;
-  let aValid = am < params.M;
+  let aValid = am < M;
   let an = am / HoWo;
   let ap = am % HoWo;
   let ih0 = i32((ap / params.Wo) * SH) - i32(PH);
   let iw0 = i32((ap % params.Wo) * SW) - i32(PW);
   let xBase = (an * params.C + g * params.Cg) * HW;
-  let wBase = (g * params.Og + n0) * params.K;
+  let wBase = (g * params.Og + n0) * K;
+  let im2col = ARow(aValid, xBase, vec2<i32>(ih0, iw0), vec2<i32>(i32(DH), i32(DW)), KH * KW, KW);
 
   var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < params.K; k0 += BK) {
-    for (var e = tid; e < BK * BM; e += THREADS) {
-      let k = k0 + e / BM;
-      var v = 0.0;
-      if (aValid && k < params.K) {
-        let c = k / (KH * KW);
-        let r = k % (KH * KW);
-        let ih = ih0 + i32((r / KW) * DH);
-        let iw = iw0 + i32((r % KW) * DW);
-        if (ih >= 0 && ih < i32(params.H) && iw >= 0 && iw < i32(params.W)) {
-          v = x[xBase + c * HW + u32(ih) * params.W + u32(iw)];
-        }
-      }
-      tileA[e] = v;
-    }
+  for (var k0 = 0u; k0 < K; k0 += BK) {
+    stage_a(im2col, k0, K, tid);
     // k fastest: consecutive threads read consecutive weights of one channel.
     for (var e = tid; e < BK * BN; e += THREADS) {
       let kk = e % BK;
       let oo = e / BK;
       var v = 0.0;
-      if (k0 + kk < params.K && n0 + oo < params.Og) {
-        v = w_at(wBase + oo * params.K + k0 + kk);
+      if (k0 + kk < K && n0 + oo < params.Og) {
+        v = w_at(wBase + oo * K + k0 + kk);
       }
       tileB[kk * BN + oo] = v;
     }
-    workgroupBarrier();
     accumulate_tile(&acc, tx, ty);
-    workgroupBarrier();
   }
 
-  for (var i = 0u; i < TM; i++) {
+  for (var i = 0u; i < tile_extent(m0 + tx, M, TM); i++) {
     let m = m0 + tx + i * WG;
-    if (m >= params.M) {
-      break;
-    }
     let n = m / HoWo;
     let p = m % HoWo;
-    for (var j = 0u; j < TN; j++) {
+    for (var j = 0u; j < tile_extent(n0 + ty, params.Og, TN); j++) {
       let o = n0 + ty + j * WG;
-      if (o >= params.Og) {
-        break;
-      }
       let oc = g * params.Og + o;
       y[(n * params.O + oc) * HoWo + p] = epilogue(acc[i][j], oc);
     }
@@ -191,10 +158,9 @@ fn direct(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
   let PX = 4u * PX4;
   let blocksW = (params.Wo + PX - 1u) / PX;
   let HoWo = params.Ho * params.Wo;
-  let N = params.M / HoWo;
   let rowBlock = (wid.x + wid.z * nwg.x) * DIRECT_WG + lid.x;
   // No barriers in this entry, so invocations past the end may simply leave.
-  if (rowBlock >= N * params.Ho * blocksW) {
+  if (rowBlock >= params.N * params.Ho * blocksW) {
     return;
   }
   let ow0 = (rowBlock % blocksW) * PX;
@@ -208,9 +174,10 @@ fn direct(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
   let iw0 = i32(ow0 * SW) - i32(PW);
   let sw = i32(SW);
 
+  let K = gemm_depth();
   var wRow: array<u32, DIRECT_MAX_CN>;
   for (var j = 0u; j < CN; j++) {
-    wRow[j] = (g * params.Og + min(o0 + j, params.Og - 1u)) * params.K;
+    wRow[j] = (g * params.Og + min(o0 + j, params.Og - 1u)) * K;
   }
   // acc[j][q][r]: channel o0 + j, pixel ow0 + 4q + r.
   var acc: array<array<vec4<f32>, DIRECT_MAX_PX4>, DIRECT_MAX_CN>;
@@ -261,31 +228,22 @@ fn direct(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn depthwise(at: LinearInvocation) {
   let idx = linear_index(at);
-  if (idx >= params.total) {
+  if (idx >= params.N * params.O * params.Ho * params.Wo) {
     return;
   }
-  let ow = idx % params.Wo;
-  let oh = (idx / params.Wo) % params.Ho;
-  let nc = idx / (params.Wo * params.Ho);
-  let oc = nc % params.O;
-  let n = nc / params.O;
+  let px = output_pixel(idx, params.Ho, params.Wo);
+  let oc = px.z % params.O;
+  let n = px.z / params.O;
   // One input channel per group: the group index is the input channel.
   let c = oc / params.Og;
   let xBase = (n * params.C + c) * params.H * params.W;
   let wBase = oc * KH * KW;
-  let ih0 = i32(oh * SH) - i32(PH);
-  let iw0 = i32(ow * SW) - i32(PW);
   var sum = 0.0;
   for (var kh = 0u; kh < KH; kh++) {
-    let ih = ih0 + i32(kh * DH);
-    if (ih < 0 || ih >= i32(params.H)) {
-      continue;
-    }
-    let row = xBase + u32(ih) * params.W;
     for (var kw = 0u; kw < KW; kw++) {
-      let iw = iw0 + i32(kw * DW);
-      if (iw >= 0 && iw < i32(params.W)) {
-        sum = fma(x[row + u32(iw)], w_at(wBase + kh * KW + kw), sum);
+      let tap = window_tap(px.y, px.x, kh, kw, params.H, params.W);
+      if (tap >= 0) {
+        sum = fma(x[xBase + u32(tap)], w_at(wBase + kh * KW + kw), sum);
       }
     }
   }

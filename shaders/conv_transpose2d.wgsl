@@ -26,41 +26,20 @@
 // SH / gcd(SH, DH) and SW / gcd(SW, DW): the kh (kw) distance between taps of one phase.
 override STEP_H: u32;
 override STEP_W: u32;
-override TM: u32 = 4u;
-override TN: u32 = 4u;
 override HAS_BIAS: bool = false;
-
-const WG: u32 = 16u;
-const THREADS: u32 = WG * WG;
-const BK: u32 = 16u;
-override BM: u32 = WG * TM;
-override BN: u32 = WG * TN;
+// TM, TN and the tile sizes: shaders/lib/conv_gemm_tile.wgsl.
 override PHASES: u32 = SH * SW;
 // How far ih moves back per tap step: DH / gcd(SH, DH).
 override IH_STEP: u32 = STEP_H * DH / SH;
 override IW_STEP: u32 = STEP_W * DW / SW;
 
-struct Params {
-  N: u32,
-  C: u32,      // input channels, all groups
-  H: u32,
-  W: u32,
-  O: u32,      // output channels, all groups
-  Ho: u32,
-  Wo: u32,
-  Cg: u32,     // input channels per group
-  Og: u32,     // output channels per group
-  tilesN: u32, // ceil(Og / BN)
-}
+//! include conv_sizes
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>; // read through w_at (f32 or f16)
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
-
-var<workgroup> tileA: array<f32, BK * BM>; // [k][m]
-var<workgroup> tileB: array<f32, BK * BN>; // [k][o]
 
 //! include conv_gemm_tile
 
@@ -119,53 +98,33 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let bCol = tid % BN;
   let bValid = n0 + bCol < params.Og;
   let wCol = (g * params.Cg * params.Og + n0 + bCol) * KHW;
+  // Taps step back through the input: ih = ihBase − th·IH_STEP.
+  let im2col = ARow(aValid, xBase, vec2<i32>(ihBase, iwBase), vec2<i32>(-i32(IH_STEP), -i32(IW_STEP)), taps, tapsW);
 
   var acc: array<array<f32, 4>, 4>;
   for (var k0 = 0u; k0 < K; k0 += BK) {
-    for (var e = tid; e < BK * BM; e += THREADS) {
-      let k = k0 + e / BM;
-      var v = 0.0;
-      if (aValid && k < K) {
-        let c = k / taps;
-        let r = k % taps;
-        let ih = ihBase - i32((r / tapsW) * IH_STEP);
-        let iw = iwBase - i32((r % tapsW) * IW_STEP);
-        if (ih >= 0 && ih < i32(params.H) && iw >= 0 && iw < i32(params.W)) {
-          v = x[xBase + c * HW + u32(ih) * params.W + u32(iw)];
-        }
-      }
-      tileA[e] = v;
-    }
+    stage_a(im2col, k0, K, tid);
     for (var e = tid; e < BK * BN; e += THREADS) {
       let k = k0 + e / BN;
       var v = 0.0;
       if (bValid && k < K) {
-        let c = k / taps;
-        let r = k % taps;
-        let kh = kh0 + (r / tapsW) * STEP_H;
-        let kw = kw0 + (r % tapsW) * STEP_W;
-        v = w_at(wCol + c * params.Og * KHW + kh * KW + kw);
+        let t = split_reduction(k, taps, tapsW);
+        let kh = kh0 + t.y * STEP_H;
+        let kw = kw0 + t.z * STEP_W;
+        v = w_at(wCol + t.x * params.Og * KHW + kh * KW + kw);
       }
       tileB[e] = v;
     }
-    workgroupBarrier();
     accumulate_tile(&acc, tx, ty);
-    workgroupBarrier();
   }
 
-  for (var i = 0u; i < TM; i++) {
+  for (var i = 0u; i < tile_extent(m0 + tx, M, TM); i++) {
     let m = m0 + tx + i * WG;
-    if (m >= M) {
-      break;
-    }
     let n = m / HpWp;
     let oh = ph + SH * ((m % HpWp) / Wp);
     let ow = pw + SW * (m % Wp);
-    for (var j = 0u; j < TN; j++) {
+    for (var j = 0u; j < tile_extent(n0 + ty, params.Og, TN); j++) {
       let o = n0 + ty + j * WG;
-      if (o >= params.Og) {
-        break;
-      }
       let oc = g * params.Og + o;
       var v = acc[i][j];
       if (HAS_BIAS) {

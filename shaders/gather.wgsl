@@ -8,8 +8,6 @@
 // written by consecutive invocations (coalesced). Entry point:
 // shaders/lib/elementwise.wgsl.
 
-override WORKGROUP_SIZE: u32 = 256u;
-
 struct Params {
   n: u32,
   row: u32,

@@ -59,17 +59,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> bits: array<u32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-struct Taps {
-  i0: u32,
-  i1: u32,
-  lambda: f32,
-}
+//! include bilinear
 
 fn taps(dst: u32, ratio: f32, len: u32) -> Taps {
-  let src = max(ratio * (f32(dst) + 0.5) - 0.5, 0.0);
-  let i0 = min(u32(floor(src)), len - 1u);
-  let i1 = min(i0 + 1u, len - 1u);
-  return Taps(i0, i1, clamp(src - f32(i0), 0.0, 1.0));
+  return taps_at(half_pixel_source(dst, ratio), len);
 }
 
 /** Logit of frame pixel (fy, fx), from the low-resolution plane starting at `base`. */
@@ -77,9 +70,7 @@ fn frame_logit(base: u32, ty: Taps, fx: u32) -> f32 {
   let tx = taps(fx, params.ratio_low_w, params.low_w);
   let row0 = base + ty.i0 * params.low_w;
   let row1 = base + ty.i1 * params.low_w;
-  let top = (1.0 - tx.lambda) * logits[row0 + tx.i0] + tx.lambda * logits[row0 + tx.i1];
-  let bottom = (1.0 - tx.lambda) * logits[row1 + tx.i0] + tx.lambda * logits[row1 + tx.i1];
-  return (1.0 - ty.lambda) * top + ty.lambda * bottom;
+  return blend(ty, blend(tx, logits[row0 + tx.i0], logits[row0 + tx.i1]), blend(tx, logits[row1 + tx.i0], logits[row1 + tx.i1]));
 }
 
 /** Logit of image pixel (oy, ox) of the mask whose low-res plane starts at `base`. */
@@ -88,9 +79,9 @@ fn image_logit(base: u32, oy: u32, ox: u32) -> f32 {
   let cx = taps(ox, params.ratio_crop_w, params.crop_w);
   let fy0 = taps(cy.i0, params.ratio_low_h, params.low_h);
   let fy1 = taps(cy.i1, params.ratio_low_h, params.low_h);
-  let top = (1.0 - cx.lambda) * frame_logit(base, fy0, cx.i0) + cx.lambda * frame_logit(base, fy0, cx.i1);
-  let bottom = (1.0 - cx.lambda) * frame_logit(base, fy1, cx.i0) + cx.lambda * frame_logit(base, fy1, cx.i1);
-  return (1.0 - cy.lambda) * top + cy.lambda * bottom;
+  let top = blend(cx, frame_logit(base, fy0, cx.i0), frame_logit(base, fy0, cx.i1));
+  let bottom = blend(cx, frame_logit(base, fy1, cx.i0), frame_logit(base, fy1, cx.i1));
+  return blend(cy, top, bottom);
 }
 
 var<workgroup> tile_counts: array<atomic<u32>, 2>;

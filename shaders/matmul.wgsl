@@ -215,6 +215,16 @@ fn tile_b(base: u32, k: u32, col: u32) -> f32 {
   return b_at(base, k, col);
 }
 
+// Element e of an operand tile `width` vec4s wide and TK deep as (vec4
+// index, k): k fastest where the operand is stored with k contiguous, so
+// neighbouring invocations take neighbouring addresses of its storage order.
+fn tile_slot(e: u32, width: u32, k_contiguous: bool) -> vec2<u32> {
+  if (k_contiguous) {
+    return vec2<u32>(e / TK, e % TK);
+  }
+  return vec2<u32>(e % width, e / width);
+}
+
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let BM4 = WG_Y * TM4;
@@ -233,34 +243,19 @@ fn tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) li
     for (var l = 0u; l < (BM4 * TK + threads - 1u) / threads; l++) {
       let e = l * threads + tid;
       if (e < BM4 * TK) {
-        // Neighbouring invocations take neighbouring addresses of A's storage order.
-        var m4: u32;
-        var k: u32;
-        if (TRANS_A) {
-          k = e / BM4;
-          m4 = e % BM4;
-        } else {
-          m4 = e / TK;
-          k = e % TK;
-        }
-        let row = row0 + m4 * 4u;
-        As[k * BM4 + m4] = vec4<f32>(tile_a(bases.a, row, k0 + k), tile_a(bases.a, row + 1u, k0 + k), tile_a(bases.a, row + 2u, k0 + k), tile_a(bases.a, row + 3u, k0 + k));
+        let s = tile_slot(e, BM4, !TRANS_A);
+        let row = row0 + s.x * 4u;
+        let k = k0 + s.y;
+        As[s.y * BM4 + s.x] = vec4<f32>(tile_a(bases.a, row, k), tile_a(bases.a, row + 1u, k), tile_a(bases.a, row + 2u, k), tile_a(bases.a, row + 3u, k));
       }
     }
     for (var l = 0u; l < (BN4 * TK + threads - 1u) / threads; l++) {
       let e = l * threads + tid;
       if (e < BN4 * TK) {
-        var n4: u32;
-        var k: u32;
-        if (TRANS_B) {
-          n4 = e / TK;
-          k = e % TK;
-        } else {
-          k = e / BN4;
-          n4 = e % BN4;
-        }
-        let col = col0 + n4 * 4u;
-        Bs[k * BN4 + n4] = vec4<f32>(tile_b(bases.b, k0 + k, col), tile_b(bases.b, k0 + k, col + 1u), tile_b(bases.b, k0 + k, col + 2u), tile_b(bases.b, k0 + k, col + 3u));
+        let s = tile_slot(e, BN4, TRANS_B);
+        let col = col0 + s.x * 4u;
+        let k = k0 + s.y;
+        Bs[s.y * BN4 + s.x] = vec4<f32>(tile_b(bases.b, k, col), tile_b(bases.b, k, col + 1u), tile_b(bases.b, k, col + 2u), tile_b(bases.b, k, col + 3u));
       }
     }
     workgroupBarrier();

@@ -2,19 +2,18 @@
 // Padding counts as −inf (it never wins); NaN propagates as in PyTorch.
 // Layout: one invocation per output element, linear index with ow fastest so
 // loads and stores are coalesced; adjacent windows overlap, so the cache
-// serves the reuse. The flat grid of shaders/lib/linear_grid.wgsl.
+// serves the reuse. Entry point: shaders/lib/elementwise.wgsl.
 // Window geometry is fixed per pipeline (override constants), so the window
 // loops unroll.
 
 //! include conv_window
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
   H: u32,
   W: u32,
   Ho: u32,
   Wo: u32,
-  total: u32, // N·C·Ho·Wo
+  n: u32, // N·C·Ho·Wo
   lowest: f32, // −inf (a uniform: WGSL constant expressions cannot hold infinities)
 }
 
@@ -26,41 +25,29 @@ fn is_nan(v: f32) -> bool {
   return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
 }
 
-//! include linear_grid
+//! include elementwise
 
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn main(at: LinearInvocation) {
-  let idx = linear_index(at);
-  if (idx >= params.total) {
-    return;
-  }
-  let ow = idx % params.Wo;
-  let oh = (idx / params.Wo) % params.Ho;
-  let plane = idx / (params.Wo * params.Ho);
-  let xBase = plane * params.H * params.W;
-  let ih0 = i32(oh * SH) - i32(PH);
-  let iw0 = i32(ow * SW) - i32(PW);
+// Output element idx.
+fn element(idx: u32) {
+  let px = output_pixel(idx, params.Ho, params.Wo);
+  let xBase = px.z * params.H * params.W;
   var best = params.lowest;
   // A NaN is tracked apart from `best`: compilers may assume no NaNs in
   // float comparisons and max(), but not in the integer test of is_nan.
   var nan = false;
   var nanValue = 0.0;
   for (var kh = 0u; kh < KH; kh++) {
-    let ih = ih0 + i32(kh * DH);
-    if (ih < 0 || ih >= i32(params.H)) {
-      continue;
-    }
-    let row = xBase + u32(ih) * params.W;
     for (var kw = 0u; kw < KW; kw++) {
-      let iw = iw0 + i32(kw * DW);
-      if (iw >= 0 && iw < i32(params.W)) {
-        let v = x[row + u32(iw)];
-        if (is_nan(v)) {
-          nan = true;
-          nanValue = v;
-        } else {
-          best = max(best, v);
-        }
+      let tap = window_tap(px.y, px.x, kh, kw, params.H, params.W);
+      if (tap < 0) {
+        continue;
+      }
+      let v = x[xBase + u32(tap)];
+      if (is_nan(v)) {
+        nan = true;
+        nanValue = v;
+      } else {
+        best = max(best, v);
       }
     }
   }

@@ -10,8 +10,6 @@
 // neighbouring addresses of all four buffers. Entry point:
 // shaders/lib/elementwise.wgsl.
 
-override WORKGROUP_SIZE: u32 = 256u;
-
 struct Params {
   n: u32,
   decay: f32, // 1 − lr·wd

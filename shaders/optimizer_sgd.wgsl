@@ -10,7 +10,6 @@
 // Layout: flat; one invocation per element, neighbouring threads on
 // neighbouring addresses. Entry point: shaders/lib/elementwise.wgsl.
 
-override WORKGROUP_SIZE: u32 = 256u;
 override USE_MOMENTUM: bool = true;
 override NESTEROV: bool = false;
 

@@ -18,7 +18,6 @@
 
 override BILINEAR: bool = false;
 override ALIGN_CORNERS: bool = false;
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
   in_h: u32,
@@ -38,11 +37,13 @@ fn nearest_index(dst: u32, ratio: f32, len: u32) -> u32 {
   return min(u32(floor(f32(dst) * ratio)), len - 1u);
 }
 
+//! include bilinear
+
 fn linear_source(dst: u32, ratio: f32) -> f32 {
   if (ALIGN_CORNERS) {
     return ratio * f32(dst);
   }
-  return max(ratio * (f32(dst) + 0.5) - 0.5, 0.0);
+  return half_pixel_source(dst, ratio);
 }
 
 //! include elementwise
@@ -59,17 +60,9 @@ fn element(i: u32) {
     y[i] = x[plane + sy * params.in_w + sx];
     return;
   }
-  let src_y = linear_source(oy, params.ratio_h);
-  let src_x = linear_source(ox, params.ratio_w);
-  let y0 = min(u32(floor(src_y)), params.in_h - 1u);
-  let x0 = min(u32(floor(src_x)), params.in_w - 1u);
-  let y1 = min(y0 + 1u, params.in_h - 1u);
-  let x1 = min(x0 + 1u, params.in_w - 1u);
-  let ly = clamp(src_y - f32(y0), 0.0, 1.0);
-  let lx = clamp(src_x - f32(x0), 0.0, 1.0);
-  let row0 = plane + y0 * params.in_w;
-  let row1 = plane + y1 * params.in_w;
-  let top = (1.0 - lx) * x[row0 + x0] + lx * x[row0 + x1];
-  let bottom = (1.0 - lx) * x[row1 + x0] + lx * x[row1 + x1];
-  y[i] = (1.0 - ly) * top + ly * bottom;
+  let ty = taps_at(linear_source(oy, params.ratio_h), params.in_h);
+  let tx = taps_at(linear_source(ox, params.ratio_w), params.in_w);
+  let row0 = plane + ty.i0 * params.in_w;
+  let row1 = plane + ty.i1 * params.in_w;
+  y[i] = blend(ty, blend(tx, x[row0 + tx.i0], x[row0 + tx.i1]), blend(tx, x[row1 + tx.i0], x[row1 + tx.i1]));
 }

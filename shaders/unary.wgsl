@@ -4,7 +4,6 @@
 // specialization compiles to a single straight-line body.
 
 override ACTIVATION: u32 = 1u; // a code of shaders/lib/activation.wgsl
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
   n: u32,

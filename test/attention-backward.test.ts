@@ -1,6 +1,7 @@
 import * as assert from 'uvu/assert';
-import { Tensor, attention, attentionBackward, type AttentionBackwardOptions, type DType, type Gpu } from '../src/node.js';
+import { Tensor, attention, attentionBackward, type AttentionBackwardOptions, type Gpu } from '../src/node.js';
 import { attentionBackwardRef, attentionFiniteDifferences, type AttentionGradsRef } from './ref/attention-backward.js';
+import { attentionInputs, biasAndMask, biasShape, type AttentionRunOptions } from './attention-case.js';
 import { bhldCase, blhdCase, caseShape, type AttentionCase, type AttentionRefInput } from './ref/attention.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
@@ -25,11 +26,7 @@ function assertGradClose(actual: ArrayLike<number>, expected: ArrayLike<number>,
   assertClose(actual, expected, { atol: atolScale * Math.max(max, 1), rtol: GRAD_RTOL }, label);
 }
 
-interface RunOptions {
-  scale?: number;
-  bias?: { data: Float32Array; shape: number[] };
-  causal?: boolean;
-  mask?: { data: number[]; dtype: DType };
+interface RunOptions extends AttentionRunOptions {
   needBiasGrad?: boolean;
 }
 
@@ -45,17 +42,10 @@ interface GpuGrads {
 
 /** Random inputs, the GPU forward (out, lse) and backward; returns the reference input, dOut and the GPU's gradients. */
 async function runGpu(gpu: Gpu, c: AttentionCase, seed: number, o: RunOptions): Promise<{ input: AttentionRefInput; dOut: Float32Array; grads: GpuGrads }> {
-  const qData = randn(c.B * c.H * c.Lq * c.D, seed);
-  const kData = randn(c.B * c.H * c.Lk * c.D, seed + 1);
-  const vData = randn(c.B * c.H * c.Lk * c.Dv, seed + 2);
+  const { qData, kData, vData, q, k, v } = attentionInputs(gpu, c, seed);
   const dOutData = randn(c.B * c.H * c.Lq * c.Dv, seed + 3);
-  const q = Tensor.fromArray(gpu, qData, caseShape(c, c.Lq, c.D));
-  const k = Tensor.fromArray(gpu, kData, caseShape(c, c.Lk, c.D));
-  const v = Tensor.fromArray(gpu, vData, caseShape(c, c.Lk, c.Dv));
   const dOut = Tensor.fromArray(gpu, dOutData, caseShape(c, c.Lq, c.Dv));
-  const opts: AttentionBackwardOptions = { layout: c.layout, scale: o.scale, causal: o.causal, needBiasGrad: o.needBiasGrad };
-  if (o.bias) opts.bias = Tensor.fromArray(gpu, o.bias.data, o.bias.shape);
-  if (o.mask) opts.keyPaddingMask = Tensor.fromArray(gpu, o.mask.data, [c.B, c.Lk], o.mask.dtype);
+  const opts: AttentionBackwardOptions = { layout: c.layout, scale: o.scale, causal: o.causal, needBiasGrad: o.needBiasGrad, ...biasAndMask(gpu, c, o) };
   const lse = Tensor.empty(gpu, [c.B, c.H, c.Lq]);
   const { needBiasGrad: _, out: _out, ...forwardOpts } = opts;
   const out = attention(gpu, q, k, v, { ...forwardOpts, lse });
@@ -135,12 +125,7 @@ test('long sequence: H = 1, L = 1024, D = 64', async ({ gpu }) => {
 
 test('bias gradient: full and broadcast shapes, -inf entries get 0', async ({ gpu }) => {
   const c = bhld(2, 3, 19, 23, 32);
-  const patterns = [
-    [2, 3, 19, 23],
-    [1, 3, 19, 23],
-    [2, 1, 1, 23],
-    [1, 1, 19, 1],
-  ];
+  const patterns = ['', 'b', 'hq', 'bhk'].map((dims) => biasShape(c, dims));
   for (const [n, shape] of patterns.entries()) {
     const size = shape.reduce((a, b) => a * b);
     await check(gpu, c, 40 + n, { bias: { data: randn(size, 60 + n), shape }, needBiasGrad: true }, `bias [${shape.join(', ')}]`);

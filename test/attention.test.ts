@@ -1,6 +1,7 @@
 import * as assert from 'uvu/assert';
 import { Tensor, attention, tuneAttention, tunedVariant, type AttentionOptions, type DType, type Gpu } from '../src/node.js';
-import { attentionRef, bhldCase, blhdCase, caseShape, type AttentionCase } from './ref/attention.js';
+import { attentionInputs, biasAndMask, biasShape, type AttentionRunOptions } from './attention-case.js';
+import { attentionRef, bhldCase, blhdCase, type AttentionCase } from './ref/attention.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
 const test = gpuSuite('attention');
@@ -17,11 +18,7 @@ const LSE_TOL = { atol: 5e-5, rtol: 1e-5 };
 // become relative errors of the softmax weights (the reference adds exactly).
 const EXTREME_TOL = { atol: 1e-3, rtol: 1e-3 };
 
-interface RunOptions {
-  scale?: number;
-  bias?: { data: Float32Array; shape: number[] };
-  causal?: boolean;
-  mask?: { data: number[]; dtype: DType };
+interface RunOptions extends AttentionRunOptions {
   lse?: boolean;
   variant?: string;
   /** Query rows the reference computes (default all); the output is compared on those rows. */
@@ -51,15 +48,8 @@ function pickRows(c: AttentionCase, data: ArrayLike<number>, queries: number[], 
 
 /** Runs attention on random data and compares with the float64 reference; returns what the GPU gave. */
 async function check(gpu: Gpu, c: AttentionCase, seed: number, o: RunOptions, label: string): Promise<{ out: Float32Array; lse?: Float32Array }> {
-  const qData = randn(c.B * c.H * c.Lq * c.D, seed, o.qScale ?? 1);
-  const kData = randn(c.B * c.H * c.Lk * c.D, seed + 1);
-  const vData = randn(c.B * c.H * c.Lk * c.Dv, seed + 2);
-  const q = Tensor.fromArray(gpu, qData, caseShape(c, c.Lq, c.D));
-  const k = Tensor.fromArray(gpu, kData, caseShape(c, c.Lk, c.D));
-  const v = Tensor.fromArray(gpu, vData, caseShape(c, c.Lk, c.Dv));
-  const opts: AttentionOptions = { layout: c.layout, scale: o.scale, causal: o.causal, variant: o.variant };
-  if (o.bias) opts.bias = Tensor.fromArray(gpu, o.bias.data, o.bias.shape);
-  if (o.mask) opts.keyPaddingMask = Tensor.fromArray(gpu, o.mask.data, [c.B, c.Lk], o.mask.dtype);
+  const { qData, kData, vData, q, k, v } = attentionInputs(gpu, c, seed, o.qScale);
+  const opts: AttentionOptions = { layout: c.layout, scale: o.scale, causal: o.causal, variant: o.variant, ...biasAndMask(gpu, c, o) };
   if (o.lse) opts.lse = Tensor.empty(gpu, [c.B, c.H, c.Lq]);
   const y = attention(gpu, q, k, v, opts);
   const out = (await y.read()) as Float32Array;
@@ -123,16 +113,7 @@ test('4096 tokens (SAM2 global attention length), H=1, D=32', async ({ gpu }) =>
 
 test('bias broadcast in each dim pattern', async ({ gpu }) => {
   const c = bhld(2, 3, 11, 13, 32);
-  const patterns = [
-    [2, 3, 11, 13],
-    [1, 3, 11, 13],
-    [2, 1, 11, 13],
-    [1, 1, 11, 13],
-    [2, 3, 1, 13],
-    [1, 1, 1, 13],
-    [2, 1, 11, 1],
-    [1, 1, 1, 1],
-  ];
+  const patterns = ['', 'b', 'h', 'bh', 'q', 'bhq', 'hk', 'bhqk'].map((dims) => biasShape(c, dims));
   for (const [n, shape] of patterns.entries()) {
     const size = shape.reduce((a, b) => a * b);
     await check(gpu, c, 40 + n, { bias: { data: randn(size, 60 + n, 2), shape } }, `bias [${shape.join(', ')}]`);

@@ -16,16 +16,11 @@
 import * as assert from 'uvu/assert';
 import { getDevice, type Gpu } from '../src/device.js';
 import { Tensor } from '../src/tensor.js';
-import type { SafetensorsFile } from '../src/io/safetensors.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { ClipModel } from '../src/models/clip/model.js';
-import { assertThrows, gpuSuite, maxErrors, NO_SHARED, sharedPath, skip } from './util.js';
-
-const FIXTURES = ['clip-tiny-p16', 'clip-tiny-p32'].map((name) => ({
-  name,
-  weights: sharedPath('fixtures', 'clip', name, 'weights.safetensors'),
-  io: sharedPath('fixtures', 'clip', name, 'io.safetensors'),
-}));
+import { CLIP_FIXTURE_FILES, ClipFixtures, type ClipFixture } from './clip-fixtures.js';
+import { uploadFixture } from './shared-fixture.js';
+import { assertThrows, gpuSuite, maxErrors } from './util.js';
 
 /** max|ours − official| / max(1, max|official|), per tensor; measured values (p16 / p32, Dawn on lavapipe) beside each. */
 const F16_RELATIVE_TOLERANCE: Record<string, number> = {
@@ -38,15 +33,13 @@ const F16_RELATIVE_TOLERANCE: Record<string, number> = {
   grad_wrt_proj: 1.5e-3, // measured 1.4e-4 / 8.4e-5
 };
 
-interface Fixture {
-  name: string;
+interface Fixture extends ClipFixture {
   f16: ClipModel;
   f32: ClipModel;
-  io: SafetensorsFile;
 }
 
 const test = gpuSuite('clip f16 weights');
-let fixtures: Fixture[] | null = null;
+const clipFixtures = new ClipFixtures<Fixture>();
 
 async function loadModel(gpu: Gpu, path: string, dtype: 'f16' | 'f32'): Promise<ClipModel> {
   const file = await openSafetensorsFile(path);
@@ -59,25 +52,20 @@ async function loadModel(gpu: Gpu, path: string, dtype: 'f16' | 'f32'): Promise<
 
 test.before(async ({ gpu }) => {
   assert.ok(gpu.hasF16, 'the adapter lacks shader-f16, which these tests need');
-  if (FIXTURES.some((f) => !f.weights || !f.io)) return;
-  fixtures = [];
-  for (const f of FIXTURES) {
+  if (CLIP_FIXTURE_FILES.some((f) => !f.weights || !f.io)) return;
+  const fixtures: Fixture[] = (clipFixtures.list = []);
+  for (const f of CLIP_FIXTURE_FILES) {
     fixtures.push({ name: f.name, f16: await loadModel(gpu, f.weights!, 'f16'), f32: await loadModel(gpu, f.weights!, 'f32'), io: await openSafetensorsFile(f.io!) });
   }
 });
 
 test.after(async () => {
-  for (const f of fixtures ?? []) {
+  for (const f of clipFixtures.list ?? []) {
     f.f16.dispose();
     f.f32.dispose();
     await f.io.close();
   }
 });
-
-function loaded(): Fixture[] | null {
-  if (fixtures === null) skip(NO_SHARED);
-  return fixtures;
-}
 
 /** Relative error max|got − want| / max(1, max|want|). */
 function relativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
@@ -98,7 +86,7 @@ async function expectOfficial(f: Fixture, name: string, t: Tensor): Promise<numb
 }
 
 test('the blocks linear weights are f16, everything else f32', () => {
-  const fs = loaded();
+  const fs = clipFixtures.loaded();
   if (!fs) return;
   for (const f of fs) {
     assert.is(f.f16.weightDtype, 'f16');
@@ -108,10 +96,7 @@ test('the blocks linear weights are f16, everything else f32', () => {
 });
 
 test('features and logits match the official forward within the f16 tolerance', async ({ gpu }) => {
-  const fs = loaded();
-  if (!fs) return;
-  for (const f of fs) {
-    const image = Tensor.fromArray(gpu, await f.io.read('image'), f.io.info('image').shape);
+  await clipFixtures.withImages(gpu, async (f, image) => {
     const imageFeatures = f.f16.encodeImage(image);
     const textFeatures = f.f16.encodeText(await f.io.readInt32('text_tokens'));
     const { logitsPerImage, logitsPerText } = f.f16.logits(imageFeatures, textFeatures);
@@ -119,41 +104,33 @@ test('features and logits match the official forward within the f16 tolerance', 
     await expectOfficial(f, 'logits_per_text', logitsPerText);
     await expectOfficial(f, 'image_features', imageFeatures);
     await expectOfficial(f, 'text_features', textFeatures);
-    image.dispose();
-  }
+  });
 });
 
 test('f16 weights are in use: the f16 model differs from the f32 one by far more than f32 error', async ({ gpu }) => {
-  const fs = loaded();
-  if (!fs) return;
-  for (const f of fs) {
-    const image = Tensor.fromArray(gpu, await f.io.read('image'), f.io.info('image').shape);
+  await clipFixtures.withImages(gpu, async (f, image) => {
     const [a, b] = [f.f16, f.f32].map((m) => m.encodeImage(image));
     const diff = relativeError(await a.read(), await b.read());
     // test/clip.test.ts measures the f32 model within 1e-6 relative of the official features.
     assert.ok(diff > 2e-5, `${f.name}: f16 and f32 image features differ by only ${diff} relative`);
-    for (const t of [image, a, b]) t.dispose();
-  }
+    for (const t of [a, b]) t.dispose();
+  });
 });
 
 test('training through frozen f16 weights: loss and gradients (ln_pre input, f32 visual.proj) match', async ({ gpu }) => {
-  const fs = loaded();
-  if (!fs) return;
-  for (const f of fs) {
-    const image = Tensor.fromArray(gpu, await f.io.read('image'), f.io.info('image').shape);
-    const r = Tensor.fromArray(gpu, await f.io.read('grad_r'), f.io.info('grad_r').shape);
+  await clipFixtures.withImages(gpu, async (f, image) => {
+    const r = await uploadFixture(gpu, f.io, 'grad_r');
     const { loss, gradVisionTokens, gradProj } = f.f16.imageGradients(image, r);
     assert.is(gradProj.dtype, 'f32');
     await expectOfficial(f, 'loss', loss);
     await expectOfficial(f, 'grad_wrt_vision_tokens', gradVisionTokens);
     await expectOfficial(f, 'grad_wrt_proj', gradProj);
-    image.dispose();
     r.dispose();
-  }
+  });
 });
 
 test('without shader-f16: dtype f16 falls back to f32 with a note, no error, f32 results', async () => {
-  const fs = loaded();
+  const fs = clipFixtures.loaded();
   if (!fs) return;
   await assertThrows(() => getDevice({ requireF16: true, disableF16: true }), /getDevice: requireF16 and disableF16 contradict/);
   const plain = await getDevice({ disableF16: true });
@@ -161,10 +138,10 @@ test('without shader-f16: dtype f16 falls back to f32 with a note, no error, f32
     assert.is(plain.hasF16, false);
     assert.ok(!plain.features.has('shader-f16'), 'disableF16: the device has no shader-f16');
     const f = fs[0];
-    const model = await loadModel(plain, FIXTURES[0].weights!, 'f16');
+    const model = await loadModel(plain, CLIP_FIXTURE_FILES[0].weights!, 'f16');
     assert.is(model.weightDtype, 'f32');
     assert.match(model.weightDtypeNote ?? '', /dtype 'f16' asked for, but the adapter .* lacks shader-f16: weights stay f32/);
-    const image = Tensor.fromArray(plain, await f.io.read('image'), f.io.info('image').shape);
+    const image = await uploadFixture(plain, f.io, 'image');
     const features = model.encodeImage(image);
     const err = relativeError(await features.read(), await f.io.read('image_features'));
     assert.ok(err < 1e-5, `${f.name}: the f32 fallback's features are ${err} relative from the official ones`);
@@ -175,9 +152,9 @@ test('without shader-f16: dtype f16 falls back to f32 with a note, no error, f32
 });
 
 test('a dtype other than f32 / f16 is an Error naming it', async ({ gpu }) => {
-  const fs = loaded();
+  const fs = clipFixtures.loaded();
   if (!fs) return;
-  const file = await openSafetensorsFile(FIXTURES[0].weights!);
+  const file = await openSafetensorsFile(CLIP_FIXTURE_FILES[0].weights!);
   await assertThrows(() => ClipModel.fromSafetensors(gpu, file, { dtype: 'bf16' as 'f16' }), /loadClipWeights/, /dtype must be 'f32' or 'f16'/, /"bf16"/);
   await file.close();
 });

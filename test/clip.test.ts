@@ -8,21 +8,15 @@ import { readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { Tensor } from '../src/tensor.js';
 import type { Gpu } from '../src/device.js';
-import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsFile, type ByteSource, type WritableDType } from '../src/io/safetensors.js';
+import { bytesSource, openSafetensors, writeSafetensors, type ByteSource, type WritableDType } from '../src/io/safetensors.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { loadClipTokenizer } from '../src/models/clip/tokenizer-node.js';
 import { ClipModel } from '../src/models/clip/model.js';
 import { clipImageRef } from './ref/clip.js';
-import { assertClose, assertThrows, gpuSuite, NO_SHARED, sharedPath, skip } from './util.js';
+import { CLIP_FIXTURE_FILES, ClipFixtures, type ClipFixture } from './clip-fixtures.js';
+import { uploadFixture } from './shared-fixture.js';
+import { assertClose, assertThrows, gpuSuite, sharedPath } from './util.js';
 
-const FIXTURES = ['clip-tiny-p16', 'clip-tiny-p32'];
-/** Each fixture's files: null when ../shared is absent; a missing file fails this file here. */
-const FIXTURE_FILES = FIXTURES.map((name) => ({
-  name,
-  weights: sharedPath('fixtures', 'clip', name, 'weights.safetensors'),
-  io: sharedPath('fixtures', 'clip', name, 'io.safetensors'),
-  tokens: sharedPath('fixtures', 'clip', name, 'tokens.json'),
-}));
 const VOCAB = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
 
 /**
@@ -64,26 +58,18 @@ const TOLERANCE: Record<string, number> = {
 /** Largest |ours − official| per tensor over this run (printed when CLIP_MEASURE is set, to re-measure the bounds). */
 const measured = new Map<string, number>();
 
-interface Fixture {
-  name: string;
+interface Fixture extends ClipFixture {
   model: ClipModel;
-  io: SafetensorsFile;
   tokens: string;
 }
 
 const test = gpuSuite('clip');
-let fixtures: Fixture[] | null = null;
-
-/** The loaded fixtures, or null after marking the test skipped (../shared is absent). */
-function loaded(): Fixture[] | null {
-  if (fixtures === null) skip(NO_SHARED);
-  return fixtures;
-}
+const clipFixtures = new ClipFixtures<Fixture>();
 
 test.before(async (ctx) => {
-  if (FIXTURE_FILES.some((f) => !f.weights || !f.io || !f.tokens)) return;
-  fixtures = [];
-  for (const { name, weights: weightsPath, io, tokens } of FIXTURE_FILES) {
+  if (CLIP_FIXTURE_FILES.some((f) => !f.weights || !f.io || !f.tokens)) return;
+  const fixtures: Fixture[] = (clipFixtures.list = []);
+  for (const { name, weights: weightsPath, io, tokens } of CLIP_FIXTURE_FILES) {
     const weights = await openSafetensorsFile(weightsPath!);
     const model = await ClipModel.fromSafetensors(ctx.gpu, weights);
     await weights.close();
@@ -92,16 +78,12 @@ test.before(async (ctx) => {
 });
 
 test.after(async () => {
-  for (const f of fixtures ?? []) {
+  for (const f of clipFixtures.list ?? []) {
     f.model.dispose();
     await f.io.close();
   }
   if (process.env.CLIP_MEASURE) for (const [name, err] of [...measured].sort()) console.log(`measured ${name}: ${err.toExponential(2)}`);
 });
-
-async function upload(gpu: Gpu, io: SafetensorsFile, name: string): Promise<Tensor> {
-  return Tensor.fromArray(gpu, await io.read(name), io.info(name).shape);
-}
 
 /** Compares (and disposes) `t` against io tensor `name`: within TOLERANCE[name] and the fixtures' rule. */
 async function expectFixture(f: Fixture, name: string, t: Tensor): Promise<void> {
@@ -128,7 +110,7 @@ function expectClose(got: Float32Array, expected: ArrayLike<number>, name: strin
 }
 
 test('architecture is inferred from key names, shapes and metadata (heads from __metadata__.config)', () => {
-  const fixtures = loaded();
+  const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const [p16, p32] = fixtures.map((f) => f.model.config);
   assert.equal(
@@ -144,23 +126,16 @@ test('architecture is inferred from key names, shapes and metadata (heads from _
 });
 
 test('image tower: features and intermediates match the official forward', async (ctx) => {
-  const fixtures = loaded();
-  if (!fixtures) return;
-  for (const f of fixtures) {
-    const image = await upload(ctx.gpu, f.io, 'image');
+  await clipFixtures.withImages(ctx.gpu, async (f, image) => {
     const trace = f.model.traceImage(image);
     for (const [name, t] of Object.entries(trace)) await expectFixture(f, name, t);
     // A second call reuses the cached graph and gives the same features.
     await expectFixture(f, 'image_features', f.model.encodeImage(image));
-    image.dispose();
-  }
+  });
 });
 
 test('text tower, logits and the 20 tricky rows (EOT at 76, at 1, literal <|endoftext|>) match', async (ctx) => {
-  const fixtures = loaded();
-  if (!fixtures) return;
-  for (const f of fixtures) {
-    const image = await upload(ctx.gpu, f.io, 'image');
+  await clipFixtures.withImages(ctx.gpu, async (f, image) => {
     const imageFeatures = f.model.encodeImage(image);
     const trace = f.model.traceText(await f.io.readInt32('text_tokens'));
     const { logitsPerImage, logitsPerText } = f.model.logits(imageFeatures, trace.text_features);
@@ -170,16 +145,13 @@ test('text tower, logits and the 20 tricky rows (EOT at 76, at 1, literal <|endo
     // Token ids given as an i32 tensor.
     const tricky = Tensor.fromArray(ctx.gpu, await f.io.readInt32('tricky_text_tokens'), f.io.info('tricky_text_tokens').shape, 'i32');
     await expectFixture(f, 'tricky_text_features', f.model.encodeText(tricky));
-    for (const t of [image, imageFeatures, tricky]) t.dispose();
-  }
+    for (const t of [imageFeatures, tricky]) t.dispose();
+  });
 });
 
 test('masked attention: attn_mask (-inf key columns) in every vision block gives image_features_masked', async (ctx) => {
-  const fixtures = loaded();
-  if (!fixtures) return;
-  for (const f of fixtures) {
-    const image = await upload(ctx.gpu, f.io, 'image');
-    const mask = await upload(ctx.gpu, f.io, 'attn_mask');
+  await clipFixtures.withImages(ctx.gpu, async (f, image) => {
+    const mask = await uploadFixture(ctx.gpu, f.io, 'attn_mask');
     await expectFixture(f, 'image_features_masked', f.model.encodeImage(image, { attnBias: mask }));
     // Listing every block explicitly is the same; as a [1, 1, T, T] bias too.
     const layers = [...Array(f.model.config.vision.layers).keys()];
@@ -192,17 +164,13 @@ test('masked attention: attn_mask (-inf key columns) in every vision block gives
       const ref = await f.io.read(name);
       assert.ok(partial.some((v, i) => Math.abs(v - ref[i]) > 1e-3), `${f.name}: mask in block 0 only must differ from ${name}`);
     }
-    image.dispose();
     mask.dispose();
-  }
+  });
 });
 
 test('image tower backward: loss = Σ features ∘ grad_r, its gradients w.r.t. the ln_pre input and visual.proj match', async (ctx) => {
-  const fixtures = loaded();
-  if (!fixtures) return;
-  for (const f of fixtures) {
-    const image = await upload(ctx.gpu, f.io, 'image');
-    const r = await upload(ctx.gpu, f.io, 'grad_r');
+  const fixtures = await clipFixtures.withImages(ctx.gpu, async (f, image) => {
+    const r = await uploadFixture(ctx.gpu, f.io, 'grad_r');
     const { loss, gradVisionTokens, gradProj } = f.model.imageGradients(image, r);
     await expectFixture(f, 'loss', loss);
     await expectFixture(f, 'grad_wrt_vision_tokens', gradVisionTokens);
@@ -212,8 +180,9 @@ test('image tower backward: loss = Σ features ∘ grad_r, its gradients w.r.t. 
     const negated = f.model.imageGradients(image, minusR);
     const expected = await f.io.read('grad_wrt_proj');
     expectClose((await negated.gradProj.read()) as Float32Array, expected.map((v) => -v), 'grad_wrt_proj', `${f.name} grad_wrt_proj with -r`);
-    for (const t of [image, r, minusR, ...Object.values(negated)]) t.dispose();
-  }
+    for (const t of [r, minusR, ...Object.values(negated)]) t.dispose();
+  });
+  if (!fixtures) return;
   const image = Tensor.empty(ctx.gpu, [2, 3, 64, 64]);
   const badR = Tensor.empty(ctx.gpu, [2, 31]);
   await assertThrows(() => fixtures[0].model.imageGradients(image, badR), /imageGradients/, /r must be f32 \[N, E\] = \[2, 32\]/, /\[2, 31\]/);
@@ -222,13 +191,13 @@ test('image tower backward: loss = Σ features ∘ grad_r, its gradients w.r.t. 
 });
 
 test('VPT prompts: inserted after the class token (float64 reference); hidden by a -inf bias they leave the features unchanged', async (ctx) => {
-  const fixtures = loaded();
+  const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const f = fixtures[0];
   const { width, tokens, layers, heads, patchSize, grid } = f.model.config.vision;
   const P = 3;
   const T = tokens + P;
-  const image = await upload(ctx.gpu, f.io, 'image');
+  const image = await uploadFixture(ctx.gpu, f.io, 'image');
   const promptData = new Float32Array(P * width).map((_, i) => Math.sin(i * 0.37) * 2);
   const prompts = Tensor.fromArray(ctx.gpu, promptData, [P, width]);
   // Prompt tokens sit at positions 1..P: block their key columns.
@@ -237,7 +206,7 @@ test('VPT prompts: inserted after the class token (float64 reference); hidden by
   const bias = Tensor.fromArray(ctx.gpu, hide, [T, T]);
   await expectFixture(f, 'image_features', f.model.encodeImage(image, { prompts, attnBias: bias }));
   // Visible prompts: the float64 reference (test/ref/clip.ts) on the fixture's weights, prompts at 1..P.
-  const weights = await openSafetensorsFile(FIXTURE_FILES[0].weights!);
+  const weights = await openSafetensorsFile(CLIP_FIXTURE_FILES[0].weights!);
   const params = new Map<string, Float64Array>();
   for (const key of weights.tensors.keys()) if (key.startsWith('visual.')) params.set(key, Float64Array.from(await weights.read(key)));
   await weights.close();
@@ -260,7 +229,7 @@ test('VPT prompts: inserted after the class token (float64 reference); hidden by
 });
 
 test('input checks name the call and the shapes', async (ctx) => {
-  const fixtures = loaded();
+  const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const m = fixtures[0].model;
   const wrong = Tensor.empty(ctx.gpu, [1, 3, 32, 32]);
@@ -279,7 +248,7 @@ test('input checks name the call and the shapes', async (ctx) => {
 
 /** The p16 checkpoint as writable entries, so tests can damage it. */
 async function checkpointEntries(): Promise<{ entries: { name: string; dtype: WritableDType; shape: readonly number[]; data: Float32Array }[]; metadata: Record<string, string> }> {
-  const file = await openSafetensorsFile(FIXTURE_FILES[0].weights!);
+  const file = await openSafetensorsFile(CLIP_FIXTURE_FILES[0].weights!);
   const entries = [];
   for (const [name, info] of file.tensors) entries.push({ name, dtype: 'F32' as const, shape: info.shape, data: await file.read(name) });
   const metadata = { ...file.metadata };
@@ -290,7 +259,7 @@ async function checkpointEntries(): Promise<{ entries: { name: string; dtype: Wr
 const inUseBytes = (gpu: Gpu) => gpu.pool.stats().ownedBytes - gpu.pool.stats().freeBytes;
 
 test('checkpoint errors name the file, the key, expected and actual shape; nothing stays uploaded', async (ctx) => {
-  const fixtures = loaded();
+  const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const { entries, metadata } = await checkpointEntries();
   const load = async (list: typeof entries, name: string) => ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(list, metadata)), name));
@@ -361,14 +330,14 @@ function toHuggingFace(entries: Awaited<ReturnType<typeof checkpointEntries>>['e
 }
 
 test('Hugging Face key layout (vision_model.encoder.layers.N.self_attn.q_proj…) gives the same model', async (ctx) => {
-  const fixtures = loaded();
+  const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const f = fixtures[0];
   const { entries, metadata } = await checkpointEntries();
   const hf = ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(toHuggingFace(entries), metadata)), 'hf.safetensors'));
   const model = await hf;
   assert.is(model.config.layout, 'hf');
-  const image = await upload(ctx.gpu, f.io, 'image');
+  const image = await uploadFixture(ctx.gpu, f.io, 'image');
   await expectFixture(f, 'image_features', model.encodeImage(image));
   await expectFixture(f, 'text_features', model.encodeText(await f.io.readInt32('text_tokens')));
   image.dispose();
@@ -376,7 +345,7 @@ test('Hugging Face key layout (vision_model.encoder.layers.N.self_attn.q_proj…
 });
 
 test('tokenizer + text tower from strings (tokens.json main strings)', async () => {
-  const fixtures = loaded();
+  const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const tokenizer = await loadClipTokenizer(VOCAB!);
   for (const f of fixtures) {

@@ -6,8 +6,9 @@
 // tolerance is as tight as for f32 matmul. lavapipe, and every GPU the
 // project targets, has `shader-f16`: these tests require it.
 import * as assert from 'uvu/assert';
-import { MATMUL_VARIANTS, Tensor, matmul, type Gpu, type MatmulOptions } from '../src/node.js';
-import { roundArrayToF16, roundToF16 } from './ref/half.js';
+import { MATMUL_VARIANTS, Tensor, matmul, type Gpu } from '../src/node.js';
+import { roundToF16 } from './ref/half.js';
+import { EDGE_SHAPES, SMALL, runMatmulCase, type MatmulCase } from './matmul-case.js';
 import { matmulRef } from './ref/matmul.js';
 import { assertClose, assertThrows, gpuSuite, randomArray } from './util.js';
 
@@ -26,45 +27,14 @@ function tolerance(K: number) {
   return { atol: 4 * Math.max(K, 1) * 2 ** -24 + 2e-6, rtol: 2e-6 };
 }
 
-interface Case {
-  a: number[];
-  b: number[];
-  opts?: Omit<MatmulOptions, 'bias' | 'residual' | 'out'>;
-  bias?: boolean;
-  residual?: number[];
-}
-
-const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
-
 /** Runs one case with B uploaded as f16 and checks it against the float64 reference on f16-rounded B; returns the max abs error. */
-async function check(gpu: Gpu, c: Case, label: string, seed: number): Promise<number> {
-  const opts = c.opts ?? {};
-  const aData = randomArray(size(c.a), seed);
-  const bData = randomArray(size(c.b), seed + 1);
-  const K = opts.transA ? c.a[c.a.length - 2] : c.a[c.a.length - 1];
-  const N = opts.transB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
-  const biasData = c.bias ? randomArray(N, seed + 2) : undefined;
-  const resData = c.residual ? randomArray(size(c.residual), seed + 3) : undefined;
-  const a = Tensor.fromArray(gpu, aData, c.a);
-  const b = Tensor.fromArray(gpu, bData, c.b, 'f16');
-  const bias = biasData && Tensor.fromArray(gpu, biasData, [N]);
-  const residual = resData && c.residual && Tensor.fromArray(gpu, resData, c.residual);
-  try {
-    const y = matmul(gpu, a, b, { ...opts, bias, residual });
-    const want = matmulRef(aData, c.a, roundArrayToF16(bData), c.b, { ...opts, bias: biasData, residual: resData, residualShape: c.residual });
-    assert.equal(y.shape, want.shape, `${label}: output shape`);
-    const got = await y.read();
-    y.dispose();
-    assertClose(got, want.data, tolerance(K), label);
-    let err = 0;
-    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want.data[i]));
-    return err;
-  } finally {
-    for (const t of [a, b, bias, residual]) t?.dispose();
-  }
+async function check(gpu: Gpu, c: MatmulCase, label: string, seed: number): Promise<number> {
+  const { got, want, K } = await runMatmulCase(gpu, c, label, seed, 'f16');
+  assertClose(got, want, tolerance(K), label);
+  let err = 0;
+  for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i] - want[i]));
+  return err;
 }
-
-const SMALL = 'direct-wg8x1-r4x4';
 
 test.before(({ gpu }) => {
   assert.ok(gpu.hasF16, `the adapter (${gpu.adapter.description || gpu.adapter.name}) lacks shader-f16, which these tests need`);
@@ -85,18 +55,9 @@ test('reference rounding to f16: exact values, ties to even, subnormals, overflo
   assert.is(roundToF16(0.333251953125), 0.333251953125);
 });
 
-// Dims of 1, primes and non-multiples of every tile; each combination of
-// vec4 alignment of B's contiguous dim (the vec2<u32> read of four halves)
-// against the scalar path (a half at an odd index is the word's high half).
-for (const [M, K, N] of [
-  [1, 1, 1],
-  [7, 13, 5],
-  [33, 65, 17],
-  [4, 4, 4],
-  [65, 1, 33],
-  [197, 77, 96],
-  [20, 96, 30],
-]) {
+// The vec2<u32> read of four halves against the scalar path (a half at an
+// odd index is the word's high half) on the edge shapes.
+for (const [M, K, N] of EDGE_SHAPES) {
   test(`${M}x${K}x${N}, B [K, N] and B [N, K] (transB)`, async ({ gpu }) => {
     await check(gpu, { a: [M, K], b: [K, N], opts: { variant: SMALL } }, `${M}x${K}x${N}`, M * 1000 + N);
     await check(gpu, { a: [M, K], b: [N, K], opts: { transB: true, variant: SMALL } }, `${M}x${K}x${N} transB`, M * 1000 + N + 7);

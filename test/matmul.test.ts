@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
-import { MATMUL_VARIANTS, Tensor, matmul, tuneMatmul, tunedVariant, type Gpu, type MatmulActivation, type MatmulOptions } from '../src/node.js';
+import { MATMUL_VARIANTS, Tensor, matmul, tuneMatmul, tunedVariant, type Gpu, type MatmulActivation } from '../src/node.js';
+import { EDGE_SHAPES, SMALL, runMatmulCase, type MatmulCase } from './matmul-case.js';
 import { matmulRef } from './ref/matmul.js';
 import { assertClose, assertThrows, gpuSuite, randomArray } from './util.js';
 
@@ -14,17 +15,6 @@ function tolerance(K: number) {
   return { atol: 8 * Math.sqrt(Math.max(K, 1)) * 2 ** -24 + 2e-6, rtol: 2e-6 };
 }
 
-interface Case {
-  a: number[];
-  b: number[];
-  opts?: Omit<MatmulOptions, 'bias' | 'residual' | 'out'>;
-  bias?: boolean;
-  /** Shape of the residual (defaults to no residual). */
-  residual?: number[];
-}
-
-const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
-
 /** A seed from a case's label (FNV-1a): each case has its own inputs whichever tests ran before it. */
 function seedOf(label: string): number {
   let h = 0x811c9dc5;
@@ -33,24 +23,9 @@ function seedOf(label: string): number {
 }
 
 /** Runs one case on the GPU and checks it against the float64 reference. */
-async function check(gpu: Gpu, c: Case, label: string): Promise<void> {
-  const opts = c.opts ?? {};
-  let seed = seedOf(label);
-  const aData = randomArray(size(c.a), seed++);
-  const bData = randomArray(size(c.b), seed++);
-  const K = opts.transA ? c.a[c.a.length - 2] : c.a[c.a.length - 1];
-  const N = opts.transB ? c.b[c.b.length - 2] : c.b[c.b.length - 1];
-  const biasData = c.bias ? randomArray(N, seed++) : undefined;
-  const resData = c.residual ? randomArray(size(c.residual), seed++) : undefined;
-  const a = Tensor.fromArray(gpu, aData, c.a);
-  const b = Tensor.fromArray(gpu, bData, c.b);
-  const bias = biasData && Tensor.fromArray(gpu, biasData, [N]);
-  const residual = resData && c.residual && Tensor.fromArray(gpu, resData, c.residual);
-  const y = matmul(gpu, a, b, { ...opts, bias, residual });
-  const want = matmulRef(aData, c.a, bData, c.b, { ...opts, bias: biasData, residual: resData, residualShape: c.residual });
-  assert.equal(y.shape, want.shape, `${label}: output shape`);
-  assertClose(await y.read(), want.data, tolerance(K), label);
-  for (const t of [a, b, bias, residual, y]) t?.dispose();
+async function check(gpu: Gpu, c: MatmulCase, label: string): Promise<void> {
+  const { got, want, K } = await runMatmulCase(gpu, c, label, seedOf(label));
+  assertClose(got, want, tolerance(K), label);
 }
 
 test('reference: a hand-computed product, transposed and batched', () => {
@@ -66,25 +41,9 @@ test('reference: a hand-computed product, transposed and batched', () => {
   assert.equal(Array.from(r.data), [103, 201.5, 106, 204.5, 105, 204, 111, 210]);
 });
 
-// Indexing, vec4 paths, transposes, batching and the epilogue are shared by
-// all variants of an entry point; they are checked with a small register
-// block, which CPU drivers compile in a fraction of a second instead of
-// seconds (every specialisation is a new pipeline). The variant loop below
+// The edge shapes run with the SMALL register block; the variant loop below
 // then runs every listed variant, and the large shape the default one.
-const SMALL = 'direct-wg8x1-r4x4';
-
-// The shapes cover dims of 1, primes, non-multiples of every tile, and each
-// combination of vec4 alignment (K % 4, N % 4).
-for (const [M, K, N] of [
-  [1, 1, 1],
-  [7, 13, 5],
-  [33, 65, 17],
-  [4, 4, 4],
-  [1, 64, 1],
-  [65, 1, 33],
-  [197, 77, 96],
-  [20, 96, 30],
-]) {
+for (const [M, K, N] of EDGE_SHAPES) {
   test(`${M}x${K}x${N}`, async ({ gpu }) => {
     await check(gpu, { a: [M, K], b: [K, N], opts: { variant: SMALL } }, `${M}x${K}x${N}`);
   });

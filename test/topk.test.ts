@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
 import { Tensor, argmax, topK } from '../src/node.js';
+import { AXIS_CASES, axisCaseSizes } from './axis-cases.js';
 import * as ref from './ref/norm.js';
 import { assertThrows, gpuSuite, randomArray, rng } from './util.js';
 
@@ -14,21 +15,10 @@ function tiedArray(n: number, seed: number, levels: number): Float32Array {
   return Float32Array.from({ length: n }, () => Math.floor(r() * levels));
 }
 
-const ARGMAX_CASES: { shape: number[]; axis?: number }[] = [
-  { shape: [1] },
-  { shape: [7] },
-  { shape: [5, 1000] },
-  { shape: [3, 50000] },
-  { shape: [300, 8] },
-  { shape: [37, 5], axis: 0 },
-  { shape: [2, 3, 5, 7], axis: 1 },
-  { shape: [1000, 3], axis: -2 },
-];
-
-for (const { shape, axis } of ARGMAX_CASES) {
+for (const c of AXIS_CASES) {
+  const { shape, axis } = c;
   test(`argmax matches reference (random and tied data): [${shape}] axis ${axis ?? -1}`, async ({ gpu }) => {
-    const n = shape.reduce((a, b) => a * b, 1);
-    const ax = axis === undefined ? shape.length - 1 : axis < 0 ? axis + shape.length : axis;
+    const { n, ax } = axisCaseSizes(c);
     for (const data of [randomArray(n, n + 1), tiedArray(n, n + 2, 4)]) {
       const x = Tensor.fromArray(gpu, data, shape);
       for (const keepDims of [false, true]) {

@@ -11,7 +11,7 @@
 // against the f32 model, same images, same run (ratio: f32 time / f16 time).
 import { ClipModel, Tensor, openSafetensors, syntheticSafetensors } from '../../dist/node.js';
 import { memoryLine, mib } from '../memory.js';
-import { values } from '../values.js';
+import { benchF16Weights, values } from '../values.js';
 
 const IMAGE = 224;
 const prompts = (quick) => (quick ? 2 : 8);
@@ -92,31 +92,13 @@ async function f16Line(ctx, name, arch, model) {
   const half = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f16' });
   await file.close();
   const images = Tensor.fromArray(gpu, values(3 * IMAGE * IMAGE, 12), [1, 3, IMAGE, IMAGE]);
-  const [got, want] = [await readAndDispose(half.encodeImage(images)), await readAndDispose(model.encodeImage(images))];
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff = Math.max(diff, Math.abs(got[i] - want[i]));
-    scale = Math.max(scale, Math.abs(want[i]));
-  }
-  ctx.note(`${name}: max |f16 - f32 weights| = ${diff.toExponential(2)} (max |f32| ${scale.toFixed(3)})`);
-  if (!(diff <= 1e-2 * Math.max(1, scale))) throw new Error(`bench clip: the f16-weight features differ from the f32 ones by ${diff}`);
-  await ctx.bench({
+  await benchF16Weights(ctx, {
     name,
     shape: `images [1,3,${IMAGE},${IMAGE}] → [1,${EMBED}], blocks' linear weights f16`,
     flops: imageFlops(arch, 1),
-    warmup: 1,
-    runs: 3,
-    ours: () => {
-      const y = half.encodeImage(images);
-      return () => y.dispose();
-    },
-    peers: {
-      'ours f32 weights': () => {
-        const y = model.encodeImage(images);
-        return () => y.dispose();
-      },
-    },
+    half: () => half.encodeImage(images),
+    full: () => model.encodeImage(images),
+    mismatch: 'bench clip: the f16-weight features differ from the f32 ones',
   });
   images.dispose();
   half.dispose();

@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { Tensor } from '../../dist/node.js';
 import { MobileSamEncoder } from '../../dist/models/sam/mobilesam-encoder.js';
 import { ortWebPeer } from '../peers/ort-web.js';
-import { maxAbsDiff, values } from '../values.js';
+import { benchF16Weights, maxAbsDiff, values } from '../values.js';
 
 const NAME = 'mobilesam encoder 1024²';
 const smallerSizes = (quick) => (quick ? [256] : [512, 256]);
@@ -183,29 +183,13 @@ export default async function (ctx) {
   if (withF16) {
     const half = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { dtype: 'f16' });
     const x = Tensor.fromArray(gpu, data.subarray(0, 3 * f16Size * f16Size), [1, 3, f16Size, f16Size]);
-    const [a, b] = [half, encoder].map((e) => e.encode(x));
-    const [got, want] = [await a.read(), await b.read()];
-    for (const t of [a, b]) t.dispose();
-    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const diff = maxAbsDiff(got, want);
-    ctx.note(`${f16Name(f16Size)}: max |f16 - f32 weights| = ${diff.toExponential(2)} (max |f32| ${scale.toFixed(3)})`);
-    if (!(diff <= 1e-2 * Math.max(1, scale))) throw new Error(`bench mobilesam: the f16-weight embedding differs from the f32 one by ${diff}`);
-    await ctx.bench({
+    await benchF16Weights(ctx, {
       name: f16Name(f16Size),
       shape: `image [1,3,${f16Size},${f16Size}] → [1,256,${f16Size / 16},${f16Size / 16}], TinyViT-5M, matmul and conv weights f16`,
       flops: encoderFlops(f16Size),
-      warmup: 1,
-      runs: 3,
-      ours: () => {
-        const y = half.encode(x);
-        return () => y.dispose();
-      },
-      peers: {
-        'ours f32 weights': () => {
-          const y = encoder.encode(x);
-          return () => y.dispose();
-        },
-      },
+      half: () => half.encode(x),
+      full: () => encoder.encode(x),
+      mismatch: 'bench mobilesam: the f16-weight embedding differs from the f32 one',
     });
     x.dispose();
     half.dispose();

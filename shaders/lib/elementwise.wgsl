@@ -1,8 +1,10 @@
 // The entry point `main` of the elementwise kernels: one invocation per
 // element on the flat grid of shaders/lib/linear_grid.wgsl, calling the
 // includer's `fn element(i: u32)` for every i < params.n.
-// The includer declares the override WORKGROUP_SIZE, the uniform `params`
-// with a u32 field `n`, and `element`.
+// The includer declares the uniform `params` with a u32 field `n`, and
+// `element`; the pipeline may override WORKGROUP_SIZE.
+
+override WORKGROUP_SIZE: u32 = 256u;
 
 //! include linear_grid
 

@@ -343,21 +343,22 @@ export class ProtoReader {
 
   /** FLOAT values (fixed32) of the current record and its run into `out` (see countRepeated). */
   floatsInto(out: Float32Array, at: number, name: string): number {
-    const copied = this.packedCopy(out, at, 4, name);
-    if (copied >= 0) return copied;
-    const view = this.view;
-    return this.repeatedInto(WireType.FIXED32, name, out.length, at, (r, i) => {
-      out[i] = view.getFloat32(r.advance(4, 'float'), true);
-    });
+    return this.fixedFloatsInto(out, at, name, 4);
   }
 
   /** DOUBLE values (fixed64) of the current record and its run into `out`. */
   doublesInto(out: Float64Array, at: number, name: string): number {
-    const copied = this.packedCopy(out, at, 8, name);
+    return this.fixedFloatsInto(out, at, name, 8);
+  }
+
+  /** FLOAT (size 4) or DOUBLE (size 8) values: a packed record copied byte for byte where it can be, else value by value. */
+  private fixedFloatsInto(out: Float32Array | Float64Array, at: number, name: string, size: 4 | 8): number {
+    const copied = this.packedCopy(out, at, size, name);
     if (copied >= 0) return copied;
     const view = this.view;
-    return this.repeatedInto(WireType.FIXED64, name, out.length, at, (r, i) => {
-      out[i] = view.getFloat64(r.advance(8, 'double'), true);
+    const read = size === 4 ? (r: ProtoReader) => view.getFloat32(r.advance(4, 'float'), true) : (r: ProtoReader) => view.getFloat64(r.advance(8, 'double'), true);
+    return this.repeatedInto(size === 4 ? WireType.FIXED32 : WireType.FIXED64, name, out.length, at, (r, i) => {
+      out[i] = read(r);
     });
   }
 

@@ -19,73 +19,65 @@ export type ConvPair = number | readonly [number, number];
 export type ConvActivation = Activation;
 
 /**
- * `gemm` entry (GPUs): output tile per 16×16-thread workgroup, rows (output
- * pixels) × columns (output channels), TM × TN outputs per thread.
+ * Every conv2d GEMM variant, the tiled ones (GPU default) first, then the
+ * direct ones (CPU-adapter default).
+ * - `gemm` entry (GPUs): output tile per 16×16-thread workgroup, rows (output
+ *   pixels) × columns (output channels), TM × TN outputs per thread.
+ * - `direct` entry (CPU adapters): register block per invocation, `direct-<pixels>x<channels>`
+ *   (4·PX4 adjacent pixels of one output row × CN output channels).
  */
-const GEMM_TILES = {
+export const CONV_TILE_VARIANTS = {
   '64x64': { TM: 4, TN: 4 },
   '64x32': { TM: 4, TN: 2 },
   '32x32': { TM: 2, TN: 2 },
   '64x16': { TM: 4, TN: 1 },
-} as const;
-type GemmTile = keyof typeof GEMM_TILES;
-
-/**
- * `direct` entry (CPU adapters): register block per invocation, `direct-<pixels>x<channels>`
- * (4·PX4 adjacent pixels of one output row × CN output channels).
- */
-const DIRECT_BLOCKS = {
   'direct-8x16': { PX4: 2, CN: 16 },
   'direct-16x8': { PX4: 4, CN: 8 },
   'direct-8x8': { PX4: 2, CN: 8 },
   'direct-4x16': { PX4: 1, CN: 16 },
 } as const;
-type DirectBlock = keyof typeof DIRECT_BLOCKS;
-
-/** Every conv2d GEMM variant: the tiled ones (GPU default) and the direct ones (CPU-adapter default). */
-export const CONV_TILE_VARIANTS = { ...GEMM_TILES, ...DIRECT_BLOCKS } as const;
 export type ConvTileVariant = keyof typeof CONV_TILE_VARIANTS;
+type DirectBlock = Extract<ConvTileVariant, `direct-${string}`>;
+type GemmTile = Exclude<ConvTileVariant, DirectBlock>;
 
 function isDirect(variant: ConvTileVariant): variant is DirectBlock {
-  return variant in DIRECT_BLOCKS;
+  return variant.startsWith('direct-');
 }
 
-export interface Conv2dOptions {
-  /** [O] */
-  bias?: Tensor;
+/** The options every op of the family takes: its window's steps (each a number for both dimensions or [h, w]) and an output tensor. */
+interface WindowOptions {
   stride?: ConvPair;
   padding?: ConvPair;
   dilation?: ConvPair;
+  /** Receives the output (f32, of the op's output shape). */
+  out?: Tensor;
+}
+
+export interface Conv2dOptions extends WindowOptions {
+  /** [O] */
+  bias?: Tensor;
   groups?: number;
   activation?: ConvActivation;
-  out?: Tensor;
   /** Forces a GEMM variant (otherwise the tuned or default choice); ignored on the depthwise (one input channel per group) path. */
   variant?: ConvTileVariant;
 }
 
-export interface ConvTranspose2dOptions {
+export interface ConvTranspose2dOptions extends WindowOptions {
   /** [O] */
   bias?: Tensor;
-  stride?: ConvPair;
-  padding?: ConvPair;
   /** Extra rows/columns on the bottom/right of the output; each below max(stride, dilation). */
   outputPadding?: ConvPair;
-  dilation?: ConvPair;
   groups?: number;
-  out?: Tensor;
 }
 
-export interface MaxPool2dOptions {
+export interface MaxPool2dOptions extends WindowOptions {
   kernel: ConvPair;
   /** Defaults to the kernel size. */
   stride?: ConvPair;
   /** Implicit −inf border; at most half the kernel size. */
   padding?: ConvPair;
-  dilation?: ConvPair;
   /** Round the output size up, keeping the last window starting inside the input or its left padding. */
   ceilMode?: boolean;
-  /** Receives the output [N, C, Ho, Wo]. */
-  out?: Tensor;
 }
 
 const WORKGROUP_SIZE = 256;
@@ -104,10 +96,42 @@ function pair(op: string, name: string, value: ConvPair | undefined, fallback: r
   return [p[0], p[1]];
 }
 
-function checkGroups(op: string, groups: number | undefined): number {
+/** The stride, padding and dilation of a sliding window, checked; `defaultStride` when none is given. */
+function windowPairs(op: string, opts: { stride?: ConvPair; padding?: ConvPair; dilation?: ConvPair }, defaultStride: readonly [number, number] = [1, 1]): Window {
+  return {
+    stride: pair(op, 'stride', opts.stride, defaultStride, 1),
+    padding: pair(op, 'padding', opts.padding, [0, 0], 0),
+    dilation: pair(op, 'dilation', opts.dilation, [1, 1], 1),
+  };
+}
+
+interface Window {
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+}
+
+/** The override constants of a kernel KH × KW sliding with `win` (shaders conv2d, conv_transpose2d, maxpool2d). */
+function windowConstants(KH: number, KW: number, win: Window) {
+  const { stride, padding, dilation } = win;
+  return { KH, KW, SH: stride[0], SW: stride[1], PH: padding[0], PW: padding[1], DH: dilation[0], DW: dilation[1] };
+}
+
+/** PyTorch's output size of a window k at stride s, padding p, dilation d: floor (or in ceil mode, ceil) division. */
+function windowOutputSize(size: number, k: number, s: number, p: number, d: number, ceilMode = false): number {
+  return Math.floor((size + 2 * p - d * (k - 1) - 1 + (ceilMode ? s - 1 : 0)) / s) + 1;
+}
+
+/** `groups` (default 1), checked, and dividing the input channels C of `x`. */
+function checkGroups(op: string, groups: number | undefined, C: number, x: Tensor): number {
   const g = groups ?? 1;
   if (!Number.isInteger(g) || g < 1) throw new Error(`${op}: groups must be a positive integer, got ${groups}`);
+  if (C % g !== 0) throw new Error(`${op}: input channels C=${C} of input ${shapeString(x.shape)} are not divisible by groups=${g}`);
   return g;
+}
+
+function checkKernelSize(op: string, w: Tensor, KH: number, KW: number): void {
+  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
 }
 
 function checkF32Rank4(op: string, name: string, t: Tensor, layout: string): void {
@@ -169,7 +193,7 @@ function defaultVariant(gpu: Gpu, M: number, Og: number, groups: number): ConvTi
 
 /** The variants worth timing on this adapter: only the direct ones on CPU adapters. */
 function candidateVariants(gpu: Gpu): ConvTileVariant[] {
-  return Object.keys(gpu.adapter.isCpu ? DIRECT_BLOCKS : GEMM_TILES) as ConvTileVariant[];
+  return (Object.keys(CONV_TILE_VARIANTS) as ConvTileVariant[]).filter((v) => isDirect(v) === gpu.adapter.isCpu);
 }
 
 /** Problem class for tuning: the column-tile need and whether the row count is small. */
@@ -200,21 +224,18 @@ function planConv2d(op: string, x: Tensor, w: Tensor, opts: Conv2dOptions): Conv
   checkWeight(op, w, 4, '[O, C/groups, kH, kW]');
   const [N, C, H, W] = x.shape;
   const [O, Cw, KH, KW] = w.shape;
-  const groups = checkGroups(op, opts.groups);
-  const stride = pair(op, 'stride', opts.stride, [1, 1], 1);
-  const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
-  const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
+  const groups = checkGroups(op, opts.groups, C, x);
+  const { stride, padding, dilation } = windowPairs(op, opts);
   const activation = opts.activation ?? 'none';
   activationCode(op, activation);
-  if (C % groups !== 0) throw new Error(`${op}: input channels C=${C} of input ${shapeString(x.shape)} are not divisible by groups=${groups}`);
   if (O % groups !== 0) throw new Error(`${op}: output channels O=${O} of weight ${shapeString(w.shape)} are not divisible by groups=${groups}`);
   if (Cw !== C / groups) {
     throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} input channels per group, but input ${shapeString(x.shape)} with groups=${groups} needs C/groups=${C / groups}`);
   }
-  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
+  checkKernelSize(op, w, KH, KW);
   checkBias(op, opts.bias, O);
-  const Ho = Math.floor((H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) / stride[0]) + 1;
-  const Wo = Math.floor((W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) / stride[1]) + 1;
+  const Ho = windowOutputSize(H, KH, stride[0], padding[0], dilation[0]);
+  const Wo = windowOutputSize(W, KW, stride[1], padding[1], dilation[1]);
   checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${KH}×${KW}, stride ${stride}, padding ${padding}, dilation ${dilation}`);
   return { N, C, H, W, O, KH, KW, Ho, Wo, groups, stride, padding, dilation, activation };
 }
@@ -236,19 +257,12 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
   const Og = p.O / p.groups;
   const M = p.N * p.Ho * p.Wo;
   const geometry = {
-    KH: p.KH,
-    KW: p.KW,
-    SH: p.stride[0],
-    SW: p.stride[1],
-    PH: p.padding[0],
-    PW: p.padding[1],
-    DH: p.dilation[0],
-    DW: p.dilation[1],
+    ...windowConstants(p.KH, p.KW, p),
     HAS_BIAS: opts.bias !== undefined,
     ACTIVATION: ACTIVATIONS[p.activation],
     W_F16: w.dtype === 'f16',
   };
-  const sizes = { C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og, M, K: Cg * p.KH * p.KW, total: y.size };
+  const sizes = { N: p.N, C: p.C, H: p.H, W: p.W, O: p.O, Ho: p.Ho, Wo: p.Wo, Cg, Og };
   const bias = opts.bias ?? placeholder(gpu);
   if (Cg === 1) {
     const constants = { ...geometry, WORKGROUP_SIZE };
@@ -259,7 +273,7 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
   const tuned = tunedVariant(gpu, tuneKey(M, Og));
   const variant = opts.variant ?? (tuned !== undefined && tuned in CONV_TILE_VARIANTS ? (tuned as ConvTileVariant) : defaultVariant(gpu, M, Og, p.groups));
   if (isDirect(variant)) {
-    const block = DIRECT_BLOCKS[variant];
+    const block = CONV_TILE_VARIANTS[variant];
     const tilesN = Math.ceil(Og / block.CN);
     const rowBlocks = p.N * p.Ho * Math.ceil(p.Wo / (4 * block.PX4));
     const [gx, gz] = linearGrid(gpu, rowBlocks, DIRECT_WG);
@@ -267,7 +281,7 @@ export function conv2d(gpu: Gpu, x: Tensor, w: Tensor, opts: Conv2dOptions = {})
     dispatchKernel(gpu, op, { shader: 'conv2d', entry: 'direct', constants }, { x, w, bias, y, params: { ...sizes, tilesN } }, [gx, p.groups * tilesN, gz]);
     return y;
   }
-  const tile = GEMM_TILES[variant];
+  const tile = CONV_TILE_VARIANTS[variant];
   const tilesN = Math.ceil(Og / (GEMM_WG * tile.TN));
   const [gx, gz] = linearGrid(gpu, M, GEMM_WG * tile.TM);
   dispatchKernel(gpu, op, { shader: 'conv2d', entry: 'gemm', constants: { ...geometry, ...tile } }, { x, w, bias, y, params: { ...sizes, tilesN } }, [gx, p.groups * tilesN, gz]);
@@ -307,8 +321,8 @@ async function checkConv2dVariant(gpu: Gpu, key: string, variant: ConvTileVarian
   const { C, O, KH, KW, groups, stride, padding, dilation } = p;
   const H = Math.min(p.H, (KH - 1) * dilation[0] + 1 + 6 * stride[0]);
   const W = Math.min(p.W, (KW - 1) * dilation[1] + 1 + 8 * stride[1]);
-  const Ho = Math.floor((H + 2 * padding[0] - dilation[0] * (KH - 1) - 1) / stride[0]) + 1;
-  const Wo = Math.floor((W + 2 * padding[1] - dilation[1] * (KW - 1) - 1) / stride[1]) + 1;
+  const Ho = windowOutputSize(H, KH, stride[0], padding[0], dilation[0]);
+  const Wo = windowOutputSize(W, KW, stride[1], padding[1], dilation[1]);
   const Cg = C / groups;
   const Og = O / groups;
   const xData = checkValues(C * H * W, 41);
@@ -364,14 +378,12 @@ export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTransp
   checkWeight(op, w, 4, '[C, O/groups, kH, kW]');
   const [N, C, H, W] = x.shape;
   const [Cw, Og, KH, KW] = w.shape;
-  const groups = checkGroups(op, opts.groups);
-  const stride = pair(op, 'stride', opts.stride, [1, 1], 1);
-  const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
+  const groups = checkGroups(op, opts.groups, C, x);
+  const win = windowPairs(op, opts);
+  const { stride, padding, dilation } = win;
   const outputPadding = pair(op, 'outputPadding', opts.outputPadding, [0, 0], 0);
-  const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
-  if (C % groups !== 0) throw new Error(`${op}: input channels C=${C} of input ${shapeString(x.shape)} are not divisible by groups=${groups}`);
   if (Cw !== C) throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} input channels, but input ${shapeString(x.shape)} has C=${C}`);
-  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
+  checkKernelSize(op, w, KH, KW);
   for (const d of [0, 1]) {
     if (outputPadding[d] >= Math.max(stride[d], dilation[d])) {
       throw new Error(`${op}: outputPadding ${outputPadding} must be below max(stride, dilation) = ${Math.max(stride[d], dilation[d])} in each dimension`);
@@ -388,18 +400,11 @@ export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTransp
 
   // The largest phase has ⌈Ho/s⌉ × ⌈Wo/s⌉ pixels per image.
   const rows = N * Math.ceil(Ho / stride[0]) * Math.ceil(Wo / stride[1]);
-  const tile = GEMM_TILES[heuristicTile(rows, Og, groups)];
+  const tile = CONV_TILE_VARIANTS[heuristicTile(rows, Og, groups)];
   const tilesN = Math.ceil(Og / (GEMM_WG * tile.TN));
   const [gx, gz] = linearGrid(gpu, rows, GEMM_WG * tile.TM);
   const constants = {
-    KH,
-    KW,
-    SH: stride[0],
-    SW: stride[1],
-    PH: padding[0],
-    PW: padding[1],
-    DH: dilation[0],
-    DW: dilation[1],
+    ...windowConstants(KH, KW, win),
     STEP_H: stride[0] / gcd(stride[0], dilation[0]),
     STEP_W: stride[1] / gcd(stride[1], dilation[1]),
     HAS_BIAS: opts.bias !== undefined,
@@ -416,9 +421,9 @@ export function convTranspose2d(gpu: Gpu, x: Tensor, w: Tensor, opts: ConvTransp
   return y;
 }
 
-/** PyTorch's pooling output size: floor (or ceil) division, then ceil mode may not start a window in the right padding. */
+/** PyTorch's pooling output size: windowOutputSize, but ceil mode may not start a window in the right padding. */
 function poolOutputSize(size: number, k: number, s: number, p: number, d: number, ceilMode: boolean): number {
-  let out = Math.floor((size + 2 * p - d * (k - 1) - 1 + (ceilMode ? s - 1 : 0)) / s) + 1;
+  let out = windowOutputSize(size, k, s, p, d, ceilMode);
   if (ceilMode && (out - 1) * s >= size + p) out--;
   return out;
 }
@@ -429,9 +434,8 @@ export function maxPool2d(gpu: Gpu, x: Tensor, opts: MaxPool2dOptions): Tensor {
   checkF32Rank4(op, 'input', x, '[N, C, H, W]');
   if (opts?.kernel === undefined) throw new Error(`${op}: options.kernel is required`);
   const kernel = pair(op, 'kernel', opts.kernel, [0, 0], 1);
-  const stride = pair(op, 'stride', opts.stride, kernel, 1);
-  const padding = pair(op, 'padding', opts.padding, [0, 0], 0);
-  const dilation = pair(op, 'dilation', opts.dilation, [1, 1], 1);
+  const win = windowPairs(op, opts, kernel);
+  const { stride, padding, dilation } = win;
   const ceilMode = opts.ceilMode ?? false;
   if (padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2) {
     throw new Error(`${op}: padding ${padding} must be at most half the kernel size ${kernel}`);
@@ -442,28 +446,15 @@ export function maxPool2d(gpu: Gpu, x: Tensor, opts: MaxPool2dOptions): Tensor {
   checkOutputSize(op, Ho, Wo, `input ${H}×${W}, kernel ${kernel}, stride ${stride}, padding ${padding}, dilation ${dilation}, ceilMode ${ceilMode}`);
   checkBindingSize(gpu, op, 'input', x.shape);
   const y = outputTensor(gpu, op, [N, C, Ho, Wo], opts.out);
-  const constants = {
-    KH: kernel[0],
-    KW: kernel[1],
-    SH: stride[0],
-    SW: stride[1],
-    PH: padding[0],
-    PW: padding[1],
-    DH: dilation[0],
-    DW: dilation[1],
-    WORKGROUP_SIZE,
-  };
-  dispatchKernel(gpu, op, { shader: 'maxpool2d', constants }, { x, y, params: { H, W, Ho, Wo, total: y.size, lowest: -Infinity } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
+  const constants = { ...windowConstants(kernel[0], kernel[1], win), WORKGROUP_SIZE };
+  dispatchKernel(gpu, op, { shader: 'maxpool2d', constants }, { x, y, params: { H, W, Ho, Wo, n: y.size, lowest: -Infinity } }, linearGrid(gpu, y.size, WORKGROUP_SIZE));
   return y;
 }
 
-export interface DepthwiseConv2dNhwcOptions {
+export interface DepthwiseConv2dNhwcOptions extends Omit<WindowOptions, 'dilation'> {
   /** [C] */
   bias?: Tensor;
-  stride?: ConvPair;
-  padding?: ConvPair;
   activation?: ConvActivation;
-  out?: Tensor;
 }
 
 // shaders/depthwise_nhwc.wgsl: 4 output pixels per invocation, and one filter
@@ -485,7 +476,7 @@ export function depthwiseConv2dNhwc(gpu: Gpu, x: Tensor, w: Tensor, opts: Depthw
   const [N, H, W, C] = x.shape;
   const [KH, KW, Cw] = w.shape;
   if (Cw !== C) throw new Error(`${op}: weight ${shapeString(w.shape)} has ${Cw} channels, input ${shapeString(x.shape)} has C=${C}`);
-  if (KH < 1 || KW < 1) throw new Error(`${op}: kernel size must be positive, weight is ${shapeString(w.shape)}`);
+  checkKernelSize(op, w, KH, KW);
   checkBias(op, opts.bias, C);
   const [SH, SW] = pair(op, 'stride', opts.stride, [1, 1], 1);
   const [PH, PW] = pair(op, 'padding', opts.padding, [0, 0], 0);

@@ -3,17 +3,10 @@
 
 type Shape = readonly number[];
 
-function strides(shape: Shape): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-}
-
 const product = (dims: Shape) => dims.reduce((a, b) => a * b, 1);
+
+/** Row-major strides: each axis' stride is the product of the dims after it. */
+const strides = (shape: Shape): number[] => shape.map((_, d) => product(shape.slice(d + 1)));
 
 /** Row-major multi-index of flat index i. */
 function unravel(i: number, shape: Shape): number[] {

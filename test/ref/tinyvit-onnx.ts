@@ -330,6 +330,22 @@ function layerNorm(x: Float64Array, n: number, c: number, p: Norm): Float64Array
   return layerNormRows(x, n, c, p.g, p.b, p.eps).y;
 }
 
+/**
+ * Calls `visit(r, p)` for every pixel p (row-major) of an h × wd map tiled
+ * by ws × ws windows (the map zero-padded to multiples of ws): r is its row
+ * in the windows' tokens [nw·ws², ·], window-major, row-major inside.
+ */
+function forEachWindowToken(h: number, wd: number, ws: number, visit: (r: number, p: number) => void): void {
+  const n = ws * ws;
+  const windowsPerRow = Math.ceil(wd / ws);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < wd; x++) {
+      const window = Math.floor(y / ws) * windowsPerRow + Math.floor(x / ws);
+      visit(window * n + (y % ws) * ws + (x % ws), y * wd + x);
+    }
+  }
+}
+
 /** TinyViT Attention over the windows of the zero-padded map, un-padded (no residual). */
 async function windowAttention(gemm: Gemm, x: Tokens, heads: number, ws: number, key: string, w: TinyVitOnnxWeights): Promise<Float64Array> {
   const { h, w: wd, c } = x;
@@ -340,18 +356,7 @@ async function windowAttention(gemm: Gemm, x: Tokens, heads: number, ws: number,
   const { scale, bias } = w.attention.get(key)!;
   // every window's tokens, padded ones zero: rows [nw·n, c]
   const win = new Float64Array(nw * n * c);
-  for (let wy = 0; wy < ph / ws; wy++) {
-    for (let wx = 0; wx < pw / ws; wx++) {
-      for (let i = 0; i < ws; i++) {
-        const y = wy * ws + i;
-        if (y >= h) continue;
-        for (let j = 0; j < ws; j++) {
-          const xx = wx * ws + j;
-          if (xx < wd) win.set(x.d.subarray((y * wd + xx) * c, (y * wd + xx + 1) * c), ((wy * (pw / ws) + wx) * n + i * ws + j) * c);
-        }
-      }
-    }
-  }
+  forEachWindowToken(h, wd, ws, (r, p) => win.set(x.d.subarray(p * c, (p + 1) * c), r * c));
   // qkv rows [nw·n, 3c]: head hd's q, k, v are columns hd·96 + [0, 32), [32, 64), [64, 96).
   const qkv = await linear(gemm, layerNorm(win, nw * n, c, w.norm.get(`${key}.attn.norm`)!), nw * n, w.linear.get(`${key}.attn.qkv`)!);
   const per = 3 * HEAD_DIM;
@@ -404,19 +409,7 @@ async function windowAttention(gemm: Gemm, x: Tokens, heads: number, ws: number,
   }
   const y = await linear(gemm, att, nw * n, w.linear.get(`${key}.attn.proj`)!);
   const out = new Float64Array(h * wd * c);
-  for (let wy = 0; wy < ph / ws; wy++) {
-    for (let wx = 0; wx < pw / ws; wx++) {
-      for (let i = 0; i < ws; i++) {
-        const yy = wy * ws + i;
-        if (yy >= h) continue;
-        for (let j = 0; j < ws; j++) {
-          const xx = wx * ws + j;
-          const r = (wy * (pw / ws) + wx) * n + i * ws + j;
-          if (xx < wd) out.set(y.subarray(r * c, (r + 1) * c), (yy * wd + xx) * c);
-        }
-      }
-    }
-  }
+  forEachWindowToken(h, wd, ws, (r, p) => out.set(y.subarray(r * c, (r + 1) * c), p * c));
   return out;
 }
 

@@ -6,6 +6,7 @@
 // small input sides (64–128).
 
 import { gelu } from './activations.js';
+import { conv2d } from './conv.js';
 import { layerNorm as layerNormRows } from './norm.js';
 
 export interface RefWeight {
@@ -24,31 +25,8 @@ interface Map3 {
 /** PyTorch Conv2d on one image, zero padding; w [O, C/groups, k, k]. */
 function conv(x: Map3, w: RefWeight, b: RefWeight | undefined, stride: number, pad: number, groups = 1): Map3 {
   const [o, cg, kh, kw] = w.shape;
-  const ho = Math.floor((x.h + 2 * pad - kh) / stride) + 1;
-  const wo = Math.floor((x.w + 2 * pad - kw) / stride) + 1;
-  const og = o / groups;
-  const d = new Float64Array(o * ho * wo);
-  for (let oc = 0; oc < o; oc++) {
-    const g = Math.floor(oc / og);
-    for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++) {
-        let s = b ? b.data[oc] : 0;
-        for (let c = 0; c < cg; c++) {
-          for (let i = 0; i < kh; i++) {
-            const iy = oy * stride - pad + i;
-            if (iy < 0 || iy >= x.h) continue;
-            for (let j = 0; j < kw; j++) {
-              const ix = ox * stride - pad + j;
-              if (ix < 0 || ix >= x.w) continue;
-              s += w.data[((oc * cg + c) * kh + i) * kw + j] * x.d[((g * cg + c) * x.h + iy) * x.w + ix];
-            }
-          }
-        }
-        d[(oc * ho + oy) * wo + ox] = s;
-      }
-    }
-  }
-  return { c: o, h: ho, w: wo, d };
+  const y = conv2d(x.d, [1, x.c, x.h, x.w], w.data, [o, cg, kh, kw], { bias: b?.data, stride: [stride, stride], padding: [pad, pad], groups });
+  return { c: o, h: y.shape[2], w: y.shape[3], d: y.data };
 }
 
 const geluMap = (x: Map3): Map3 => ({ ...x, d: x.d.map(gelu) });

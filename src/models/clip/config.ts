@@ -219,12 +219,19 @@ export function inferClipConfig(shapes: TensorShapes, fileName: string, config?:
   };
 }
 
+// The checkpoint's tensor names per layout: those outside the blocks (a
+// layer's weight and bias by their common prefix), and the blocks' prefixes.
 const KEYS = {
   openai: {
     conv: 'visual.conv1.weight',
+    cls: 'visual.class_embedding',
     visionPos: 'visual.positional_embedding',
+    lnPre: 'visual.ln_pre',
+    lnPost: 'visual.ln_post',
+    visionProj: 'visual.proj',
     tokenEmbedding: 'token_embedding.weight',
     textPos: 'positional_embedding',
+    lnFinal: 'ln_final',
     textProj: 'text_projection',
     visionBlocks: 'visual.transformer.resblocks.',
     textBlocks: 'transformer.resblocks.',
@@ -232,9 +239,15 @@ const KEYS = {
   },
   hf: {
     conv: 'vision_model.embeddings.patch_embedding.weight',
+    cls: 'vision_model.embeddings.class_embedding',
     visionPos: 'vision_model.embeddings.position_embedding.weight',
+    // "pre_layrnorm" is the Hugging Face spelling.
+    lnPre: 'vision_model.pre_layrnorm',
+    lnPost: 'vision_model.post_layernorm',
+    visionProj: 'visual_projection.weight',
     tokenEmbedding: 'text_model.embeddings.token_embedding.weight',
     textPos: 'text_model.embeddings.position_embedding.weight',
+    lnFinal: 'text_model.final_layer_norm',
     textProj: 'text_projection.weight',
     visionBlocks: 'vision_model.encoder.layers.',
     textBlocks: 'text_model.encoder.layers.',
@@ -253,6 +266,11 @@ export function sourceTensors(c: ClipConfig): SourceTensor[] {
   const copy = (key: string, shape: readonly number[], name: string) => list.push({ key, shape, targets: [{ name, shape, from: 'copy' }] });
   const transposed = (key: string, [rows, cols]: readonly number[], name: string) =>
     list.push({ key, shape: [rows, cols], targets: [{ name, shape: [cols, rows], from: 'transpose' }] });
+  // A layer's `key`.weight of `shape` and `key`.bias of [shape[0]] as `name`.w and `name`.b.
+  const weightAndBias = (key: string, shape: readonly number[], name: string) => {
+    copy(`${key}.weight`, shape, `${name}.w`);
+    copy(`${key}.bias`, [shape[0]], `${name}.b`);
+  };
   const v = c.vision;
   const t = c.text;
   const E = c.embedDim;
@@ -269,67 +287,40 @@ export function sourceTensors(c: ClipConfig): SourceTensor[] {
           });
         split(`${p}attn.in_proj_weight`, [3 * D, D], 'w');
         split(`${p}attn.in_proj_bias`, [3 * D], 'b');
-        copy(`${p}attn.out_proj.weight`, [D, D], `${n}out.w`);
-        copy(`${p}attn.out_proj.bias`, [D], `${n}out.b`);
+        weightAndBias(`${p}attn.out_proj`, [D, D], `${n}out`);
         for (const ln of ['ln_1', 'ln_2'] as const) {
-          copy(`${p}${ln}.weight`, [D], `${n}${ln === 'ln_1' ? 'ln1' : 'ln2'}.w`);
-          copy(`${p}${ln}.bias`, [D], `${n}${ln === 'ln_1' ? 'ln1' : 'ln2'}.b`);
+          weightAndBias(`${p}${ln}`, [D], `${n}${ln === 'ln_1' ? 'ln1' : 'ln2'}`);
         }
-        copy(`${p}mlp.c_fc.weight`, [F, D], `${n}fc.w`);
-        copy(`${p}mlp.c_fc.bias`, [F], `${n}fc.b`);
-        copy(`${p}mlp.c_proj.weight`, [D, F], `${n}proj.w`);
-        copy(`${p}mlp.c_proj.bias`, [D], `${n}proj.b`);
+        weightAndBias(`${p}mlp.c_fc`, [F, D], `${n}fc`);
+        weightAndBias(`${p}mlp.c_proj`, [D, F], `${n}proj`);
       } else {
         for (const part of ['q', 'k', 'v', 'out'] as const) {
           const src = part === 'out' ? 'out_proj' : `${part}_proj`;
-          copy(`${p}self_attn.${src}.weight`, [D, D], `${n}${part}.w`);
-          copy(`${p}self_attn.${src}.bias`, [D], `${n}${part}.b`);
+          weightAndBias(`${p}self_attn.${src}`, [D, D], `${n}${part}`);
         }
         for (const [src, dst] of [['layer_norm1', 'ln1'], ['layer_norm2', 'ln2']] as const) {
-          copy(`${p}${src}.weight`, [D], `${n}${dst}.w`);
-          copy(`${p}${src}.bias`, [D], `${n}${dst}.b`);
+          weightAndBias(`${p}${src}`, [D], `${n}${dst}`);
         }
-        copy(`${p}mlp.fc1.weight`, [F, D], `${n}fc.w`);
-        copy(`${p}mlp.fc1.bias`, [F], `${n}fc.b`);
-        copy(`${p}mlp.fc2.weight`, [D, F], `${n}proj.w`);
-        copy(`${p}mlp.fc2.bias`, [D], `${n}proj.b`);
+        weightAndBias(`${p}mlp.fc1`, [F, D], `${n}fc`);
+        weightAndBias(`${p}mlp.fc2`, [D, F], `${n}proj`);
       }
     }
   };
-  if (c.layout === 'openai') {
-    copy('visual.conv1.weight', [v.width, 3, v.patchSize, v.patchSize], 'visual.conv');
-    copy('visual.class_embedding', [v.width], 'visual.cls');
-    copy('visual.positional_embedding', [v.tokens, v.width], 'visual.pos');
-    copy('visual.ln_pre.weight', [v.width], 'visual.lnPre.w');
-    copy('visual.ln_pre.bias', [v.width], 'visual.lnPre.b');
-    blocks('visual', 'visual.transformer.resblocks.', v);
-    copy('visual.ln_post.weight', [v.width], 'visual.lnPost.w');
-    copy('visual.ln_post.bias', [v.width], 'visual.lnPost.b');
-    copy('visual.proj', [v.width, E], 'visual.proj');
-    copy('token_embedding.weight', [t.vocabSize, t.width], 'text.tokenEmbedding');
-    copy('positional_embedding', [t.contextLength, t.width], 'text.pos');
-    blocks('text', 'transformer.resblocks.', t);
-    copy('ln_final.weight', [t.width], 'text.lnFinal.w');
-    copy('ln_final.bias', [t.width], 'text.lnFinal.b');
-    copy('text_projection', [t.width, E], 'text.proj');
-  } else {
-    copy('vision_model.embeddings.patch_embedding.weight', [v.width, 3, v.patchSize, v.patchSize], 'visual.conv');
-    copy('vision_model.embeddings.class_embedding', [v.width], 'visual.cls');
-    copy('vision_model.embeddings.position_embedding.weight', [v.tokens, v.width], 'visual.pos');
-    // "pre_layrnorm" is the Hugging Face spelling.
-    copy('vision_model.pre_layrnorm.weight', [v.width], 'visual.lnPre.w');
-    copy('vision_model.pre_layrnorm.bias', [v.width], 'visual.lnPre.b');
-    blocks('visual', 'vision_model.encoder.layers.', v);
-    copy('vision_model.post_layernorm.weight', [v.width], 'visual.lnPost.w');
-    copy('vision_model.post_layernorm.bias', [v.width], 'visual.lnPost.b');
-    transposed('visual_projection.weight', [E, v.width], 'visual.proj');
-    copy('text_model.embeddings.token_embedding.weight', [t.vocabSize, t.width], 'text.tokenEmbedding');
-    copy('text_model.embeddings.position_embedding.weight', [t.contextLength, t.width], 'text.pos');
-    blocks('text', 'text_model.encoder.layers.', t);
-    copy('text_model.final_layer_norm.weight', [t.width], 'text.lnFinal.w');
-    copy('text_model.final_layer_norm.bias', [t.width], 'text.lnFinal.b');
-    transposed('text_projection.weight', [E, t.width], 'text.proj');
-  }
+  const key = KEYS[c.layout];
+  // The projections: [W, E] as stored by OpenAI, [E, W] (a Linear's weight) by Hugging Face.
+  const projection = (name: string, W: number, to: string) => (c.layout === 'openai' ? copy(name, [W, E], to) : transposed(name, [E, W], to));
+  copy(key.conv, [v.width, 3, v.patchSize, v.patchSize], 'visual.conv');
+  copy(key.cls, [v.width], 'visual.cls');
+  copy(key.visionPos, [v.tokens, v.width], 'visual.pos');
+  weightAndBias(key.lnPre, [v.width], 'visual.lnPre');
+  blocks('visual', key.visionBlocks, v);
+  weightAndBias(key.lnPost, [v.width], 'visual.lnPost');
+  projection(key.visionProj, v.width, 'visual.proj');
+  copy(key.tokenEmbedding, [t.vocabSize, t.width], 'text.tokenEmbedding');
+  copy(key.textPos, [t.contextLength, t.width], 'text.pos');
+  blocks('text', key.textBlocks, t);
+  weightAndBias(key.lnFinal, [t.width], 'text.lnFinal');
+  projection(key.textProj, t.width, 'text.proj');
   copy('logit_scale', [], 'logitScale');
   return list;
 }

@@ -65,6 +65,7 @@ import type { ClipTokenizer } from './tokenizer.js';
 import { POS_INTERPOLATIONS, posInterpolationMatrix, type PosInterpolation } from './posembed.js';
 import { loadClipWeights, type ClipWeights, type LoadClipWeightsOptions } from './weights.js';
 import { sameShape } from '../../util/shape.js';
+import { Lifetime, disposeAll } from '../lifetime.js';
 
 export interface ClipImageOptions {
   /** Additive attention bias, broadcastable to [N, heads|1, T|1, T] (rank 2–4; missing leading dims are 1). */
@@ -212,7 +213,7 @@ export class ClipModel {
   private readonly graphs = new GraphCache();
   /** Normalised class embeddings [K, E] keyed by (templates, class names). */
   private readonly classifiers = new Map<string, Tensor>();
-  private disposed = false;
+  private readonly lifetime = new Lifetime('ClipModel', 'the model');
 
   private constructor(readonly gpu: Gpu, private readonly weights: ClipWeights, public tokenizer?: ClipTokenizer) {}
 
@@ -283,7 +284,7 @@ export class ClipModel {
    * model.tokenizer), as the zero-shot classifier uses them. Owned by the caller.
    */
   textEmbeddings(prompts: readonly string[], options: { truncate?: boolean } = {}): Tensor {
-    this.checkAlive('textEmbeddings');
+    this.lifetime.check('textEmbeddings');
     if (!Array.isArray(prompts) || prompts.length === 0 || prompts.some((p) => typeof p !== 'string')) {
       throw new Error(`ClipModel.textEmbeddings: prompts must be a non-empty array of strings, got ${Array.isArray(prompts) ? `${prompts.length} entries` : typeof prompts}`);
     }
@@ -304,7 +305,7 @@ export class ClipModel {
    * (templates, class list) until dispose().
    */
   async classify(images: Tensor | readonly ClipRgbaImage[], classNames: readonly string[], options: ClipClassifyOptions = {}): Promise<ClipClassification> {
-    this.checkAlive('classify');
+    this.lifetime.check('classify');
     if (!Array.isArray(classNames) || classNames.length === 0 || classNames.some((c) => typeof c !== 'string' || c.length === 0)) {
       throw new Error(`ClipModel.classify: classNames must be a non-empty array of non-empty strings, got ${JSON.stringify(classNames)}`);
     }
@@ -389,18 +390,13 @@ export class ClipModel {
   /** Frees the weights and every cached graph. */
   dispose(): void {
     this.graphs.dispose();
-    for (const t of this.classifiers.values()) t.dispose();
-    this.classifiers.clear();
+    disposeAll(this.classifiers);
     this.weights.dispose();
-    this.disposed = true;
-  }
-
-  private checkAlive(op: string): void {
-    if (this.disposed) throw new Error(`ClipModel.${op}: the model was disposed`);
+    this.lifetime.end();
   }
 
   private runImage(op: string, images: Tensor, options: ClipImageOptions, mode: ImageGraphMode, r?: Tensor): Record<string, Tensor> {
-    this.checkAlive(op);
+    this.lifetime.check(op);
     const v = this.config.vision;
     if (images.dtype !== 'f32' || images.rank !== 4 || images.shape[1] !== 3) {
       throw new Error(`ClipModel.${op}: images must be f32 [N, 3, ${v.imageResolution}, ${v.imageResolution}], got ${images.dtype} ${shapeString(images.shape)}`);
@@ -446,7 +442,7 @@ export class ClipModel {
 
   private runText(tokens: Int32Array | Tensor, trace: boolean): Record<string, Tensor> {
     const op = trace ? 'traceText' : 'encodeText';
-    this.checkAlive(op);
+    this.lifetime.check(op);
     const C = this.config.text.contextLength;
     let N: number;
     if (tokens instanceof Tensor) {
@@ -486,7 +482,7 @@ export class ClipModel {
    */
   imageTower(g: Graph, images: Value, opts: ClipImageTowerOptions = {}): ClipImageTowerValues {
     const op = 'imageTower';
-    this.checkAlive(op);
+    this.lifetime.check(op);
     const v = this.config.vision;
     if (images.dtype !== 'f32' || images.shape.length !== 4 || images.shape[1] !== 3) {
       throw new Error(`ClipModel.${op}: images must be f32 [N, 3, ${v.imageResolution}, ${v.imageResolution}], got ${images.dtype} ${shapeString(images.shape)}`);

@@ -25,6 +25,7 @@ import { loadMobileSamDecoderWeights } from './mobilesam-decoder-weights.js';
 import { SamMaskDecoder } from './mask-decoder.js';
 import { multimaskTokens, onnxResizedSize, onnxSingleMask, postprocessMasks } from './mask-selection.js';
 import { clickBatch, promptPoints, type PromptPoints } from './prompt-encoder.js';
+import { BatchMasks, Lifetime } from '../lifetime.js';
 
 /** What the predictor needs of an image encoder (MobileSamEncoder fits). */
 export interface SamImageEncoder {
@@ -62,8 +63,8 @@ const OP = 'MobileSamPredictor';
 export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecoder {
   readonly name = 'mobilesam';
   private image: ImageState | undefined;
-  private batchMasks: Tensor | undefined;
-  private disposed = false;
+  private readonly batchMasks = new BatchMasks();
+  private readonly lifetime = new Lifetime(OP, 'the predictor');
 
   /** The predictor owns both parts (dispose frees them). `encoder` may be absent when embeddings come from elsewhere (setEmbedding). */
   constructor(readonly gpu: Gpu, private readonly encoder: SamImageEncoder | undefined, readonly decoder: SamMaskDecoder) {}
@@ -93,7 +94,7 @@ export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecode
   }
 
   async setImage(image: DecodedImage): Promise<void> {
-    this.checkAlive('setImage');
+    this.lifetime.check('setImage');
     if (!this.encoder) throw new Error(`${OP}.setImage: this predictor has no image encoder; use setEmbedding`);
     const frame = this.encoder.inputSize ?? this.decoder.config.imageSize;
     const pre = this.encoder.preprocess(image, frame);
@@ -117,7 +118,7 @@ export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecode
    * size S = 16h) for an image of width×height (the predictor takes ownership).
    */
   setEmbedding(embedding: Tensor, width: number, height: number): void {
-    this.checkAlive('setEmbedding');
+    this.lifetime.check('setEmbedding');
     const c = this.decoder.config;
     if (!(embedding instanceof Tensor) || embedding.dtype !== 'f32' || embedding.rank !== 4 || embedding.shape[0] !== 1 || embedding.shape[1] !== c.embedDim || embedding.shape[2] !== embedding.shape[3]) {
       throw new Error(`${OP}.setEmbedding: embedding must be f32 [1, ${c.embedDim}, h, h] (h = S/16; ${c.embeddingSize} at S = ${c.imageSize}), got ${embedding instanceof Tensor ? `${embedding.dtype} ${shapeString(embedding.shape)}` : String(embedding)}`);
@@ -157,11 +158,7 @@ export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecode
   async predictBatch(points: ReadonlyArray<readonly [number, number]>, labels: readonly number[]): Promise<{ lowResMasks: Tensor; iouPredictions: Float32Array }> {
     const img = this.current('predictBatch');
     const batch = clickBatch(`${OP}.predictBatch`, points, labels, (prompt) => this.toPoints('predictBatch', prompt, img));
-    this.batchMasks?.dispose();
-    this.batchMasks = undefined;
-    const out = await this.decoder.decodeMultimask({ imageEmbedding: img.embedding }, batch);
-    this.batchMasks = out.lowResMasks;
-    return out;
+    return this.batchMasks.replace(() => this.decoder.decodeMultimask({ imageEmbedding: img.embedding }, batch));
   }
 
   /** SAM's automatic mask generator over the current image (a point grid decoded in batches). */
@@ -173,11 +170,10 @@ export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecode
   dispose(): void {
     this.image?.embedding.dispose();
     this.image = undefined;
-    this.batchMasks?.dispose();
-    this.batchMasks = undefined;
+    this.batchMasks.release();
     this.decoder.dispose();
     this.encoder?.dispose();
-    this.disposed = true;
+    this.lifetime.end();
   }
 
   private toPoints(op: string, prompt: SegmentPrompt, img: ImageState): PromptPoints {
@@ -192,17 +188,12 @@ export class MobileSamPredictor implements EmbeddingSegmenter, BatchedMaskDecode
 
   private replaceImage(state: ImageState): void {
     this.image?.embedding.dispose();
-    this.batchMasks?.dispose();
-    this.batchMasks = undefined;
+    this.batchMasks.release();
     this.image = state;
   }
 
-  private checkAlive(op: string): void {
-    if (this.disposed) throw new Error(`${OP}.${op}: the predictor was disposed`);
-  }
-
   private current(op: string): ImageState {
-    this.checkAlive(op);
+    this.lifetime.check(op);
     if (!this.image) throw new Error(`${OP}.${op}: no image; call setImage (or setEmbedding) first`);
     return this.image;
   }

@@ -22,6 +22,7 @@ import type { DecodedImage } from '../../io/image.js';
 import type { SafetensorsFile } from '../../io/safetensors.js';
 import { inferSam2Config, parseSam2ConfigJson, sam2ImageTensors, type InferSam2Options, type Sam2ImageConfig } from './config.js';
 import { hieraPosEmbed, hieraTrunk } from './hiera.js';
+import { Lifetime, disposeAll } from '../lifetime.js';
 
 /** SAM2Transforms' Normalize (ImageNet statistics). */
 export const SAM2_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
@@ -68,7 +69,7 @@ export function sinePositionEncoding(d: number, h: number, w: number): Float32Ar
 
 export class Sam2ImageEncoder {
   private readonly graphs = new GraphCache();
-  private disposed = false;
+  private readonly lifetime = new Lifetime('Sam2ImageEncoder', 'the encoder');
 
   private constructor(
     readonly gpu: Gpu,
@@ -118,7 +119,7 @@ export class Sam2ImageEncoder {
 
   /** The model input [1, 3, S, S] of an RGB(A) image: SAM2Transforms (antialiased resize, stretched, normalized). */
   preprocess(image: DecodedImage): Tensor {
-    this.checkAlive('preprocess');
+    this.lifetime.check('preprocess');
     const S = this.config.imageSize;
     return antialiasResizeRgba8(this.gpu, image, { size: [S, S], mean: SAM2_MEAN, std: SAM2_STD });
   }
@@ -141,7 +142,7 @@ export class Sam2ImageEncoder {
 
   /** vision_pos_enc of levels 0..2, [1, D, S/4 | S/8 | S/16, …] (new tensors, computed on request: 16M values at 1024). */
   visionPosEnc(): Tensor[] {
-    this.checkAlive('visionPosEnc');
+    this.lifetime.check('visionPosEnc');
     const D = this.config.neck.dModel;
     return [4, 8, 16].map((stride) => {
       const side = this.config.imageSize / stride;
@@ -151,14 +152,9 @@ export class Sam2ImageEncoder {
 
   dispose(): void {
     this.graphs.dispose();
-    for (const t of this.params.values()) t.dispose();
-    this.params.clear();
+    disposeAll(this.params);
     this.trunkPos.dispose();
-    this.disposed = true;
-  }
-
-  private checkAlive(op: string): void {
-    if (this.disposed) throw new Error(`Sam2ImageEncoder.${op}: the encoder was disposed`);
+    this.lifetime.end();
   }
 
   private copy(t: Tensor): Tensor {
@@ -168,7 +164,7 @@ export class Sam2ImageEncoder {
   }
 
   private run(op: string, input: Tensor, trace: boolean): Record<string, Tensor> {
-    this.checkAlive(op);
+    this.lifetime.check(op);
     const S = this.config.imageSize;
     if (input.dtype !== 'f32' || input.rank !== 4 || input.shape[1] !== 3 || input.shape[2] !== S || input.shape[3] !== S || input.shape[0] < 1) {
       throw new Error(`Sam2ImageEncoder.${op}: input must be f32 [N, 3, ${S}, ${S}] (preprocess() output), got ${input.dtype} ${shapeString(input.shape)}`);

@@ -17,6 +17,7 @@ import { clickBatch, promptPoints } from '../sam/prompt-encoder.js';
 import type { AutoMask, AutoMaskOptions, SegmentPrediction, SegmentPrompt, Segmenter } from '../sam/segmenter.js';
 import type { InferSam2Options } from './config.js';
 import { Sam2ImageEncoder } from './image-encoder.js';
+import { BatchMasks, Lifetime } from '../lifetime.js';
 
 const OP = 'Sam2Predictor';
 
@@ -29,8 +30,8 @@ interface ImageState {
 export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
   readonly name: string;
   private image: ImageState | undefined;
-  private batchMasks: Tensor | undefined;
-  private disposed = false;
+  private readonly batchMasks = new BatchMasks();
+  private readonly lifetime = new Lifetime(OP, 'the predictor');
 
   /** The predictor owns both parts (dispose frees them). */
   constructor(readonly gpu: Gpu, readonly encoder: Sam2ImageEncoder, readonly decoder: SamMaskDecoder) {
@@ -60,7 +61,7 @@ export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
   }
 
   async setImage(image: DecodedImage): Promise<void> {
-    this.checkAlive('setImage');
+    this.lifetime.check('setImage');
     const input = this.encoder.preprocess(image);
     let features: SamImageFeatures;
     try {
@@ -89,11 +90,7 @@ export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
     const S = this.inputSize;
     const toModel = (x: number, y: number): [number, number] => [(x / img.width) * S, (y / img.height) * S];
     const batch = clickBatch(`${OP}.predictBatch`, points, labels, (prompt) => promptPoints(`${OP}.predictBatch`, prompt, toModel, 'sam2'));
-    this.batchMasks?.dispose();
-    this.batchMasks = undefined;
-    const out = await this.decoder.decodeMultimask(img.features, batch);
-    this.batchMasks = out.lowResMasks;
-    return out;
+    return this.batchMasks.replace(() => this.decoder.decodeMultimask(img.features, batch));
   }
 
   /** SAM's automatic mask generator over the current image. */
@@ -103,13 +100,12 @@ export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
   }
 
   dispose(): void {
-    if (this.disposed) return;
+    if (this.lifetime.disposed) return;
     this.releaseImage();
-    this.batchMasks?.dispose();
-    this.batchMasks = undefined;
+    this.batchMasks.release();
     this.encoder.dispose();
     this.decoder.dispose();
-    this.disposed = true;
+    this.lifetime.end();
   }
 
   private releaseImage(): void {
@@ -120,12 +116,8 @@ export class Sam2Predictor implements Segmenter, BatchedMaskDecoder {
   }
 
   private current(op: string): ImageState {
-    this.checkAlive(op);
+    this.lifetime.check(op);
     if (!this.image) throw new Error(`${OP}.${op}: no image set; call setImage(image) first`);
     return this.image;
-  }
-
-  private checkAlive(op: string): void {
-    if (this.disposed) throw new Error(`${OP}.${op}: the predictor was disposed`);
   }
 }
