@@ -22,8 +22,11 @@ const demo = {
   /** Whether this build of the library has a MobileSAM predictor at all. */
   hasSegmenter: typeof lib.MobileSamPredictor === 'function' && typeof lib.MobileSamEncoder === 'function',
   image: undefined,
-  /** MobileSAM's input side (?sam-size=N; 1024 natively). */
-  samSize: 1024,
+  /**
+   * MobileSAM's input side (?sam-size=N, a multiple of 16 ≤ 1024, runs the encoder at N² instead of 1024²: coarser
+   * masks, much faster on software adapters); read at start, since step 4 records it even where no MobileSAM runs.
+   */
+  samSize: Number(new URLSearchParams(location.search).get('sam-size') ?? 1024),
   /** Whether the segmenter holds the current image's embedding. */
   embedded: false,
   /** The ONNX bytes the segmenter was built from ({ encoder, decoder }); a sam-encoder head reuses them. */
@@ -149,11 +152,8 @@ async function loadSegmenter(encoderSource, decoderSource) {
   setStatus('sam-status', `building MobileSAM (${mib(encoder.length + decoder.length)} of ONNX)…`);
   demo.segmenter?.dispose();
   demo.samBytes = { encoder, decoder };
-  // ?sam-size=N runs the encoder at N² (a multiple of 16, ≤ 1024) instead of 1024²: coarser masks, much faster on software adapters.
-  const size = Number(new URLSearchParams(location.search).get('sam-size') ?? 1024);
-  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: size });
+  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: demo.samSize });
   demo.segmenter = lib.MobileSamPredictor.fromDecoderOnnx(demo.gpu, imageEncoder, decoder);
-  demo.samSize = size;
   demo.embedded = false;
   setStatus('sam-status', `${demo.segmenter.name} ready`);
   log(`${demo.segmenter.name} loaded`);
