@@ -15,9 +15,9 @@ export { FocusPipeline, MemoryCache, SAM_CHANNELS, applyFocus, makeBatch, mobile
 export type { AppliedFocus, FocusSettings, FocusView, MaskFilters, PipelineCache, PipelineModels, PreparedDetails, PreparedImage } from './medfocus/pipeline.js';
 export { epochOrder, samPoolClassifier, trainEpochs } from './medfocus/train-loop.js';
 export type { TrainLoopOptions, TrainStep } from './medfocus/train-loop.js';
-export { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './medfocus/head-export.js';
-export type { MobileSamFileIds, SamHeadSettings } from './medfocus/head-export.js';
-export { SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, plannedTrainingBytes } from './medfocus/web-trainer.js';
-export type { PrepareOptions, RefusedFile, TrainingImage, WebTrainSettings } from './medfocus/web-trainer.js';
+export { HEAD_CLIP, HEAD_JSON, HEAD_TENSORS, clipHeadSpec, headJsonText, headNeedsMobileSam, headTensorsBytes, samHeadSpec, webHeadProblem } from './medfocus/head-export.js';
+export type { ClipHeadSettings, HeadFocusSettings, SamHeadSettings } from './medfocus/head-export.js';
+export { CLIP_TRAIN_DEFAULTS, SAM_ENCODER_TRAIN_DEFAULTS, TrainingSet, WebTrainingRun, attentionTrainingProblem, checkWebTrainSettings, mobileSamFileIds, plannedTrainingBytes, trainsThroughAttention } from './medfocus/web-trainer.js';
+export type { PrepareOptions, RefusedFile, TrainableClassifier, TrainingImage, WebTrainSettings } from './medfocus/web-trainer.js';
 export { IndexedDbCache } from './medfocus/idb-cache.js';
 export type { CacheStats } from './medfocus/idb-cache.js';

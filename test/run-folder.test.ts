@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { parseCheckpoint, readCheckpoint, readRunConfig, validateRunConfig, writeCheckpoint, type Checkpoint, type RunConfig } from '../src/medfocus/checkpoint.js';
 import { checkHeadSpec, parseHeadSpec } from '../src/medfocus/head-spec.js';
+import { clipHeadSpec } from '../src/medfocus/head-export.js';
 import { SAMPLE_RUN_CONFIG } from './ref/sample-run-config.js';
 import { assertThrows, suite } from './util.js';
 
@@ -79,7 +80,7 @@ test('checkpoint: NaN refused at save (the good one stays) and at load; bad prog
 });
 
 test('head.json: only plain file names beside it, bounded sizes, distinct classes', async () => {
-  const spec = { format: 'medfocus-head', version: 2, classes: ['a', 'b'], clip: 'clip.safetensors', tensors: 'head.safetensors', prompts: 4, deep: 0, workSide: 256, focus: { mode: 'attention', strength: 4, overlayAlpha: 0.5 } };
+  const spec = clipHeadSpec({ classes: ['a', 'b'], focus: 'none', strength: 0, overlayAlpha: 0.5, samSize: 256, pointsPerSide: 4, prompts: 4 }, undefined);
   assert.equal(checkHeadSpec(spec), spec);
   for (const tensors of ['../../../etc/head.safetensors', '/abs/head.safetensors', 'https://elsewhere.example/head.safetensors', '.hidden.safetensors', 'sub/head.safetensors', 'head.bin']) {
     await assertThrows(() => checkHeadSpec({ ...spec, tensors }), /"tensors" must be a \.safetensors file name beside head\.json \(no folder, '\.\.', scheme or host\)/);
@@ -87,7 +88,7 @@ test('head.json: only plain file names beside it, bounded sizes, distinct classe
   await assertThrows(() => checkHeadSpec({ ...spec, clip: '//host/clip.safetensors' }), /"clip" must be a \.safetensors file name beside head\.json/);
   await assertThrows(() => checkHeadSpec({ ...spec, prompts: 1e9 }), /"prompts" must be an integer from 0 to 1024, got 1000000000/);
   await assertThrows(() => checkHeadSpec({ ...spec, deep: 999 }), /"deep" must be an integer from 0 to 256/);
-  await assertThrows(() => checkHeadSpec({ ...spec, workSide: 1e6 }), /"workSide" must be an integer from 16 to 4096/);
+  await assertThrows(() => checkHeadSpec({ ...spec, workSide: 1e6 }), /"workSide" must be 256 \(the frame the pipeline makes masks and features in\), got 1000000/);
   await assertThrows(() => checkHeadSpec({ ...spec, classes: ['a', 'b', 'a'] }), /"classes" names "a" twice; class names must be distinct/);
   // Found by the fuzzer (test/fuzz.test.ts): an absent field crashed the message itself (JSON.stringify(undefined).slice).
   const { tensors: _tensors, ...noTensors } = spec;

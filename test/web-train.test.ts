@@ -132,6 +132,8 @@ test("attentionTrainingProblem: a browser's 10 storage buffers per stage train a
   assert.is(attentionTrainingProblem(withLimit(needed)), undefined);
   const problem = attentionTrainingProblem(withLimit(needed - 1));
   assert.match(problem ?? '', new RegExp(`needs ${needed} storage buffers per shader stage .*this device allows ${needed - 1}; train with focus none or overlay`));
+  // A CLIP head trains its prompts through the tower's attention whatever the focus: the advice is the other backbone.
+  assert.match(attentionTrainingProblem(withLimit(needed - 1), 'clip') ?? '', new RegExp(`^training a CLIP head .* needs ${needed} storage buffers .*; train the sam-encoder backbone with focus none or overlay here`));
   const set = new TrainingSet();
   await set.add('a', 'a/0.png', png(1));
   await set.add('b', 'b/0.png', png(2));

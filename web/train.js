@@ -2,14 +2,18 @@
 // folder per class, picked or dropped, or images plus a typed class) go into
 // a TrainingSet, which decodes each one and refuses by name what training
 // cannot use; Train prepares them with the CLI's pipeline (automatic masks
-// and frozen MobileSAM features, once per image, kept by content hash in
-// memory and in IndexedDB across reloads) and trains a sam-encoder head with
-// the CLI's loop (src/medfocus/web-trainer.ts → train-loop.ts), showing
-// progress, ETA and the loss per epoch. Stop ends training at the next epoch
+// and frozen MobileSAM features or CLIP's input pixels, once per image, kept
+// by content hash in memory and in IndexedDB across reloads) and trains a
+// sam-encoder head, or a CLIP head on the CLIP weights and BPE vocabulary
+// picked here, with the CLI's classifier and loop
+// (src/medfocus/web-trainer.ts → train-loop.ts), showing progress, ETA and
+// the loss per epoch. Stop ends training at the next epoch
 // boundary (pressed while the images are prepared: after the first epoch);
 // Resume continues it (to the epochs field, which may grow). The trained
 // head is loaded into step 3 to classify, and Export downloads head.json +
-// head.safetensors, the files `medfocus train` writes (step 3 imports them).
+// head.safetensors, the files `medfocus train` writes (step 3 imports them;
+// a CLIP head together with its CLIP weights, which head.json names
+// clip.safetensors as the CLI's run folder does).
 // window.demo.training exposes the state for test/web-train-page.test.ts.
 
 import * as lib from '/dist/medfocus.browser.js';
@@ -23,6 +27,10 @@ const training = {
   run: undefined,
   /** MobileSAM as the pipeline uses it, at the segmenter's input side (built on the first Train). */
   sam: undefined,
+  /** Backbone clip: the picked weights file, the ClipModel built from it and the tokenizer from the picked vocabulary. */
+  clipFile: undefined,
+  clipModel: undefined,
+  tokenizer: undefined,
   /** Masks and features by content hash, in memory and IndexedDB: a second Train, or a reload, reuses them. */
   cache: await lib.IndexedDbCache.open(),
   running: false,
@@ -87,9 +95,14 @@ async function walkEntries(entries) {
 
 // ---------------------------------------------------------------- training
 
+/** The training defaults of the chosen backbone (medfocus train's: one table per backbone). */
+function backboneDefaults() {
+  return $('train-backbone').value === 'clip' ? lib.CLIP_TRAIN_DEFAULTS : lib.SAM_ENCODER_TRAIN_DEFAULTS;
+}
+
 function settings() {
   return {
-    ...lib.SAM_ENCODER_TRAIN_DEFAULTS,
+    ...backboneDefaults(),
     focus: $('train-focus').value,
     epochs: Number($('train-epochs').value),
     seed: Number($('train-seed').value),
@@ -97,6 +110,30 @@ function settings() {
     pointsPerSide: Number($('train-points').value),
     samSize: demo.samSize,
   };
+}
+
+/** Why Train cannot start with these settings (undefined when it can): the models they need. */
+function missingModels(s) {
+  const missing = [];
+  if (s.backbone === 'clip' && !training.clipModel) missing.push('the CLIP weights');
+  if (s.backbone === 'clip' && !training.tokenizer) missing.push('their BPE vocabulary (bpe_simple_vocab_16e6.txt.gz)');
+  if (lib.headNeedsMobileSam(s.backbone, s.focus) && !demo.samBytes) missing.push('MobileSAM (step 1)');
+  return missing.length > 0 ? `load ${missing.join(' and ')}` : undefined;
+}
+
+/** CLIP's weights: the model the classifier trains on, kept with its file (a trained head opens it as clip.safetensors). */
+async function loadClipWeights(file) {
+  const model = await lib.ClipModel.fromSafetensors(demo.gpu, await lib.openSafetensors(lib.blobSource(file)));
+  training.clipModel?.dispose();
+  training.clipModel = model;
+  training.clipFile = file;
+  const v = model.config.vision;
+  log(`CLIP weights ${file.name}: ${v.imageResolution}px, patch ${v.patchSize}, width ${v.width}, ${v.layers} blocks`);
+}
+
+async function loadClipVocab(file) {
+  training.tokenizer = await lib.ClipTokenizer.fromMergesGz(await lib.bytesFromFile(file));
+  log(`CLIP vocabulary ${file.name}: ${training.tokenizer.vocabSize} tokens`);
 }
 
 /** MobileSAM for the pipeline, from the bytes step 1 loaded, at the segmenter's input side. */
@@ -118,10 +155,13 @@ async function train() {
     training.run?.dispose();
     training.run = undefined;
     training.head = undefined;
+    const missing = missingModels(s);
+    if (missing) throw new Error(missing);
     const t0 = performance.now();
     const run = await lib.WebTrainingRun.prepare(training.set, s, {
       gpu: demo.gpu,
-      sam: pipelineSam(),
+      sam: lib.headNeedsMobileSam(s.backbone, s.focus) ? pipelineSam() : undefined,
+      clip: s.backbone === 'clip' ? { model: training.clipModel, tokenizer: training.tokenizer } : undefined,
       cache: training.cache,
       onImage: (done, total, name) => {
         bar.value = done / total;
@@ -131,7 +171,7 @@ async function train() {
     training.run = run;
     const { memoryHits, storedHits, misses } = training.cache.stats;
     const where = training.cache.persistent ? `${storedHits} read back from IndexedDB, ${memoryHits} from memory` : `${memoryHits} from memory (not kept across reloads: ${training.cache.storeError})`;
-    log(`prepared ${run.images.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s (focus ${s.focus}, MobileSAM ${s.samSize}²); cache so far: ${where}, ${misses} misses (computed)`);
+    log(`prepared ${run.images.length} images in ${((performance.now() - t0) / 1000).toFixed(1)} s (${s.backbone}, focus ${s.focus}, MobileSAM ${s.samSize}²); cache so far: ${where}, ${misses} misses (computed)`);
     showMemory();
     await runEpochs(run.epochs);
   });
@@ -180,27 +220,32 @@ async function runEpochs(epochs) {
   const stopped = p.epoch < epochs;
   setStatus('train-status', `${stopped ? 'stopped' : 'trained'}: ${p.epoch}/${epochs} epochs, ${p.step} steps, last epoch's loss ${p.losses.at(-1)?.toFixed(4)} (${formatSeconds((performance.now() - t0) / 1000)})${stopped ? '; Resume continues' : ''}`);
   log(`trained ${p.epoch} epochs in the page`);
-  const { encoder, decoder } = demo.samBytes;
-  training.head = await run.headFiles(await lib.mobileSamFileIds({ name: 'encoder.onnx', bytes: encoder }, { name: 'sam.onnx', bytes: decoder }));
+  const { backbone, focus } = run.settings;
+  const sam = lib.headNeedsMobileSam(backbone, focus) ? demo.samBytes : undefined;
+  training.head = await run.headFiles(sam && (await lib.mobileSamFileIds({ name: 'encoder.onnx', bytes: sam.encoder }, { name: 'sam.onnx', bytes: sam.decoder })));
   installHead(await loadTrainedHead(training.head));
 }
 
-/** The trained head as step 3 loads an imported one (the same files, from memory). */
+/** The trained head as step 3 loads an imported one (the same files, from memory; a CLIP head's weights from the picked file). */
 function loadTrainedHead({ json, tensors }) {
   const spec = lib.parseWebHeadSpec(json);
-  return lib.MedFocusHead.load(demo.gpu, spec, async (name) => lib.openSafetensors(lib.bytesSource(tensors, name), name), {
-    mobileSam: async (name) => (name === spec.mobileSam.encoder ? demo.samBytes.encoder : demo.samBytes.decoder),
-  });
+  return lib.MedFocusHead.load(
+    demo.gpu,
+    spec,
+    async (name) => (spec.backbone === 'clip' && name === spec.clip ? lib.openSafetensors(lib.blobSource(training.clipFile)) : lib.openSafetensors(lib.bytesSource(tensors, name), name)),
+    { mobileSam: async (name) => (name === spec.mobileSam.encoder ? demo.samBytes.encoder : demo.samBytes.decoder) },
+  );
 }
 
 /** What the run holds: GPU memory (the peak training plans, and the pool's now) and the features kept on the host. */
 function showMemory() {
   const run = training.run;
   const pool = demo.gpu.pool.stats();
+  const clip = run.settings.backbone === 'clip';
   $('train-memory').textContent =
-    `GPU: training plans a peak of ${mib(run.plannedBytes)} on top of MobileSAM (parameters, AdamW moments, the training graph of a batch of ${Math.min(run.settings.batch, run.images.length)} ` +
+    `GPU: training plans a peak of ${mib(run.plannedBytes)} on top of ${clip ? "CLIP's weights and " : ''}MobileSAM (parameters, AdamW moments, the training graph of a batch of ${Math.min(run.settings.batch, run.images.length)} ` +
     `with its activations and gradients, the next batch), whatever the number of images; the buffer pool holds ${mib(pool.ownedBytes)} now. ` +
-    `Host: ${mib(run.hostBytes)} of features for ${run.images.length} images (uploaded a batch at a time).`;
+    `Host: ${mib(run.hostBytes)} of ${clip ? 'input pixels' : 'features'} for ${run.images.length} images (uploaded a batch at a time).`;
   training.memory = { plannedBytes: run.plannedBytes, poolBytes: pool.ownedBytes, hostBytes: run.hostBytes };
 }
 
@@ -247,9 +292,10 @@ function exportHead() {
 
 function refreshTraining() {
   const busy = demo.busy;
-  $('train').disabled = busy || !demo.samBytes || training.set.problems().length > 0;
+  $('train-clip-files').hidden = $('train-backbone').value !== 'clip';
+  $('train').disabled = busy || missingModels(settings()) !== undefined || training.set.problems().length > 0;
   $('train-stop').disabled = !training.running || training.stopRequested;
-  $('train-resume').disabled = busy || !training.run || !demo.samBytes;
+  $('train-resume').disabled = busy || !training.run;
   $('train-export').disabled = busy || !training.head;
   $('train-clear').disabled = busy;
 }
@@ -292,21 +338,40 @@ $('train-clear').addEventListener('click', () => {
   refreshTraining();
 });
 $('train-export').addEventListener('click', exportHead);
+$('train-clip-weights').addEventListener('change', (e) => e.target.files[0] && act('load CLIP', 'train-status', () => loadClipWeights(e.target.files[0])));
+$('train-clip-vocab').addEventListener('change', (e) => e.target.files[0] && act('load CLIP vocabulary', 'train-status', () => loadClipVocab(e.target.files[0])));
+$('train-backbone').addEventListener('change', () => {
+  showDefaults();
+  refreshTraining();
+});
+$('train-focus').addEventListener('change', refreshTraining);
 
-// The fields start at medfocus train's defaults; where this device cannot train an attention focus, those modes are off (and overlay is the default).
-const defaults = lib.SAM_ENCODER_TRAIN_DEFAULTS;
+// The fields start at medfocus train's defaults (the chosen backbone's); what this device cannot train is switched off and says why.
 const attentionProblem = demo.gpu && lib.attentionTrainingProblem(demo.gpu);
+const clipProblem = demo.gpu && lib.attentionTrainingProblem(demo.gpu, 'clip');
 for (const option of $('train-focus').options) {
-  if (!attentionProblem || !(option.value === 'attention' || option.value === 'both' || option.value === 'learned')) continue;
+  if (!attentionProblem || !lib.trainsThroughAttention({ backbone: 'sam-encoder', focus: option.value })) continue;
   option.disabled = true;
   option.textContent += ' (not on this device)';
   option.title = attentionProblem;
 }
-$('train-focus').value = attentionProblem && (defaults.focus === 'attention' || defaults.focus === 'both') ? 'overlay' : defaults.focus;
+const clipOption = [...$('train-backbone').options].find((o) => o.value === 'clip');
+if (clipProblem) {
+  clipOption.disabled = true;
+  clipOption.textContent += ' (not on this device)';
+  clipOption.title = clipProblem;
+}
 if (attentionProblem) $('train-memory').textContent = `Focus attention/both/learned: ${attentionProblem}.`;
-$('train-epochs').value = String(defaults.epochs);
-$('train-seed').value = String(defaults.seed);
-$('train-batch').value = String(defaults.batch);
-$('train-points').value = String(defaults.pointsPerSide);
+
+function showDefaults() {
+  const defaults = backboneDefaults();
+  $('train-focus').value = attentionProblem && lib.trainsThroughAttention({ backbone: 'sam-encoder', focus: defaults.focus }) ? 'overlay' : defaults.focus;
+  $('train-epochs').value = String(defaults.epochs);
+  $('train-seed').value = String(defaults.seed);
+  $('train-batch').value = String(defaults.batch);
+  $('train-points').value = String(defaults.pointsPerSide);
+}
+
+showDefaults();
 demo.refreshHooks.push(refreshTraining);
 refreshTraining();

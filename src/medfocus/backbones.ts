@@ -193,15 +193,20 @@ export class ClipPromptClassifier extends ParamClassifier implements Classifier 
     checkBatch('ClipPromptClassifier', batch, [3, R, R], this.grid ** 2, this.opts.attention);
     if (!batch.labels) throw new Error('ClipPromptClassifier.lossAndGradients: the batch has no labels');
     const B = batch.size;
+    const feeds = { ...this.feeds(batch), labels: batch.labels };
     const contrastive = (this.opts.contrastive ?? 0) > 0;
-    const g = this.graphs.get(`train|${B}`, () => {
+    return splitOutputs(this.trainingGraph(B).run(contrastive ? { ...feeds, batchIndex: Int32Array.from({ length: B }, (_, i) => i) } : feeds));
+  }
+
+  /** The training graph (forward, loss, backward) for batches of B, built and compiled on first use; it allocates at its first run. */
+  trainingGraph(B: number): Graph {
+    const contrastive = (this.opts.contrastive ?? 0) > 0;
+    return this.graphs.get(`train|${B}`, () => {
       const g = new Graph(this.gpu, `medfocus.clip.train[B=${B}]`);
       const { logits, normalized, params } = this.forward(g, B);
       addCrossEntropyTraining(g, logits, B, [...this.params.keys()], params, contrastive ? (labels) => this.contrastiveLoss(g, normalized, labels, B) : undefined);
       return g;
     });
-    const feeds = { ...this.feeds(batch), labels: batch.labels };
-    return splitOutputs(g.run(contrastive ? { ...feeds, batchIndex: Int32Array.from({ length: B }, (_, i) => i) } : feeds));
   }
 
   predict(batch: Batch): { probs: Tensor; weights: Tensor } {

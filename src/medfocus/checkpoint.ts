@@ -19,9 +19,9 @@ import { bytesSource, openSafetensors, writeSafetensors, type SafetensorsEntry }
 import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Tensor } from '../tensor.js';
 import type { OptimizerState } from '../train/optimizer.js';
-import { RUN_FOCUS_MODES, WORK_SIDE, type FocusMode, type RunFocusMode } from './focus.js';
-import { HEAD_FORMAT, HEAD_VERSION, type WebHeadSpec } from './head-spec.js';
-import { HEAD_JSON, HEAD_TENSORS, headJsonText, headTensorsBytes, samHeadSpec, webHeadProblem } from './head-export.js';
+import { RUN_FOCUS_MODES, type RunFocusMode } from './focus.js';
+import type { WebHeadSpec } from './head-spec.js';
+import { HEAD_CLIP, HEAD_JSON, HEAD_TENSORS, clipHeadSpec, headJsonText, headNeedsMobileSam, headTensorsBytes, samHeadSpec, webHeadProblem } from './head-export.js';
 
 export { webHeadProblem } from './head-export.js';
 
@@ -106,7 +106,6 @@ export function loadParams(ckpt: Checkpoint, params: ReadonlyMap<string, Tensor>
 const CONFIG = 'config.json';
 const CHECKPOINT = 'checkpoint.safetensors';
 const STATE = 'state.json';
-const HEAD_CLIP = 'clip.safetensors';
 
 type FieldRule = (v: unknown) => boolean;
 const isNumber = (lo: number, hi = Infinity, integer = false): FieldRule => (v) => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi && (!integer || Number.isInteger(v));
@@ -306,25 +305,26 @@ async function fileSha256(path: string): Promise<string> {
  * RUN/head.safetensors (the trained parameters, no optimizer state) and
  * RUN/head.json, so that the run directory is all a page needs besides
  * the models: `node scripts/serve.js --run RUN` serves it at /run/.
+ * head.json records the focus settings and every mask filter the pipeline
+ * used, and names MobileSAM's ONNX files where the head runs MobileSAM
+ * (`mobileSam`: their names and sha256; no copy in the run folder: a page
+ * has them at /models/): sam-encoder heads always, CLIP heads with a focus.
  * - clip: also RUN/clip.safetensors, a symbolic link to the CLIP weights
  *   (a copy where links are refused).
- * - sam-encoder: head.json names MobileSAM's ONNX files (`mobileSam`: their
- *   names and sha256; no copy in the run folder: a page has them at /models/),
- *   the focus settings and every mask filter the pipeline used.
  */
 export async function exportHead(run: string, config: RunConfig, opts: { mobileSam?: MobileSamFilePaths } = {}): Promise<void> {
   const problem = webHeadProblem(config);
   if (problem) throw new Error(`export: run ${run} has no web head: ${problem}`);
-  if (config.backbone === 'sam-encoder' && !opts.mobileSam) throw new Error(`export: run ${run} is a sam-encoder run: its head.json names MobileSAM's ONNX files, so give their paths (opts.mobileSam)`);
+  const needsMobileSam = headNeedsMobileSam(config.backbone, config.focus);
+  if (needsMobileSam && !opts.mobileSam) throw new Error(`export: run ${run} (${config.backbone}, focus ${config.focus}): its head.json names MobileSAM's ONNX files, so give their paths (opts.mobileSam)`);
   const ckpt = await readCheckpoint(run);
   if (!ckpt) throw new Error(`export: run ${run} has no checkpoint yet`);
   await writeFileAtomic(join(run, HEAD_TENSORS), headTensorsBytes(ckpt.params));
+  const files = needsMobileSam ? opts.mobileSam : undefined;
+  const mobileSam = files && { encoder: basename(files.encoder), decoder: basename(files.decoder), encoderSha256: await fileSha256(files.encoder), decoderSha256: await fileSha256(files.decoder) };
   let spec: WebHeadSpec;
-  if (config.backbone === 'sam-encoder') {
-    const files = opts.mobileSam!;
-    const mobileSam = { encoder: basename(files.encoder), decoder: basename(files.decoder), encoderSha256: await fileSha256(files.encoder), decoderSha256: await fileSha256(files.decoder) };
-    spec = samHeadSpec(config, ckpt.params.get('queries')?.shape[0], mobileSam);
-  } else {
+  if (config.backbone === 'sam-encoder') spec = samHeadSpec(config, ckpt.params.get('queries')?.shape[0], mobileSam!);
+  else {
     const clipLink = join(run, HEAD_CLIP);
     const tmp = `${clipLink}.tmp-${process.pid}`;
     await rm(tmp, { force: true });
@@ -334,19 +334,7 @@ export async function exportHead(run: string, config: RunConfig, opts: { mobileS
       await copyFile(config.weights!, tmp);
     }
     await rename(tmp, clipLink);
-    spec = {
-      format: HEAD_FORMAT,
-      version: HEAD_VERSION,
-      backbone: 'clip',
-      classes: config.classes,
-      clip: HEAD_CLIP,
-      tensors: HEAD_TENSORS,
-      prompts: config.prompts,
-      deep: config.deep ?? 0,
-      workSide: WORK_SIDE,
-      // webHeadProblem above refuses focus learned, so the mode is a FocusMode here.
-      focus: { mode: config.focus as FocusMode, strength: config.strength, overlayAlpha: config.overlayAlpha },
-    };
+    spec = clipHeadSpec(config, mobileSam);
   }
   await writeFileAtomic(join(run, HEAD_JSON), headJsonText(spec));
 }

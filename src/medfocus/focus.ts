@@ -26,16 +26,14 @@ import { renderOverlay } from '../render/overlay.js';
 export const WORK_SIDE = 256;
 
 export type FocusMode = 'none' | 'overlay' | 'attention' | 'both';
-export const FOCUS_MODES: readonly FocusMode[] = ['none', 'overlay', 'attention', 'both'];
 
 /**
  * A run's focus: a FocusMode, or 'learned' (issue 18 §2, region-focus.ts): the
  * automatic masks become region tokens and the classifier learns attention
- * over them. CLI runs with the sam-encoder backbone only; a web head has no
- * learned focus yet (webHeadProblem), so FOCUS_MODES (head.json) leaves it out.
+ * over them. Every mode trains on both backbones and exports a web head.
  */
 export type RunFocusMode = FocusMode | 'learned';
-export const RUN_FOCUS_MODES: readonly RunFocusMode[] = [...FOCUS_MODES, 'learned'];
+export const RUN_FOCUS_MODES: readonly RunFocusMode[] = ['none', 'overlay', 'attention', 'both', 'learned'];
 
 export const usesOverlay = (mode: RunFocusMode) => mode === 'overlay' || mode === 'both';
 export const usesAttention = (mode: RunFocusMode) => mode === 'attention' || mode === 'both';

