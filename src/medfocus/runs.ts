@@ -188,8 +188,11 @@ async function planRun(req: TrainRequest): Promise<{ config: RunConfig; items: D
  * files are all a run folder needs to carry a protocol across machines.
  */
 export async function finishedRun(req: TrainRequest, testSet: string): Promise<{ config: RunConfig; result: RunEvaluation } | null> {
-  const [{ config }, previous] = await Promise.all([planRun(req), readRunConfig(req.out)]);
-  if (!previous || previous.epochs !== config.epochs || configDifferences(previous, config).length > 0) return null;
+  // Most runs of a fresh protocol have no folder yet: only a run with a config reads the data set to plan its own.
+  const previous = await readRunConfig(req.out);
+  if (!previous) return null;
+  const { config } = await planRun(req);
+  if (previous.epochs !== config.epochs || configDifferences(previous, config).length > 0) return null;
   // state.json (the checkpoint's progress, written after it) and eval.json are written atomically: absent, not half-written.
   const readJson = (name: string) => readFile(join(req.out, name), 'utf8').then(JSON.parse, () => null);
   const [state, stored] = (await Promise.all([readJson('state.json'), readJson('eval.json')])) as [{ epoch?: number } | null, (RunEvaluation & { testSet?: string }) | null];
