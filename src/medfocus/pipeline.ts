@@ -326,7 +326,7 @@ export class FocusPipeline {
    * browser-safe pipeline reads no files; trainer.ts's FocusPipeline (Node)
    * reads, hashes (sha256) and decodes them.
    */
-  protected async readImage(path: string): Promise<{ hash: string; image: DecodedImage }> {
+  async readImage(path: string): Promise<{ hash: string; image: DecodedImage }> {
     throw new Error(`FocusPipeline: cannot read ${path}: reading image files needs Node (medfocus/trainer.ts); give a decoded image to prepareImage`);
   }
 

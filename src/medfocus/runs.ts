@@ -254,7 +254,9 @@ export async function preparePool(s: Session, settings: TrainSettings, modes: re
   const bar = new ProgressBar(`preprocess (${modes.join(', ')})`, items.length);
   for (const item of items) {
     try {
-      for (const pipeline of pipelines) await pipeline.prepare(item);
+      // One read, hash and decode per image serves every mode's pipeline.
+      const { hash, image } = await pipelines[0].readImage(item.path);
+      for (const pipeline of pipelines) await pipeline.prepareImage(item, hash, image);
     } catch (e) {
       if (!isUnreadableImage(e)) throw e;
     }

@@ -43,7 +43,7 @@ export {
 
 /** The pipeline on image files: each read (regular files only), hashed (sha256 of its bytes: the cache key) and decoded. */
 export class FocusPipeline extends ImagePipeline {
-  protected override async readImage(path: string): Promise<{ hash: string; image: DecodedImage }> {
+  override async readImage(path: string): Promise<{ hash: string; image: DecodedImage }> {
     const bytes = await readRegularFile(path);
     return { hash: contentHash(bytes), image: decodeImage(bytes, path) };
   }

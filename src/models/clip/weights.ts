@@ -8,7 +8,8 @@
 // far is disposed, so the caller never holds a partly built model.
 //
 // dtype 'f16' (where the adapter has shader-f16) stores the transformer
-// blocks' linear weights (q, k, v, out, fc, proj: the matmul B operands) as
+// blocks' linear weights (q, k, v, out, fc, proj: the matmul B operands) and
+// the patch-embedding conv's weight (the conv kernels read halves too) as
 // halves; everything else (embeddings, norms, biases, the projections)
 // stays f32. A file that already stores a tensor as F16 has its halves
 // uploaded as they are where they stay halves (no f32 copy on the host), and
@@ -25,9 +26,9 @@ import { inferClipConfig, isIgnoredKey, parseConfigJson, sourceTensors, type Cli
 
 export interface ClipWeights {
   readonly config: ClipConfig;
-  /** Internal name (see config.ts sourceTensors) → resident tensor (f32; the blocks' linear weights f16 when weightDtype is). */
+  /** Internal name (see config.ts sourceTensors) → resident tensor (f32; the blocks' linear weights and the patch-embedding conv weight f16 when weightDtype is). */
   readonly params: ReadonlyMap<string, Tensor>;
-  /** What the blocks' linear weights are stored as. */
+  /** What the blocks' linear weights and the patch-embedding conv weight are stored as. */
   readonly weightDtype: WeightDtype;
   /** Why weightDtype is not what was asked (f16 on an adapter without shader-f16), for diagnostics. */
   readonly weightDtypeNote?: string;
@@ -52,8 +53,8 @@ export interface LoadClipWeightsOptions {
   dtype?: WeightDtype;
 }
 
-/** The blocks' linear weights (internal names, config.ts): the matmul B operands that dtype 'f16' stores as halves. */
-const BLOCK_LINEAR_WEIGHT = /\.blocks\.\d+\.(q|k|v|out|fc|proj)\.w$/;
+/** What dtype 'f16' stores as halves (internal names, config.ts): the blocks' linear weights (matmul's B operands) and the patch-embedding conv's weight. */
+const HALF_WEIGHT = /\.blocks\.\d+\.(q|k|v|out|fc|proj)\.w$|^visual\.conv$/;
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
@@ -127,7 +128,7 @@ export async function loadClipWeights(gpu: Gpu, file: SafetensorsFile, options: 
       let values = halves ? undefined : await file.read(src.key);
       const f32 = () => (values ??= widenF16(halves!));
       for (const target of src.targets) {
-        const storage = BLOCK_LINEAR_WEIGHT.test(target.name) ? dtype : 'f32';
+        const storage = HALF_WEIGHT.test(target.name) ? dtype : 'f32';
         if (target.name === 'logitScale') logitScale = f32()[0];
         else if (halves && storage === 'f16') params.set(target.name, Tensor.fromF16Bits(gpu, derive(halves, src, target), target.shape));
         else params.set(target.name, Tensor.fromArray(gpu, derive(f32(), src, target), target.shape, storage));
