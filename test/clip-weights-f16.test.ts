@@ -58,7 +58,7 @@ const VALUES = tensorValues();
 /** What dtype 'f16' holds as halves: the blocks' linear weights and the patch-embedding conv weight. */
 const HALF_WEIGHT = /\.blocks\.\d+\.(q|k|v|out|fc|proj)\.w$|^visual\.conv$/;
 
-async function load(gpu: Gpu, bytes: Uint8Array, name: string, dtype: 'f16' | 'f32'): Promise<ClipWeights> {
+async function load(gpu: Gpu, bytes: Uint8Array, name: string, dtype: 'f16' | 'f32' | undefined): Promise<ClipWeights> {
   const file = await openSafetensors(bytesSource(bytes, name));
   try {
     return await loadClipWeights(gpu, file, { dtype });
@@ -128,6 +128,29 @@ test("F16 file, dtype 'f16' without shader-f16: widened to f32, with the note", 
     assert.match(weights.weightDtypeNote ?? '', /loadClipWeights\(tiny-f16\.safetensors\): dtype 'f16' asked for, but the adapter .* lacks shader-f16: weights stay f32/);
     for (const [name, t] of weights.params) assert.is(t.dtype, 'f32', name);
     await checkByHand(weights, 'F16 file on an adapter without shader-f16');
+    weights.dispose();
+  } finally {
+    plain.destroy();
+  }
+});
+
+test('no dtype asked: the halves where the adapter has shader-f16, f32 without, and no note either way', async ({ gpu }) => {
+  const bytes = checkpoint(VALUES, 'F32');
+  const withF16 = await load(gpu, bytes, 'tiny-f32.safetensors', undefined);
+  const fromF32 = await load(gpu, bytes, 'tiny-f32.safetensors', 'f16');
+  try {
+    assert.is(withF16.weightDtypeNote, undefined);
+    await checkAgainstF32File(withF16, fromF32, 'f16', 'default dtype with shader-f16');
+  } finally {
+    withF16.dispose();
+    fromF32.dispose();
+  }
+  const plain = await getDevice({ disableF16: true });
+  try {
+    const weights = await load(plain, bytes, 'tiny-f32.safetensors', undefined);
+    assert.is(weights.weightDtype, 'f32');
+    assert.is(weights.weightDtypeNote, undefined);
+    for (const [name, t] of weights.params) assert.is(t.dtype, 'f32', name);
     weights.dispose();
   } finally {
     plain.destroy();

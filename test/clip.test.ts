@@ -71,7 +71,7 @@ test.before(async (ctx) => {
   const fixtures: Fixture[] = (clipFixtures.list = []);
   for (const { name, weights: weightsPath, io, tokens } of CLIP_FIXTURE_FILES) {
     const weights = await openSafetensorsFile(weightsPath!);
-    const model = await ClipModel.fromSafetensors(ctx.gpu, weights);
+    const model = await ClipModel.fromSafetensors(ctx.gpu, weights, { dtype: 'f32' });
     await weights.close();
     fixtures.push({ name, model, io: await openSafetensorsFile(io!), tokens: tokens! });
   }
@@ -262,7 +262,7 @@ test('checkpoint errors name the file, the key, expected and actual shape; nothi
   const fixtures = clipFixtures.loaded();
   if (!fixtures) return;
   const { entries, metadata } = await checkpointEntries();
-  const load = async (list: typeof entries, name: string) => ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(list, metadata)), name));
+  const load = async (list: typeof entries, name: string) => ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(list, metadata)), name), { dtype: 'f32' });
   await ctx.gpu.sync();
   const before = inUseBytes(ctx.gpu);
 
@@ -334,7 +334,7 @@ test('Hugging Face key layout (vision_model.encoder.layers.N.self_attn.q_proj…
   if (!fixtures) return;
   const f = fixtures[0];
   const { entries, metadata } = await checkpointEntries();
-  const hf = ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(toHuggingFace(entries), metadata)), 'hf.safetensors'));
+  const hf = ClipModel.fromSafetensors(ctx.gpu, await openSafetensors(bytesSource(writeSafetensors(toHuggingFace(entries), metadata)), 'hf.safetensors'), { dtype: 'f32' });
   const model = await hf;
   assert.is(model.config.layout, 'hf');
   const image = await uploadFixture(ctx.gpu, f.io, 'image');

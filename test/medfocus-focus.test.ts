@@ -160,7 +160,7 @@ test('mask cache codec round-trips; resizeRgba box-averages when shrinking', () 
 test('the attention bias lowers the class token\'s attention on off-focus patches (tiny CLIP tower)', async ({ gpu }) => {
   if (!clipFixture) return skip(NO_SHARED);
   const file = await openSafetensorsFile(clipFixture);
-  const model = await ClipModel.fromSafetensors(gpu, file);
+  const model = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f32' });
   await file.close();
   const v = model.config.vision;
   const G = v.grid;
@@ -308,7 +308,7 @@ test('ClipPromptClassifier learns a toy set (tiny CLIP tower)', async ({ gpu }) 
   const B = 6;
   const labels = Int32Array.from({ length: B }, (_, i) => i % 3);
   const file = await openSafetensorsFile(clipFixture);
-  const model = await ClipModel.fromSafetensors(gpu, file);
+  const model = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f32' });
   await file.close();
   const R = model.config.vision.imageResolution;
   const E = model.config.embedDim;
@@ -337,7 +337,7 @@ function meanCrossEntropy(logits: Float64Array, n: number, k: number, target: (i
 test('ClipPromptClassifier with the image–text contrastive term: loss vs a float64 reference, prompt gradient vs finite differences', async ({ gpu }) => {
   if (!clipFixture) return skip(NO_SHARED);
   const file = await openSafetensorsFile(clipFixture);
-  const model = await ClipModel.fromSafetensors(gpu, file);
+  const model = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f32' });
   await file.close();
   const [K, B, P, LAMBDA] = [3, 4, 2, 0.5];
   const R = model.config.vision.imageResolution;

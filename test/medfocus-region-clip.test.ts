@@ -57,7 +57,7 @@ function gatedWeights(tokens: Float32Array, pad: Float32Array, gamma: Float32Arr
 test('ClipPromptClassifier, focus learned: region weights and probabilities vs float64, scorer and prompt gradients vs finite differences (tiny CLIP tower)', async ({ gpu }) => {
   if (!clipFixture) return skip(NO_SHARED);
   const file = await openSafetensorsFile(clipFixture);
-  const model = await ClipModel.fromSafetensors(gpu, file);
+  const model = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f32' });
   await file.close();
   const [K, B, P, Rt, D, A, strength] = [3, 2, 2, 4, 6, 5, 3];
   const v = model.config.vision;

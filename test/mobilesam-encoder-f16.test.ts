@@ -102,4 +102,20 @@ test('without shader-f16: dtype f16 falls back to f32 weights with a note', asyn
   }
 });
 
+test('no dtype asked: f16 weights where the adapter has shader-f16, f32 without, and no note either way', async ({ gpu }) => {
+  const withF16 = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: 64 });
+  assert.is(withF16.weightDtype, 'f16');
+  assert.is(withF16.weightDtypeNote, undefined);
+  withF16.dispose();
+  const plain = await getDevice({ disableF16: true });
+  try {
+    const encoder = MobileSamEncoder.fromOnnx(plain, bytes, 'encoder.onnx', { inputSize: 64 });
+    assert.is(encoder.weightDtype, 'f32');
+    assert.is(encoder.weightDtypeNote, undefined);
+    encoder.dispose();
+  } finally {
+    plain.destroy();
+  }
+});
+
 test.run();

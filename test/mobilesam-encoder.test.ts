@@ -75,7 +75,7 @@ let gemm: { gemm: Gemm; release: () => Promise<void> } | undefined;
 
 test.before(async (ctx) => {
   bytes = new Uint8Array(readFileSync(onnxPath));
-  encoder = MobileSamEncoder.fromOnnx(ctx.gpu, bytes, 'encoder.onnx');
+  encoder = MobileSamEncoder.fromOnnx(ctx.gpu, bytes, 'encoder.onnx', { dtype: 'f32' });
   refWeights = tinyVitWeightsFromOnnx(readOnnxModel(bytes));
   gemm = await ortFloat64Gemm(ort);
 });
@@ -307,7 +307,7 @@ async function checkAgainstReference(encoderAt: MobileSamEncoder, size: number, 
 }
 
 test('embedding at 64² matches the float64 TinyViT reference (window padding in every stage)', async ({ gpu }) => {
-  const small = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: 64 });
+  const small = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { inputSize: 64, dtype: 'f32' });
   try {
     await checkAgainstReference(small, 64, syntheticDiscImage(128, 73), 'embedding at 64²');
   } finally {

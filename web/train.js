@@ -123,7 +123,8 @@ function missingModels(s) {
 
 /** CLIP's weights: the model the classifier trains on, kept with its file (a trained head opens it as clip.safetensors). */
 async function loadClipWeights(file) {
-  const model = await lib.ClipModel.fromSafetensors(demo.gpu, await lib.openSafetensors(lib.blobSource(file)));
+  // f32 as the CLI trains (a run must mean the same on every adapter).
+  const model = await lib.ClipModel.fromSafetensors(demo.gpu, await lib.openSafetensors(lib.blobSource(file)), { dtype: 'f32' });
   training.clipModel?.dispose();
   training.clipModel = model;
   training.clipFile = file;
@@ -141,7 +142,7 @@ function pipelineSam() {
   if (!demo.samBytes) throw new Error('load MobileSAM first (step 1)');
   if (training.sam?.samSize !== demo.samSize) {
     training.sam?.dispose();
-    training.sam = lib.mobileSamSegmenter(demo.gpu, demo.samBytes.encoder, demo.samBytes.decoder, demo.samSize);
+    training.sam = lib.mobileSamSegmenter(demo.gpu, demo.samBytes.encoder, demo.samBytes.decoder, demo.samSize, 'f32');
   }
   return training.sam;
 }

@@ -123,7 +123,7 @@ export default async function (ctx) {
     const a = ARCHS[arch];
     const t0 = performance.now();
     const file = await openSafetensors(syntheticSafetensors(openaiKeys(a), `${arch} (synthetic)`));
-    const model = await ClipModel.fromSafetensors(gpu, file);
+    const model = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f32' });
     await file.close();
     const loadMs = performance.now() - t0;
     let weightBytes;

@@ -104,7 +104,7 @@ export default async function (ctx) {
   }
   const { gpu } = ctx;
   const bytes = new Uint8Array(readFileSync(onnxPath));
-  const encoder = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx');
+  const encoder = MobileSamEncoder.fromOnnx(gpu, bytes, 'encoder.onnx', { dtype: 'f32' });
   const data = inputData();
   const input = Tensor.fromArray(gpu, data, [1, 3, 1024, 1024]);
   const ort = await loadOrt();

@@ -75,7 +75,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'sam-size': { commands: TRAINING, value: 'S', help: `MobileSAM input side, a multiple of 16 from ${SAM_SIZE_MIN} to 1024 (default ${SAM_SIZE_DEFAULT}; native 1024)` },
   'points-per-side': { commands: TRAINING, value: 'N', help: 'automatic-mask point grid (default 8)' },
   sam2: { commands: TRAINING, value: 'FILE', help: 'the automatic masks come from SAM2 (safetensors, official key names) instead of MobileSAM' },
-  dtype: { commands: TRAINING, value: 'f16|f32', help: "weights of MobileSAM's encoder and CLIP: f16 stores them as halves where the adapter has shader-f16 (else f32, with a note); default f32" },
+  dtype: { commands: TRAINING, value: 'f16|f32', help: "weights of MobileSAM's encoder and CLIP: f16 stores them as halves where the adapter has shader-f16 (else f32, with a note); default f32, so a run means the same on every adapter (the library's own default is f16 where the adapter has it)" },
   cache: { commands: COMMANDS, value: 'DIR', help: 'masks and features by content hash (default .medfocus-cache, or $MEDFOCUS_CACHE)' },
 };
 

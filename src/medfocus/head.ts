@@ -133,7 +133,8 @@ async function loadVerifiedMobileSam(gpu: Gpu, ids: MobileSamFileIds, samSize: n
     }
     bytes[key] = b;
   }
-  return mobileSamSegmenter(gpu, bytes.encoder, bytes.decoder, samSize);
+  // f32 as the run's pipeline was (runs with f16 weights export no web head).
+  return mobileSamSegmenter(gpu, bytes.encoder, bytes.decoder, samSize, 'f32');
 }
 
 /** The pipeline settings a head records, with its focus mode or `focus`. */
@@ -154,7 +155,7 @@ async function loadClipHead(gpu: Gpu, spec: WebHeadSpec & { backbone: 'clip' }, 
   const clipFile = await open(spec.clip);
   let clip: ClipModel;
   try {
-    clip = await ClipModel.fromSafetensors(gpu, clipFile);
+    clip = await ClipModel.fromSafetensors(gpu, clipFile, { dtype: 'f32' });
   } finally {
     await clipFile.close();
   }

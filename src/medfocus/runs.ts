@@ -41,10 +41,15 @@ async function findTokenizer(weights: string, given?: string): Promise<string> {
   throw new Error(`clip: the head is initialised from the text embeddings of "This is a photo of {class}", which needs the CLIP tokenizer; pass --tokenizer PATH (bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json + merges.txt), put it next to ${weights}, or set MEDFOCUS_CLIP_VOCAB`);
 }
 
-/** The session's CLIP, loaded once (a process runs one dtype: the run's, or the protocol's). */
+/**
+ * The session's CLIP, loaded once (a process runs one dtype: the run's, or the
+ * protocol's). Runs are f32 unless --dtype f16 says otherwise (not the
+ * library's per-adapter default): a run, its cache keys and its web head must
+ * mean the same on every adapter, the browser's without shader-f16 included.
+ */
 async function sessionClip(s: Session, weights: string, dtype: 'f16' | undefined): Promise<ClipModel> {
   if (!s.clip) {
-    s.clip = await withSafetensorsFile(weights, (file) => ClipModel.fromSafetensors(s.gpu, file, { dtype }));
+    s.clip = await withSafetensorsFile(weights, (file) => ClipModel.fromSafetensors(s.gpu, file, { dtype: dtype ?? 'f32' }));
     if (s.clip.weightDtypeNote) s.err(s.clip.weightDtypeNote);
   }
   return s.clip;

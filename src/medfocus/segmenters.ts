@@ -41,7 +41,7 @@ async function readBytes(path: string, what: string): Promise<Uint8Array> {
  * [1, 256, samSize/16, samSize/16]): one encoder pass per image serves masks
  * and features (pipeline.ts mobileSamSegmenter, which a web head calls too).
  */
-export async function loadMobileSam(gpu: Gpu, samSize: number, dtype?: WeightDtype): Promise<EmbeddingSegmenter> {
+export async function loadMobileSam(gpu: Gpu, samSize: number, dtype: WeightDtype): Promise<EmbeddingSegmenter> {
   const dir = minisamDir();
   return mobileSamSegmenter(gpu, await readBytes(join(dir, 'encoder.onnx'), 'MobileSAM encoder'), await readBytes(join(dir, 'sam.onnx'), 'MobileSAM decoder'), samSize, dtype);
 }

@@ -49,7 +49,7 @@ export interface LoadClipWeightsOptions {
    * config's hidden_act / quick_gelu, else QuickGELU as in OpenAI's CLIP).
    */
   activation?: ClipActivation;
-  /** Storage of the transformer blocks' linear weights (default 'f32'); 'f16' falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
+  /** Storage of the transformer blocks' linear weights and the patch conv; default f16 where the adapter has shader-f16, else f32 (chooseWeightDtype); 'f16' asked for falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
   dtype?: WeightDtype;
 }
 

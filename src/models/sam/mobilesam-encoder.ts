@@ -98,7 +98,7 @@ function halfWeight(key: string): boolean {
 export interface MobileSamEncoderOptions {
   /** The input side S that preprocess makes by default (a multiple of 16, 64–1024; default 1024). */
   inputSize?: number;
-  /** Storage of the matmul and conv weights (halfWeight; default 'f32'); 'f16' falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
+  /** Storage of the matmul and conv weights (halfWeight); default f16 where the adapter has shader-f16, else f32 (chooseWeightDtype); 'f16' asked for falls back to f32 where the adapter lacks shader-f16 (see weightDtypeNote). */
   dtype?: WeightDtype;
 }
 
