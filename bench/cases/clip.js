@@ -7,8 +7,10 @@
 // --quick: ViT-B/32 batch 1 and the text tower for 2 prompts.
 // --gpu-check: ViT-B/16 batch 8 alone (with --quick: ViT-B/32 batch 1 alone).
 // Adapters with shader-f16 (not under --gpu-check): the first architecture's
-// image tower at batch 1 with the blocks' linear weights stored as f16
-// against the f32 model, same images, same run (ratio: f32 time / f16 time).
+// image tower at each batch with f16 weights (the blocks' linear weights and
+// the patch conv) against the f32 model, same images, same run (ratio: f32
+// time / f16 time).
+
 import { ClipModel, Tensor, openSafetensors, syntheticSafetensors } from '../../dist/node.js';
 import { memoryLine, mib } from '../memory.js';
 import { benchF16Weights, values } from '../values.js';
@@ -85,22 +87,28 @@ function graphStats(model, prefix) {
   throw new Error(`bench clip: no compiled graph ${prefix}… (ClipModel internals changed?)`);
 }
 
-/** The image tower at batch 1 with f16 block weights (a second model from the same synthetic checkpoint) vs `model` (f32). */
-async function f16Line(ctx, name, arch, model) {
+/**
+ * The image tower with f16 weights (a second model from the same synthetic
+ * checkpoint) vs `model` (f32), one line per batch in `lines` ([name, batch]):
+ * batch 1, and batch 8 where issue 19's goal is stated.
+ */
+async function f16Lines(ctx, lines, arch, model) {
   const { gpu } = ctx;
   const file = await openSafetensors(syntheticSafetensors(openaiKeys(arch), 'f16 line (synthetic)'));
   const half = await ClipModel.fromSafetensors(gpu, file, { dtype: 'f16' });
   await file.close();
-  const images = Tensor.fromArray(gpu, values(3 * IMAGE * IMAGE, 12), [1, 3, IMAGE, IMAGE]);
-  await benchF16Weights(ctx, {
-    name,
-    shape: `images [1,3,${IMAGE},${IMAGE}] → [1,${EMBED}], blocks' linear weights f16`,
-    flops: imageFlops(arch, 1),
-    half: () => half.encodeImage(images),
-    full: () => model.encodeImage(images),
-    mismatch: 'bench clip: the f16-weight features differ from the f32 ones',
-  });
-  images.dispose();
+  for (const [name, batch] of lines) {
+    const images = Tensor.fromArray(gpu, values(batch * 3 * IMAGE * IMAGE, 12), [batch, 3, IMAGE, IMAGE]);
+    await benchF16Weights(ctx, {
+      name,
+      shape: `images [${batch},3,${IMAGE},${IMAGE}] → [${batch},${EMBED}], blocks' linear weights and patch conv f16`,
+      flops: imageFlops(arch, batch),
+      half: () => half.encodeImage(images),
+      full: () => model.encodeImage(images),
+      mismatch: 'bench clip: the f16-weight features differ from the f32 ones',
+    });
+    images.dispose();
+  }
   half.dispose();
 }
 
@@ -117,9 +125,8 @@ export default async function (ctx) {
   for (const arch of archs) {
     const wanted = batches.filter((b) => ctx.wants(imageName(arch, b)));
     const withText = arch === textArch && ctx.wants(textName);
-    const f16Name = `${imageName(arch, 1)} f16 weights`;
-    const withF16 = arch === archs[0] && !ctx.gpuCheck && gpu.hasF16 && ctx.wants(f16Name);
-    if (wanted.length === 0 && !withText && !withF16) continue;
+    const f16Wanted = arch === archs[0] && !ctx.gpuCheck && gpu.hasF16 ? batches.map((b) => [`${imageName(arch, b)} f16 weights`, b]).filter(([name]) => ctx.wants(name)) : [];
+    if (wanted.length === 0 && !withText && f16Wanted.length === 0) continue;
     const a = ARCHS[arch];
     const t0 = performance.now();
     const file = await openSafetensors(syntheticSafetensors(openaiKeys(a), `${arch} (synthetic)`));
@@ -127,7 +134,7 @@ export default async function (ctx) {
     await file.close();
     const loadMs = performance.now() - t0;
     let weightBytes;
-    if (withF16) await f16Line(ctx, f16Name, a, model);
+    if (f16Wanted.length > 0) await f16Lines(ctx, f16Wanted, a, model);
 
     for (const batch of wanted) {
       const images = Tensor.fromArray(gpu, values(batch * 3 * IMAGE * IMAGE, 11 + batch), [batch, 3, IMAGE, IMAGE]);
