@@ -1,6 +1,7 @@
 // CLIP checkpoints stored in F16 (issue 19 §1): with dtype 'f16' the
 // blocks' linear weights and the patch-embedding conv weight are uploaded as
-// the file's halves (no f32 copy on the host), with dtype 'f32' (or without shader-f16) everything is widened.
+// the file's halves (no f32 copy on the host), with dtype 'f32' (or without
+// shader-f16) everything is widened.
 // A tiny openai-layout CLIP is written here with every float tensor F16, and
 // each load is checked against the values the file holds: by hand for the
 // fused q/k/v split, the copies and logit_scale, and for every tensor

@@ -119,9 +119,10 @@ export class MemoryCache implements PipelineCache {
  * fetched or picked by a page) at input side `samSize` (embeddings
  * [1, 256, samSize/16, samSize/16]), as the pipeline's segmenter: one
  * encoder pass per image (setImage) serves both the automatic masks and,
- * through imageEmbedding, the sam-encoder features.
+ * through imageEmbedding, the sam-encoder features. `dtype` is required, not
+ * the library's per-adapter default: the pipeline's cache keys name it.
  */
-export function mobileSamSegmenter(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number, dtype?: WeightDtype): EmbeddingSegmenter {
+export function mobileSamSegmenter(gpu: Gpu, encoderOnnx: Uint8Array, decoderOnnx: Uint8Array, samSize: number, dtype: WeightDtype): EmbeddingSegmenter {
   const encoder = MobileSamEncoder.fromOnnx(gpu, encoderOnnx, 'encoder.onnx', { inputSize: samSize, dtype });
   try {
     return MobileSamPredictor.fromDecoderOnnx(gpu, encoder, decoderOnnx, 'sam.onnx');
